@@ -1,0 +1,1 @@
+"""paystream adapters, composition root and command line."""

@@ -1,0 +1,70 @@
+"""The composition root: the only place that constructs adapters and clients.
+
+Nothing here connects at import time; each factory returns an object built from
+the Settings it is given, with every timeout set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from services.settings import Settings
+
+
+def pg_pool(settings: Settings) -> AsyncConnectionPool:
+    """An unopened psycopg 3 pool (``await pool.open()`` or ``async with``)."""
+    return AsyncConnectionPool(
+        conninfo=settings.pg_conninfo,
+        kwargs={"password": settings.pg_password.get_secret_value()},
+        min_size=settings.pg_pool_min_size,
+        max_size=settings.pg_pool_max_size,
+        timeout=settings.connect_timeout_s,
+        open=False,
+        name="paystream",
+    )
+
+
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """An asyncio Redis client; connects lazily on the first command."""
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.connect_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+        health_check_interval=30,
+    )
+
+
+def web3_client(settings: Settings) -> AsyncWeb3[Any]:
+    """An AsyncWeb3 over HTTP JSON-RPC with a request timeout."""
+    provider = AsyncHTTPProvider(
+        settings.chain_rpc_url,
+        request_kwargs={"timeout": settings.chain_rpc_timeout_s},
+    )
+    return AsyncWeb3(provider)
+
+
+def kafka_producer_config(settings: Settings) -> dict[str, object]:
+    """confluent-kafka producer settings: idempotent, acks from all replicas."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "message.timeout.ms": int(settings.connect_timeout_s * 6 * 1000),
+    }
+
+
+def kafka_consumer_config(settings: Settings, group_id: str) -> dict[str, object]:
+    """confluent-kafka consumer settings: manual commits, start at the beginning."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10_000,
+    }

@@ -1,0 +1,27 @@
+"""The ``paystream`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from services.cli.stack import stack
+from services.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="paystream")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """paystream: an event-driven payment engine (Kafka, PostgreSQL, Redis, EVM).
+
+    Settings come from PAYSTREAM_* environment variables or a .env file
+    (see .env.example).
+    """
+    ctx.obj = Settings()
+
+
+cli.add_command(stack)
+
+
+def main() -> None:
+    cli()

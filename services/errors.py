@@ -1,0 +1,73 @@
+"""The exception tree of paystream.
+
+Adapters wrap the errors of their libraries (psycopg, redis, web3, Kafka
+clients, subprocesses) in these classes with ``raise X(...) from exc``; nothing
+above an adapter catches a library's exception type.
+
+::
+
+    PaystreamError
+    ├── ConfigError                 a setting is missing or contradictory
+    ├── InfrastructureError         transient: retry with a limit, then crash
+    │   ├── BrokerUnavailable       Kafka did not answer in time
+    │   ├── StoreUnavailable        PostgreSQL did not answer in time
+    │   ├── CacheUnavailable        Redis did not answer in time
+    │   └── ChainUnavailable        the EVM node did not answer in time
+    ├── StackError                  the local stack cannot start or stop a service
+    │   └── MissingDependency       a program or package is not installed
+    └── InvariantViolation          a broken invariant: crash the worker, never ack
+
+Business rejections (insufficient funds, a blocked payee, ...) are not
+exceptions: they are values with stable codes.
+"""
+
+from __future__ import annotations
+
+
+class PaystreamError(Exception):
+    """Root of every error paystream raises on purpose."""
+
+
+class ConfigError(PaystreamError):
+    """A setting is missing, malformed or contradicts another."""
+
+
+class InfrastructureError(PaystreamError):
+    """A dependency did not answer; the operation may succeed when retried."""
+
+
+class BrokerUnavailable(InfrastructureError):
+    """Kafka did not answer in time."""
+
+
+class StoreUnavailable(InfrastructureError):
+    """PostgreSQL did not answer in time."""
+
+
+class CacheUnavailable(InfrastructureError):
+    """Redis did not answer in time."""
+
+
+class ChainUnavailable(InfrastructureError):
+    """The EVM node did not answer in time."""
+
+
+class StackError(PaystreamError):
+    """A service of the local stack cannot be started, checked or stopped."""
+
+
+class MissingDependency(StackError):
+    """A program or package the local stack needs is not installed.
+
+    The message names what is missing and the command that installs it.
+    """
+
+
+class InvariantViolation(PaystreamError):
+    """An invariant of the engine does not hold; the worker must stop."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Check an invariant; unlike ``assert`` it survives ``python -O``."""
+    if not condition:
+        raise InvariantViolation(message)

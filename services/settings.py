@@ -1,0 +1,93 @@
+"""The one frozen configuration object of paystream.
+
+Every key is read from the environment with the prefix ``PAYSTREAM_`` (or from a
+``.env`` file in the working directory); ``.env.example`` lists them all. Units
+are part of the names; secrets are ``SecretStr`` and never printed. Build it once
+(``Settings()``) and pass it explicitly: nothing reads the environment elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The well-known development mnemonic of anvil/hardhat: its keys hold test ether
+# on a local chain only. A real deployment sets PAYSTREAM_CHAIN_MNEMONIC.
+_LOCAL_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+class Settings(BaseSettings):
+    """Configuration of the engine and of its local stack."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PAYSTREAM_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # Where the local stack keeps its data, logs, pid files and downloads.
+    state_dir: Path = PROJECT_ROOT / ".state"
+    host: str = "127.0.0.1"
+
+    # Kafka (single KRaft node locally).
+    kafka_port: int = Field(default=19092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
+    kafka_heap_mb: int = Field(default=512, ge=128)
+    kafka_partitions: int = Field(default=8, ge=1)
+
+    # PostgreSQL.
+    pg_port: int = Field(default=55432, ge=1, le=65535)
+    pg_user: str = "paystream"
+    pg_password: SecretStr = SecretStr("paystream-local")
+    pg_database: str = "paystream"
+    pg_pool_min_size: int = Field(default=1, ge=0)
+    pg_pool_max_size: int = Field(default=8, ge=1)
+
+    # Redis.
+    redis_port: int = Field(default=56379, ge=1, le=65535)
+    redis_db: int = Field(default=0, ge=0)
+
+    # EVM node (anvil locally).
+    anvil_port: int = Field(default=18545, ge=1, le=65535)
+    anvil_block_time_s: float = Field(default=1.0, ge=0)
+    chain_id: int = Field(default=31337, ge=1)
+    chain_mnemonic: SecretStr = SecretStr(_LOCAL_MNEMONIC)
+    chain_rpc_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Timeouts of the local stack and of the adapters.
+    stack_start_timeout_s: float = Field(default=120.0, gt=0)
+    stack_stop_timeout_s: float = Field(default=30.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+    # Tests: start services with testcontainers instead (needs a Docker engine).
+    testcontainers: bool = False
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def pg_conninfo(self) -> str:
+        """libpq connection string without the password (pass it separately)."""
+        return (
+            f"host={self.host} port={self.pg_port} dbname={self.pg_database} "
+            f"user={self.pg_user} connect_timeout={int(self.connect_timeout_s)}"
+        )
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.redis_port}/{self.redis_db}"
+
+    @property
+    def chain_rpc_url(self) -> str:
+        return f"http://{self.host}:{self.anvil_port}"
+
+    def with_overrides(self, **values: object) -> Settings:
+        """A copy with some keys changed (Settings itself is frozen)."""
+        return self.model_copy(update=values)

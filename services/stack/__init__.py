@@ -1,0 +1,1 @@
+"""The local stack: Kafka (KRaft), PostgreSQL, Redis and anvil on this machine."""

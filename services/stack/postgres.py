@@ -1,0 +1,191 @@
+"""PostgreSQL from Debian's packages, as a private instance in the state directory.
+
+The server refuses to run as root, so when the stack runs as root the data
+directory belongs to the ``postgres`` user and the server programs are run
+through ``runuser``. Password authentication (SCRAM) is on from the first start.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from services.errors import MissingDependency
+from services.settings import Settings
+from services.stack.base import StatePaths
+from services.stack.process import (
+    PidFile,
+    apt_install,
+    is_root,
+    run,
+    wait_until,
+)
+
+_PG_USER = "postgres"
+
+
+def _server_bindir() -> Path | None:
+    """The newest installed server's bin directory (Debian layout)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return found[-1].parent if found else None
+
+
+class PostgresService:
+    name = "postgres"
+
+    def __init__(self, settings: Settings, paths: StatePaths) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.home = paths.service_dir("postgres")
+        self.data = self.home / "data"
+        self.socket_dir = self.home / "socket"
+        self._pidfile = PidFile(self.data / "postmaster.pid", marker=str(self.data))
+
+    def url(self) -> str:
+        s = self.settings
+        return f"postgresql://{s.pg_user}@{s.host}:{s.pg_port}/{s.pg_database}"
+
+    def log_path(self) -> Path:
+        return self.paths.log("postgres")
+
+    def data_paths(self) -> list[Path]:
+        return [self.home]
+
+    def install(self) -> None:
+        if _server_bindir() is None:
+            apt_install(["postgresql"])
+        if _server_bindir() is None:
+            raise MissingDependency(
+                "PostgreSQL server programs not found under /usr/lib/postgresql/*/bin "
+                "after installing `postgresql`"
+            )
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        if not is_root():
+            return argv
+        runuser = shutil.which("runuser")
+        if runuser is None:
+            raise MissingDependency("runuser not found: install Debian's `util-linux`")
+        return [runuser, "-u", _PG_USER, "--", *argv]
+
+    def _chown(self, *targets: Path) -> None:
+        if not is_root():
+            return
+        entry = pwd.getpwnam(_PG_USER)
+        for target in targets:
+            os.chown(target, entry.pw_uid, entry.pw_gid)
+
+    def _connect(self, dbname: str) -> psycopg.Connection[tuple[object, ...]]:
+        s = self.settings
+        return psycopg.connect(
+            host=s.host,
+            port=s.pg_port,
+            dbname=dbname,
+            user=s.pg_user,
+            password=s.pg_password.get_secret_value(),
+            connect_timeout=2,
+            autocommit=True,
+        )
+
+    def healthy(self) -> bool:
+        """True when the configured database accepts the configured user."""
+        try:
+            with self._connect(self.settings.pg_database) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+    def pid(self) -> int | None:
+        return self._pidfile.read()
+
+    def _initdb(self, bindir: Path) -> None:
+        if (self.data / "PG_VERSION").exists():
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.data.mkdir(mode=0o700, exist_ok=True)
+        pwfile = self.home / ".pwfile"
+        pwfile.write_text(self.settings.pg_password.get_secret_value() + "\n")
+        pwfile.chmod(0o600)
+        self._chown(self.home, self.data, pwfile)
+        try:
+            run(
+                self._as_owner(
+                    [
+                        str(bindir / "initdb"),
+                        "-D",
+                        str(self.data),
+                        "-U",
+                        self.settings.pg_user,
+                        f"--pwfile={pwfile}",
+                        "--auth=scram-sha-256",
+                        "-E",
+                        "UTF8",
+                        "--no-locale",
+                    ]
+                ),
+                what="initialising the PostgreSQL data directory (initdb)",
+                timeout_s=180,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def start(self) -> None:
+        bindir = _server_bindir()
+        if bindir is None:
+            raise MissingDependency("PostgreSQL is not installed: run `paystream stack up`")
+        self._initdb(bindir)
+        self.socket_dir.mkdir(exist_ok=True)
+        log = self.log_path()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
+        self._chown(self.socket_dir, log)
+        s = self.settings
+        options = (
+            f"-p {s.pg_port} -k {self.socket_dir} -c listen_addresses={s.host} "
+            "-c shared_buffers=256MB -c max_connections=200"
+        )
+        run(
+            self._as_owner(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    str(int(s.stack_start_timeout_s)),
+                    "start",
+                ]
+            ),
+            what=f"starting PostgreSQL (log: {log})",
+            timeout_s=s.stack_start_timeout_s + 10,
+        )
+        self._create_database()
+        wait_until(self.healthy, timeout_s=s.stack_start_timeout_s, what="PostgreSQL", log=log)
+
+    def _create_database(self) -> None:
+        with self._connect("postgres") as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.settings.pg_database,)
+            ).fetchone()
+            if exists is None:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.settings.pg_database))
+                )
+
+    def stop(self) -> bool:
+        # SIGINT is PostgreSQL's "fast" shutdown: roll back sessions, checkpoint, exit.
+        return self._pidfile.stop(timeout_s=self.settings.stack_stop_timeout_s, sig=signal.SIGINT)
