@@ -16,7 +16,7 @@ from pathlib import Path
 
 from services.settings import Settings
 from services.stack.base import DEPLOY_DIR, StatePaths
-from services.stack.process import PidFile, ensure_program, run, spawn, wait_until
+from services.stack.process import PidFile, ensure_program, pid_alive, run, spawn, wait_until
 
 CHAIN_DEPLOY = DEPLOY_DIR / "chain"
 NODE_MODULES = CHAIN_DEPLOY / "node_modules"
@@ -117,7 +117,7 @@ class AnvilService:
             timeout_s=s.stack_start_timeout_s,
             what="anvil",
             log=self.log_path(),
-            alive=lambda: self.pid() is not None,
+            alive=lambda: pid_alive(pid),
         )
 
     def stop(self) -> bool:

@@ -15,7 +15,15 @@ from pathlib import Path
 
 from services.settings import Settings
 from services.stack.base import DEPLOY_DIR, StatePaths
-from services.stack.process import PidFile, ensure_program, port_open, run, spawn, wait_until
+from services.stack.process import (
+    PidFile,
+    ensure_program,
+    pid_alive,
+    port_open,
+    run,
+    spawn,
+    wait_until,
+)
 
 KAFKA_DEPLOY = DEPLOY_DIR / "local" / "kafka"
 
@@ -149,7 +157,7 @@ class KafkaService:
             timeout_s=self.settings.stack_start_timeout_s,
             what="Kafka broker",
             log=self.log_path(),
-            alive=lambda: self.pid() is not None,
+            alive=lambda: pid_alive(pid),
             interval_s=0.5,
         )
 
