@@ -12,6 +12,10 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
+from services.chain.client import Web3ChainClient, decoder_for_contracts
+from services.chain.deployment import require_deployment
+from services.chain.keys import ChainKeys
+from services.chain.sender import TxSender
 from services.settings import Settings
 
 
@@ -68,3 +72,16 @@ def kafka_consumer_config(settings: Settings, group_id: str) -> dict[str, object
         "auto.offset.reset": "earliest",
         "session.timeout.ms": 10_000,
     }
+
+
+async def chain_client(settings: Settings) -> Web3ChainClient:
+    """The chain client for the deployed contracts (run `paystream chain deploy` first)."""
+    w3 = web3_client(settings)
+    deployment = await require_deployment(w3, settings)
+    return Web3ChainClient(
+        w3, settings, ChainKeys.from_settings(settings), deployment, tx_sender(w3, settings)
+    )
+
+
+def tx_sender(w3: AsyncWeb3[Any], settings: Settings) -> TxSender:
+    return TxSender(w3, settings, decoder_for_contracts())

@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     chain_id: int = Field(default=31337, ge=1)
     chain_mnemonic: SecretStr = SecretStr(_LOCAL_MNEMONIC)
     chain_rpc_timeout_s: float = Field(default=10.0, gt=0)
+    # Transactions: EIP-1559 tip and cap, receipt polling, replacement of stuck ones.
+    chain_priority_fee_wei: int = Field(default=1_000_000_000, ge=0)
+    chain_max_fee_wei: int = Field(default=500_000_000_000, gt=0)
+    chain_receipt_timeout_s: float = Field(default=120.0, gt=0)
+    chain_receipt_poll_s: float = Field(default=0.1, gt=0)
+    chain_replace_after_s: float = Field(default=12.0, gt=0)
+    chain_max_replacements: int = Field(default=5, ge=0)
+    chain_fee_bump_bps: int = Field(default=1_250, ge=1_250)
+    chain_gas_margin_bps: int = Field(default=2_000, ge=0)
+    # Settlement approvals: M of N signers for batches above the threshold.
+    chain_signer_count: int = Field(default=3, ge=1, le=8)
+    chain_required_approvals: int = Field(default=2, ge=1)
+    chain_approval_threshold: int = Field(default=1_000_000_000_000, ge=0)  # token base units
+    chain_approval_ttl_s: int = Field(default=300, gt=0)
 
     # Timeouts of the local stack and of the adapters.
     stack_start_timeout_s: float = Field(default=120.0, gt=0)

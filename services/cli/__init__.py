@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from services.cli.chain import chain, deposit
 from services.cli.stack import stack
 from services.settings import Settings
 
@@ -21,6 +22,8 @@ def cli(ctx: click.Context) -> None:
 
 
 cli.add_command(stack)
+cli.add_command(chain)
+cli.add_command(deposit)
 
 
 def main() -> None:

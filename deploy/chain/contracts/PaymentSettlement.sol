@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity 0.8.30;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+/// @title paystream treasury and batched settlement
+/// @notice Holds the treasury in one ERC-20 token, takes deposits for payer
+/// accounts, and pays batches of payments in one call. Every payment carries a
+/// sequence number assigned by the engine; a bitmap over those numbers makes
+/// sure that no payment is ever paid twice. Batches above a value threshold
+/// need M-of-N EIP-712 approvals from registered signers.
+/// @dev Packed batch format (`payments`), 48 bytes per payment, big-endian:
+///   [0..20)  payee address
+///   [20..32) amount (uint96, token base units)
+///   [32..40) sequence number (uint64, the engine's payment number)
+///   [40..48) payer reference (uint64, the engine's account reference)
+contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
+    using SafeERC20 for IERC20;
+
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    bytes32 public constant BATCH_APPROVAL_TYPEHASH =
+        keccak256("BatchApproval(uint64 batchId,bytes32 paymentsHash,uint256 nonce,uint256 deadline)");
+    uint256 private constant RECORD_BYTES = 48;
+    uint256 public constant MAX_BATCH = 1024;
+
+    IERC20 public immutable token;
+
+    /// @notice Sequence number => paid, 256 per storage word.
+    mapping(uint256 => uint256) private _settledWords;
+    /// @notice Registered approval signers; `signerCount` of them are active.
+    mapping(address => bool) public isSigner;
+    uint256 public signerCount;
+    /// @notice Approvals needed (M) for a batch whose total exceeds `approvalThreshold`.
+    uint256 public requiredApprovals;
+    uint256 public approvalThreshold;
+    /// @notice Approval nonces already consumed.
+    mapping(uint256 => bool) public approvalNonceUsed;
+
+    /// @notice One per settled payment. Packed to keep the log small:
+    /// `payment` = payee (bits 255..96) | amount (bits 95..0);
+    /// `refs` = sequence (bits 255..192) | payer reference (191..128) | batch id (127..64).
+    event PaymentSettled(uint256 payment, uint256 refs);
+    event BatchSettled(uint64 indexed batchId, uint256 paidCount, uint256 skippedCount, uint256 paidAmount);
+    event Deposited(uint64 indexed accountRef, address indexed from, uint256 amount);
+    event Withdrawn(address indexed to, uint256 amount);
+    event SignerSet(address indexed signer, bool active);
+    event ApprovalPolicySet(uint256 requiredApprovals, uint256 approvalThreshold);
+
+    error EmptyOrMalformedBatch(uint256 length);
+    error BatchTooLarge(uint256 count);
+    error ApprovalsRequired(uint256 total, uint256 threshold);
+    error ApprovalExpired(uint256 deadline);
+    error ApprovalNonceUsed(uint256 nonce);
+    error NotEnoughApprovals(uint256 valid, uint256 required);
+    error SignersNotAscending(address signer);
+    error UnknownSigner(address signer);
+    error ZeroAmount();
+    error InvalidPolicy();
+
+    constructor(
+        IERC20 token_,
+        address admin,
+        address operator,
+        address[] memory signers,
+        uint256 requiredApprovals_,
+        uint256 approvalThreshold_
+    ) EIP712("PaymentSettlement", "1") {
+        token = token_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(OPERATOR_ROLE, operator);
+        for (uint256 i = 0; i < signers.length; ++i) {
+            _setSigner(signers[i], true);
+        }
+        _setApprovalPolicy(requiredApprovals_, approvalThreshold_);
+    }
+
+    // ----------------------------------------------------------------- deposits
+
+    /// @notice Pull `amount` of the token from the caller into the treasury and
+    /// credit it to the engine's account `accountRef`.
+    function deposit(uint64 accountRef, uint256 amount) external whenNotPaused nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        emit Deposited(accountRef, msg.sender, amount);
+    }
+
+    // --------------------------------------------------------------- settlement
+
+    /// @notice Settle a batch whose total is at most `approvalThreshold`.
+    function settleBatch(uint64 batchId, bytes calldata payments)
+        external
+        onlyRole(OPERATOR_ROLE)
+        whenNotPaused
+        nonReentrant
+    {
+        uint256 total = _settle(batchId, payments);
+        if (total > approvalThreshold) revert ApprovalsRequired(total, approvalThreshold);
+    }
+
+    /// @notice Settle a batch with M-of-N signer approvals over
+    /// `BatchApproval(batchId, keccak256(payments), nonce, deadline)`.
+    /// Signatures are 65 bytes (r, s, v), ordered by strictly ascending signer address.
+    function settleBatchApproved(
+        uint64 batchId,
+        bytes calldata payments,
+        uint256 nonce,
+        uint256 deadline,
+        bytes[] calldata signatures
+    ) external onlyRole(OPERATOR_ROLE) whenNotPaused nonReentrant {
+        _checkApprovals(batchId, keccak256(payments), nonce, deadline, signatures);
+        _settle(batchId, payments);
+    }
+
+    /// @notice True when the payment with this sequence number has been paid.
+    function isSettled(uint64 sequence) external view returns (bool) {
+        return (_settledWords[sequence >> 8] >> (sequence & 0xff)) & 1 == 1;
+    }
+
+    /// @notice The EIP-712 digest the signers sign for a batch.
+    function approvalDigest(uint64 batchId, bytes32 paymentsHash, uint256 nonce, uint256 deadline)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(BATCH_APPROVAL_TYPEHASH, batchId, paymentsHash, nonce, deadline)));
+    }
+
+    function _checkApprovals(
+        uint64 batchId,
+        bytes32 paymentsHash,
+        uint256 nonce,
+        uint256 deadline,
+        bytes[] calldata signatures
+    ) private {
+        if (block.timestamp > deadline) revert ApprovalExpired(deadline);
+        if (approvalNonceUsed[nonce]) revert ApprovalNonceUsed(nonce);
+        approvalNonceUsed[nonce] = true;
+        bytes32 digest = approvalDigest(batchId, paymentsHash, nonce, deadline);
+        address previous = address(0);
+        for (uint256 i = 0; i < signatures.length; ++i) {
+            // OpenZeppelin's ECDSA rejects malleable (high-s) signatures.
+            address signer = ECDSA.recover(digest, signatures[i]);
+            if (signer <= previous) revert SignersNotAscending(signer);
+            if (!isSigner[signer]) revert UnknownSigner(signer);
+            previous = signer;
+        }
+        if (signatures.length < requiredApprovals) {
+            revert NotEnoughApprovals(signatures.length, requiredApprovals);
+        }
+    }
+
+    /// @dev Pays every payment of the batch not paid before; returns the batch total.
+    function _settle(uint64 batchId, bytes calldata payments) private returns (uint256 total) {
+        uint256 length = payments.length;
+        if (length == 0 || length % RECORD_BYTES != 0) revert EmptyOrMalformedBatch(length);
+        uint256 count = length / RECORD_BYTES;
+        if (count > MAX_BATCH) revert BatchTooLarge(count);
+
+        uint256 paidCount;
+        uint256 paidAmount;
+        uint256 wordIndex = type(uint256).max;
+        uint256 word;
+        uint256 base;
+        assembly {
+            base := payments.offset
+        }
+        for (uint256 i = 0; i < count; ++i) {
+            uint256 payment;
+            uint256 refs;
+            assembly {
+                let at := add(base, mul(i, RECORD_BYTES))
+                payment := calldataload(at)
+                refs := calldataload(add(at, 32))
+            }
+            uint256 amount = payment & type(uint96).max;
+            if (amount == 0) revert ZeroAmount();
+            total += amount;
+            uint256 sequence = refs >> 192;
+            // The bitmap word stays in memory while sequence numbers fall in it.
+            if (sequence >> 8 != wordIndex) {
+                if (wordIndex != type(uint256).max) _settledWords[wordIndex] = word;
+                wordIndex = sequence >> 8;
+                word = _settledWords[wordIndex];
+            }
+            uint256 bit = 1 << (sequence & 0xff);
+            if (word & bit != 0) continue; // paid before: never move these funds again
+            word |= bit;
+            token.safeTransfer(address(uint160(payment >> 96)), amount);
+            emit PaymentSettled(payment, (refs & ~uint256(type(uint128).max)) | (uint256(batchId) << 64));
+            ++paidCount;
+            paidAmount += amount;
+        }
+        _settledWords[wordIndex] = word;
+        emit BatchSettled(batchId, paidCount, count - paidCount, paidAmount);
+    }
+
+    // -------------------------------------------------------------------- admin
+
+    function setSigner(address signer, bool active) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setSigner(signer, active);
+        _setApprovalPolicy(requiredApprovals, approvalThreshold);
+    }
+
+    function setApprovalPolicy(uint256 requiredApprovals_, uint256 approvalThreshold_)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _setApprovalPolicy(requiredApprovals_, approvalThreshold_);
+    }
+
+    function pause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _pause();
+    }
+
+    function unpause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _unpause();
+    }
+
+    /// @notice Move treasury funds out (admin only), e.g. to rebalance.
+    function withdraw(address to, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        token.safeTransfer(to, amount);
+        emit Withdrawn(to, amount);
+    }
+
+    function _setSigner(address signer, bool active) private {
+        if (isSigner[signer] == active) return;
+        isSigner[signer] = active;
+        if (active) ++signerCount;
+        else --signerCount;
+        emit SignerSet(signer, active);
+    }
+
+    function _setApprovalPolicy(uint256 required, uint256 threshold) private {
+        if (required == 0 || required > signerCount) revert InvalidPolicy();
+        requiredApprovals = required;
+        approvalThreshold = threshold;
+        emit ApprovalPolicySet(required, threshold);
+    }
+}

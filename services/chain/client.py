@@ -1,0 +1,196 @@
+"""The async web3.py chain client: batches, deposits, events, blocks."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+from web3 import AsyncWeb3
+
+from services.chain import artifacts
+from services.chain.keys import ChainKeys, approval_message, sign_approvals
+from services.chain.packing import PaymentRecord, SettledPayment, pack_batch, unpack_settled
+from services.chain.reverts import RevertDecoder
+from services.chain.sender import Receipt, TxSender
+from services.settings import Settings
+
+PAYMENT_SETTLED_TOPIC = keccak(text="PaymentSettled(uint256,uint256)")
+DEPOSITED_TOPIC = keccak(text="Deposited(uint64,address,uint256)")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    chain_id: int
+    token: str
+    settlement: str
+    signers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LogRef:
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class SettledEvent:
+    payment: SettledPayment
+    at: LogRef
+
+
+@dataclass(frozen=True)
+class DepositEvent:
+    account_ref: int
+    depositor: str
+    amount: int
+    at: LogRef
+
+
+ChainEvent = SettledEvent | DepositEvent
+
+
+@dataclass(frozen=True)
+class BatchReceipt:
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    gas_used: int
+    settled: tuple[SettledPayment, ...]
+
+
+def decoder_for_contracts() -> RevertDecoder:
+    return RevertDecoder(artifacts.load(n).abi for n in ("PaymentSettlement", "TestStablecoin"))
+
+
+def _ref(log: Any) -> LogRef:
+    return LogRef(
+        block_number=int(log["blockNumber"]),
+        block_hash="0x" + bytes(log["blockHash"]).hex(),
+        tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+        log_index=int(log["logIndex"]),
+    )
+
+
+def decode_log(log: Any) -> ChainEvent | None:
+    """A settlement-contract log as a typed event; None for other events."""
+    topics = [bytes(t) for t in log["topics"]]
+    data = bytes(log["data"])
+    if topics and topics[0] == PAYMENT_SETTLED_TOPIC:
+        words = int.from_bytes(data[:32], "big"), int.from_bytes(data[32:64], "big")
+        return SettledEvent(payment=unpack_settled(*words), at=_ref(log))
+    if topics and topics[0] == DEPOSITED_TOPIC:
+        return DepositEvent(
+            account_ref=int.from_bytes(topics[1], "big"),
+            depositor=AsyncWeb3.to_checksum_address(topics[2][12:]),
+            amount=int.from_bytes(data[:32], "big"),
+            at=_ref(log),
+        )
+    return None
+
+
+class Web3ChainClient:
+    """Talks to the deployed PaymentSettlement and its token."""
+
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        settings: Settings,
+        keys: ChainKeys,
+        deployment: Deployment,
+        sender: TxSender,
+    ) -> None:
+        self.w3 = w3
+        self.settings = settings
+        self.keys = keys
+        self.deployment = deployment
+        self.sender = sender
+        self.settlement = w3.eth.contract(
+            address=w3.to_checksum_address(deployment.settlement),
+            abi=artifacts.load("PaymentSettlement").abi,
+        )
+        self.token = w3.eth.contract(
+            address=w3.to_checksum_address(deployment.token),
+            abi=artifacts.load("TestStablecoin").abi,
+        )
+
+    async def call_settlement(self, account: LocalAccount, fn: str, *args: Any) -> Receipt:
+        data = self.settlement.encode_abi(fn, args=list(args))
+        return await self.sender.send(account, {"to": self.settlement.address, "data": data})
+
+    async def call_token(self, account: LocalAccount, fn: str, *args: Any) -> Receipt:
+        data = self.token.encode_abi(fn, args=list(args))
+        return await self.sender.send(account, {"to": self.token.address, "data": data})
+
+    async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
+        """Pay a batch; payments paid before are skipped by the contract.
+
+        Above the approval threshold the configured signers approve it (M of N).
+        """
+        packed = pack_batch(payments)
+        total = sum(p.amount for p in payments)
+        if total <= self.settings.chain_approval_threshold:
+            receipt = await self.call_settlement(
+                self.keys.operator, "settleBatch", batch_id, packed
+            )
+        else:
+            nonce, deadline = secrets.randbits(256), await self._deadline()
+            message = approval_message(
+                self.settings.chain_id,
+                self.settlement.address,
+                batch_id,
+                keccak(packed),
+                nonce,
+                deadline,
+            )
+            signers = list(self.keys.signers[: self.settings.chain_required_approvals])
+            receipt = await self.call_settlement(
+                self.keys.operator,
+                "settleBatchApproved",
+                batch_id,
+                packed,
+                nonce,
+                deadline,
+                sign_approvals(signers, message),
+            )
+        settled = tuple(
+            e.payment for e in map(decode_log, receipt["logs"]) if isinstance(e, SettledEvent)
+        )
+        return BatchReceipt(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            block_number=int(receipt["blockNumber"]),
+            block_hash="0x" + bytes(receipt["blockHash"]).hex(),
+            gas_used=int(receipt["gasUsed"]),
+            settled=settled,
+        )
+
+    async def _deadline(self) -> int:
+        latest = await self.w3.eth.get_block("latest")
+        return int(latest["timestamp"]) + self.settings.chain_approval_ttl_s
+
+    async def deposit(self, depositor: LocalAccount, account_ref: int, amount: int) -> Receipt:
+        """Approve the treasury if needed, then deposit for ``account_ref``."""
+        allowance = await self.token.functions.allowance(
+            depositor.address, self.settlement.address
+        ).call()
+        if int(allowance) < amount:
+            await self.call_token(depositor, "approve", self.settlement.address, 2**256 - 1)
+        return await self.call_settlement(depositor, "deposit", account_ref, amount)
+
+    async def token_balance(self, address: str) -> int:
+        return int(await self.token.functions.balanceOf(address).call())
+
+    async def is_settled(self, sequence: int) -> bool:
+        return bool(await self.settlement.functions.isSettled(sequence).call())
+
+    async def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
+        """Settlement and deposit events in a block range, in chain order."""
+        logs = await self.w3.eth.get_logs(
+            {"address": self.settlement.address, "fromBlock": from_block, "toBlock": to_block}
+        )
+        return [e for e in map(decode_log, logs) if e is not None]

@@ -1,0 +1,102 @@
+"""``paystream chain deploy``: the token and the settlement contract, once per chain.
+
+The addresses are written to ``<state>/chain/deployment-<chain id>.json``; run
+again against the same chain, nothing is deployed and the file is reused as long
+as code still exists at both addresses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import encode
+from eth_utils.address import to_checksum_address
+from web3 import AsyncWeb3
+
+from services.chain import artifacts
+from services.chain.client import Deployment
+from services.chain.keys import ChainKeys
+from services.chain.sender import TxSender
+from services.errors import ConfigError
+from services.settings import Settings
+
+
+def deployment_file(settings: Settings) -> Path:
+    return settings.state_dir / "chain" / f"deployment-{settings.chain_id}.json"
+
+
+async def _has_code(w3: AsyncWeb3[Any], address: str) -> bool:
+    return len(await w3.eth.get_code(to_checksum_address(address))) > 0
+
+
+async def load_deployment(w3: AsyncWeb3[Any], settings: Settings) -> Deployment | None:
+    """The recorded deployment, if its contracts still exist on this chain."""
+    path = deployment_file(settings)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    deployment = Deployment(
+        chain_id=int(data["chain_id"]),
+        token=data["token"],
+        settlement=data["settlement"],
+        signers=tuple(data["signers"]),
+    )
+    if deployment.chain_id != await w3.eth.chain_id:
+        return None
+    if not (await _has_code(w3, deployment.token) and await _has_code(w3, deployment.settlement)):
+        return None
+    return deployment
+
+
+async def require_deployment(w3: AsyncWeb3[Any], settings: Settings) -> Deployment:
+    deployment = await load_deployment(w3, settings)
+    if deployment is None:
+        raise ConfigError("no settlement contract on this chain: run `paystream chain deploy`")
+    return deployment
+
+
+async def _deploy(sender: TxSender, keys: ChainKeys, name: str, *args: Any) -> str:
+    artifact = artifacts.load(name)
+    (constructor,) = [item for item in artifact.abi if item["type"] == "constructor"]
+    types = [str(i["type"]) for i in constructor["inputs"]]
+    data = artifact.bytecode + encode(types, list(args)).hex()
+    receipt = await sender.send(keys.admin, {"data": data})
+    return to_checksum_address(receipt["contractAddress"])
+
+
+async def deploy(
+    w3: AsyncWeb3[Any], settings: Settings, keys: ChainKeys, sender: TxSender
+) -> tuple[Deployment, bool]:
+    """Deploy unless already deployed; returns the deployment and whether it is new."""
+    existing = await load_deployment(w3, settings)
+    if existing is not None:
+        return existing, False
+    token = await _deploy(sender, keys, "TestStablecoin", keys.admin.address)
+    signers = [a.address for a in keys.signers]
+    settlement = await _deploy(
+        sender,
+        keys,
+        "PaymentSettlement",
+        token,
+        keys.admin.address,
+        keys.operator.address,
+        signers,
+        settings.chain_required_approvals,
+        settings.chain_approval_threshold,
+    )
+    deployment = Deployment(
+        chain_id=settings.chain_id, token=token, settlement=settlement, signers=tuple(signers)
+    )
+    path = deployment_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(deployment_json(deployment), indent=2) + "\n")
+    return deployment, True
+
+
+def deployment_json(deployment: Deployment) -> dict[str, Any]:
+    data = asdict(deployment)
+    data["signers"] = list(deployment.signers)
+    return data

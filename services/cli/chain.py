@@ -1,0 +1,76 @@
+"""``paystream chain ...`` and ``paystream deposit``: the settlement contract."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from services.bootstrap import chain_client, tx_sender, web3_client
+from services.chain.deployment import deploy, deployment_json
+from services.chain.keys import ChainKeys
+from services.chain.packing import account_ref
+from services.errors import PaystreamError
+from services.settings import Settings
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except PaystreamError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+def chain() -> None:
+    """The settlement contract on the configured EVM chain."""
+
+
+@chain.command("deploy")
+@click.pass_obj
+def deploy_cmd(settings: Settings) -> None:
+    """Deploy the token and PaymentSettlement once; print the addresses as JSON."""
+
+    async def go() -> dict[str, Any]:
+        w3 = web3_client(settings)
+        deployment, new = await deploy(
+            w3, settings, ChainKeys.from_settings(settings), tx_sender(w3, settings)
+        )
+        click.echo("deployed" if new else "already deployed", err=True)
+        return deployment_json(deployment)
+
+    click.echo(json.dumps(_run(go())))
+
+
+@click.command()
+@click.argument("account")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.pass_obj
+def deposit(settings: Settings, account: str, amount: int) -> None:
+    """Deposit AMOUNT (token base units) on chain for payer ACCOUNT.
+
+    Locally the funder key is minted test tokens first when it has too few.
+    """
+
+    async def go() -> dict[str, Any]:
+        client = await chain_client(settings)
+        funder = client.keys.funder
+        if await client.token_balance(funder.address) < amount:
+            await client.call_token(client.keys.admin, "mint", funder.address, amount)
+        receipt = await client.deposit(funder, account_ref(account), amount)
+        return {
+            "account": account,
+            "account_ref": account_ref(account),
+            "amount": amount,
+            "tx_hash": "0x" + bytes(receipt["transactionHash"]).hex(),
+            "block_number": int(receipt["blockNumber"]),
+        }
+
+    click.echo(json.dumps(_run(go())))
