@@ -8,18 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 
 from services.chain import artifacts
+from services.chain.events import TRANSFER_TOPIC, ChainEvent, SettledEvent, decode_logs
 from services.chain.keys import ChainKeys, approval_message, sign_approvals
-from services.chain.packing import PaymentRecord, SettledPayment, pack_batch, unpack_settled
+from services.chain.packing import PaymentRecord, SettledPayment, pack_batch
 from services.chain.reverts import RevertDecoder
 from services.chain.sender import Receipt, TxSender
 from services.settings import Settings
-
-PAYMENT_SETTLED_TOPIC = keccak(text="PaymentSettled(uint256,uint256)")
-DEPOSITED_TOPIC = keccak(text="Deposited(uint64,address,uint256)")
 
 
 @dataclass(frozen=True)
@@ -28,31 +27,6 @@ class Deployment:
     token: str
     settlement: str
     signers: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class LogRef:
-    block_number: int
-    block_hash: str
-    tx_hash: str
-    log_index: int
-
-
-@dataclass(frozen=True)
-class SettledEvent:
-    payment: SettledPayment
-    at: LogRef
-
-
-@dataclass(frozen=True)
-class DepositEvent:
-    account_ref: int
-    depositor: str
-    amount: int
-    at: LogRef
-
-
-ChainEvent = SettledEvent | DepositEvent
 
 
 @dataclass(frozen=True)
@@ -66,32 +40,6 @@ class BatchReceipt:
 
 def decoder_for_contracts() -> RevertDecoder:
     return RevertDecoder(artifacts.load(n).abi for n in ("PaymentSettlement", "TestStablecoin"))
-
-
-def _ref(log: Any) -> LogRef:
-    return LogRef(
-        block_number=int(log["blockNumber"]),
-        block_hash="0x" + bytes(log["blockHash"]).hex(),
-        tx_hash="0x" + bytes(log["transactionHash"]).hex(),
-        log_index=int(log["logIndex"]),
-    )
-
-
-def decode_log(log: Any) -> ChainEvent | None:
-    """A settlement-contract log as a typed event; None for other events."""
-    topics = [bytes(t) for t in log["topics"]]
-    data = bytes(log["data"])
-    if topics and topics[0] == PAYMENT_SETTLED_TOPIC:
-        words = int.from_bytes(data[:32], "big"), int.from_bytes(data[32:64], "big")
-        return SettledEvent(payment=unpack_settled(*words), at=_ref(log))
-    if topics and topics[0] == DEPOSITED_TOPIC:
-        return DepositEvent(
-            account_ref=int.from_bytes(topics[1], "big"),
-            depositor=AsyncWeb3.to_checksum_address(topics[2][12:]),
-            amount=int.from_bytes(data[:32], "big"),
-            at=_ref(log),
-        )
-    return None
 
 
 class Web3ChainClient:
@@ -159,7 +107,7 @@ class Web3ChainClient:
                 sign_approvals(signers, message),
             )
         settled = tuple(
-            e.payment for e in map(decode_log, receipt["logs"]) if isinstance(e, SettledEvent)
+            e.payment for e in self.decode(receipt["logs"]) if isinstance(e, SettledEvent)
         )
         return BatchReceipt(
             tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
@@ -188,9 +136,21 @@ class Web3ChainClient:
     async def is_settled(self, sequence: int) -> bool:
         return bool(await self.settlement.functions.isSettled(sequence).call())
 
+    def decode(self, logs: list[Any]) -> list[ChainEvent]:
+        return decode_logs(logs, self.settlement.address, self.token.address)
+
     async def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
         """Settlement and deposit events in a block range, in chain order."""
-        logs = await self.w3.eth.get_logs(
+        own = await self.w3.eth.get_logs(
             {"address": self.settlement.address, "fromBlock": from_block, "toBlock": to_block}
         )
-        return [e for e in map(decode_log, logs) if e is not None]
+        treasury = HexStr("0x" + bytes(12).hex() + self.settlement.address[2:].lower())
+        transfers = await self.w3.eth.get_logs(
+            {
+                "address": self.token.address,
+                "topics": [HexStr("0x" + TRANSFER_TOPIC.hex()), treasury],
+                "fromBlock": from_block,
+                "toBlock": to_block,
+            }
+        )
+        return self.decode([*own, *transfers])

@@ -67,13 +67,8 @@ async def _deploy(sender: TxSender, keys: ChainKeys, name: str, *args: Any) -> s
     return to_checksum_address(receipt["contractAddress"])
 
 
-async def deploy(
-    w3: AsyncWeb3[Any], settings: Settings, keys: ChainKeys, sender: TxSender
-) -> tuple[Deployment, bool]:
-    """Deploy unless already deployed; returns the deployment and whether it is new."""
-    existing = await load_deployment(w3, settings)
-    if existing is not None:
-        return existing, False
+async def deploy_contracts(settings: Settings, keys: ChainKeys, sender: TxSender) -> Deployment:
+    """Deploy a new token and settlement contract (no state file is written)."""
     token = await _deploy(sender, keys, "TestStablecoin", keys.admin.address)
     signers = [a.address for a in keys.signers]
     settlement = await _deploy(
@@ -87,9 +82,19 @@ async def deploy(
         settings.chain_required_approvals,
         settings.chain_approval_threshold,
     )
-    deployment = Deployment(
+    return Deployment(
         chain_id=settings.chain_id, token=token, settlement=settlement, signers=tuple(signers)
     )
+
+
+async def deploy(
+    w3: AsyncWeb3[Any], settings: Settings, keys: ChainKeys, sender: TxSender
+) -> tuple[Deployment, bool]:
+    """Deploy unless already deployed; returns the deployment and whether it is new."""
+    existing = await load_deployment(w3, settings)
+    if existing is not None:
+        return existing, False
+    deployment = await deploy_contracts(settings, keys, sender)
     path = deployment_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(deployment_json(deployment), indent=2) + "\n")

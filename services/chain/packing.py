@@ -1,9 +1,7 @@
 """The settlement contract's packed formats, in one place.
 
 A batch is 48 bytes per payment (payee 20 | amount 12 | sequence 8 | payer ref 8,
-big-endian); a ``PaymentSettled`` log carries two words
-(payee << 96 | amount, sequence << 192 | payer ref << 128 | batch id << 64).
-Account references are the first 8 bytes of keccak256 of the account id.
+big-endian). Account references are the first 8 bytes of keccak256 of the account id.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from services.errors import require
@@ -52,20 +49,10 @@ def pack_batch(payments: Sequence[PaymentRecord]) -> bytes:
 
 @dataclass(frozen=True)
 class SettledPayment:
-    """A decoded ``PaymentSettled`` log."""
+    """A settled payment as the chain tells it (see services/chain/events.py)."""
 
     payee: str
     amount: int
     sequence: int
     payer_ref: int
     batch_id: int
-
-
-def unpack_settled(payment_word: int, refs_word: int) -> SettledPayment:
-    return SettledPayment(
-        payee=to_checksum_address((payment_word >> 96).to_bytes(20, "big")),
-        amount=payment_word & MAX_UINT96,
-        sequence=refs_word >> 192,
-        payer_ref=(refs_word >> 128) & MAX_UINT64,
-        batch_id=(refs_word >> 64) & MAX_UINT64,
-    )

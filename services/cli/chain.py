@@ -12,6 +12,7 @@ import click
 
 from services.bootstrap import chain_client, tx_sender, web3_client
 from services.chain.deployment import deploy, deployment_json
+from services.chain.gas_report import GasRow
 from services.chain.keys import ChainKeys
 from services.chain.packing import account_ref
 from services.errors import PaystreamError
@@ -74,3 +75,39 @@ def deposit(settings: Settings, account: str, amount: int) -> None:
         }
 
     click.echo(json.dumps(_run(go())))
+
+
+@chain.command("gas-report")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON list.")
+@click.pass_obj
+def gas_report(settings: Settings, as_json: bool) -> None:
+    """Gas per payment of batched settlement vs one-by-one ERC-20 transfers."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from services.chain.gas_report import BATCH_SIZES, GasReport
+
+    async def go() -> list[GasRow]:
+        w3 = web3_client(settings)
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("gas report", total=1 + 2 * len(BATCH_SIZES))
+            return await GasReport(w3, settings, tx_sender(w3, settings)).run(
+                lambda step: bar.update(task, advance=1, description=step)
+            )
+
+    rows = _run(go())
+    if as_json:
+        click.echo(json.dumps([row.as_json() for row in rows], indent=2))
+        return
+    table = Table("batch size", "payees", "gas / payment", "ERC-20 transfer", "ratio")
+    for row in rows:
+        ratio = row.gas_per_payment / row.baseline_gas_per_transfer
+        table.add_row(
+            str(row.batch_size),
+            row.payees,
+            f"{row.gas_per_payment:,}",
+            f"{row.baseline_gas_per_transfer:,}",
+            f"{ratio:.2f}",
+        )
+    Console().print(table)

@@ -42,10 +42,14 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     /// @notice Approval nonces already consumed.
     mapping(uint256 => bool) public approvalNonceUsed;
 
-    /// @notice One per settled payment. Packed to keep the log small:
-    /// `payment` = payee (bits 255..96) | amount (bits 95..0);
-    /// `refs` = sequence (bits 255..192) | payer reference (191..128) | batch id (127..64).
-    event PaymentSettled(uint256 payment, uint256 refs);
+    /// @notice One per settled payment, kept lean because it is paid 200 times a
+    /// batch: an anonymous log (no topic) whose 16 data bytes are the payment's
+    /// sequence number and payer reference (uint64 each, big-endian), emitted
+    /// right after the token's `Transfer(treasury, payee, amount)` of the same
+    /// payment. Payee and amount are read from that Transfer (what the token
+    /// really moved), the batch id from the `BatchSettled` that closes the
+    /// transaction. It is this contract's only log without topics.
+    /// Solidity cannot declare a 16-byte event, so it is emitted with `log0`.
     event BatchSettled(uint64 indexed batchId, uint256 paidCount, uint256 skippedCount, uint256 paidAmount);
     event Deposited(uint64 indexed accountRef, address indexed from, uint256 amount);
     event Withdrawn(address indexed to, uint256 amount);
@@ -62,6 +66,8 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     error UnknownSigner(address signer);
     error ZeroAmount();
     error InvalidPolicy();
+    error TokenHasNoCode(address token);
+    error TransferFailed(address payee, uint256 amount);
 
     constructor(
         IERC20 token_,
@@ -71,6 +77,8 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         uint256 requiredApprovals_,
         uint256 approvalThreshold_
     ) EIP712("PaymentSettlement", "1") {
+        // Checked once here so the per-payment transfer need not (see _pay).
+        if (address(token_).code.length == 0) revert TokenHasNoCode(address(token_));
         token = token_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, operator);
@@ -156,6 +164,9 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     }
 
     /// @dev Pays every payment of the batch not paid before; returns the batch total.
+    /// The hot loop reads calldata directly and keeps the current bitmap word in
+    /// memory; amounts are uint96 and batches at most MAX_BATCH long, so the sums
+    /// cannot overflow.
     function _settle(uint64 batchId, bytes calldata payments) private returns (uint256 total) {
         uint256 length = payments.length;
         if (length == 0 || length % RECORD_BYTES != 0) revert EmptyOrMalformedBatch(length);
@@ -166,38 +177,60 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         uint256 paidAmount;
         uint256 wordIndex = type(uint256).max;
         uint256 word;
-        uint256 base;
+        uint256 at;
         assembly {
-            base := payments.offset
+            at := payments.offset
         }
-        for (uint256 i = 0; i < count; ++i) {
-            uint256 payment;
-            uint256 refs;
-            assembly {
-                let at := add(base, mul(i, RECORD_BYTES))
-                payment := calldataload(at)
-                refs := calldataload(add(at, 32))
+        unchecked {
+            for (uint256 end = at + length; at < end; at += RECORD_BYTES) {
+                uint256 payment;
+                uint256 refs;
+                assembly {
+                    payment := calldataload(at)
+                    refs := calldataload(add(at, 32))
+                }
+                uint256 amount = payment & type(uint96).max;
+                if (amount == 0) revert ZeroAmount();
+                total += amount;
+                uint256 sequence = refs >> 192;
+                if (sequence >> 8 != wordIndex) {
+                    if (wordIndex != type(uint256).max) _settledWords[wordIndex] = word;
+                    wordIndex = sequence >> 8;
+                    word = _settledWords[wordIndex];
+                }
+                uint256 bit = 1 << (sequence & 0xff);
+                if (word & bit != 0) continue; // paid before: never move these funds again
+                word |= bit;
+                _pay(payment >> 96, amount);
+                assembly {
+                    // PaymentSettled: sequence | payer reference, 16 bytes.
+                    let ptr := mload(0x40)
+                    calldatacopy(ptr, add(at, 32), 16)
+                    log0(ptr, 16)
+                }
+                ++paidCount;
+                paidAmount += amount;
             }
-            uint256 amount = payment & type(uint96).max;
-            if (amount == 0) revert ZeroAmount();
-            total += amount;
-            uint256 sequence = refs >> 192;
-            // The bitmap word stays in memory while sequence numbers fall in it.
-            if (sequence >> 8 != wordIndex) {
-                if (wordIndex != type(uint256).max) _settledWords[wordIndex] = word;
-                wordIndex = sequence >> 8;
-                word = _settledWords[wordIndex];
-            }
-            uint256 bit = 1 << (sequence & 0xff);
-            if (word & bit != 0) continue; // paid before: never move these funds again
-            word |= bit;
-            token.safeTransfer(address(uint160(payment >> 96)), amount);
-            emit PaymentSettled(payment, (refs & ~uint256(type(uint128).max)) | (uint256(batchId) << 64));
-            ++paidCount;
-            paidAmount += amount;
         }
         _settledWords[wordIndex] = word;
         emit BatchSettled(batchId, paidCount, count - paidCount, paidAmount);
+    }
+
+    /// @dev `token.transfer(payee, amount)` with SafeERC20's acceptance rule
+    /// (no return data, or a true return value); the token's code was checked
+    /// in the constructor.
+    function _pay(uint256 payee, uint256 amount) private {
+        address tokenAddress = address(token);
+        bool ok;
+        assembly {
+            let ptr := mload(0x40)
+            mstore(ptr, shl(224, 0xa9059cbb)) // transfer(address,uint256)
+            mstore(add(ptr, 4), payee)
+            mstore(add(ptr, 36), amount)
+            ok := call(gas(), tokenAddress, 0, ptr, 68, 0, 32)
+            ok := and(ok, or(iszero(returndatasize()), and(gt(returndatasize(), 31), eq(mload(0), 1))))
+        }
+        if (!ok) revert TransferFailed(address(uint160(payee)), amount);
     }
 
     // -------------------------------------------------------------------- admin

@@ -1,0 +1,121 @@
+"""Decoding the settlement contract's logs into typed events.
+
+A settled payment is told by three logs of one transaction: the token's
+``Transfer(treasury, payee, amount)``, immediately followed by the contract's
+anonymous 16-byte ``PaymentSettled`` (sequence | payer reference), and, closing
+the transaction, ``BatchSettled(batchId, ...)``. See docs/chain.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from services.chain.packing import SettledPayment
+from services.errors import InvariantViolation, require
+
+TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
+DEPOSITED_TOPIC = keccak(text="Deposited(uint64,address,uint256)")
+BATCH_SETTLED_TOPIC = keccak(text="BatchSettled(uint64,uint256,uint256,uint256)")
+
+
+@dataclass(frozen=True)
+class LogRef:
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class SettledEvent:
+    payment: SettledPayment
+    at: LogRef
+
+
+@dataclass(frozen=True)
+class DepositEvent:
+    account_ref: int
+    depositor: str
+    amount: int
+    at: LogRef
+
+
+ChainEvent = SettledEvent | DepositEvent
+
+
+def _hex(value: Any) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _ref(log: Any) -> LogRef:
+    return LogRef(
+        block_number=int(log["blockNumber"]),
+        block_hash=_hex(log["blockHash"]),
+        tx_hash=_hex(log["transactionHash"]),
+        log_index=int(log["logIndex"]),
+    )
+
+
+@dataclass
+class _Open:
+    """PaymentSettled logs of one transaction waiting for its BatchSettled."""
+
+    tx_hash: str
+    payments: list[tuple[int, int, str, int, LogRef]]
+
+
+def decode_logs(logs: Iterable[Any], settlement: str, token: str) -> list[ChainEvent]:
+    """Typed events from the settlement contract's logs and the token's Transfer
+    logs out of the treasury, in chain order. Other logs are ignored."""
+    settlement, token = settlement.lower(), token.lower()
+    ordered = sorted(logs, key=lambda g: (int(g["blockNumber"]), int(g["logIndex"])))
+    events: list[ChainEvent] = []
+    last_transfer: tuple[LogRef, str, int] | None = None
+    open_batch: _Open | None = None
+    for log in ordered:
+        address = str(log["address"]).lower()
+        topics = [bytes(t) for t in log["topics"]]
+        data = bytes(log["data"])
+        at = _ref(log)
+        if address == token and topics and topics[0] == TRANSFER_TOPIC:
+            if int.from_bytes(topics[1], "big") == int(settlement, 16):
+                receiver = str(to_checksum_address(topics[2][12:]))
+                last_transfer = (at, receiver, int.from_bytes(data[:32], "big"))
+        elif address != settlement:
+            continue
+        elif not topics and len(data) == 16:
+            if last_transfer is None:
+                raise InvariantViolation(f"PaymentSettled at {at} has no token Transfer")
+            require(
+                last_transfer[0].tx_hash == at.tx_hash
+                and last_transfer[0].log_index == at.log_index - 1,
+                f"PaymentSettled at {at} does not follow its token Transfer",
+            )
+            if open_batch is None or open_batch.tx_hash != at.tx_hash:
+                open_batch = _Open(at.tx_hash, [])
+            sequence, payer_ref = int.from_bytes(data[:8], "big"), int.from_bytes(data[8:], "big")
+            _, payee, amount = last_transfer
+            open_batch.payments.append((sequence, payer_ref, payee, amount, at))
+        elif topics and topics[0] == BATCH_SETTLED_TOPIC:
+            batch_id = int.from_bytes(topics[1], "big")
+            if open_batch is not None and open_batch.tx_hash == at.tx_hash:
+                events.extend(
+                    SettledEvent(SettledPayment(payee, amount, seq, ref, batch_id), where)
+                    for seq, ref, payee, amount, where in open_batch.payments
+                )
+            open_batch = None
+        elif topics and topics[0] == DEPOSITED_TOPIC:
+            events.append(
+                DepositEvent(
+                    account_ref=int.from_bytes(topics[1], "big"),
+                    depositor=to_checksum_address(topics[2][12:]),
+                    amount=int.from_bytes(data[:32], "big"),
+                    at=at,
+                )
+            )
+    return events
