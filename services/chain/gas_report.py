@@ -45,8 +45,15 @@ def _fresh_payees(count: int) -> list[str]:
 
 
 class GasReport:
-    def __init__(self, w3: AsyncWeb3[Any], settings: Settings, sender: TxSender) -> None:
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        settings: Settings,
+        sender: TxSender,
+        batch_sizes: tuple[int, ...] = BATCH_SIZES,
+    ) -> None:
         self.w3 = w3
+        self.batch_sizes = batch_sizes
         # Approvals are not what is measured here: every batch stays below the threshold.
         self.settings = settings.model_copy(update={"chain_approval_threshold": 2**255})
         self.keys = ChainKeys.from_settings(settings)
@@ -75,7 +82,7 @@ class GasReport:
     async def run(self, progress: Callable[[str], None] = lambda _: None) -> list[GasRow]:
         deployment: Deployment = await deploy_contracts(self.settings, self.keys, self.sender)
         client = Web3ChainClient(self.w3, self.settings, self.keys, deployment, self.sender)
-        total = sum(BATCH_SIZES) * 3 * (AMOUNT + max(BATCH_SIZES))
+        total = sum(self.batch_sizes) * 3 * (AMOUNT + max(self.batch_sizes))
         await client.call_token(self.keys.admin, "mint", deployment.settlement, total)
         await client.call_token(self.keys.admin, "mint", self.keys.funder.address, total)
         baseline = {
@@ -84,7 +91,7 @@ class GasReport:
         }
         progress("baseline")
         rows = []
-        for size in BATCH_SIZES:
+        for size in self.batch_sizes:
             for kind in ("existing", "new"):
                 payees = _fresh_payees(size)
                 if kind == "existing":

@@ -1,0 +1,61 @@
+"""Chain tests run on a private anvil (real node, own port and state, automine),
+so that they are fast and can switch mining modes without touching the stack's
+chain. The stack's own anvil is covered by tests/integration/test_anvil.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from services.bootstrap import tx_sender, web3_client
+from services.chain.client import Web3ChainClient
+from services.chain.deployment import deploy_contracts
+from services.chain.keys import ChainKeys
+from services.settings import Settings
+from services.stack.anvil import AnvilService, ensure_node_packages
+from services.stack.base import StatePaths
+from tests.support.ports import free_port
+
+TREASURY = 10**15  # 1e9 tokens of 6 decimals
+
+
+@pytest.fixture(scope="session")
+def chain_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    state: Path = tmp_path_factory.mktemp("anvil-state")
+    settings = Settings().model_copy(
+        update={
+            "state_dir": state,
+            "anvil_port": free_port(),
+            "anvil_block_time_s": 0.0,
+            "chain_approval_threshold": 10**12,
+            "chain_replace_after_s": 0.5,
+            "chain_receipt_timeout_s": 30.0,
+        }
+    )
+    ensure_node_packages()
+    anvil = AnvilService(settings, StatePaths(settings))
+    StatePaths(settings).ensure()
+    anvil.start()
+    yield settings
+    anvil.stop()
+
+
+@pytest_asyncio.fixture
+async def chain(chain_settings: Settings) -> AsyncIterator[Web3ChainClient]:
+    """Fresh contracts for each test, with a funded treasury."""
+    w3 = web3_client(chain_settings)
+    keys = ChainKeys.from_settings(chain_settings)
+    sender = tx_sender(w3, chain_settings)
+    deployment = await deploy_contracts(chain_settings, keys, sender)
+    client = Web3ChainClient(w3, chain_settings, keys, deployment, sender)
+    await client.call_token(keys.admin, "mint", deployment.settlement, TREASURY)
+    yield client
+
+
+async def rpc(client: Web3ChainClient, method: str, *params: Any) -> Any:
+    response = await client.w3.provider.make_request(method, list(params))
+    return response.get("result")

@@ -1,0 +1,70 @@
+"""Nonces under concurrency and after a restart; a stuck transaction replaced
+with a proper fee bump."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from eth_account import Account
+
+from services.bootstrap import tx_sender
+from services.chain.client import Web3ChainClient
+from services.chain.fees import BPS
+from tests.integration.chain.conftest import rpc
+
+pytestmark = pytest.mark.integration
+
+
+async def test_concurrent_submissions_get_distinct_gap_free_nonces(
+    chain: Web3ChainClient,
+) -> None:
+    admin = chain.keys.admin
+    start = await chain.w3.eth.get_transaction_count(admin.address, "pending")
+    payees = [Account.create().address for _ in range(15)]
+
+    receipts = await asyncio.gather(
+        *(chain.call_token(admin, "mint", payee, 1 + i) for i, payee in enumerate(payees))
+    )
+
+    assert all(r["status"] == 1 for r in receipts)
+    nonces = sorted(
+        [(await chain.w3.eth.get_transaction(r["transactionHash"]))["nonce"] for r in receipts]
+    )
+    assert nonces == list(range(start, start + len(payees)))
+    assert [await chain.token_balance(p) for p in payees] == [1 + i for i in range(15)]
+
+
+async def test_a_new_sender_resumes_from_the_nodes_nonce(chain: Web3ChainClient) -> None:
+    await chain.call_token(chain.keys.admin, "mint", chain.keys.funder.address, 1)
+    restarted = tx_sender(chain.w3, chain.settings)  # as after a process restart
+    chain.sender = restarted
+    receipt = await chain.call_token(chain.keys.admin, "mint", chain.keys.funder.address, 1)
+    assert receipt["status"] == 1
+
+
+async def test_stuck_transaction_is_replaced_with_a_bumped_fee_and_mined(
+    chain: Web3ChainClient,
+) -> None:
+    payee = Account.create().address
+    base_before = int((await chain.w3.eth.get_block("pending"))["baseFeePerGas"])
+    first_tip = chain.settings.chain_priority_fee_wei
+    first_max = 2 * base_before + first_tip
+    await rpc(chain, "evm_setAutomine", False)
+    try:
+        sending = asyncio.create_task(chain.call_token(chain.keys.admin, "mint", payee, 77))
+        await asyncio.sleep(0.2)  # the first version is in the pool now
+        # The base fee jumps above what the first version offers: it is stuck.
+        await rpc(chain, "anvil_setNextBlockBaseFeePerGas", hex(first_max + 1))
+        await asyncio.sleep(3 * chain.settings.chain_replace_after_s)
+        await rpc(chain, "evm_mine")
+        receipt = await asyncio.wait_for(sending, timeout=30)
+    finally:
+        await rpc(chain, "evm_setAutomine", True)
+
+    mined = await chain.w3.eth.get_transaction(receipt["transactionHash"])
+    assert receipt["status"] == 1
+    assert mined["maxPriorityFeePerGas"] * BPS >= first_tip * (BPS + 1_250)
+    assert mined["maxFeePerGas"] * BPS >= first_max * (BPS + 1_250)
+    assert mined["maxFeePerGas"] > first_max + 1
+    assert await chain.token_balance(payee) == 77
