@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     chain_id: int = Field(default=31337, ge=1)
     chain_mnemonic: SecretStr = SecretStr(_LOCAL_MNEMONIC)
     chain_rpc_timeout_s: float = Field(default=10.0, gt=0)
+    # A remote node's JSON-RPC URL; unset means the local anvil (host + anvil_port).
+    chain_rpc_endpoint: str | None = None
     # Transactions: EIP-1559 tip and cap, receipt polling, replacement of stuck ones.
     chain_priority_fee_wei: int = Field(default=1_000_000_000, ge=0)
     chain_max_fee_wei: int = Field(default=500_000_000_000, gt=0)
@@ -100,7 +102,7 @@ class Settings(BaseSettings):
 
     @property
     def chain_rpc_url(self) -> str:
-        return f"http://{self.host}:{self.anvil_port}"
+        return self.chain_rpc_endpoint or f"http://{self.host}:{self.anvil_port}"
 
     def with_overrides(self, **values: object) -> Settings:
         """A copy with some keys changed (Settings itself is frozen)."""

@@ -11,6 +11,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
+from web3.exceptions import BlockNotFound
 
 from services.chain import artifacts
 from services.chain.events import TRANSFER_TOPIC, ChainEvent, SettledEvent, decode_logs
@@ -135,6 +136,17 @@ class Web3ChainClient:
 
     async def is_settled(self, sequence: int) -> bool:
         return bool(await self.settlement.functions.isSettled(sequence).call())
+
+    async def block_number(self) -> int:
+        return int(await self.w3.eth.block_number)
+
+    async def block_hash(self, number: int) -> str | None:
+        """The hash of block ``number`` on the node's current chain (None if absent)."""
+        try:
+            block = await self.w3.eth.get_block(number)
+        except BlockNotFound:
+            return None
+        return "0x" + bytes(block["hash"]).hex()
 
     def decode(self, logs: list[Any]) -> list[ChainEvent]:
         return decode_logs(logs, self.settlement.address, self.token.address)

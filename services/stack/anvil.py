@@ -66,7 +66,8 @@ class AnvilService:
         self._pidfile = PidFile(paths.pidfile("anvil"), marker=str(self.state_file))
 
     def url(self) -> str:
-        return self.settings.chain_rpc_url
+        # Always the local node, even when the engine is pointed at a remote one.
+        return f"http://{self.settings.host}:{self.settings.anvil_port}"
 
     def log_path(self) -> Path:
         return self.paths.log("anvil")

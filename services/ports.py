@@ -1,0 +1,34 @@
+"""The ports: small interfaces the stream stages call, one adapter each.
+
+Adapters are built only in ``services/bootstrap.py``; unit tests use in-memory
+fakes (``tests/support/fakes.py``), and one contract test suite per port runs
+against the fake and the real adapter so that they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from services.chain.client import BatchReceipt
+from services.chain.events import ChainEvent
+from services.chain.packing import PaymentRecord
+
+
+class ChainClient(Protocol):
+    """Settlement on the chain and what the chain says happened."""
+
+    async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
+        """Pay the payments of a batch not paid before; return what was paid."""
+
+    async def is_settled(self, sequence: int) -> bool:
+        """Whether the payment with this sequence number has been paid."""
+
+    async def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
+        """Settlements and deposits in a block range, in chain order."""
+
+    async def block_number(self) -> int:
+        """The newest block's number."""
+
+    async def block_hash(self, number: int) -> str | None:
+        """A block's hash on the current chain (reorg detection); None if absent."""
