@@ -122,14 +122,14 @@ class Web3ChainClient:
         latest = await self.w3.eth.get_block("latest")
         return int(latest["timestamp"]) + self.settings.chain_approval_ttl_s
 
-    async def deposit(self, depositor: LocalAccount, account_ref: int, amount: int) -> Receipt:
-        """Approve the treasury if needed, then deposit for ``account_ref``."""
+    async def deposit(self, depositor: LocalAccount, account: str, amount: int) -> Receipt:
+        """Approve the treasury if needed, then deposit for the engine's ``account``."""
         allowance = await self.token.functions.allowance(
             depositor.address, self.settlement.address
         ).call()
         if int(allowance) < amount:
             await self.call_token(depositor, "approve", self.settlement.address, 2**256 - 1)
-        return await self.call_settlement(depositor, "deposit", account_ref, amount)
+        return await self.call_settlement(depositor, "deposit", account, amount)
 
     async def token_balance(self, address: str) -> int:
         return int(await self.token.functions.balanceOf(address).call())

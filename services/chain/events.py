@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -19,7 +20,7 @@ from services.chain.packing import SettledPayment
 from services.errors import InvariantViolation, require
 
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
-DEPOSITED_TOPIC = keccak(text="Deposited(uint64,address,uint256)")
+DEPOSITED_TOPIC = keccak(text="Deposited(uint64,address,uint256,string)")
 BATCH_SETTLED_TOPIC = keccak(text="BatchSettled(uint64,uint256,uint256,uint256)")
 
 
@@ -39,6 +40,7 @@ class SettledEvent:
 
 @dataclass(frozen=True)
 class DepositEvent:
+    account: str
     account_ref: int
     depositor: str
     amount: int
@@ -110,11 +112,13 @@ def decode_logs(logs: Iterable[Any], settlement: str, token: str) -> list[ChainE
                 )
             open_batch = None
         elif topics and topics[0] == DEPOSITED_TOPIC:
+            amount, account = decode(["uint256", "string"], data)
             events.append(
                 DepositEvent(
+                    account=str(account),
                     account_ref=int.from_bytes(topics[1], "big"),
                     depositor=to_checksum_address(topics[2][12:]),
-                    amount=int.from_bytes(data[:32], "big"),
+                    amount=int(amount),
                     at=at,
                 )
             )

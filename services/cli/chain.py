@@ -65,7 +65,7 @@ def deposit(settings: Settings, account: str, amount: int) -> None:
         funder = client.keys.funder
         if await client.token_balance(funder.address) < amount:
             await client.call_token(client.keys.admin, "mint", funder.address, amount)
-        receipt = await client.deposit(funder, account_ref(account), amount)
+        receipt = await client.deposit(funder, account, amount)
         return {
             "account": account,
             "account_ref": account_ref(account),

@@ -118,7 +118,13 @@ def test_decode_pairs_payment_logs_with_transfers_and_the_batch() -> None:
         _log(TOKEN, 0, [TRANSFER_TOPIC, _word(SETTLEMENT), _word(PAYEE)], _word(500)),
         _log(SETTLEMENT, 1, [], (3).to_bytes(8, "big") + (9).to_bytes(8, "big")),
         _log(SETTLEMENT, 2, [BATCH_SETTLED_TOPIC, _word(42)], encode(["uint256"] * 3, [1, 0, 500])),
-        _log(SETTLEMENT, 3, [DEPOSITED_TOPIC, _word(77), _word(PAYEE)], _word(1_000), tx="cc"),
+        _log(
+            SETTLEMENT,
+            3,
+            [DEPOSITED_TOPIC, _word(77), _word(PAYEE)],
+            encode(["uint256", "string"], [1_000, "alice"]),
+            tx="cc",
+        ),
     ]
     settled, deposit = decode_logs(reversed(logs), SETTLEMENT, TOKEN)
     assert isinstance(settled, SettledEvent) and isinstance(deposit, DepositEvent)
@@ -131,7 +137,7 @@ def test_decode_pairs_payment_logs_with_transfers_and_the_batch() -> None:
         42,
     )
     assert settled.at.log_index == 1
-    assert (deposit.account_ref, deposit.amount) == (77, 1_000)
+    assert (deposit.account, deposit.account_ref, deposit.amount) == ("alice", 77, 1_000)
 
 
 def test_decode_refuses_a_payment_log_without_its_transfer() -> None:

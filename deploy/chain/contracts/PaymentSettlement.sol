@@ -51,7 +51,9 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     /// transaction. It is this contract's only log without topics.
     /// Solidity cannot declare a 16-byte event, so it is emitted with `log0`.
     event BatchSettled(uint64 indexed batchId, uint256 paidCount, uint256 skippedCount, uint256 paidAmount);
-    event Deposited(uint64 indexed accountRef, address indexed from, uint256 amount);
+    /// @notice `account` is the engine's account id (1-64 of [A-Za-z0-9_-]);
+    /// `accountRef` = uint64(bytes8(keccak256(account))) lets clients filter by account.
+    event Deposited(uint64 indexed accountRef, address indexed from, uint256 amount, string account);
     event Withdrawn(address indexed to, uint256 amount);
     event SignerSet(address indexed signer, bool active);
     event ApprovalPolicySet(uint256 requiredApprovals, uint256 approvalThreshold);
@@ -65,6 +67,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     error SignersNotAscending(address signer);
     error UnknownSigner(address signer);
     error ZeroAmount();
+    error InvalidAccount();
     error InvalidPolicy();
     error TokenHasNoCode(address token);
     error TransferFailed(address payee, uint256 amount);
@@ -91,11 +94,23 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     // ----------------------------------------------------------------- deposits
 
     /// @notice Pull `amount` of the token from the caller into the treasury and
-    /// credit it to the engine's account `accountRef`.
-    function deposit(uint64 accountRef, uint256 amount) external whenNotPaused nonReentrant {
+    /// credit it to the engine's account `account`.
+    function deposit(string calldata account, uint256 amount) external whenNotPaused nonReentrant {
         if (amount == 0) revert ZeroAmount();
+        _checkAccount(bytes(account));
         token.safeTransferFrom(msg.sender, address(this), amount);
-        emit Deposited(accountRef, msg.sender, amount);
+        emit Deposited(uint64(bytes8(keccak256(bytes(account)))), msg.sender, amount, account);
+    }
+
+    /// @dev The engine's account id syntax: 1 to 64 of [A-Za-z0-9_-].
+    function _checkAccount(bytes calldata account) private pure {
+        if (account.length == 0 || account.length > 64) revert InvalidAccount();
+        for (uint256 i = 0; i < account.length; ++i) {
+            bytes1 c = account[i];
+            bool ok = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
+                || c == "_" || c == "-";
+            if (!ok) revert InvalidAccount();
+        }
     }
 
     // --------------------------------------------------------------- settlement

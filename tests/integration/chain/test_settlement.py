@@ -46,16 +46,24 @@ async def test_deposit_moves_tokens_into_the_treasury_and_is_decoded(
     await chain.call_token(chain.keys.admin, "mint", funder.address, 5_000_000)
     before = await chain.token_balance(chain.settlement.address)
 
-    receipt = await chain.deposit(funder, account_ref("alice"), 5_000_000)
+    receipt = await chain.deposit(funder, "alice", 5_000_000)
 
     assert await chain.token_balance(chain.settlement.address) == before + 5_000_000
     (event,) = await chain.events(receipt["blockNumber"], receipt["blockNumber"])
     assert isinstance(event, DepositEvent)
-    assert (event.account_ref, event.depositor, event.amount) == (
+    assert (event.account, event.account_ref, event.depositor, event.amount) == (
+        "alice",
         account_ref("alice"),
         funder.address,
         5_000_000,
     )
+
+
+@pytest.mark.parametrize("account", ["", "x" * 65, "bad account", "ünï"])
+async def test_deposit_refuses_malformed_account_ids(chain: Web3ChainClient, account: str) -> None:
+    with pytest.raises(ContractReverted) as info:
+        await chain.deposit(chain.keys.funder, account, 1)
+    assert info.value.name == "InvalidAccount"
 
 
 async def test_replayed_batch_moves_no_funds(chain: Web3ChainClient) -> None:
@@ -107,7 +115,7 @@ async def test_pause_stops_settlement_and_deposits(chain: Web3ChainClient) -> No
         await chain.settle_batch(5, _payments(700, 1))
     assert info.value.name == "EnforcedPause"
     with pytest.raises(ContractReverted):
-        await chain.deposit(chain.keys.funder, account_ref("bob"), 1)
+        await chain.deposit(chain.keys.funder, "bob", 1)
 
     await chain.call_settlement(chain.keys.admin, "unpause")
     assert len((await chain.settle_batch(5, _payments(700, 1))).settled) == 1

@@ -1,0 +1,41 @@
+"""Shared base of every record paystream writes: frozen, no unknown fields,
+an ``event_id``, a ``schema_version`` and an aware ``occurred_at``."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from eth_utils.address import is_checksum_address
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+ACCOUNT_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_ACCOUNT = re.compile(ACCOUNT_PATTERN)
+
+
+def _checksummed(value: str) -> str:
+    if not is_checksum_address(value):
+        raise ValueError("payee_address must be an EIP-55 checksummed address")
+    return value
+
+
+AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
+Address = Annotated[str, AfterValidator(_checksummed)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Record(Frozen):
+    """A record the pipeline writes."""
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    schema_version: int = 1
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)

@@ -1,0 +1,61 @@
+"""``chain.events`` (from the chain listener) and ``reconciliation.alerts``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from schemas.base import AccountId, Address, Record
+from schemas.money import MinorUnits
+
+
+class _OnChain(Record):
+    block_number: Annotated[int, Field(ge=0)]
+    block_hash: str
+    tx_hash: str
+    log_index: Annotated[int, Field(ge=0)]
+
+
+class SettlementConfirmed(_OnChain):
+    """A ``PaymentSettled`` with ``confirmations_min`` blocks on top of it."""
+
+    kind: Literal["SETTLED"] = "SETTLED"
+    sequence: Annotated[int, Field(ge=0)]
+    payer_ref: Annotated[int, Field(ge=0)]
+    payee_address: Address
+    amount: MinorUnits
+    batch_id: Annotated[int, Field(ge=0)]
+
+
+class DepositConfirmed(_OnChain):
+    """A ``Deposited`` with ``confirmations_min`` blocks on top of it."""
+
+    kind: Literal["DEPOSIT"] = "DEPOSIT"
+    account: AccountId
+    depositor: Address
+    amount: MinorUnits
+
+
+class EventOrphaned(_OnChain):
+    """A reorg deeper than ``confirmations_min`` removed an event already emitted."""
+
+    kind: Literal["ORPHANED"] = "ORPHANED"
+    sequence: int | None = None
+    account: str | None = None
+    amount: MinorUnits
+
+
+ChainEventRecord = Annotated[
+    SettlementConfirmed | DepositConfirmed | EventOrphaned, Field(discriminator="kind")
+]
+CHAIN_EVENT = TypeAdapter(ChainEventRecord)
+
+
+class ReconciliationAlert(Record):
+    """``reconciliation.alerts``: the chain and the engine disagree."""
+
+    kind: Literal["UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT"]
+    detail: str
+    sequence: int | None = None
+    tx_hash: str | None = None

@@ -1,0 +1,32 @@
+"""Stable failure codes of ``payments.failed`` (listed in docs/consumers.md)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FailureCode(StrEnum):
+    INVALID_SCHEMA = "INVALID_SCHEMA"  # a field is missing, malformed or unknown
+    INVALID_AMOUNT = "INVALID_AMOUNT"  # not a positive integer of minor units
+    AMOUNT_OVER_LIMIT = "AMOUNT_OVER_LIMIT"  # above the per-payment maximum
+    INVALID_ADDRESS = "INVALID_ADDRESS"  # payee is not an EIP-55 checksummed address
+    UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"  # not a configured token symbol
+    SELF_PAYMENT = "SELF_PAYMENT"  # payer and payee are the same account
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"  # the payer's available balance is too low
+    FRAUD_BLOCKED = "FRAUD_BLOCKED"  # the rules engine decided BLOCK
+    SETTLEMENT_REJECTED = "SETTLEMENT_REJECTED"  # the chain refused the batch for good
+    SETTLEMENT_TIMEOUT = "SETTLEMENT_TIMEOUT"  # not confirmed in time and not on chain
+
+
+FAILURE_REASONS: dict[FailureCode, str] = {
+    FailureCode.INVALID_SCHEMA: "the request does not match the payments.requested schema",
+    FailureCode.INVALID_AMOUNT: "amount must be a positive integer of minor units",
+    FailureCode.AMOUNT_OVER_LIMIT: "amount is above the per-payment limit",
+    FailureCode.INVALID_ADDRESS: "payee_address must be an EIP-55 checksummed address",
+    FailureCode.UNKNOWN_CURRENCY: "currency is not a configured token",
+    FailureCode.SELF_PAYMENT: "payer and payee are the same",
+    FailureCode.INSUFFICIENT_FUNDS: "the payer's available balance is lower than the amount",
+    FailureCode.FRAUD_BLOCKED: "blocked by the fraud rules",
+    FailureCode.SETTLEMENT_REJECTED: "the settlement transaction was refused by the chain",
+    FailureCode.SETTLEMENT_TIMEOUT: "the settlement was not confirmed in time",
+}

@@ -1,0 +1,106 @@
+"""The records of the payment topics. Topics carry bytes; agents validate them
+here with ``Model.model_validate_json`` at the boundary."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field
+
+from schemas.base import AccountId, Address, Frozen, Record
+from schemas.codes import FailureCode
+from schemas.money import MinorUnits
+
+MetadataValue = Annotated[str, Field(max_length=256)] | int | bool
+Metadata = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=40)], MetadataValue], Field(max_length=16)
+]
+Decision = Literal["APPROVE", "REVIEW", "BLOCK"]
+
+
+class PaymentRequested(Frozen):
+    """``payments.requested``, written by upstream producers (key: payer_account)."""
+
+    schema_version: Literal[1] = 1
+    payment_id: uuid.UUID
+    payer_account: AccountId
+    payee_address: Address
+    amount: Annotated[MinorUnits, Field(ge=1)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,12}$")]
+    merchant_id: AccountId | None = None
+    metadata: Metadata | None = None
+    requested_at: AwareDatetime
+
+
+class FraudCheck(Frozen):
+    score: Annotated[int, Field(ge=0, le=1000)]
+    decision: Decision
+    rules_triggered: tuple[str, ...]
+    check_duration_us: Annotated[int, Field(ge=0)]
+
+
+class PaymentScored(Record):
+    """``fraud.scored``: an approved request with its hold taken."""
+
+    request: PaymentRequested
+    fraud: FraudCheck
+    scored_at: AwareDatetime
+
+
+class PaymentSubmitted(Record):
+    """``chain.submitted``: a payment sent to the chain in a batch transaction."""
+
+    payment_id: uuid.UUID
+    payer_account: AccountId
+    payee_address: Address
+    amount: MinorUnits
+    sequence: Annotated[int, Field(ge=0)]
+    batch_id: Annotated[int, Field(ge=0)]
+    tx_hash: str
+    requested_at: AwareDatetime
+    submitted_at: AwareDatetime
+
+
+class PaymentSettled(Record):
+    """``payments.settled``: confirmed on chain and captured."""
+
+    payment_id: uuid.UUID
+    payer_account: AccountId
+    payee_address: Address
+    amount: MinorUnits
+    currency: str
+    merchant_id: AccountId | None = None
+    tx_hash: str
+    block_number: Annotated[int, Field(ge=0)]
+    block_hash: str
+    batch_id: Annotated[int, Field(ge=0)]
+    sequence: Annotated[int, Field(ge=0)]
+    requested_at: AwareDatetime
+    settled_at: AwareDatetime
+    latency_ms: Annotated[int, Field(ge=0)]
+
+
+class PaymentFailed(Record):
+    """``payments.failed``: a terminal failure with a stable code."""
+
+    payment_id: uuid.UUID
+    payer_account: str | None = None
+    amount: MinorUnits | None = None
+    code: FailureCode
+    reason: str
+    fraud: FraudCheck | None = None
+    requested_at: AwareDatetime | None = None
+    failed_at: AwareDatetime
+
+
+class DeadLetter(Record):
+    """``payments.dlq``: a record no stage could decode, with its original bytes."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str
+    error: str
+    stage: str
