@@ -49,16 +49,18 @@ class PaymentScored(Record):
 
 
 class PaymentSubmitted(Record):
-    """``chain.submitted``: a payment sent to the chain in a batch transaction."""
+    """``chain.submitted``: a payment's batch was sent to the chain (``SUBMITTED``,
+    with the transaction hash) or refused by it for good (``REJECTED``, with a code)."""
 
+    outcome: Literal["SUBMITTED", "REJECTED"]
     payment_id: uuid.UUID
     payer_account: AccountId
-    payee_address: Address
     amount: MinorUnits
     sequence: Annotated[int, Field(ge=0)]
     batch_id: Annotated[int, Field(ge=0)]
-    tx_hash: str
-    requested_at: AwareDatetime
+    tx_hash: str | None = None
+    code: FailureCode | None = None
+    reason: str | None = None
     submitted_at: AwareDatetime
 
 

@@ -56,6 +56,8 @@ def kafka_producer_config(settings: Settings) -> dict[str, object]:
     return {
         "bootstrap.servers": settings.kafka_bootstrap,
         "enable.idempotence": True,
+        # The same key -> partition mapping as Faust (aiokafka) and Kafka's Java clients.
+        "partitioner": "murmur2_random",
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",

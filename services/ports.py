@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from services.chain.client import BatchReceipt
+from services.chain.cursor import Cursor
 from services.chain.events import ChainEvent
 from services.chain.packing import PaymentRecord
 
@@ -32,3 +33,13 @@ class ChainClient(Protocol):
 
     async def block_hash(self, number: int) -> str | None:
         """A block's hash on the current chain (reorg detection); None if absent."""
+
+
+class CursorStore(Protocol):
+    """Where the chain listener keeps its cursor."""
+
+    async def load(self) -> Cursor | None:
+        """The saved cursor, or None on first start."""
+
+    async def save(self, cursor: Cursor) -> None:
+        """Replace the saved cursor."""

@@ -76,6 +76,35 @@ class Settings(BaseSettings):
     chain_approval_threshold: int = Field(default=1_000_000_000_000, ge=0)  # token base units
     chain_approval_ttl_s: int = Field(default=300, gt=0)
 
+    # Payments: tokens by symbol with their decimals, and the per-payment limit.
+    currencies: dict[str, int] = {"PTUSD": 6}
+    max_payment_amount: int = Field(default=1_000_000_000_000, gt=0)  # minor units
+
+    # Fraud rules (amounts in minor units).
+    fraud_review_amount: int = Field(default=10_000_000_000, gt=0)
+    fraud_block_amount: int = Field(default=500_000_000_000, gt=0)
+    fraud_velocity_window_s: int = Field(default=60, gt=0)
+    fraud_velocity_max_count: int = Field(default=120, gt=0)
+    fraud_velocity_max_amount: int = Field(default=100_000_000_000, gt=0)
+    fraud_blocklist: frozenset[str] = frozenset()
+
+    # Stream pipeline.
+    app_id: str = "paystream"
+    batch_max_payments: int = Field(default=200, ge=1, le=1024)
+    batch_wait_ms: int = Field(default=250, ge=1)
+    batch_timeout_s: float = Field(default=30.0, gt=0)
+    settle_concurrency: int = Field(default=8, ge=1)
+    settle_retries_max: int = Field(default=5, ge=0)
+    settle_backoff_ms: int = Field(default=200, ge=1)
+    confirmations_min: int = Field(default=1, ge=1)
+    listener_poll_ms: int = Field(default=250, ge=10)
+    listener_max_blocks: int = Field(default=2_000, ge=1)
+    listener_start_block: int = Field(default=0, ge=0)
+    dlq_window: int = Field(default=200, ge=10)
+    dlq_max_ratio: float = Field(default=0.9, gt=0, le=1)
+    topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, gt=0)
+    worker_web_port: int = Field(default=6066, ge=1, le=65535)
+
     # Timeouts of the local stack and of the adapters.
     stack_start_timeout_s: float = Field(default=120.0, gt=0)
     stack_stop_timeout_s: float = Field(default=30.0, gt=0)

@@ -7,6 +7,7 @@ as code still exists at both addresses.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -46,6 +47,8 @@ async def load_deployment(w3: AsyncWeb3[Any], settings: Settings) -> Deployment 
     )
     if deployment.chain_id != await w3.eth.chain_id:
         return None
+    if data.get("code_version") != code_version():
+        return None  # deployed from other sources: deploy the current contracts
     if not (await _has_code(w3, deployment.token) and await _has_code(w3, deployment.settlement)):
         return None
     return deployment
@@ -97,8 +100,17 @@ async def deploy(
     deployment = await deploy_contracts(settings, keys, sender)
     path = deployment_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(deployment_json(deployment), indent=2) + "\n")
+    record = {**deployment_json(deployment), "code_version": code_version()}
+    path.write_text(json.dumps(record, indent=2) + "\n")
     return deployment, True
+
+
+def code_version() -> str:
+    """A digest of the contracts' bytecode this engine was built with."""
+    digest = hashlib.sha256()
+    for name in ("TestStablecoin", "PaymentSettlement"):
+        digest.update(artifacts.load(name).bytecode.encode())
+    return digest.hexdigest()[:16]
 
 
 def deployment_json(deployment: Deployment) -> dict[str, Any]:

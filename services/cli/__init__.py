@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from services.cli.chain import chain, deposit
+from services.cli.pipeline import topics, worker
 from services.cli.stack import stack
 from services.settings import Settings
 
@@ -24,6 +25,8 @@ def cli(ctx: click.Context) -> None:
 cli.add_command(stack)
 cli.add_command(chain)
 cli.add_command(deposit)
+cli.add_command(topics)
+cli.add_command(worker)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The fraud rules engine: pure functions, microseconds per call."""

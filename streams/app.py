@@ -1,0 +1,167 @@
+"""The Faust app: tables, the four agents, the batch flusher, the sweeper of
+unsent batches, and the chain listener (on the leader only).
+
+``create_app`` builds everything from Settings; nothing connects at import time.
+The chain client is created when the worker starts (it needs the deployment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from services.bootstrap import chain_client, redis_client
+from services.cache.cursor import RedisCursorStore
+from services.ports import ChainClient
+from services.settings import Settings
+from streams.agents.shell import run
+from streams.listener import ChainListener
+from streams.runtime import Runtime
+from streams.stages.fraud import FraudDeps, handle_request
+from streams.stages.reconcile import ReconcileDeps, handle_chain_event
+from streams.stages.settlement import (
+    OpenBatch,
+    SettlementDeps,
+    handle_scored,
+    pending_batches,
+    settle,
+    take_due_batches,
+)
+from streams.stages.submitted import SubmittedDeps, handle_submitted
+from streams.tables import declare_tables
+from streams.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
+
+log = logging.getLogger("paystream.streams")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=settings.kafka_partitions,
+        topic_replication_factor=1,
+        producer_acks=-1,
+        web_port=settings.worker_web_port,
+        web_host=settings.host,
+        web_bind=settings.host,
+        datadir=str(settings.state_dir / "faust"),
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
+    tables = declare_tables(app, settings.kafka_partitions)
+    runtime = Runtime.build(app, settings, utcnow)
+    topics = runtime.topics
+    chain: dict[str, ChainClient] = {}
+    ready = asyncio.Event()
+
+    fraud = FraudDeps(settings, tables.payments, tables.balances, tables.velocity, utcnow)
+    settlement = SettlementDeps(
+        settings, tables.payments, tables.sequences, tables.counters, utcnow
+    )
+    submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
+    reconcile = ReconcileDeps(
+        tables.payments, tables.balances, tables.sequences, tables.deposits, utcnow
+    )
+    in_flight: set[int] = set()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(batch: OpenBatch) -> None:
+        task = asyncio.ensure_future(submit(batch))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    slots = asyncio.Semaphore(settings.settle_concurrency)
+
+    cursors: list[RedisCursorStore] = []
+
+    @app.task
+    async def connect() -> None:
+        client = await chain_client(settings)
+        chain["client"] = client
+        # A new deployment starts a new cursor.
+        key = f"paystream:listener:{settings.app_id}:{client.deployment.settlement}"
+        cursors.append(RedisCursorStore(redis_client(settings), key))
+        ready.set()
+
+    @app.agent(topics[PAYMENTS_REQUESTED], name="fraud")
+    async def fraud_agent(stream: Any) -> None:
+        await run(stream, lambda raw, key, _p: handle_request(raw, key, fraud), runtime, "fraud")
+
+    @app.agent(topics[FRAUD_SCORED], name="settlement")
+    async def settlement_agent(stream: Any) -> None:
+        await run(
+            stream, lambda raw, _k, p: handle_scored(raw, p, settlement), runtime, "settlement"
+        )
+
+    @app.agent(topics[CHAIN_SUBMITTED], name="submitted")
+    async def submitted_agent(stream: Any) -> None:
+        await run(
+            stream, lambda raw, _k, _p: handle_submitted(raw, submitted), runtime, "submitted"
+        )
+
+    @app.agent(topics[CHAIN_EVENTS], name="reconciler")
+    async def reconciler_agent(stream: Any) -> None:
+        await run(
+            stream,
+            lambda raw, key, _p: handle_chain_event(raw, key, reconcile),
+            runtime,
+            "reconciler",
+        )
+
+    async def submit(batch: OpenBatch) -> None:
+        in_flight.add(batch.batch_id)
+        try:
+            async with slots:
+                await ready.wait()
+                await app.producer.flush()  # the batch's table entries are durable first
+                for emit in await settle(batch, chain["client"], settings, utcnow):
+                    await runtime.send(emit)
+        except Exception:
+            log.exception("batch %s: submission failed; the sweeper will retry", batch.batch_id)
+        finally:
+            in_flight.discard(batch.batch_id)
+
+    @app.timer(interval=0.05)
+    async def flush_batches() -> None:
+        for batch in take_due_batches(settlement):
+            spawn(batch)
+
+    @app.timer(interval=5.0)
+    async def sweep_unsent_batches() -> None:
+        older = utcnow() - timedelta(seconds=settings.batch_timeout_s)
+        for batch in pending_batches(tables.payments.values(), older, in_flight):
+            log.warning("re-sending batch %s (%d payments)", batch.batch_id, len(batch.members))
+            spawn(batch)
+
+    @app.timer(interval=settings.listener_poll_ms / 1000, on_leader=True)
+    async def listen() -> None:
+        if not ready.is_set():
+            return
+        listener = ChainListener(chain["client"], settings, settings.listener_start_block)
+        poll = await listener.poll(await cursors[0].load())
+        if poll.reorged_from is not None:
+            log.warning("reorg: blocks from %s were replaced", poll.reorged_from)
+        for emit in poll.emits:
+            await runtime.send(emit)
+        if poll.cursor is not None:
+            await cursors[0].save(poll.cursor)
+
+    @app.page("/balances/{account}/")
+    class BalanceView(View):
+        async def get(self, request: Request, account: str) -> Response:
+            balance = tables.balances.get(account)
+            body = balance.model_dump() if balance else {"available": 0, "held": 0, "settled": 0}
+            return self.json({"account": account, **body})
+
+    del fraud_agent, settlement_agent, submitted_agent, reconciler_agent, BalanceView
+    return app

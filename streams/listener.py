@@ -1,0 +1,149 @@
+"""The chain listener: follows blocks, emits confirmed settlements and deposits
+to ``chain.events``, and detects reorgs by block hash.
+
+One instance runs (on the Faust leader). Its cursor (last emitted block, and the
+hashes and events of the most recent ones) lives in a ``CursorStore``; losing it
+only means re-emitting, which the reconciler recognises. Settlement records go
+to the partition encoded in their sequence number (the payer's partition, where
+the payment's state lives); deposits are keyed by their account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.base import Record
+from schemas.chain import DepositConfirmed, EventOrphaned, SettlementConfirmed
+from services.chain.cursor import Cursor, SeenBlock, SeenEvent
+from services.chain.events import ChainEvent, DepositEvent, SettledEvent
+from services.ports import ChainClient
+from services.settings import Settings
+from streams.outcomes import Emit
+from streams.stages.settlement import partition_of
+from streams.topics import CHAIN_EVENTS
+
+RECENT_BLOCKS = 64  # blocks whose hashes and events are kept for reorg detection
+
+
+@dataclass
+class Poll:
+    emits: list[Emit] = field(default_factory=list)
+    cursor: Cursor | None = None
+    reorged_from: int | None = None
+
+
+def _seen(event: ChainEvent) -> SeenEvent:
+    if isinstance(event, SettledEvent):
+        return SeenEvent(
+            tx_hash=event.at.tx_hash,
+            log_index=event.at.log_index,
+            amount=event.payment.amount,
+            sequence=event.payment.sequence,
+        )
+    return SeenEvent(
+        tx_hash=event.at.tx_hash,
+        log_index=event.at.log_index,
+        amount=event.amount,
+        account=event.account,
+    )
+
+
+def _emit(event: ChainEvent) -> Emit:
+    at = event.at
+    where = {
+        "block_number": at.block_number,
+        "block_hash": at.block_hash,
+        "tx_hash": at.tx_hash,
+        "log_index": at.log_index,
+    }
+    if isinstance(event, SettledEvent):
+        p = event.payment
+        record: Record = SettlementConfirmed(
+            sequence=p.sequence,
+            payer_ref=p.payer_ref,
+            payee_address=p.payee,
+            amount=p.amount,
+            batch_id=p.batch_id,
+            **where,
+        )
+        return Emit(CHAIN_EVENTS, f"ref:{p.payer_ref}", record, partition_of(p.sequence))
+    assert isinstance(event, DepositEvent)
+    record = DepositConfirmed(
+        account=event.account, depositor=event.depositor, amount=event.amount, **where
+    )
+    return Emit(CHAIN_EVENTS, event.account, record)
+
+
+def _orphan(block: SeenBlock, seen: SeenEvent) -> Emit:
+    record = EventOrphaned(
+        block_number=block.number,
+        block_hash=block.hash,
+        tx_hash=seen.tx_hash,
+        log_index=seen.log_index,
+        sequence=seen.sequence,
+        account=seen.account,
+        amount=seen.amount,
+    )
+    if seen.sequence is not None:
+        return Emit(CHAIN_EVENTS, f"seq:{seen.sequence}", record, partition_of(seen.sequence))
+    return Emit(CHAIN_EVENTS, seen.account or "", record)
+
+
+class ChainListener:
+    def __init__(self, chain: ChainClient, settings: Settings, start_block: int = 0) -> None:
+        self.chain = chain
+        self.settings = settings
+        self.start_block = start_block
+
+    async def poll(self, cursor: Cursor | None) -> Poll:
+        """What to emit next, and the cursor to save once it is emitted."""
+        cursor = cursor or Cursor(last_block=self.start_block - 1)
+        result = Poll()
+        fork = await self._fork_point(cursor)
+        if fork is not None:
+            orphaned = [b for b in cursor.recent if b.number > fork]
+            cursor = Cursor(last_block=fork, recent=[b for b in cursor.recent if b.number <= fork])
+            result.reorged_from = fork + 1
+            kept = {
+                (e.at.tx_hash, e.at.log_index)
+                for e in await self._canonical(fork + 1, max(b.number for b in orphaned))
+            }
+            result.emits += [
+                _orphan(b, s)
+                for b in orphaned
+                for s in b.events
+                if (s.tx_hash, s.log_index) not in kept
+            ]
+        head = await self.chain.block_number()
+        confirmed = head - self.settings.confirmations_min + 1
+        to = min(confirmed, cursor.last_block + self.settings.listener_max_blocks)
+        if to <= cursor.last_block:
+            result.cursor = cursor
+            return result
+        events = await self.chain.events(cursor.last_block + 1, to)
+        result.emits += [_emit(e) for e in events]
+        result.cursor = await self._advance(cursor, to, events)
+        return result
+
+    async def _canonical(self, first: int, last: int) -> list[ChainEvent]:
+        confirmed = await self.chain.block_number() - self.settings.confirmations_min + 1
+        return await self.chain.events(first, min(last, confirmed)) if first <= confirmed else []
+
+    async def _fork_point(self, cursor: Cursor) -> int | None:
+        """None if the recent blocks are still canonical; else the last block that is."""
+        for block in reversed(cursor.recent):
+            if await self.chain.block_hash(block.number) == block.hash:
+                return None if block is cursor.recent[-1] else block.number
+        return cursor.recent[0].number - 1 if cursor.recent else None
+
+    async def _advance(self, cursor: Cursor, to: int, events: list[ChainEvent]) -> Cursor:
+        first = max(cursor.last_block + 1, to - RECENT_BLOCKS + 1)
+        blocks: list[SeenBlock] = []
+        for number in range(first, to + 1):
+            block_hash = await self.chain.block_hash(number)
+            if block_hash is None:
+                break
+            seen = [_seen(e) for e in events if e.at.block_number == number]
+            blocks.append(SeenBlock(number=number, hash=block_hash, events=seen))
+        recent = (cursor.recent + blocks)[-RECENT_BLOCKS:]
+        return Cursor(last_block=to, recent=recent)

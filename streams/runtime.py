@@ -1,0 +1,113 @@
+"""What the agents share at run time: sending outcomes, the DLQ and its guard,
+and stopping the worker on a broken invariant (without acking)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.payments import DeadLetter
+from services.settings import Settings
+from streams.outcomes import Emit, Outcome
+from streams.topics import PAYMENTS_DLQ, TOPICS
+
+log = logging.getLogger("paystream.streams")
+
+EXIT_INVARIANT = 70
+EXIT_DLQ_FLOOD = 71
+
+
+def die(code: int, message: str) -> None:
+    """Stop the worker at once: no ack, no offset commit for what is in flight.
+    A supervisor restarts it; replays are recognised by the tables."""
+    log.critical(message)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@dataclass
+class DlqGuard:
+    """Stops the worker when nearly everything goes to the DLQ (a bad deploy),
+    instead of draining a topic into it."""
+
+    window: int
+    max_ratio: float
+    recent: deque[bool] = field(default_factory=deque)
+
+    def record(self, dead: bool) -> bool:
+        """Record one outcome; True when the worker must stop."""
+        self.recent.append(dead)
+        if len(self.recent) > self.window:
+            self.recent.popleft()
+        full = len(self.recent) == self.window
+        return full and sum(self.recent) / self.window >= self.max_ratio
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    topics: dict[str, Any]  # name -> faust topic (raw bytes)
+    clock: Callable[[], datetime]
+    guard: DlqGuard
+
+    @classmethod
+    def build(cls, app: Any, settings: Settings, clock: Callable[[], datetime]) -> Runtime:
+        topics = {
+            spec.name: app.topic(
+                spec.name,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=settings.kafka_partitions,
+            )
+            for spec in TOPICS
+        }
+        return cls(settings, topics, clock, DlqGuard(settings.dlq_window, settings.dlq_max_ratio))
+
+    async def send(self, emit: Emit) -> None:
+        await self.topics[emit.topic].send(
+            key=emit.key.encode(),
+            value=emit.value.model_dump_json().encode(),
+            partition=emit.partition,
+        )
+
+    async def route(self, outcome: Outcome, message: Any, stage: str) -> None:
+        for emit in outcome.emits:
+            await self.send(emit)
+        if outcome.dead_letter is not None:
+            await self.dead_letter(message, outcome.dead_letter, stage)
+        if self.guard.record(outcome.dead_letter is not None):
+            die(
+                EXIT_DLQ_FLOOD,
+                f"{stage}: {self.guard.max_ratio:.0%} of the last "
+                f"{self.guard.window} records went to the DLQ; stopping the worker",
+            )
+
+    async def dead_letter(self, message: Any, error: str, stage: str) -> None:
+        key: bytes | None = message.key
+        value: bytes = message.value or b""
+        record = DeadLetter(
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key_b64=base64.b64encode(key).decode() if key is not None else None,
+            value_b64=base64.b64encode(value).decode(),
+            error=error[:2000],
+            stage=stage,
+        )
+        log.warning(
+            "dead letter from %s[%s]@%s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            error[:200],
+        )
+        await self.topics[PAYMENTS_DLQ].send(key=key, value=record.model_dump_json().encode())

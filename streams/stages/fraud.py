@@ -1,0 +1,153 @@
+"""Fraud stage (consumes ``payments.requested``): validate, score, hold funds.
+
+One terminal decision per payment id: a replayed request is recognised in the
+``payments`` table and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.codes import FAILURE_REASONS, FailureCode
+from schemas.payments import FraudCheck, PaymentFailed, PaymentRequested, PaymentScored
+from services.fraud.rules import Velocity, score
+from services.settings import Settings
+from streams.outcomes import Emit, Outcome, dead, ignored
+from streams.state import Balance, PaymentState, Status, VelocityWindow
+from streams.topics import FRAUD_SCORED, PAYMENTS_FAILED
+
+FIELD_CODES = {
+    "amount": FailureCode.INVALID_AMOUNT,
+    "payee_address": FailureCode.INVALID_ADDRESS,
+    "currency": FailureCode.UNKNOWN_CURRENCY,
+}
+
+
+@dataclass
+class FraudDeps:
+    settings: Settings
+    payments: MutableMapping[str, PaymentState]
+    balances: MutableMapping[str, Balance]
+    velocity: MutableMapping[str, VelocityWindow]
+    clock: Callable[[], datetime]
+
+
+def _payment_id(obj: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(obj["payment_id"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _code_of(error: ValidationError) -> FailureCode:
+    fields = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
+    for name, code in FIELD_CODES.items():
+        if name in fields:
+            return code
+    return FailureCode.INVALID_SCHEMA
+
+
+def _reject(
+    deps: FraudDeps,
+    key: str,
+    state: PaymentState,
+    code: FailureCode,
+    detail: str = "",
+    fraud: FraudCheck | None = None,
+) -> Outcome:
+    deps.payments[str(state.payment_id)] = state.moved(Status.REJECTED)
+    failed = PaymentFailed(
+        payment_id=state.payment_id,
+        payer_account=state.payer_account or None,
+        amount=state.amount or None,
+        code=code,
+        reason=FAILURE_REASONS[code] + (f": {detail}" if detail else ""),
+        fraud=fraud,
+        requested_at=state.requested_at,
+        failed_at=deps.clock(),
+    )
+    return Outcome(emits=(Emit(PAYMENTS_FAILED, key, failed),), note=code.value)
+
+
+def handle_request(raw: bytes, key: str, deps: FraudDeps) -> Outcome:
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return dead(f"not JSON: {exc}")
+    payment_id = _payment_id(obj) if isinstance(obj, dict) else None
+    if payment_id is None:
+        return dead("no valid payment_id: the failure cannot be addressed to anyone")
+    if str(payment_id) in deps.payments:
+        return ignored("duplicate")
+    now = deps.clock()
+    try:
+        request = PaymentRequested.model_validate(obj)
+    except ValidationError as exc:
+        placeholder = PaymentState(
+            payment_id=payment_id,
+            payer_account=str(obj.get("payer_account", ""))[:64],
+            payee_address="",
+            amount=0,
+            currency="",
+            status=Status.REQUESTED,
+            requested_at=now,
+        )
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _reject(deps, key, placeholder, _code_of(exc), detail[:500])
+    return _decide(request, key, deps, now)
+
+
+def _decide(request: PaymentRequested, key: str, deps: FraudDeps, now: datetime) -> Outcome:
+    s = deps.settings
+    state = PaymentState(
+        payment_id=request.payment_id,
+        payer_account=request.payer_account,
+        payee_address=request.payee_address,
+        amount=request.amount,
+        currency=request.currency,
+        merchant_id=request.merchant_id,
+        status=Status.REQUESTED,
+        requested_at=request.requested_at,
+    )
+    if request.currency not in s.currencies:
+        return _reject(deps, key, state, FailureCode.UNKNOWN_CURRENCY, request.currency)
+    if request.amount > s.max_payment_amount:
+        return _reject(deps, key, state, FailureCode.AMOUNT_OVER_LIMIT)
+    if request.payee_address.lower() == request.payer_account.lower():
+        return _reject(deps, key, state, FailureCode.SELF_PAYMENT)
+
+    started = time.perf_counter_ns()
+    now_ms = int(now.timestamp() * 1000)
+    window_ms = s.fraud_velocity_window_s * 1000
+    window = deps.velocity.get(request.payer_account, VelocityWindow())
+    verdict = score(request, Velocity(*window.recent(now_ms, window_ms)), s)
+    deps.velocity[request.payer_account] = window.add(now_ms, window_ms, request.amount)
+    check = FraudCheck(
+        score=verdict.score,
+        decision=verdict.decision,
+        rules_triggered=verdict.rules_triggered,
+        check_duration_us=(time.perf_counter_ns() - started) // 1000,
+    )
+    if verdict.decision == "BLOCK":
+        return _reject(
+            deps, key, state, FailureCode.FRAUD_BLOCKED, ",".join(verdict.rules_triggered), check
+        )
+
+    balance = deps.balances.get(request.payer_account, Balance())
+    if balance.available < request.amount:
+        return _reject(deps, key, state, FailureCode.INSUFFICIENT_FUNDS, fraud=check)
+    deps.balances[request.payer_account] = balance.hold(request.amount)
+    if verdict.decision == "REVIEW":
+        deps.payments[str(request.payment_id)] = state.moved(Status.REVIEW)
+        return ignored("review")
+    deps.payments[str(request.payment_id)] = state.moved(Status.SCORED)
+    scored = PaymentScored(request=request, fraud=check, scored_at=deps.clock())
+    return Outcome(emits=(Emit(FRAUD_SCORED, key, scored),), note="approved")

@@ -1,0 +1,123 @@
+"""Reconciler (consumes ``chain.events``): match confirmed settlements with the
+payments the engine sent, capture holds, credit deposits, publish outcomes.
+Disagreements are published as alerts, never silently accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import ValidationError
+
+from schemas.chain import (
+    CHAIN_EVENT,
+    DepositConfirmed,
+    EventOrphaned,
+    ReconciliationAlert,
+    SettlementConfirmed,
+)
+from schemas.payments import PaymentSettled
+from streams.outcomes import Emit, Outcome, dead, ignored
+from streams.state import Balance, PaymentState, Status
+from streams.topics import PAYMENTS_SETTLED, RECONCILIATION_ALERTS
+
+AlertKind = Literal["UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT"]
+
+
+@dataclass
+class ReconcileDeps:
+    payments: MutableMapping[str, PaymentState]
+    balances: MutableMapping[str, Balance]
+    sequences: MutableMapping[str, str]
+    deposits: MutableMapping[str, int]  # "tx:log index" -> amount credited
+    clock: Callable[[], datetime]
+
+
+def _alert(key: str, kind: AlertKind, detail: str, **fields: object) -> Outcome:
+    alert = ReconciliationAlert(kind=kind, detail=detail, **fields)
+    return Outcome(emits=(Emit(RECONCILIATION_ALERTS, key, alert),), note=f"alert:{kind}")
+
+
+def handle_chain_event(raw: bytes, key: str, deps: ReconcileDeps) -> Outcome:
+    try:
+        event = CHAIN_EVENT.validate_json(raw)
+    except ValidationError as exc:
+        return dead(f"invalid chain.events record: {exc}"[:1000])
+    if isinstance(event, DepositConfirmed):
+        return _deposit(event, deps)
+    if isinstance(event, EventOrphaned):
+        return _alert(
+            key,
+            "ORPHANED",
+            f"reorg removed a confirmed event in {event.tx_hash}",
+            sequence=event.sequence,
+            tx_hash=event.tx_hash,
+        )
+    return _settled(event, key, deps)
+
+
+def _deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
+    seen = f"{event.tx_hash}:{event.log_index}"
+    if seen in deps.deposits:
+        return ignored("duplicate deposit")
+    deps.deposits[seen] = event.amount
+    balance = deps.balances.get(event.account, Balance())
+    deps.balances[event.account] = balance.credit(event.amount)
+    return ignored("deposit credited")
+
+
+def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outcome:
+    payment_id = deps.sequences.get(str(event.sequence))
+    state = deps.payments.get(payment_id) if payment_id else None
+    if payment_id is None or state is None:
+        return _alert(
+            key,
+            "UNKNOWN_SEQUENCE",
+            "paid on chain, unknown to the engine",
+            sequence=event.sequence,
+            tx_hash=event.tx_hash,
+        )
+    if state.status == Status.SETTLED:
+        return ignored("duplicate settlement")
+    if (state.payee_address, state.amount) != (event.payee_address, event.amount):
+        return _alert(
+            key,
+            "MISMATCH",
+            f"chain paid {event.amount} to {event.payee_address}, engine expected "
+            f"{state.amount} to {state.payee_address}",
+            sequence=event.sequence,
+            tx_hash=event.tx_hash,
+        )
+    if state.status not in (Status.SCORED, Status.SUBMITTED):
+        return _alert(
+            key,
+            "MISMATCH",
+            f"paid on chain but {state.status} in the engine",
+            sequence=event.sequence,
+            tx_hash=event.tx_hash,
+        )
+    if state.status == Status.SCORED:  # chain.submitted not seen yet
+        state = state.moved(Status.SUBMITTED, tx_hash=event.tx_hash)
+    now = deps.clock()
+    deps.payments[payment_id] = state.moved(Status.CONFIRMED).moved(Status.SETTLED)
+    balance = deps.balances.get(state.payer_account, Balance())
+    deps.balances[state.payer_account] = balance.capture(state.amount)
+    settled = PaymentSettled(
+        payment_id=state.payment_id,
+        payer_account=state.payer_account,
+        payee_address=state.payee_address,
+        amount=state.amount,
+        currency=state.currency,
+        merchant_id=state.merchant_id,
+        tx_hash=event.tx_hash,
+        block_number=event.block_number,
+        block_hash=event.block_hash,
+        batch_id=event.batch_id,
+        sequence=event.sequence,
+        requested_at=state.requested_at,
+        settled_at=now,
+        latency_ms=max(0, int((now - state.requested_at).total_seconds() * 1000)),
+    )
+    return Outcome(emits=(Emit(PAYMENTS_SETTLED, state.payer_account, settled),), note="settled")

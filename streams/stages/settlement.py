@@ -1,0 +1,185 @@
+"""Settlement stage (consumes ``fraud.scored``): give each approved payment a
+sequence number and a batch, then settle batches on chain.
+
+Batches are per partition, so a batch's sequence numbers are consecutive (cheap
+for the contract's bitmap). The batch a payment belongs to is written to the
+``payments`` table when the payment joins it, before anything is sent: a worker
+that dies re-sends the same batch (``pending_batches``), and the contract never
+pays a sequence number twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import ValidationError
+
+from schemas.codes import FAILURE_REASONS, FailureCode
+from schemas.payments import PaymentScored, PaymentSubmitted
+from services.chain.packing import PaymentRecord, account_ref
+from services.chain.reverts import ContractReverted
+from services.errors import InfrastructureError
+from services.ports import ChainClient
+from services.settings import Settings
+from streams.outcomes import Emit, Outcome, dead, ignored
+from streams.state import PaymentState, Status
+from streams.topics import CHAIN_SUBMITTED
+
+SEQUENCE_PARTITION_SHIFT = 40  # sequence = partition << 40 | counter
+
+
+def partition_of(sequence: int) -> int:
+    return sequence >> SEQUENCE_PARTITION_SHIFT
+
+
+@dataclass
+class OpenBatch:
+    batch_id: int
+    opened_at: datetime
+    members: list[PaymentState] = field(default_factory=list)
+
+
+@dataclass
+class SettlementDeps:
+    settings: Settings
+    payments: MutableMapping[str, PaymentState]
+    sequences: MutableMapping[str, str]  # sequence -> payment id
+    counters: MutableMapping[str, int]  # partition -> next counter
+    clock: Callable[[], datetime]
+    open_batches: dict[int, OpenBatch] = field(default_factory=dict)  # partition -> batch
+
+
+def handle_scored(raw: bytes, partition: int, deps: SettlementDeps) -> Outcome:
+    """Join an approved payment to its partition's open batch."""
+    try:
+        scored = PaymentScored.model_validate_json(raw)
+    except ValidationError as exc:
+        return dead(f"invalid fraud.scored record: {exc.error_count()} errors: {exc}"[:1000])
+    key = str(scored.request.payment_id)
+    state = deps.payments.get(key)
+    if state is None or state.status != Status.SCORED or state.sequence is not None:
+        return ignored("not awaiting a batch (replay or unknown)")
+    counter = deps.counters.get(str(partition), 0)
+    sequence = (partition << SEQUENCE_PARTITION_SHIFT) | counter
+    deps.counters[str(partition)] = counter + 1
+    now = deps.clock()
+    batch = deps.open_batches.get(partition)
+    if batch is None or _due(batch, deps.settings, now):
+        batch = OpenBatch(batch_id=sequence, opened_at=now)
+        deps.open_batches[partition] = batch
+    state = state.model_copy(
+        update={"sequence": sequence, "batch_id": batch.batch_id, "batched_at": now}
+    )
+    deps.payments[key] = state
+    deps.sequences[str(sequence)] = key
+    batch.members.append(state)
+    return ignored("batched")
+
+
+def _due(batch: OpenBatch, settings: Settings, now: datetime) -> bool:
+    full = len(batch.members) >= settings.batch_max_payments
+    return full or now - batch.opened_at >= timedelta(milliseconds=settings.batch_wait_ms)
+
+
+def take_due_batches(deps: SettlementDeps) -> list[OpenBatch]:
+    """Close and return the batches that are full or have waited long enough."""
+    now = deps.clock()
+    due = [p for p, b in deps.open_batches.items() if b.members and _due(b, deps.settings, now)]
+    return [deps.open_batches.pop(p) for p in due]
+
+
+def pending_batches(
+    payments: Iterable[PaymentState], older_than: datetime, in_flight: set[int]
+) -> list[OpenBatch]:
+    """Batches recorded in the table but never submitted (e.g. the worker died)."""
+    groups: dict[int, OpenBatch] = {}
+    for state in payments:
+        if state.status != Status.SCORED or state.batch_id is None or state.batched_at is None:
+            continue
+        if state.batched_at > older_than or state.batch_id in in_flight:
+            continue
+        batch = groups.setdefault(state.batch_id, OpenBatch(state.batch_id, state.batched_at))
+        batch.members.append(state)
+    return list(groups.values())
+
+
+async def settle(
+    batch: OpenBatch, chain: ChainClient, settings: Settings, clock: Callable[[], datetime]
+) -> list[Emit]:
+    """Submit a batch with bounded retries; return the ``chain.submitted`` records."""
+    members = sorted(batch.members, key=lambda m: m.sequence or 0)
+    records = [
+        PaymentRecord(m.payee_address, m.amount, m.sequence or 0, account_ref(m.payer_account))
+        for m in members
+    ]
+    delay_s = settings.settle_backoff_ms / 1000
+    for attempt in range(settings.settle_retries_max + 1):
+        try:
+            receipt = await chain.settle_batch(batch.batch_id, records)
+        except ContractReverted as exc:
+            return _submitted(
+                members, batch, clock, "REJECTED", None, FailureCode.SETTLEMENT_REJECTED, str(exc)
+            )
+        except InfrastructureError:
+            if attempt == settings.settle_retries_max:
+                break
+            await asyncio.sleep(delay_s * (1 + random.random()))  # noqa: S311 - jitter
+            delay_s *= 2
+        else:
+            return _submitted(members, batch, clock, "SUBMITTED", receipt.tx_hash, None, None)
+    # Out of retries: trust only what the chain says was paid.
+    paid = [m for m in members if await _settled(chain, m.sequence or 0)]
+    unpaid = [m for m in members if m not in paid]
+    return _submitted(paid, batch, clock, "SUBMITTED", None, None, None) + _submitted(
+        unpaid,
+        batch,
+        clock,
+        "REJECTED",
+        None,
+        FailureCode.SETTLEMENT_TIMEOUT,
+        FAILURE_REASONS[FailureCode.SETTLEMENT_TIMEOUT],
+    )
+
+
+async def _settled(chain: ChainClient, sequence: int) -> bool:
+    try:
+        return await chain.is_settled(sequence)
+    except InfrastructureError:
+        return True  # unknown: do not release a hold that may have been paid out
+
+
+def _submitted(
+    members: list[PaymentState],
+    batch: OpenBatch,
+    clock: Callable[[], datetime],
+    outcome: Literal["SUBMITTED", "REJECTED"],
+    tx_hash: str | None,
+    code: FailureCode | None,
+    reason: str | None,
+) -> list[Emit]:
+    now = clock()
+    return [
+        Emit(
+            CHAIN_SUBMITTED,
+            m.payer_account,
+            PaymentSubmitted(
+                outcome=outcome,
+                payment_id=m.payment_id,
+                payer_account=m.payer_account,
+                amount=m.amount,
+                sequence=m.sequence or 0,
+                batch_id=batch.batch_id,
+                tx_hash=tx_hash,
+                code=code,
+                reason=reason,
+                submitted_at=now,
+            ),
+            partition=partition_of(m.sequence or 0),
+        )
+        for m in members
+    ]

@@ -1,0 +1,36 @@
+"""Every topic of the pipeline, declared once. All are keyed by the payer
+account id (``chain.events`` settlement records are routed to their payer's
+partition explicitly, see docs/architecture.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PAYMENTS_REQUESTED = "payments.requested"
+FRAUD_SCORED = "fraud.scored"
+CHAIN_SUBMITTED = "chain.submitted"
+CHAIN_EVENTS = "chain.events"
+PAYMENTS_SETTLED = "payments.settled"
+PAYMENTS_FAILED = "payments.failed"
+PAYMENTS_DLQ = "payments.dlq"
+RECONCILIATION_ALERTS = "reconciliation.alerts"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    purpose: str
+    compacted: bool = False
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(PAYMENTS_REQUESTED, "payer account", "requests from upstream producers"),
+    TopicSpec(FRAUD_SCORED, "payer account", "approved, held, scored requests"),
+    TopicSpec(CHAIN_SUBMITTED, "payer account", "payments sent to the chain, or refused by it"),
+    TopicSpec(CHAIN_EVENTS, "payer account", "confirmed settlements and deposits from the chain"),
+    TopicSpec(PAYMENTS_SETTLED, "payer account", "settled payments, for downstream consumers"),
+    TopicSpec(PAYMENTS_FAILED, "payer account", "failed payments with a stable code"),
+    TopicSpec(PAYMENTS_DLQ, "source key", "undecodable records with their bytes and offset"),
+    TopicSpec(RECONCILIATION_ALERTS, "payer account", "chain and engine disagree"),
+)
