@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from services.cli.chain import chain, deposit
-from services.cli.pipeline import topics, worker
+from services.cli.pipeline import demo, topics, worker
 from services.cli.stack import stack
 from services.settings import Settings
 
@@ -27,6 +27,7 @@ cli.add_command(chain)
 cli.add_command(deposit)
 cli.add_command(topics)
 cli.add_command(worker)
+cli.add_command(demo)
 
 
 def main() -> None:

@@ -45,3 +45,28 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
         settings = settings.model_copy(update={"worker_web_port": web_port})
     app = create_app(settings)
     Worker(app, loglevel=loglevel).execute_from_commandline()
+
+
+@click.command()
+@click.option("--payers", default=20, show_default=True, help="Payer accounts to fund.")
+@click.option("--payments", default=1000, show_default=True, help="Requests to publish.")
+@click.option("--rate", default=200.0, show_default=True, help="Offered requests/s (0: max).")
+@click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
+@click.pass_obj
+def demo(settings: Settings, payers: int, payments: int, rate: float, as_json: bool) -> None:
+    """Run everything end to end: stack, contracts, worker, deposits, payments, summary."""
+    from rich.console import Console
+
+    from services.demo.run import DemoPlan, run_demo
+    from services.errors import PaystreamError
+
+    plan = DemoPlan(payers=payers, payments=payments, rate_per_s=rate or None)
+    try:
+        summary = run_demo(settings, plan, Console(stderr=True))
+    except PaystreamError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from exc
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+    if summary["missing"]:
+        raise SystemExit(1)

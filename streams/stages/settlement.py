@@ -52,6 +52,7 @@ class SettlementDeps:
     counters: MutableMapping[str, int]  # partition -> next counter
     clock: Callable[[], datetime]
     open_batches: dict[int, OpenBatch] = field(default_factory=dict)  # partition -> batch
+    closed: list[OpenBatch] = field(default_factory=list)  # full or due, not yet taken
 
 
 def handle_scored(raw: bytes, partition: int, deps: SettlementDeps) -> Outcome:
@@ -70,6 +71,8 @@ def handle_scored(raw: bytes, partition: int, deps: SettlementDeps) -> Outcome:
     now = deps.clock()
     batch = deps.open_batches.get(partition)
     if batch is None or _due(batch, deps.settings, now):
+        if batch is not None:
+            deps.closed.append(batch)
         batch = OpenBatch(batch_id=sequence, opened_at=now)
         deps.open_batches[partition] = batch
     state = state.model_copy(
@@ -90,7 +93,8 @@ def take_due_batches(deps: SettlementDeps) -> list[OpenBatch]:
     """Close and return the batches that are full or have waited long enough."""
     now = deps.clock()
     due = [p for p, b in deps.open_batches.items() if b.members and _due(b, deps.settings, now)]
-    return [deps.open_batches.pop(p) for p in due]
+    taken, deps.closed = deps.closed, []
+    return taken + [deps.open_batches.pop(p) for p in due]
 
 
 def pending_batches(

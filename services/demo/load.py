@@ -1,0 +1,133 @@
+"""Fund payers with real deposits, publish requests, collect their outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, Producer
+from eth_account import Account
+
+from services.bootstrap import chain_client, kafka_consumer_config, kafka_producer_config
+from services.errors import StackError
+from services.settings import Settings
+from streams.topics import PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_SETTLED
+
+Progress = Callable[[int], None]
+
+
+def _quiet(_: int) -> None:
+    return None
+
+
+async def fund_payers(
+    settings: Settings, payers: Sequence[str], amount_each: int, progress: Progress = _quiet
+) -> None:
+    """One real on-chain deposit per payer, sent concurrently (the nonce manager
+    keeps the funder's nonces gap-free)."""
+    client = await chain_client(settings)
+    funder = client.keys.funder
+    await client.call_token(client.keys.admin, "mint", funder.address, amount_each * len(payers))
+    await client.call_token(funder, "approve", client.settlement.address, 2**256 - 1)
+    slots = asyncio.Semaphore(32)
+
+    async def one(payer: str) -> None:
+        async with slots:
+            await client.call_settlement(funder, "deposit", payer, amount_each)
+            progress(1)
+
+    await asyncio.gather(*(one(p) for p in payers))
+
+
+def request(payer: str, payee: str, amount: int) -> dict[str, object]:
+    return {
+        "payment_id": str(uuid.uuid4()),
+        "payer_account": payer,
+        "payee_address": payee,
+        "amount": amount,
+        "currency": "PTUSD",
+        "requested_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def make_requests(
+    payers: Sequence[str], count: int, payees: int, max_amount: int, seed: int = 7
+) -> list[dict[str, object]]:
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    pool = [Account.create().address for _ in range(payees)]
+    return [
+        request(payers[i % len(payers)], rng.choice(pool), rng.randint(1, max_amount))
+        for i in range(count)
+    ]
+
+
+def publish(
+    settings: Settings,
+    requests: Sequence[dict[str, object]],
+    rate_per_s: float | None,
+    progress: Progress = _quiet,
+) -> float:
+    """Publish at a fixed offered rate (None: as fast as possible); returns the
+    monotonic time of the first send."""
+    producer = Producer(kafka_producer_config(settings))
+    started = time.monotonic()
+    for i, req in enumerate(requests):
+        if rate_per_s:
+            wait = started + i / rate_per_s - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        producer.produce(
+            PAYMENTS_REQUESTED,
+            key=str(req["payer_account"]).encode(),
+            value=json.dumps(req).encode(),
+        )
+        producer.poll(0)
+        progress(1)
+    if producer.flush(60) != 0:
+        raise StackError("could not deliver every request to Kafka within 60 s")
+    return started
+
+
+@dataclass
+class Outcomes:
+    settled: dict[str, dict[str, object]] = field(default_factory=dict)
+    failed: dict[str, dict[str, object]] = field(default_factory=dict)
+    duplicates: int = 0
+    last_at: float = 0.0
+
+
+def collect(
+    settings: Settings, ids: set[str], timeout_s: float, progress: Progress = _quiet
+) -> Outcomes:
+    """Read payments.settled and payments.failed until every id has an outcome."""
+    consumer = Consumer(kafka_consumer_config(settings, f"collect-{uuid.uuid4().hex[:8]}"))
+    consumer.subscribe([PAYMENTS_SETTLED, PAYMENTS_FAILED])
+    outcomes = Outcomes()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(outcomes.settled) + len(outcomes.failed) < len(ids):
+            if time.monotonic() > deadline:
+                break
+            for msg in consumer.consume(num_messages=500, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                record = json.loads(msg.value() or b"{}")
+                pid = str(record.get("payment_id"))
+                if pid not in ids:
+                    continue
+                target = outcomes.settled if msg.topic() == PAYMENTS_SETTLED else outcomes.failed
+                if pid in outcomes.settled or pid in outcomes.failed:
+                    outcomes.duplicates += 1
+                    continue
+                target[pid] = record
+                outcomes.last_at = time.monotonic()
+                progress(1)
+    finally:
+        consumer.close()
+    return outcomes

@@ -1,0 +1,88 @@
+"""A ``paystream worker`` as a child process, with its log in the state dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from services.errors import StackError
+from services.settings import Settings
+
+CLI = "from services.cli import main; main()"
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log: Path, env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.log = log
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 90.0) -> WorkerProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    CLI,
+                    "worker",
+                    "-l",
+                    "info",
+                    "--web-port",
+                    str(self.settings.worker_web_port),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise StackError(f"the worker exited ({self.process.returncode}); see {self.log}")
+            if self.balance("-") is not None:
+                return self
+            time.sleep(0.5)
+        raise StackError(f"the worker's web view did not answer in {timeout_s:.0f} s; {self.log}")
+
+    def balance(self, account: str) -> dict[str, int] | None:
+        """The worker's view of an account's balance (None if it does not answer)."""
+        url = f"http://{self.settings.host}:{self.settings.worker_web_port}/balances/{account}/"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                data: dict[str, int] = json.loads(response.read())
+        except (OSError, ValueError, urllib.error.URLError):
+            return None
+        return data
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no commit (a crash)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

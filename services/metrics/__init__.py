@@ -1,0 +1,1 @@
+"""Metrics: statistics helpers and (later) the Prometheus catalogue."""
