@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup up down status test lint fmt
+.PHONY: help setup up down status test lint fmt run
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -30,6 +30,9 @@ down: setup ## Stop the local stack (data is kept)
 
 status: setup ## Show each service's address and health
 	$(BIN)/paystream stack status
+
+run: setup ## The whole engine end to end: stack, contracts, worker, deposits, payments, summary
+	$(BIN)/paystream demo
 
 test: up ## Start the stack and run the whole test suite against it
 	$(BIN)/python -m pytest

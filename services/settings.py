@@ -90,6 +90,7 @@ class Settings(BaseSettings):
 
     # Stream pipeline.
     app_id: str = "paystream"
+    topic_prefix: str = ""  # e.g. "staging." (tests use a fresh prefix per run)
     batch_max_payments: int = Field(default=200, ge=1, le=1024)
     batch_wait_ms: int = Field(default=250, ge=1)
     batch_timeout_s: float = Field(default=30.0, gt=0)
@@ -133,6 +134,6 @@ class Settings(BaseSettings):
     def chain_rpc_url(self) -> str:
         return self.chain_rpc_endpoint or f"http://{self.host}:{self.anvil_port}"
 
-    def with_overrides(self, **values: object) -> Settings:
-        """A copy with some keys changed (Settings itself is frozen)."""
-        return self.model_copy(update=values)
+    def topic(self, name: str) -> str:
+        """The Kafka name of a pipeline topic (see streams/topics.py)."""
+        return self.topic_prefix + name

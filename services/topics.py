@@ -18,7 +18,7 @@ def create_topics(settings: Settings) -> dict[str, str]:
     config = {"retention.ms": str(settings.topic_retention_ms)}
     wanted = [
         NewTopic(
-            spec.name,
+            settings.topic(spec.name),
             num_partitions=settings.kafka_partitions,
             replication_factor=1,
             config={**config, "cleanup.policy": "compact" if spec.compacted else "delete"},

@@ -17,8 +17,12 @@ from schemas.base import Record
 class Emit:
     topic: str
     key: str
-    value: Record
+    value: Record | str  # a record, or a record's exact JSON when re-published
     partition: int | None = None  # None: by key (murmur2, as Kafka's Java clients)
+
+    def payload(self) -> bytes:
+        text = self.value if isinstance(self.value, str) else self.value.model_dump_json()
+        return text.encode()
 
 
 @dataclass(frozen=True)
@@ -35,3 +39,9 @@ def dead(reason: str) -> Outcome:
 
 def ignored(reason: str) -> Outcome:
     return Outcome(note=reason)
+
+
+def republish(outputs: dict[str, str], topics: tuple[str, ...], key: str, note: str) -> Outcome:
+    """A replayed input: publish again what was published for it (identical records)."""
+    emits = tuple(Emit(t, key, outputs[t]) for t in topics if t in outputs)
+    return Outcome(emits=emits, note=note)

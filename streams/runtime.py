@@ -75,7 +75,7 @@ class Runtime:
     async def send(self, emit: Emit) -> None:
         await self.topics[emit.topic].send(
             key=emit.key.encode(),
-            value=emit.value.model_dump_json().encode(),
+            value=emit.payload(),
             partition=emit.partition,
         )
 

@@ -56,6 +56,15 @@ class PaymentState(_Value):
     batch_id: NonNegative | None = None
     batched_at: AwareDatetime | None = None
     tx_hash: str | None = None
+    # The records published for this payment, by topic (exact JSON): a replayed
+    # input re-publishes them unchanged (same event_id), so a crash between the
+    # state write and the publish cannot lose an outcome; consumers dedupe by event_id.
+    outputs: dict[str, str] = {}
+
+    def with_output(self, topic: str, record: BaseModel) -> PaymentState:
+        return self.model_copy(
+            update={"outputs": {**self.outputs, topic: record.model_dump_json()}}
+        )
 
     def moved(self, status: Status, **changes: object) -> PaymentState:
         require(

@@ -98,7 +98,8 @@ def publish(
 class Outcomes:
     settled: dict[str, dict[str, object]] = field(default_factory=dict)
     failed: dict[str, dict[str, object]] = field(default_factory=dict)
-    duplicates: int = 0
+    duplicates: int = 0  # a second, different outcome for a payment: must never happen
+    redelivered: int = 0  # the same record (same event_id) again: at-least-once delivery
     last_at: float = 0.0
 
 
@@ -107,7 +108,8 @@ def collect(
 ) -> Outcomes:
     """Read payments.settled and payments.failed until every id has an outcome."""
     consumer = Consumer(kafka_consumer_config(settings, f"collect-{uuid.uuid4().hex[:8]}"))
-    consumer.subscribe([PAYMENTS_SETTLED, PAYMENTS_FAILED])
+    settled_topic = settings.topic(PAYMENTS_SETTLED)
+    consumer.subscribe([settled_topic, settings.topic(PAYMENTS_FAILED)])
     outcomes = Outcomes()
     deadline = time.monotonic() + timeout_s
     try:
@@ -121,9 +123,12 @@ def collect(
                 pid = str(record.get("payment_id"))
                 if pid not in ids:
                     continue
-                target = outcomes.settled if msg.topic() == PAYMENTS_SETTLED else outcomes.failed
-                if pid in outcomes.settled or pid in outcomes.failed:
-                    outcomes.duplicates += 1
+                target = outcomes.settled if msg.topic() == settled_topic else outcomes.failed
+                first = outcomes.settled.get(pid) or outcomes.failed.get(pid)
+                if first is not None:
+                    same = first.get("event_id") == record.get("event_id")
+                    outcomes.redelivered += same
+                    outcomes.duplicates += not same
                     continue
                 target[pid] = record
                 outcomes.last_at = time.monotonic()

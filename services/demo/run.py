@@ -102,6 +102,7 @@ def _summary(
         "failed_by_code": dict(Counter(str(r["code"]) for r in outcomes.failed.values())),
         "missing": plan.payments - total,
         "duplicate_outcomes": outcomes.duplicates,
+        "redelivered_records": outcomes.redelivered,
         "tps": total / elapsed,
         "latency_ms": {q: percentile(latencies, q) for q in (50, 95, 99)},
         "success_rate": n_settled / total if total else 0.0,

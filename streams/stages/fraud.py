@@ -20,7 +20,7 @@ from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import FraudCheck, PaymentFailed, PaymentRequested, PaymentScored
 from services.fraud.rules import Velocity, score
 from services.settings import Settings
-from streams.outcomes import Emit, Outcome, dead, ignored
+from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.state import Balance, PaymentState, Status, VelocityWindow
 from streams.topics import FRAUD_SCORED, PAYMENTS_FAILED
 
@@ -63,7 +63,6 @@ def _reject(
     detail: str = "",
     fraud: FraudCheck | None = None,
 ) -> Outcome:
-    deps.payments[str(state.payment_id)] = state.moved(Status.REJECTED)
     failed = PaymentFailed(
         payment_id=state.payment_id,
         payer_account=state.payer_account or None,
@@ -74,7 +73,11 @@ def _reject(
         requested_at=state.requested_at,
         failed_at=deps.clock(),
     )
-    return Outcome(emits=(Emit(PAYMENTS_FAILED, key, failed),), note=code.value)
+    rejected = state.moved(Status.REJECTED).with_output(PAYMENTS_FAILED, failed)
+    deps.payments[str(state.payment_id)] = rejected
+    return Outcome(
+        emits=(Emit(PAYMENTS_FAILED, key, rejected.outputs[PAYMENTS_FAILED]),), note=code.value
+    )
 
 
 def handle_request(raw: bytes, key: str, deps: FraudDeps) -> Outcome:
@@ -85,8 +88,9 @@ def handle_request(raw: bytes, key: str, deps: FraudDeps) -> Outcome:
     payment_id = _payment_id(obj) if isinstance(obj, dict) else None
     if payment_id is None:
         return dead("no valid payment_id: the failure cannot be addressed to anyone")
-    if str(payment_id) in deps.payments:
-        return ignored("duplicate")
+    known = deps.payments.get(str(payment_id))
+    if known is not None:
+        return republish(known.outputs, (FRAUD_SCORED, PAYMENTS_FAILED), key, "duplicate")
     now = deps.clock()
     try:
         request = PaymentRequested.model_validate(obj)
@@ -148,6 +152,9 @@ def _decide(request: PaymentRequested, key: str, deps: FraudDeps, now: datetime)
     if verdict.decision == "REVIEW":
         deps.payments[str(request.payment_id)] = state.moved(Status.REVIEW)
         return ignored("review")
-    deps.payments[str(request.payment_id)] = state.moved(Status.SCORED)
     scored = PaymentScored(request=request, fraud=check, scored_at=deps.clock())
-    return Outcome(emits=(Emit(FRAUD_SCORED, key, scored),), note="approved")
+    approved = state.moved(Status.SCORED).with_output(FRAUD_SCORED, scored)
+    deps.payments[str(request.payment_id)] = approved
+    return Outcome(
+        emits=(Emit(FRAUD_SCORED, key, approved.outputs[FRAUD_SCORED]),), note="approved"
+    )

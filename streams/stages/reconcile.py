@@ -19,7 +19,7 @@ from schemas.chain import (
     SettlementConfirmed,
 )
 from schemas.payments import PaymentSettled
-from streams.outcomes import Emit, Outcome, dead, ignored
+from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.state import Balance, PaymentState, Status
 from streams.topics import PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 
@@ -80,7 +80,7 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
             tx_hash=event.tx_hash,
         )
     if state.status == Status.SETTLED:
-        return ignored("duplicate settlement")
+        return republish(state.outputs, (PAYMENTS_SETTLED,), state.payer_account, "duplicate")
     if (state.payee_address, state.amount) != (event.payee_address, event.amount):
         return _alert(
             key,
@@ -101,7 +101,6 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
     if state.status == Status.SCORED:  # chain.submitted not seen yet
         state = state.moved(Status.SUBMITTED, tx_hash=event.tx_hash)
     now = deps.clock()
-    deps.payments[payment_id] = state.moved(Status.CONFIRMED).moved(Status.SETTLED)
     balance = deps.balances.get(state.payer_account, Balance())
     deps.balances[state.payer_account] = balance.capture(state.amount)
     settled = PaymentSettled(
@@ -120,4 +119,8 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
         settled_at=now,
         latency_ms=max(0, int((now - state.requested_at).total_seconds() * 1000)),
     )
-    return Outcome(emits=(Emit(PAYMENTS_SETTLED, state.payer_account, settled),), note="settled")
+    final = state.moved(Status.CONFIRMED).moved(Status.SETTLED)
+    final = final.with_output(PAYMENTS_SETTLED, settled)
+    deps.payments[payment_id] = final
+    emit = Emit(PAYMENTS_SETTLED, state.payer_account, final.outputs[PAYMENTS_SETTLED])
+    return Outcome(emits=(emit,), note="settled")

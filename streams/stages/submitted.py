@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import PaymentFailed, PaymentSubmitted
-from streams.outcomes import Emit, Outcome, dead, ignored
+from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.state import Balance, PaymentState, Status
 from streams.topics import PAYMENTS_FAILED
 
@@ -38,8 +38,7 @@ def handle_submitted(raw: bytes, deps: SubmittedDeps) -> Outcome:
         deps.payments[key] = state.moved(Status.SUBMITTED, tx_hash=record.tx_hash)
         return ignored("submitted")
     if state.status not in (Status.SCORED, Status.SUBMITTED):
-        return ignored("already terminal")
-    deps.payments[key] = state.moved(Status.FAILED)
+        return republish(state.outputs, (PAYMENTS_FAILED,), state.payer_account, "terminal")
     balance = deps.balances.get(state.payer_account, Balance())
     deps.balances[state.payer_account] = balance.release(state.amount)
     code = record.code or FailureCode.SETTLEMENT_REJECTED
