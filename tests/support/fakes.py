@@ -21,9 +21,23 @@ class FakeChain:
     settled: set[int] = field(default_factory=set)
     blocks: list[tuple[str, list[ChainEvent]]] = field(default_factory=list)
 
-    @staticmethod
-    def _hash(number: int) -> str:
-        return "0x" + hashlib.sha256(f"block-{number}".encode()).hexdigest()
+    forks: int = 0
+
+    def _hash(self, number: int) -> str:
+        return "0x" + hashlib.sha256(f"block-{number}-{self.forks}".encode()).hexdigest()
+
+    def mine_empty(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.blocks.append((self._hash(len(self.blocks) + 1), []))
+
+    def reorg(self, depth: int) -> list[ChainEvent]:
+        """Replace the last ``depth`` blocks with empty ones; return what they held.
+        (Their payments stay marked as paid: tests look at what the listener says.)"""
+        self.forks += 1
+        dropped = [e for _, events in self.blocks[-depth:] for e in events]
+        del self.blocks[-depth:]
+        self.mine_empty(depth)
+        return dropped
 
     async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
         packed = pack_batch(payments)  # same validation as the real client

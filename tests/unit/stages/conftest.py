@@ -1,0 +1,77 @@
+"""Stage handlers with dict tables, a fixed clock and the in-memory chain."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from services.settings import Settings
+from streams.stages.fraud import FraudDeps
+from streams.stages.reconcile import ReconcileDeps
+from streams.stages.settlement import SettlementDeps
+from streams.stages.submitted import SubmittedDeps
+from streams.state import Balance, PaymentState, VelocityWindow
+
+BLOCKED = Account.create().address
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, ms: int) -> None:
+        self.now += timedelta(milliseconds=ms)
+
+
+class World:
+    """The tables every stage shares, as plain dicts."""
+
+    def __init__(self) -> None:
+        self.settings = Settings(fraud_blocklist=frozenset({BLOCKED}), batch_max_payments=3)
+        self.clock = Clock()
+        self.payments: dict[str, PaymentState] = {}
+        self.balances: dict[str, Balance] = {}
+        self.velocity: dict[str, VelocityWindow] = {}
+        self.sequences: dict[str, str] = {}
+        self.counters: dict[str, int] = {}
+        self.deposits: dict[str, int] = {}
+        self.fraud = FraudDeps(
+            self.settings, self.payments, self.balances, self.velocity, self.clock
+        )
+        self.settlement = SettlementDeps(
+            self.settings, self.payments, self.sequences, self.counters, self.clock
+        )
+        self.submitted = SubmittedDeps(self.payments, self.balances, self.clock)
+        self.reconcile = ReconcileDeps(
+            self.payments, self.balances, self.sequences, self.deposits, self.clock
+        )
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def request(payer: str = "alice", amount: Any = 1_000, **override: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "payment_id": str(uuid.uuid4()),
+        "payer_account": payer,
+        "payee_address": Account.create().address,
+        "amount": amount,
+        "currency": "PTUSD",
+        "requested_at": "2026-11-22T11:59:59+00:00",
+    }
+    body.update(override)
+    return body
+
+
+def raw(body: dict[str, Any]) -> bytes:
+    return json.dumps(body).encode()

@@ -1,0 +1,64 @@
+"""The chain listener over the in-memory chain: confirmations, cursor, reorgs."""
+
+from __future__ import annotations
+
+from eth_account import Account
+
+from schemas.chain import CHAIN_EVENT, EventOrphaned, SettlementConfirmed
+from services.chain.packing import PaymentRecord
+from services.settings import Settings
+from streams.listener import ChainListener
+from streams.runtime import DlqGuard
+from streams.stages.settlement import partition_of
+from tests.support.fakes import FakeChain
+
+
+async def test_settlements_wait_for_confirmations_then_go_to_their_partition() -> None:
+    chain = FakeChain()
+    listener = ChainListener(chain, Settings(confirmations_min=2), start_block=1)
+    sequence = (5 << 40) | 7
+    await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, sequence, 42)])
+
+    first = await listener.poll(None)
+    assert first.emits == []  # one confirmation only
+    chain.mine_empty()
+    second = await listener.poll(first.cursor)
+    (emit,) = second.emits
+    record = CHAIN_EVENT.validate_json(emit.payload())
+    assert isinstance(record, SettlementConfirmed) and record.sequence == sequence
+    assert emit.partition == partition_of(sequence) == 5
+    assert (await listener.poll(second.cursor)).emits == []  # nothing twice
+
+
+async def test_a_shallow_reorg_settles_nothing_of_the_orphaned_block() -> None:
+    chain = FakeChain()
+    listener = ChainListener(chain, Settings(confirmations_min=2), start_block=1)
+    chain.mine_empty()
+    cursor = (await listener.poll(None)).cursor
+    await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 1, 42)])
+    poll = await listener.poll(cursor)
+    assert poll.emits == []
+    chain.reorg(1)
+    chain.mine_empty(3)
+    later = await listener.poll(poll.cursor)
+    assert later.emits == [] and later.reorged_from is None
+
+
+async def test_a_deep_reorg_reports_what_it_removed() -> None:
+    chain = FakeChain()
+    listener = ChainListener(chain, Settings(confirmations_min=1), start_block=1)
+    await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 9, 42)])
+    poll = await listener.poll(None)
+    assert len(poll.emits) == 1
+    chain.reorg(1)
+    after = await listener.poll(poll.cursor)
+    assert after.reorged_from == 1
+    (orphan,) = after.emits
+    record = CHAIN_EVENT.validate_json(orphan.payload())
+    assert isinstance(record, EventOrphaned) and record.sequence == 9
+
+
+def test_dlq_guard_trips_only_when_nearly_everything_is_dead() -> None:
+    guard = DlqGuard(window=10, max_ratio=0.9)
+    assert not any(guard.record(dead=i % 2 == 0) for i in range(50))
+    assert [guard.record(dead=True) for _ in range(10)][-1] is True

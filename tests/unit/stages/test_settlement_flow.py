@@ -1,0 +1,194 @@
+"""Settlement, submission and reconciliation stages over the in-memory chain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from schemas.chain import DepositConfirmed, SettlementConfirmed
+from schemas.payments import PaymentFailed, PaymentSettled, PaymentSubmitted
+from services.chain.packing import account_ref
+from services.chain.reverts import ContractReverted
+from services.errors import ChainUnavailable, InvariantViolation
+from streams.outcomes import Emit
+from streams.stages.fraud import handle_request
+from streams.stages.reconcile import handle_chain_event
+from streams.stages.settlement import (
+    handle_scored,
+    partition_of,
+    pending_batches,
+    settle,
+    take_due_batches,
+)
+from streams.stages.submitted import handle_submitted
+from streams.state import Balance, Status
+from streams.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
+from tests.support.fakes import FakeChain
+from tests.unit.stages.conftest import World, raw, request
+
+
+def _approve(world: World, count: int, payer: str = "alice") -> list[bytes]:
+    world.balances.setdefault(payer, Balance(available=10**9))
+    scored = []
+    for _ in range(count):
+        (emit,) = handle_request(raw(request(payer)), payer, world.fraud).emits
+        scored.append(emit.payload())
+    return scored
+
+
+def _confirmed(world: World, emit: Emit, block: int = 10) -> bytes:
+    record = PaymentSubmitted.model_validate_json(emit.payload())
+    state = world.payments[str(record.payment_id)]
+    return (
+        SettlementConfirmed(
+            block_number=block,
+            block_hash="0xbb",
+            tx_hash=record.tx_hash or "0xaa",
+            log_index=1,
+            sequence=record.sequence,
+            payer_ref=account_ref("alice"),
+            payee_address=state.payee_address,
+            amount=state.amount,
+            batch_id=record.batch_id,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def test_sequences_are_consecutive_per_partition_and_batches_close_when_full(
+    world: World,
+) -> None:
+    for payload in _approve(world, 4):
+        assert handle_scored(payload, 3, world.settlement).note == "batched"
+    sequences = sorted(s.sequence or 0 for s in world.payments.values())
+    assert sequences == [(3 << 40) + i for i in range(4)]
+    assert {partition_of(s) for s in sequences} == {3}
+    full, open_ = take_due_batches(world.settlement), world.settlement.open_batches[3]
+    assert [len(b.members) for b in full] == [3] and len(open_.members) == 1
+    world.clock.advance(world.settings.batch_wait_ms)
+    assert [len(b.members) for b in take_due_batches(world.settlement)] == [1]
+
+
+def test_a_replayed_scored_record_gets_no_second_sequence(world: World) -> None:
+    (payload,) = _approve(world, 1)
+    handle_scored(payload, 0, world.settlement)
+    assert handle_scored(payload, 0, world.settlement).note.startswith("not awaiting")
+    assert world.counters == {"0": 1}
+
+
+async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> None:
+    chain = FakeChain()
+    for payload in _approve(world, 3):
+        handle_scored(payload, 1, world.settlement)
+    (batch,) = take_due_batches(world.settlement)
+    emits = await settle(batch, chain, world.settings, world.clock)
+    assert {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {
+        "SUBMITTED"
+    }
+    for emit in emits:
+        handle_submitted(emit.payload(), world.submitted)
+        outcome = handle_chain_event(_confirmed(world, emit), "ref", world.reconcile)
+        assert [e.topic for e in outcome.emits] == [PAYMENTS_SETTLED]
+        PaymentSettled.model_validate_json(outcome.emits[0].payload())
+    assert world.balances["alice"] == Balance(available=10**9 - 3_000, held=0, settled=3_000)
+    assert {s.status for s in world.payments.values()} == {Status.SETTLED}
+    again = handle_chain_event(_confirmed(world, emits[0]), "ref", world.reconcile)
+    assert again.note == "duplicate" and world.balances["alice"].settled == 3_000
+
+
+async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: World) -> None:
+    class Refusing(FakeChain):
+        async def settle_batch(self, batch_id: int, payments: object) -> object:
+            raise ContractReverted("EnforcedPause", (), b"")
+
+    for payload in _approve(world, 2):
+        handle_scored(payload, 0, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    (batch,) = take_due_batches(world.settlement)
+    emits = await settle(batch, Refusing(), world.settings, world.clock)
+    for emit in emits:
+        (failed,) = handle_submitted(emit.payload(), world.submitted).emits
+        assert failed.topic == PAYMENTS_FAILED
+        assert PaymentFailed.model_validate_json(failed.payload()).code == "SETTLEMENT_REJECTED"
+    assert world.balances["alice"] == Balance(available=10**9)
+
+
+async def test_out_of_retries_only_unpaid_payments_time_out(world: World) -> None:
+    class Flaky(FakeChain):
+        async def settle_batch(self, batch_id: int, payments: object) -> object:
+            raise ChainUnavailable("node down")
+
+    chain = Flaky()
+    world.settings = world.settings.model_copy(
+        update={"settle_retries_max": 1, "settle_backoff_ms": 1}
+    )
+    for payload in _approve(world, 2):
+        handle_scored(payload, 0, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    (batch,) = take_due_batches(world.settlement)
+    chain.settled.add(batch.members[0].sequence or 0)  # paid by an earlier attempt
+    emits = await settle(batch, chain, world.settings, world.clock)
+    outcomes = [PaymentSubmitted.model_validate_json(e.payload()) for e in emits]
+    assert sorted((o.outcome, o.code) for o in outcomes) == [
+        ("REJECTED", "SETTLEMENT_TIMEOUT"),
+        ("SUBMITTED", None),
+    ]
+
+
+def test_unsent_batches_are_found_again_with_their_members(world: World) -> None:
+    for payload in _approve(world, 4):
+        handle_scored(payload, 2, world.settlement)
+    world.clock.advance(60_000)
+    found = pending_batches(world.payments.values(), world.clock(), in_flight=set())
+    assert sorted(len(b.members) for b in found) == [1, 3]
+    assert (
+        pending_batches(world.payments.values(), world.clock(), {b.batch_id for b in found}) == []
+    )
+
+
+def test_reconciler_alerts_on_unknown_or_mismatching_settlements(world: World) -> None:
+    unknown = SettlementConfirmed(
+        block_number=1,
+        block_hash="0x1",
+        tx_hash="0x2",
+        log_index=0,
+        sequence=99,
+        payer_ref=1,
+        payee_address="0x" + "00" * 20,
+        amount=5,
+        batch_id=1,
+    )
+    (alert,) = handle_chain_event(unknown.model_dump_json().encode(), "k", world.reconcile).emits
+    assert alert.topic == RECONCILIATION_ALERTS
+    assert json.loads(alert.payload())["kind"] == "UNKNOWN_SEQUENCE"
+
+
+def test_deposits_are_credited_once(world: World) -> None:
+    deposit = (
+        DepositConfirmed(
+            block_number=1,
+            block_hash="0x1",
+            tx_hash="0x2",
+            log_index=3,
+            account="bob",
+            depositor="0x" + "00" * 20,
+            amount=700,
+        )
+        .model_dump_json()
+        .encode()
+    )
+    handle_chain_event(deposit, "bob", world.reconcile)
+    handle_chain_event(deposit, "bob", world.reconcile)
+    assert world.balances["bob"] == Balance(available=700)
+
+
+def test_illegal_transitions_break_an_invariant(world: World) -> None:
+    (payload,) = _approve(world, 1)
+    state = next(iter(world.payments.values()))
+    with pytest.raises(InvariantViolation):
+        state.moved(Status.SETTLED)
+    with pytest.raises(InvariantViolation):
+        Balance(available=1).hold(2)
+    assert payload
