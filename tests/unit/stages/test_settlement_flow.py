@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pytest
 
 from schemas.chain import DepositConfirmed, SettlementConfirmed
 from schemas.payments import PaymentFailed, PaymentSettled, PaymentSubmitted
-from services.chain.packing import account_ref
+from services.chain.client import BatchReceipt
+from services.chain.packing import PaymentRecord, account_ref
 from services.chain.reverts import ContractReverted
 from services.errors import ChainUnavailable, InvariantViolation
 from streams.outcomes import Emit
@@ -100,7 +102,9 @@ async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> 
 
 async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: World) -> None:
     class Refusing(FakeChain):
-        async def settle_batch(self, batch_id: int, payments: object) -> object:
+        async def settle_batch(
+            self, batch_id: int, payments: Sequence[PaymentRecord]
+        ) -> BatchReceipt:
             raise ContractReverted("EnforcedPause", (), b"")
 
     for payload in _approve(world, 2):
@@ -117,7 +121,9 @@ async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: 
 
 async def test_out_of_retries_only_unpaid_payments_time_out(world: World) -> None:
     class Flaky(FakeChain):
-        async def settle_batch(self, batch_id: int, payments: object) -> object:
+        async def settle_batch(
+            self, batch_id: int, payments: Sequence[PaymentRecord]
+        ) -> BatchReceipt:
             raise ChainUnavailable("node down")
 
     chain = Flaky()
