@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_a_repeated_request_changes_nothing_and_republishes_the_same_record(worl
     ],
 )
 def test_bad_requests_fail_with_their_code(
-    world: World, override: dict[str, object], code: str
+    world: World, override: dict[str, Any], code: str
 ) -> None:
     world.balances["alice"] = Balance(available=10**14)
     assert _failed_code(world, request(**override)) == code
