@@ -63,7 +63,7 @@ class Runtime:
     def build(cls, app: Any, settings: Settings, clock: Callable[[], datetime]) -> Runtime:
         topics = {
             spec.name: app.topic(
-                spec.name,
+                settings.topic(spec.name),
                 key_serializer="raw",
                 value_serializer="raw",
                 partitions=settings.kafka_partitions,

@@ -83,7 +83,7 @@ def publish(
             if wait > 0:
                 time.sleep(wait)
         producer.produce(
-            PAYMENTS_REQUESTED,
+            settings.topic(PAYMENTS_REQUESTED),
             key=str(req["payer_account"]).encode(),
             value=json.dumps(req).encode(),
         )
