@@ -35,3 +35,7 @@ class NonceManager:
                 self._next.pop(address, None)
                 raise
             self._next[address] = nonce + 1
+
+    def forget(self, address: str) -> None:
+        """Ask the node again next time (e.g. a reorg dropped a sent transaction)."""
+        self._next.pop(address, None)

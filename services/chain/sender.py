@@ -84,6 +84,11 @@ class TxSender:
                 if receipt is not None:
                     return await self._checked(tx, receipt)
             if time.monotonic() >= replace_at and len(hashes) <= s.chain_max_replacements:
+                if await self._pending_count(account.address) < tx["nonce"]:
+                    # An earlier transaction vanished (a reorg dropped it): this one can
+                    # never be mined. Resynchronise and let the caller retry.
+                    self.nonces.forget(account.address)
+                    raise ChainUnavailable(f"nonce gap before {tx['nonce']} of {account.address}")
                 base_fee = await self.base_fee()
                 fees = bumped(fees, base_fee, s.chain_max_fee_wei, s.chain_fee_bump_bps)
                 # A refused replacement (e.g. "nonce too low": an earlier version was

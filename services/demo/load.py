@@ -104,16 +104,22 @@ class Outcomes:
 
 
 def collect(
-    settings: Settings, ids: set[str], timeout_s: float, progress: Progress = _quiet
+    settings: Settings,
+    ids: set[str],
+    timeout_s: float,
+    progress: Progress = _quiet,
+    stop_after: int | None = None,
 ) -> Outcomes:
-    """Read payments.settled and payments.failed until every id has an outcome."""
+    """Read payments.settled and payments.failed until every id (or ``stop_after``
+    of them) has an outcome."""
     consumer = Consumer(kafka_consumer_config(settings, f"collect-{uuid.uuid4().hex[:8]}"))
     settled_topic = settings.topic(PAYMENTS_SETTLED)
     consumer.subscribe([settled_topic, settings.topic(PAYMENTS_FAILED)])
     outcomes = Outcomes()
     deadline = time.monotonic() + timeout_s
     try:
-        while len(outcomes.settled) + len(outcomes.failed) < len(ids):
+        wanted = len(ids) if stop_after is None else min(stop_after, len(ids))
+        while len(outcomes.settled) + len(outcomes.failed) < wanted:
             if time.monotonic() > deadline:
                 break
             for msg in consumer.consume(num_messages=500, timeout=0.5):

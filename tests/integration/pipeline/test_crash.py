@@ -1,0 +1,67 @@
+"""A worker killed with SIGKILL mid-run and restarted loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from services.demo.load import collect, fund_payers, make_requests, publish
+from services.settings import Settings
+from tests.integration.pipeline.conftest import Pipeline, make_pipeline
+from tests.integration.pipeline.test_end_to_end import (
+    chain_settlements,
+    settled_set,
+    wait_credited,
+)
+
+pytestmark = pytest.mark.integration
+
+DEPOSIT = 1_000_000_000
+
+
+@pytest.fixture
+def crash_pipeline(
+    stack_healthy: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    yield make_pipeline(stack_healthy, tmp_path_factory.mktemp("crash"))
+
+
+def test_sigkill_mid_run_then_restart(crash_pipeline: Pipeline) -> None:
+    settings = crash_pipeline.settings
+    payers = [f"crash-{uuid.uuid4().hex[:6]}-{i}" for i in range(20)]
+    requests = make_requests(payers, 400, payees=40, max_amount=2_000_000)
+    ids = {str(r["payment_id"]) for r in requests}
+
+    first = crash_pipeline.worker().start()
+    try:
+        asyncio.run(fund_payers(settings, payers, DEPOSIT))
+        wait_credited(first, payers, DEPOSIT)
+        publish(settings, requests, rate_per_s=400)
+        partial = collect(settings, ids, timeout_s=60, stop_after=100)
+        assert 0 < len(partial.settled) < len(ids), "kill mid-run: some, not all, settled"
+    finally:
+        first.kill()
+
+    time.sleep(1)
+    with crash_pipeline.worker() as second:
+        outcomes = collect(settings, ids, timeout_s=180)
+        balances = {p: second.balance(p) for p in payers}
+
+    assert len(outcomes.settled) + len(outcomes.failed) == len(ids), "a payment was lost"
+    assert outcomes.duplicates == 0, "a payment got two different outcomes"
+    assert outcomes.failed == {}
+    assert asyncio.run(chain_settlements(settings)) == settled_set(outcomes.settled)
+    for payer in payers:
+        spent = sum(
+            int(str(r["amount"])) for r in outcomes.settled.values() if r["payer_account"] == payer
+        )
+        assert balances[payer] == {
+            "account": payer,
+            "available": DEPOSIT - spent,
+            "held": 0,
+            "settled": spent,
+        }
