@@ -61,6 +61,7 @@ class PaymentSubmitted(Record):
     tx_hash: str | None = None
     code: FailureCode | None = None
     reason: str | None = None
+    requested_at: AwareDatetime
     submitted_at: AwareDatetime
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.bootstrap import chain_client, redis_client
 from services.cache.cursor import RedisCursorStore
@@ -163,5 +164,19 @@ def create_app(settings: Settings) -> faust.App:
             body = balance.model_dump() if balance else {"available": 0, "held": 0, "settled": 0}
             return self.json({"account": account, **body})
 
-    del fraud_agent, settlement_agent, submitted_agent, reconciler_agent, BalanceView
+    @app.page("/windows/")
+    class WindowsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(runtime.windows.snapshot())
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(
+                generate_latest(runtime.metrics.registry),
+                content_type=CONTENT_TYPE_LATEST.split(";")[0],
+            )
+
+    del fraud_agent, settlement_agent, submitted_agent, reconciler_agent
+    del BalanceView, WindowsView, MetricsView
     return app

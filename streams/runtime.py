@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from schemas.payments import DeadLetter
+from schemas.chain import ReconciliationAlert
+from schemas.payments import (
+    DeadLetter,
+    PaymentFailed,
+    PaymentScored,
+    PaymentSettled,
+    PaymentSubmitted,
+)
+from services.metrics.catalogue import Metrics
+from services.metrics.windows import RollingWindows
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome
 from streams.topics import PAYMENTS_DLQ, TOPICS
@@ -58,6 +67,8 @@ class Runtime:
     topics: dict[str, Any]  # name -> faust topic (raw bytes)
     clock: Callable[[], datetime]
     guard: DlqGuard
+    windows: RollingWindows = field(default_factory=RollingWindows)
+    metrics: Metrics = field(default_factory=Metrics.create)
 
     @classmethod
     def build(cls, app: Any, settings: Settings, clock: Callable[[], datetime]) -> Runtime:
@@ -72,7 +83,32 @@ class Runtime:
         }
         return cls(settings, topics, clock, DlqGuard(settings.dlq_window, settings.dlq_max_ratio))
 
+    def observe(self, emit: Emit) -> None:
+        """Count an output in the rolling windows and Prometheus (republished
+        records were counted when first published)."""
+        value = emit.value
+        start: datetime | None
+        if isinstance(value, ReconciliationAlert):
+            self.metrics.alerts.labels(value.kind).inc()
+            return
+        if isinstance(value, PaymentScored):
+            stage, ok, start = "scored", True, value.request.requested_at
+        elif isinstance(value, PaymentSubmitted):
+            stage, ok, start = "submitted", value.outcome == "SUBMITTED", value.requested_at
+        elif isinstance(value, PaymentSettled):
+            stage, ok, start = "settled", True, value.requested_at
+        elif isinstance(value, PaymentFailed):
+            stage, ok, start = "settled", False, value.requested_at
+        else:
+            return
+        latency_s = (self.clock() - start).total_seconds() if ok and start else None
+        self.windows.record(stage, ok, latency_s * 1000 if latency_s is not None else None)
+        self.metrics.records.labels(stage, "ok" if ok else "failed").inc()
+        if latency_s is not None:
+            self.metrics.latency.labels(stage).observe(max(latency_s, 0.0))
+
     async def send(self, emit: Emit) -> None:
+        self.observe(emit)
         await self.topics[emit.topic].send(
             key=emit.key.encode(),
             value=emit.payload(),
@@ -103,6 +139,7 @@ class Runtime:
             error=error[:2000],
             stage=stage,
         )
+        self.metrics.dead_letters.labels(stage).inc()
         log.warning(
             "dead letter from %s[%s]@%s: %s",
             message.topic,

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from services.errors import StackError
 from services.settings import Settings
@@ -56,13 +57,20 @@ class WorkerProcess:
 
     def balance(self, account: str) -> dict[str, int] | None:
         """The worker's view of an account's balance (None if it does not answer)."""
-        url = f"http://{self.settings.host}:{self.settings.worker_web_port}/balances/{account}/"
+        data: dict[str, int] | None = self.get_json(f"/balances/{account}/")
+        return data
+
+    def get_json(self, path: str) -> Any:
+        """GET a path of the worker's web view as JSON (None if it does not answer)."""
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                data: dict[str, int] = json.loads(response.read())
+            return json.loads(self.get_text(path))
         except (OSError, ValueError, urllib.error.URLError):
             return None
-        return data
+
+    def get_text(self, path: str) -> str:
+        url = f"http://{self.settings.host}:{self.settings.worker_web_port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no commit (a crash)."""

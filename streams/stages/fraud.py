@@ -75,9 +75,7 @@ def _reject(
     )
     rejected = state.moved(Status.REJECTED).with_output(PAYMENTS_FAILED, failed)
     deps.payments[str(state.payment_id)] = rejected
-    return Outcome(
-        emits=(Emit(PAYMENTS_FAILED, key, rejected.outputs[PAYMENTS_FAILED]),), note=code.value
-    )
+    return Outcome(emits=(Emit(PAYMENTS_FAILED, key, failed),), note=code.value)
 
 
 def handle_request(raw: bytes, key: str, deps: FraudDeps) -> Outcome:
@@ -155,6 +153,4 @@ def _decide(request: PaymentRequested, key: str, deps: FraudDeps, now: datetime)
     scored = PaymentScored(request=request, fraud=check, scored_at=deps.clock())
     approved = state.moved(Status.SCORED).with_output(FRAUD_SCORED, scored)
     deps.payments[str(request.payment_id)] = approved
-    return Outcome(
-        emits=(Emit(FRAUD_SCORED, key, approved.outputs[FRAUD_SCORED]),), note="approved"
-    )
+    return Outcome(emits=(Emit(FRAUD_SCORED, key, scored),), note="approved")

@@ -122,5 +122,5 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
     final = state.moved(Status.CONFIRMED).moved(Status.SETTLED)
     final = final.with_output(PAYMENTS_SETTLED, settled)
     deps.payments[payment_id] = final
-    emit = Emit(PAYMENTS_SETTLED, state.payer_account, final.outputs[PAYMENTS_SETTLED])
+    emit = Emit(PAYMENTS_SETTLED, state.payer_account, settled)
     return Outcome(emits=(emit,), note="settled")

@@ -181,6 +181,7 @@ def _submitted(
                 tx_hash=tx_hash,
                 code=code,
                 reason=reason,
+                requested_at=m.requested_at,
                 submitted_at=now,
             ),
             partition=partition_of(m.sequence or 0),

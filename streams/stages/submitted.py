@@ -51,4 +51,5 @@ def handle_submitted(raw: bytes, deps: SubmittedDeps) -> Outcome:
         requested_at=state.requested_at,
         failed_at=deps.clock(),
     )
+    deps.payments[key] = state.moved(Status.FAILED).with_output(PAYMENTS_FAILED, failed)
     return Outcome(emits=(Emit(PAYMENTS_FAILED, state.payer_account, failed),), note=code.value)

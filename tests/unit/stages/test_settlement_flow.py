@@ -117,6 +117,9 @@ async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: 
         assert failed.topic == PAYMENTS_FAILED
         assert PaymentFailed.model_validate_json(failed.payload()).code == "SETTLEMENT_REJECTED"
     assert world.balances["alice"] == Balance(available=10**9)
+    assert {s.status for s in world.payments.values()} == {Status.FAILED}
+    replay = handle_submitted(emits[0].payload(), world.submitted)
+    assert replay.note == "terminal" and world.balances["alice"] == Balance(available=10**9)
 
 
 async def test_out_of_retries_only_unpaid_payments_time_out(world: World) -> None:
