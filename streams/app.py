@@ -34,6 +34,7 @@ from streams.stages.settlement import (
     take_due_batches,
 )
 from streams.stages.submitted import SubmittedDeps, handle_submitted
+from streams.state import Balance
 from streams.tables import declare_tables
 from streams.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
 
@@ -66,13 +67,9 @@ def create_app(settings: Settings) -> faust.App:
     ready = asyncio.Event()
 
     fraud = FraudDeps(settings, tables.payments, tables.balances, tables.velocity, utcnow)
-    settlement = SettlementDeps(
-        settings, tables.payments, tables.sequences, tables.counters, utcnow
-    )
+    settlement = SettlementDeps(settings, tables.payments, tables.sequences, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
-    reconcile = ReconcileDeps(
-        tables.payments, tables.balances, tables.sequences, tables.deposits, utcnow
-    )
+    reconcile = ReconcileDeps(tables.payments, tables.balances, tables.sequences, utcnow)
     in_flight: set[int] = set()
     tasks: set[asyncio.Task[None]] = set()
 
@@ -96,25 +93,30 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(topics[PAYMENTS_REQUESTED], name="fraud")
     async def fraud_agent(stream: Any) -> None:
-        await run(stream, lambda raw, key, _p: handle_request(raw, key, fraud), runtime, "fraud")
+        await run(
+            stream, lambda raw, key, _p, _o: handle_request(raw, key, fraud), runtime, "fraud"
+        )
 
     @app.agent(topics[FRAUD_SCORED], name="settlement")
     async def settlement_agent(stream: Any) -> None:
         await run(
-            stream, lambda raw, _k, p: handle_scored(raw, p, settlement), runtime, "settlement"
+            stream,
+            lambda raw, _k, p, o: handle_scored(raw, p, o, settlement),
+            runtime,
+            "settlement",
         )
 
     @app.agent(topics[CHAIN_SUBMITTED], name="submitted")
     async def submitted_agent(stream: Any) -> None:
         await run(
-            stream, lambda raw, _k, _p: handle_submitted(raw, submitted), runtime, "submitted"
+            stream, lambda raw, _k, _p, _o: handle_submitted(raw, submitted), runtime, "submitted"
         )
 
     @app.agent(topics[CHAIN_EVENTS], name="reconciler")
     async def reconciler_agent(stream: Any) -> None:
         await run(
             stream,
-            lambda raw, key, _p: handle_chain_event(raw, key, reconcile),
+            lambda raw, key, _p, _o: handle_chain_event(raw, key, reconcile),
             runtime,
             "reconciler",
         )
@@ -161,7 +163,7 @@ def create_app(settings: Settings) -> faust.App:
     class BalanceView(View):
         async def get(self, request: Request, account: str) -> Response:
             balance = tables.balances.get(account)
-            body = balance.model_dump() if balance else {"available": 0, "held": 0, "settled": 0}
+            body = (balance or Balance()).summary()
             return self.json({"account": account, **body})
 
     @app.page("/windows/")

@@ -74,35 +74,96 @@ class PaymentState(_Value):
         return self.model_copy(update={"status": status, **changes})
 
 
+RECENT_DEPOSITS = 256
+RECENT_FINISHED = 1024  # payment ids whose hold was captured or released
+HELD_STATUSES = frozenset({Status.REVIEW, Status.SCORED, Status.SUBMITTED, Status.CONFIRMED})
+
+
 class Balance(_Value):
-    """Per payer, in minor units: available to spend, held for payments in flight,
-    and settled (paid out) in total."""
+    """Per payer, in minor units: available to spend, the holds of payments in
+    flight (by payment id), and what was settled (paid out) in total.
+
+    Holds are keyed by payment id and recent deposits are remembered, so every
+    effect is idempotent and recorded in the same table write as the money it
+    moves: a replay after a crash can neither double-count nor lose it.
+    """
 
     available: NonNegative = 0
-    held: NonNegative = 0
+    holds: dict[str, NonNegative] = {}
     settled: NonNegative = 0
+    recent_deposits: tuple[str, ...] = ()
+    finished: tuple[str, ...] = ()
 
-    def hold(self, amount: int) -> Balance:
+    @property
+    def held(self) -> int:
+        return sum(self.holds.values())
+
+    def summary(self) -> dict[str, int]:
+        return {"available": self.available, "held": self.held, "settled": self.settled}
+
+    def hold(self, payment_id: str, amount: int) -> Balance:
+        if payment_id in self.holds or payment_id in self.finished:
+            return self
         require(0 < amount <= self.available, f"cannot hold {amount} of {self.available}")
-        return Balance(
-            available=self.available - amount, held=self.held + amount, settled=self.settled
+        return self.model_copy(
+            update={
+                "available": self.available - amount,
+                "holds": {**self.holds, payment_id: amount},
+            }
         )
 
-    def capture(self, amount: int) -> Balance:
-        require(0 < amount <= self.held, f"cannot capture {amount} of held {self.held}")
-        return Balance(
-            available=self.available, held=self.held - amount, settled=self.settled + amount
+    def capture(self, payment_id: str) -> Balance:
+        """Settle a held payment (a no-op if it is not held: already captured)."""
+        if payment_id not in self.holds:
+            return self
+        holds = dict(self.holds)
+        amount = holds.pop(payment_id)
+        return self.model_copy(
+            update={
+                "holds": holds,
+                "settled": self.settled + amount,
+                "finished": self._finish(payment_id),
+            }
         )
 
-    def release(self, amount: int) -> Balance:
-        require(0 < amount <= self.held, f"cannot release {amount} of held {self.held}")
-        return Balance(
-            available=self.available + amount, held=self.held - amount, settled=self.settled
+    def release(self, payment_id: str) -> Balance:
+        """Give a held amount back (a no-op if it is not held: already released)."""
+        if payment_id not in self.holds:
+            return self
+        holds = dict(self.holds)
+        amount = holds.pop(payment_id)
+        return self.model_copy(
+            update={
+                "holds": holds,
+                "available": self.available + amount,
+                "finished": self._finish(payment_id),
+            }
         )
 
-    def credit(self, amount: int) -> Balance:
+    def _finish(self, payment_id: str) -> tuple[str, ...]:
+        return (*self.finished, payment_id)[-RECENT_FINISHED:]
+
+    def credit(self, deposit_key: str, amount: int) -> Balance:
+        """Credit a deposit once (recent deposit keys are remembered)."""
         require(amount > 0, f"cannot credit {amount}")
-        return Balance(available=self.available + amount, held=self.held, settled=self.settled)
+        if deposit_key in self.recent_deposits:
+            return self
+        recent = (*self.recent_deposits, deposit_key)[-RECENT_DEPOSITS:]
+        return self.model_copy(
+            update={"available": self.available + amount, "recent_deposits": recent}
+        )
+
+    def aligned(self, state: PaymentState) -> Balance:
+        """The balance as the payment's status says it must be (repairs a crash
+        that saved the payment's new status but not the balance, or the reverse)."""
+        key = str(state.payment_id)
+        if state.status in HELD_STATUSES:
+            return self.hold(key, state.amount)
+        if state.status == Status.SETTLED:
+            return self.capture(key)
+        if state.status == Status.FAILED:
+            return self.release(key)
+        return self
 
 
 VELOCITY_MAX_ENTRIES = 1024

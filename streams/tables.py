@@ -51,8 +51,6 @@ class Tables:
     balances: ModelTable[Balance]
     velocity: ModelTable[VelocityWindow]
     sequences: MutableMapping[str, str]
-    counters: MutableMapping[str, int]
-    deposits: MutableMapping[str, int]
 
 
 TABLE_NAMES = (
@@ -60,8 +58,6 @@ TABLE_NAMES = (
     "balances",
     "velocity",
     "sequences",
-    "sequence_counters",
-    "deposits_seen",
 )
 
 
@@ -79,6 +75,4 @@ def declare_tables(app: Any, partitions: int) -> Tables:
         balances=ModelTable(table("balances", "payer account -> Balance"), Balance),
         velocity=ModelTable(table("velocity", "payer -> recent requests"), VelocityWindow),
         sequences=table("sequences", "sequence number -> payment id"),
-        counters=table("sequence_counters", "partition -> next sequence counter"),
-        deposits=table("deposits_seen", "tx:log index -> amount credited"),
     )

@@ -11,7 +11,7 @@ from services.errors import InvariantViolation
 from streams.outcomes import Outcome, dead
 from streams.runtime import EXIT_INVARIANT, Runtime, die, log
 
-Handle = Callable[[bytes, str, int], Outcome]
+Handle = Callable[[bytes, str, int, int], Outcome]  # raw, key, partition, offset
 
 
 async def run(stream: Any, handle: Handle, runtime: Runtime, stage: str) -> None:
@@ -20,7 +20,7 @@ async def run(stream: Any, handle: Handle, runtime: Runtime, stage: str) -> None
         raw: bytes = message.value or b""
         key = message.key.decode("utf-8", errors="replace") if message.key else ""
         try:
-            outcome = handle(raw, key, message.partition)
+            outcome = handle(raw, key, message.partition, message.offset)
         except InvariantViolation as exc:
             die(
                 EXIT_INVARIANT,

@@ -47,6 +47,16 @@ def _payment_id(obj: Any) -> uuid.UUID | None:
         return None
 
 
+def _align(balances: MutableMapping[str, Balance], state: PaymentState) -> None:
+    """Make the payer's balance agree with the payment's status (after a crash)."""
+    if state.status in (Status.REJECTED, Status.REQUESTED):
+        return
+    balance = balances.get(state.payer_account, Balance())
+    aligned = balance.aligned(state)
+    if aligned != balance:
+        balances[state.payer_account] = aligned
+
+
 def _code_of(error: ValidationError) -> FailureCode:
     fields = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
     for name, code in FIELD_CODES.items():
@@ -88,6 +98,7 @@ def handle_request(raw: bytes, key: str, deps: FraudDeps) -> Outcome:
         return dead("no valid payment_id: the failure cannot be addressed to anyone")
     known = deps.payments.get(str(payment_id))
     if known is not None:
+        _align(deps.balances, known)
         return republish(known.outputs, (FRAUD_SCORED, PAYMENTS_FAILED), key, "duplicate")
     now = deps.clock()
     try:
@@ -144,9 +155,10 @@ def _decide(request: PaymentRequested, key: str, deps: FraudDeps, now: datetime)
         )
 
     balance = deps.balances.get(request.payer_account, Balance())
-    if balance.available < request.amount:
+    held = str(request.payment_id) in balance.holds  # a replay after a partial crash
+    if not held and balance.available < request.amount:
         return _reject(deps, key, state, FailureCode.INSUFFICIENT_FUNDS, fraud=check)
-    deps.balances[request.payer_account] = balance.hold(request.amount)
+    deps.balances[request.payer_account] = balance.hold(str(request.payment_id), request.amount)
     if verdict.decision == "REVIEW":
         deps.payments[str(request.payment_id)] = state.moved(Status.REVIEW)
         return ignored("review")

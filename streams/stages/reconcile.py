@@ -31,7 +31,6 @@ class ReconcileDeps:
     payments: MutableMapping[str, PaymentState]
     balances: MutableMapping[str, Balance]
     sequences: MutableMapping[str, str]
-    deposits: MutableMapping[str, int]  # "tx:log index" -> amount credited
     clock: Callable[[], datetime]
 
 
@@ -59,12 +58,11 @@ def handle_chain_event(raw: bytes, key: str, deps: ReconcileDeps) -> Outcome:
 
 
 def _deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
-    seen = f"{event.tx_hash}:{event.log_index}"
-    if seen in deps.deposits:
-        return ignored("duplicate deposit")
-    deps.deposits[seen] = event.amount
     balance = deps.balances.get(event.account, Balance())
-    deps.balances[event.account] = balance.credit(event.amount)
+    credited = balance.credit(f"{event.tx_hash}:{event.log_index}", event.amount)
+    if credited == balance:
+        return ignored("duplicate deposit")
+    deps.balances[event.account] = credited
     return ignored("deposit credited")
 
 
@@ -80,6 +78,8 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
             tx_hash=event.tx_hash,
         )
     if state.status == Status.SETTLED:
+        balance = deps.balances.get(state.payer_account, Balance())
+        deps.balances[state.payer_account] = balance.aligned(state)
         return republish(state.outputs, (PAYMENTS_SETTLED,), state.payer_account, "duplicate")
     if (state.payee_address, state.amount) != (event.payee_address, event.amount):
         return _alert(
@@ -102,7 +102,7 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
         state = state.moved(Status.SUBMITTED, tx_hash=event.tx_hash)
     now = deps.clock()
     balance = deps.balances.get(state.payer_account, Balance())
-    deps.balances[state.payer_account] = balance.capture(state.amount)
+    deps.balances[state.payer_account] = balance.capture(payment_id)
     settled = PaymentSettled(
         payment_id=state.payment_id,
         payer_account=state.payer_account,

@@ -30,7 +30,7 @@ from streams.outcomes import Emit, Outcome, dead, ignored
 from streams.state import PaymentState, Status
 from streams.topics import CHAIN_SUBMITTED
 
-SEQUENCE_PARTITION_SHIFT = 40  # sequence = partition << 40 | counter
+SEQUENCE_PARTITION_SHIFT = 40  # sequence = partition << 40 | offset of the fraud.scored record
 
 
 def partition_of(sequence: int) -> int:
@@ -49,25 +49,29 @@ class SettlementDeps:
     settings: Settings
     payments: MutableMapping[str, PaymentState]
     sequences: MutableMapping[str, str]  # sequence -> payment id
-    counters: MutableMapping[str, int]  # partition -> next counter
     clock: Callable[[], datetime]
     open_batches: dict[int, OpenBatch] = field(default_factory=dict)  # partition -> batch
     closed: list[OpenBatch] = field(default_factory=list)  # full or due, not yet taken
 
 
-def handle_scored(raw: bytes, partition: int, deps: SettlementDeps) -> Outcome:
-    """Join an approved payment to its partition's open batch."""
+def handle_scored(raw: bytes, partition: int, offset: int, deps: SettlementDeps) -> Outcome:
+    """Join an approved payment to its partition's open batch.
+
+    Its sequence number is its ``fraud.scored`` record's partition and offset: a
+    replayed record gets the same number, and two payments never share one.
+    """
     try:
         scored = PaymentScored.model_validate_json(raw)
     except ValidationError as exc:
         return dead(f"invalid fraud.scored record: {exc.error_count()} errors: {exc}"[:1000])
     key = str(scored.request.payment_id)
     state = deps.payments.get(key)
-    if state is None or state.status != Status.SCORED or state.sequence is not None:
-        return ignored("not awaiting a batch (replay or unknown)")
-    counter = deps.counters.get(str(partition), 0)
-    sequence = (partition << SEQUENCE_PARTITION_SHIFT) | counter
-    deps.counters[str(partition)] = counter + 1
+    if state is not None and state.sequence is not None:
+        deps.sequences[str(state.sequence)] = key  # idempotent repair after a crash
+        return ignored("already batched")
+    if state is None or state.status != Status.SCORED:
+        return ignored("not awaiting a batch")
+    sequence = (partition << SEQUENCE_PARTITION_SHIFT) | offset
     now = deps.clock()
     batch = deps.open_batches.get(partition)
     if batch is None or _due(batch, deps.settings, now):

@@ -37,10 +37,11 @@ def handle_submitted(raw: bytes, deps: SubmittedDeps) -> Outcome:
             return ignored("already past SUBMITTED")
         deps.payments[key] = state.moved(Status.SUBMITTED, tx_hash=record.tx_hash)
         return ignored("submitted")
-    if state.status not in (Status.SCORED, Status.SUBMITTED):
-        return republish(state.outputs, (PAYMENTS_FAILED,), state.payer_account, "terminal")
     balance = deps.balances.get(state.payer_account, Balance())
-    deps.balances[state.payer_account] = balance.release(state.amount)
+    if state.status not in (Status.SCORED, Status.SUBMITTED):
+        deps.balances[state.payer_account] = balance.aligned(state)
+        return republish(state.outputs, (PAYMENTS_FAILED,), state.payer_account, "terminal")
+    deps.balances[state.payer_account] = balance.release(key)
     code = record.code or FailureCode.SETTLEMENT_REJECTED
     failed = PaymentFailed(
         payment_id=state.payment_id,

@@ -41,18 +41,12 @@ class World:
         self.balances: dict[str, Balance] = {}
         self.velocity: dict[str, VelocityWindow] = {}
         self.sequences: dict[str, str] = {}
-        self.counters: dict[str, int] = {}
-        self.deposits: dict[str, int] = {}
         self.fraud = FraudDeps(
             self.settings, self.payments, self.balances, self.velocity, self.clock
         )
-        self.settlement = SettlementDeps(
-            self.settings, self.payments, self.sequences, self.counters, self.clock
-        )
+        self.settlement = SettlementDeps(self.settings, self.payments, self.sequences, self.clock)
         self.submitted = SubmittedDeps(self.payments, self.balances, self.clock)
-        self.reconcile = ReconcileDeps(
-            self.payments, self.balances, self.sequences, self.deposits, self.clock
-        )
+        self.reconcile = ReconcileDeps(self.payments, self.balances, self.sequences, self.clock)
 
 
 @pytest.fixture
@@ -75,3 +69,7 @@ def request(payer: str = "alice", amount: Any = 1_000, **override: Any) -> dict[
 
 def raw(body: dict[str, Any]) -> bytes:
     return json.dumps(body).encode()
+
+
+def summary(available: int = 0, held: int = 0, settled: int = 0) -> dict[str, int]:
+    return {"available": available, "held": held, "settled": settled}

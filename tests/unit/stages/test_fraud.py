@@ -11,7 +11,7 @@ from schemas.payments import PaymentFailed, PaymentScored
 from streams.stages.fraud import handle_request
 from streams.state import Balance, Status
 from streams.topics import FRAUD_SCORED, PAYMENTS_FAILED
-from tests.unit.stages.conftest import BLOCKED, World, raw, request
+from tests.unit.stages.conftest import BLOCKED, World, raw, request, summary
 
 
 def _failed_code(world: World, body: dict[str, object]) -> str:
@@ -29,7 +29,7 @@ def test_approved_request_is_held_and_scored(world: World) -> None:
     assert emit.topic == FRAUD_SCORED
     scored = PaymentScored.model_validate_json(emit.payload())
     assert scored.request.amount == 1_500 and scored.fraud.decision == "APPROVE"
-    assert world.balances["alice"] == Balance(available=3_500, held=1_500)
+    assert world.balances["alice"].summary() == summary(available=3_500, held=1_500)
     assert world.payments[body["payment_id"]].status == Status.SCORED
 
 
@@ -38,7 +38,7 @@ def test_a_repeated_request_changes_nothing_and_republishes_the_same_record(worl
     body = request()
     first = handle_request(raw(body), "alice", world.fraud)
     again = handle_request(raw(body), "alice", world.fraud)
-    assert world.balances["alice"] == Balance(available=4_000, held=1_000)
+    assert world.balances["alice"].summary() == summary(available=4_000, held=1_000)
     assert again.note == "duplicate"
     assert [e.payload() for e in again.emits] == [e.payload() for e in first.emits]
 
@@ -68,7 +68,7 @@ def test_bad_requests_fail_with_their_code(
 def test_insufficient_funds(world: World) -> None:
     world.balances["alice"] = Balance(available=999)
     assert _failed_code(world, request(amount=1_000)) == "INSUFFICIENT_FUNDS"
-    assert world.balances["alice"] == Balance(available=999)
+    assert world.balances["alice"].summary() == summary(available=999)
 
 
 def test_velocity_sends_a_burst_to_review_and_holds_it(world: World) -> None:
@@ -86,3 +86,22 @@ def test_undecodable_or_unaddressable_records_are_dead_letters(
 ) -> None:
     outcome = handle_request(payload, "alice", world.fraud)
     assert outcome.dead_letter is not None and outcome.emits == ()
+
+
+def test_a_replay_after_a_crash_that_lost_the_hold_restores_it(world: World) -> None:
+    world.balances["alice"] = Balance(available=5_000)
+    body = request()
+    handle_request(raw(body), "alice", world.fraud)
+    world.balances["alice"] = Balance(available=5_000)  # the balance write was lost
+    handle_request(raw(body), "alice", world.fraud)
+    assert world.balances["alice"].summary() == summary(available=4_000, held=1_000)
+
+
+def test_a_replay_after_a_crash_that_lost_the_status_holds_once(world: World) -> None:
+    world.balances["alice"] = Balance(available=5_000)
+    body = request()
+    handle_request(raw(body), "alice", world.fraud)
+    del world.payments[body["payment_id"]]  # the status write was lost
+    outcome = handle_request(raw(body), "alice", world.fraud)
+    assert outcome.note == "approved"
+    assert world.balances["alice"].summary() == summary(available=4_000, held=1_000)

@@ -27,7 +27,7 @@ from streams.stages.submitted import handle_submitted
 from streams.state import Balance, Status
 from streams.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from tests.support.fakes import FakeChain
-from tests.unit.stages.conftest import World, raw, request
+from tests.unit.stages.conftest import World, raw, request, summary
 
 
 def _approve(world: World, count: int, payer: str = "alice") -> list[bytes]:
@@ -62,8 +62,8 @@ def _confirmed(world: World, emit: Emit, block: int = 10) -> bytes:
 def test_sequences_are_consecutive_per_partition_and_batches_close_when_full(
     world: World,
 ) -> None:
-    for payload in _approve(world, 4):
-        assert handle_scored(payload, 3, world.settlement).note == "batched"
+    for offset, payload in enumerate(_approve(world, 4)):
+        assert handle_scored(payload, 3, offset, world.settlement).note == "batched"
     sequences = sorted(s.sequence or 0 for s in world.payments.values())
     assert sequences == [(3 << 40) + i for i in range(4)]
     assert {partition_of(s) for s in sequences} == {3}
@@ -75,15 +75,17 @@ def test_sequences_are_consecutive_per_partition_and_batches_close_when_full(
 
 def test_a_replayed_scored_record_gets_no_second_sequence(world: World) -> None:
     (payload,) = _approve(world, 1)
-    handle_scored(payload, 0, world.settlement)
-    assert handle_scored(payload, 0, world.settlement).note.startswith("not awaiting")
-    assert world.counters == {"0": 1}
+    handle_scored(payload, 0, 17, world.settlement)
+    again = handle_scored(payload, 0, 17, world.settlement)
+    assert again.note == "already batched"
+    assert [s.sequence for s in world.payments.values()] == [17]
+    assert world.sequences == {"17": next(iter(world.payments))}
 
 
 async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> None:
     chain = FakeChain()
-    for payload in _approve(world, 3):
-        handle_scored(payload, 1, world.settlement)
+    for offset, payload in enumerate(_approve(world, 3)):
+        handle_scored(payload, 1, offset, world.settlement)
     (batch,) = take_due_batches(world.settlement)
     emits = await settle(batch, chain, world.settings, world.clock)
     assert {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {
@@ -94,7 +96,7 @@ async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> 
         outcome = handle_chain_event(_confirmed(world, emit), "ref", world.reconcile)
         assert [e.topic for e in outcome.emits] == [PAYMENTS_SETTLED]
         PaymentSettled.model_validate_json(outcome.emits[0].payload())
-    assert world.balances["alice"] == Balance(available=10**9 - 3_000, held=0, settled=3_000)
+    assert world.balances["alice"].summary() == summary(10**9 - 3_000, 0, 3_000)
     assert {s.status for s in world.payments.values()} == {Status.SETTLED}
     again = handle_chain_event(_confirmed(world, emits[0]), "ref", world.reconcile)
     assert again.note == "duplicate" and world.balances["alice"].settled == 3_000
@@ -107,8 +109,8 @@ async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: 
         ) -> BatchReceipt:
             raise ContractReverted("EnforcedPause", (), b"")
 
-    for payload in _approve(world, 2):
-        handle_scored(payload, 0, world.settlement)
+    for offset, payload in enumerate(_approve(world, 2)):
+        handle_scored(payload, 0, offset, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement)
     emits = await settle(batch, Refusing(), world.settings, world.clock)
@@ -116,10 +118,11 @@ async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: 
         (failed,) = handle_submitted(emit.payload(), world.submitted).emits
         assert failed.topic == PAYMENTS_FAILED
         assert PaymentFailed.model_validate_json(failed.payload()).code == "SETTLEMENT_REJECTED"
-    assert world.balances["alice"] == Balance(available=10**9)
+    assert world.balances["alice"].summary() == summary(available=10**9)
     assert {s.status for s in world.payments.values()} == {Status.FAILED}
     replay = handle_submitted(emits[0].payload(), world.submitted)
-    assert replay.note == "terminal" and world.balances["alice"] == Balance(available=10**9)
+    assert replay.note == "terminal"
+    assert world.balances["alice"].summary() == summary(available=10**9)
 
 
 async def test_out_of_retries_only_unpaid_payments_time_out(world: World) -> None:
@@ -133,8 +136,8 @@ async def test_out_of_retries_only_unpaid_payments_time_out(world: World) -> Non
     world.settings = world.settings.model_copy(
         update={"settle_retries_max": 1, "settle_backoff_ms": 1}
     )
-    for payload in _approve(world, 2):
-        handle_scored(payload, 0, world.settlement)
+    for offset, payload in enumerate(_approve(world, 2)):
+        handle_scored(payload, 0, offset, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement)
     chain.settled.add(batch.members[0].sequence or 0)  # paid by an earlier attempt
@@ -147,8 +150,8 @@ async def test_out_of_retries_only_unpaid_payments_time_out(world: World) -> Non
 
 
 def test_unsent_batches_are_found_again_with_their_members(world: World) -> None:
-    for payload in _approve(world, 4):
-        handle_scored(payload, 2, world.settlement)
+    for offset, payload in enumerate(_approve(world, 4)):
+        handle_scored(payload, 2, offset, world.settlement)
     world.clock.advance(60_000)
     found = pending_batches(world.payments.values(), world.clock(), in_flight=set())
     assert sorted(len(b.members) for b in found) == [1, 3]
@@ -190,7 +193,7 @@ def test_deposits_are_credited_once(world: World) -> None:
     )
     handle_chain_event(deposit, "bob", world.reconcile)
     handle_chain_event(deposit, "bob", world.reconcile)
-    assert world.balances["bob"] == Balance(available=700)
+    assert world.balances["bob"].summary() == summary(available=700)
 
 
 def test_illegal_transitions_break_an_invariant(world: World) -> None:
@@ -199,5 +202,23 @@ def test_illegal_transitions_break_an_invariant(world: World) -> None:
     with pytest.raises(InvariantViolation):
         state.moved(Status.SETTLED)
     with pytest.raises(InvariantViolation):
-        Balance(available=1).hold(2)
+        Balance(available=1).hold("p", 2)
     assert payload
+
+
+async def test_a_replayed_settlement_captures_once_even_if_the_capture_was_lost(
+    world: World,
+) -> None:
+    (payload,) = _approve(world, 1)
+    handle_scored(payload, 4, 0, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    (batch,) = take_due_batches(world.settlement)
+    (emit,) = await settle(batch, FakeChain(), world.settings, world.clock)
+    handle_submitted(emit.payload(), world.submitted)
+    before = world.balances["alice"]
+    confirmed = _confirmed(world, emit)
+    handle_chain_event(confirmed, "ref", world.reconcile)
+    world.balances["alice"] = before  # the capture was lost in a crash, the status was not
+    handle_chain_event(confirmed, "ref", world.reconcile)
+    handle_chain_event(confirmed, "ref", world.reconcile)
+    assert world.balances["alice"].summary() == summary(10**9 - 1_000, 0, 1_000)
