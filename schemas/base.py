@@ -25,6 +25,15 @@ AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
 Address = Annotated[str, AfterValidator(_checksummed)]
 
 
+_OUTCOME_NAMESPACE = uuid.UUID("6f1d3c1e-4b59-4b7e-9a55-6a8f1f0c2d11")
+
+
+def outcome_event_id(kind: str, payment_id: uuid.UUID) -> uuid.UUID:
+    """The event id of a payment's record of this kind: the same on every
+    publication, so a record re-published after a crash is recognisably the same."""
+    return uuid.uuid5(_OUTCOME_NAMESPACE, f"{kind}:{payment_id}")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.bootstrap import chain_client, redis_client
 from services.cache.cursor import RedisCursorStore
-from services.ports import ChainClient
+from services.ports import ChainClient, CursorStore
 from services.settings import Settings
 from streams.agents.shell import run
 from streams.listener import ChainListener
@@ -80,7 +80,7 @@ def create_app(settings: Settings) -> faust.App:
 
     slots = asyncio.Semaphore(settings.settle_concurrency)
 
-    cursors: list[RedisCursorStore] = []
+    cursors: list[CursorStore] = []
 
     @app.task
     async def connect() -> None:

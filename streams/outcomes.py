@@ -8,7 +8,7 @@ broken invariant raises, which stops the worker without acking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from schemas.base import Record
 
@@ -30,7 +30,6 @@ class Outcome:
     emits: tuple[Emit, ...] = ()
     dead_letter: str | None = None
     note: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 def dead(reason: str) -> Outcome:

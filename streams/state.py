@@ -114,34 +114,24 @@ class Balance(_Value):
 
     def capture(self, payment_id: str) -> Balance:
         """Settle a held payment (a no-op if it is not held: already captured)."""
-        if payment_id not in self.holds:
-            return self
-        holds = dict(self.holds)
-        amount = holds.pop(payment_id)
-        return self.model_copy(
-            update={
-                "holds": holds,
-                "settled": self.settled + amount,
-                "finished": self._finish(payment_id),
-            }
-        )
+        return self._end_hold(payment_id, paid_out=True)
 
     def release(self, payment_id: str) -> Balance:
         """Give a held amount back (a no-op if it is not held: already released)."""
+        return self._end_hold(payment_id, paid_out=False)
+
+    def _end_hold(self, payment_id: str, paid_out: bool) -> Balance:
         if payment_id not in self.holds:
             return self
         holds = dict(self.holds)
         amount = holds.pop(payment_id)
-        return self.model_copy(
-            update={
-                "holds": holds,
-                "available": self.available + amount,
-                "finished": self._finish(payment_id),
-            }
+        moved = (
+            {"settled": self.settled + amount}
+            if paid_out
+            else {"available": self.available + amount}
         )
-
-    def _finish(self, payment_id: str) -> tuple[str, ...]:
-        return (*self.finished, payment_id)[-RECENT_FINISHED:]
+        finished = (*self.finished, payment_id)[-RECENT_FINISHED:]
+        return self.model_copy(update={"holds": holds, "finished": finished, **moved})
 
     def credit(self, deposit_key: str, amount: int) -> Balance:
         """Credit a deposit once (recent deposit keys are remembered)."""

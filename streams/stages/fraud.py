@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from schemas.base import outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import FraudCheck, PaymentFailed, PaymentRequested, PaymentScored
 from services.fraud.rules import Velocity, score
@@ -74,6 +75,7 @@ def _reject(
     fraud: FraudCheck | None = None,
 ) -> Outcome:
     failed = PaymentFailed(
+        event_id=outcome_event_id("failed", state.payment_id),
         payment_id=state.payment_id,
         payer_account=state.payer_account or None,
         amount=state.amount or None,
@@ -162,7 +164,12 @@ def _decide(request: PaymentRequested, key: str, deps: FraudDeps, now: datetime)
     if verdict.decision == "REVIEW":
         deps.payments[str(request.payment_id)] = state.moved(Status.REVIEW)
         return ignored("review")
-    scored = PaymentScored(request=request, fraud=check, scored_at=deps.clock())
+    scored = PaymentScored(
+        event_id=outcome_event_id("scored", request.payment_id),
+        request=request,
+        fraud=check,
+        scored_at=deps.clock(),
+    )
     approved = state.moved(Status.SCORED).with_output(FRAUD_SCORED, scored)
     deps.payments[str(request.payment_id)] = approved
     return Outcome(emits=(Emit(FRAUD_SCORED, key, scored),), note="approved")

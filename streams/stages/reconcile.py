@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from schemas.base import outcome_event_id
 from schemas.chain import (
     CHAIN_EVENT,
     DepositConfirmed,
@@ -104,6 +105,7 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
     balance = deps.balances.get(state.payer_account, Balance())
     deps.balances[state.payer_account] = balance.capture(payment_id)
     settled = PaymentSettled(
+        event_id=outcome_event_id("settled", state.payment_id),
         payment_id=state.payment_id,
         payer_account=state.payer_account,
         payee_address=state.payee_address,

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from schemas.base import outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import PaymentFailed, PaymentSubmitted
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
@@ -44,6 +45,7 @@ def handle_submitted(raw: bytes, deps: SubmittedDeps) -> Outcome:
     deps.balances[state.payer_account] = balance.release(key)
     code = record.code or FailureCode.SETTLEMENT_REJECTED
     failed = PaymentFailed(
+        event_id=outcome_event_id("failed", state.payment_id),
         payment_id=state.payment_id,
         payer_account=state.payer_account,
         amount=state.amount,

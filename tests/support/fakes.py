@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.chain.client import BatchReceipt
+from services.chain.cursor import Cursor
 from services.chain.events import ChainEvent, LogRef, SettledEvent
 from services.chain.packing import PaymentRecord, SettledPayment, pack_batch
 
@@ -75,3 +76,14 @@ class FakeChain:
 
     async def block_hash(self, number: int) -> str | None:
         return self.blocks[number - 1][0] if 1 <= number <= len(self.blocks) else None
+
+
+@dataclass
+class MemoryCursorStore:
+    saved: Cursor | None = None
+
+    async def load(self) -> Cursor | None:
+        return self.saved
+
+    async def save(self, cursor: Cursor) -> None:
+        self.saved = cursor
