@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     batch_max_payments: int = Field(default=200, ge=1, le=1024)
     batch_wait_ms: int = Field(default=250, ge=1)
     batch_timeout_s: float = Field(default=30.0, gt=0)
-    settle_concurrency: int = Field(default=8, ge=1)
+    settle_concurrency: int = Field(default=64, ge=1)  # batches in flight per worker
     settle_retries_max: int = Field(default=5, ge=0)
     settle_backoff_ms: int = Field(default=200, ge=1)
     confirmations_min: int = Field(default=1, ge=1)
