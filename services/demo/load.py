@@ -42,7 +42,10 @@ async def fund_payers(
             await client.call_settlement(funder, "deposit", payer, amount_each)
             progress(1)
 
-    await asyncio.gather(*(one(p) for p in payers))
+    try:
+        await asyncio.gather(*(one(p) for p in payers))
+    finally:
+        await client.w3.provider.disconnect()
 
 
 def request(payer: str, payee: str, amount: int) -> dict[str, object]:

@@ -41,16 +41,26 @@ async def _gas(settings: Settings, outcomes: Outcomes) -> tuple[int, int]:
     """(on-chain transactions, total gas) of the batches that settled the payments."""
     w3 = web3_client(settings)
     hashes = {str(r["tx_hash"]) for r in outcomes.settled.values()}
-    receipts = [await w3.eth.get_transaction_receipt(h) for h in hashes]  # type: ignore[arg-type]
+    try:
+        receipts = [await w3.eth.get_transaction_receipt(h) for h in hashes]  # type: ignore[arg-type]
+    finally:
+        await w3.provider.disconnect()
     return len(hashes), sum(int(r["gasUsed"]) for r in receipts)
+
+
+async def _deploy(settings: Settings) -> None:
+    w3 = web3_client(settings)
+    try:
+        await deploy(w3, settings, ChainKeys.from_settings(settings), tx_sender(w3, settings))
+    finally:
+        await w3.provider.disconnect()
 
 
 def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, Any]:
     console.print("[bold]1/6[/] local stack")
     LocalStack(settings).up(report=lambda m: console.print(f"    {m}", highlight=False))
     console.print("[bold]2/6[/] contracts and topics")
-    w3 = web3_client(settings)
-    asyncio.run(deploy(w3, settings, ChainKeys.from_settings(settings), tx_sender(w3, settings)))
+    asyncio.run(_deploy(settings))
     create_topics(settings)
     payers = [f"demo-payer-{i:04d}" for i in range(plan.payers)]
     log = settings.state_dir / "logs" / "worker-demo.log"
