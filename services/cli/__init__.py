@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from services.cli.chain import chain, deposit
+from services.cli.db import audit, db
 from services.cli.pipeline import demo, topics, worker
 from services.cli.stack import stack
 from services.settings import Settings
@@ -28,6 +29,8 @@ cli.add_command(deposit)
 cli.add_command(topics)
 cli.add_command(worker)
 cli.add_command(demo)
+cli.add_command(db)
+cli.add_command(audit)
 
 
 def main() -> None:

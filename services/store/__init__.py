@@ -1,0 +1,2 @@
+"""PostgreSQL, the system of record: migrations, the audit chain (and, next, the
+ledger sink)."""

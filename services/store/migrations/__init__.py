@@ -1,0 +1,1 @@
+"""Alembic migrations (raw SQL inside); run with ``paystream db migrate``."""

@@ -1,0 +1,37 @@
+"""A fresh, empty PostgreSQL database per test, on the stack's server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from services.settings import Settings
+
+
+def connect(settings: Settings, dbname: str | None = None) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host=settings.host,
+        port=settings.pg_port,
+        user=settings.pg_user,
+        password=settings.pg_password.get_secret_value(),
+        dbname=dbname or settings.pg_database,
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+@pytest.fixture
+def fresh_db(stack_healthy: Settings) -> Iterator[Settings]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with connect(stack_healthy) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield stack_healthy.model_copy(update={"pg_database": name})
+    finally:
+        with connect(stack_healthy) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
