@@ -8,12 +8,14 @@ against the fake and the real adapter so that they cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from services.chain.client import BatchReceipt
 from services.chain.cursor import Cursor
 from services.chain.events import ChainEvent
 from services.chain.packing import PaymentRecord
+from services.store.records import SinkRecord
 
 
 class ChainClient(Protocol):
@@ -43,3 +45,17 @@ class CursorStore(Protocol):
 
     async def save(self, cursor: Cursor) -> None:
         """Replace the saved cursor."""
+
+
+class LedgerStore(Protocol):
+    """The system of record: outcomes, fraud checks, the double-entry ledger."""
+
+    async def apply(self, consumer: str, records: Sequence[SinkRecord]) -> int:
+        """Write the effects of the records not yet processed by ``consumer``, with
+        their idempotency records, atomically; return how many were new."""
+
+    async def balance(self, account: str, as_of: datetime | None = None) -> int:
+        """An account's ledger balance (minor units), now or as of a time."""
+
+    async def ledger_total(self) -> int:
+        """The sum of all ledger entries (zero when the books balance)."""

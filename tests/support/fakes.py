@@ -4,13 +4,19 @@ contract test suite as its real adapter (tests/integration/*/test_*_contract.py)
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from schemas.chain import DepositConfirmed
+from schemas.payments import PaymentSettled
 from services.chain.client import BatchReceipt
 from services.chain.cursor import Cursor
 from services.chain.events import ChainEvent, LogRef, SettledEvent
 from services.chain.packing import PaymentRecord, SettledPayment, pack_batch
+from services.store.ledger import Entry, deposit_entries, settlement_entries
+from services.store.records import SinkRecord
 
 
 @dataclass
@@ -87,3 +93,47 @@ class MemoryCursorStore:
 
     async def save(self, cursor: Cursor) -> None:
         self.saved = cursor
+
+
+@dataclass
+class MemoryLedgerStore:
+    """The ledger rules of services/store/ledger.py over lists and dicts."""
+
+    token_symbol: str = "PTUSD"
+    merchant_fees: dict[str, int] = field(default_factory=dict)
+    processed: set[tuple[str, uuid.UUID]] = field(default_factory=set)
+    entries: list[Entry] = field(default_factory=list)
+
+    async def apply(self, consumer: str, records: Sequence[SinkRecord]) -> int:
+        new = 0
+        for r in records:
+            if (consumer, r.event_id) in self.processed:
+                continue
+            self.processed.add((consumer, r.event_id))
+            new += 1
+            if isinstance(r, PaymentSettled):
+                self.entries += settlement_entries(
+                    r.event_id,
+                    r.payment_id,
+                    r.payer_account,
+                    r.payee_address,
+                    r.amount,
+                    r.currency,
+                    self.merchant_fees.get(r.merchant_id or "", 0),
+                    r.settled_at,
+                )
+            elif isinstance(r, DepositConfirmed):
+                self.entries += deposit_entries(
+                    r.event_id, r.account, r.amount, self.token_symbol, r.occurred_at
+                )
+        return new
+
+    async def balance(self, account: str, as_of: datetime | None = None) -> int:
+        return sum(
+            e.amount
+            for e in self.entries
+            if e.account == account and (as_of is None or e.at <= as_of)
+        )
+
+    async def ledger_total(self) -> int:
+        return sum(e.amount for e in self.entries)

@@ -1,0 +1,253 @@
+"""The ledger store on PostgreSQL (psycopg 3 async pool).
+
+``apply`` writes a batch in one transaction: the ``processed_events`` rows
+(consumer, event id) first, then only the effects of the events that were new.
+A replayed batch therefore changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.errors import OperationalError
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from schemas.chain import DepositConfirmed
+from schemas.payments import PaymentFailed, PaymentScored, PaymentSettled
+from services.errors import StoreUnavailable
+from services.store.ledger import Entry, deposit_entries, settlement_entries
+from services.store.records import SinkRecord
+
+UPSERT_PAYMENT = """
+INSERT INTO payments (payment_id, created_at, payer_account, payee_address, merchant_id, amount,
+    currency, status, t_start, t_end, latency_ms, error_code, tx_hash, batch_id, sequence,
+    block_number)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (payment_id, created_at) DO UPDATE SET status = excluded.status,
+    t_end = excluded.t_end, latency_ms = excluded.latency_ms, error_code = excluded.error_code,
+    tx_hash = excluded.tx_hash, batch_id = excluded.batch_id, sequence = excluded.sequence,
+    block_number = excluded.block_number
+"""
+
+INSERT_FRAUD = """
+INSERT INTO fraud_checks (payment_id, checked_at, score, decision, rules_triggered,
+    check_duration_ms)
+VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (payment_id) DO NOTHING
+"""
+
+UPSERT_METRIC = """
+INSERT INTO transaction_metrics AS m (bucket_start, n_total, n_success, n_failed, tps,
+    avg_latency_ms, success_rate, total_amount)
+VALUES (%(bucket)s, %(total)s, %(ok)s, %(failed)s, %(total)s / 60.0, %(avg)s,
+    %(ok)s::float / %(total)s, %(amount)s)
+ON CONFLICT (bucket_start) DO UPDATE SET
+    n_total = m.n_total + excluded.n_total,
+    n_success = m.n_success + excluded.n_success,
+    n_failed = m.n_failed + excluded.n_failed,
+    tps = (m.n_total + excluded.n_total) / 60.0,
+    avg_latency_ms = CASE WHEN m.n_success + excluded.n_success = 0 THEN NULL ELSE
+        (coalesce(m.avg_latency_ms, 0) * m.n_success
+         + coalesce(excluded.avg_latency_ms, 0) * excluded.n_success)
+        / (m.n_success + excluded.n_success) END,
+    success_rate = (m.n_success + excluded.n_success)::float / (m.n_total + excluded.n_total),
+    total_amount = m.total_amount + excluded.total_amount
+"""
+
+
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+class PostgresLedgerStore:
+    def __init__(self, pool: AsyncConnectionPool, token_symbol: str) -> None:
+        self.pool = pool
+        self.token_symbol = token_symbol  # the treasury's token: the currency of deposits
+
+    async def apply(self, consumer: str, records: Sequence[SinkRecord]) -> int:
+        unique = list({r.event_id: r for r in records}.values())
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                return await self._apply(conn, consumer, unique)
+        except (OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(f"ledger batch not written: {exc}") from exc
+
+    async def _apply(
+        self, conn: AsyncConnection[Any], consumer: str, records: list[SinkRecord]
+    ) -> int:
+        cur = await conn.execute(
+            "INSERT INTO processed_events (consumer, event_id) SELECT %s, unnest(%s::uuid[]) "
+            "ON CONFLICT DO NOTHING RETURNING event_id",
+            (consumer, [r.event_id for r in records]),
+        )
+        new = {row[0] for row in await cur.fetchall()}
+        todo = [r for r in records if r.event_id in new]
+        fees = await self._fees(conn, todo)
+        entries: list[Entry] = []
+        payments: list[tuple[Any, ...]] = []
+        frauds: list[tuple[Any, ...]] = []
+        for r in todo:
+            if isinstance(r, PaymentSettled):
+                payments.append(_settled_row(r))
+                entries += settlement_entries(
+                    r.event_id,
+                    r.payment_id,
+                    r.payer_account,
+                    r.payee_address,
+                    r.amount,
+                    r.currency,
+                    fees.get(r.merchant_id or "", 0),
+                    r.settled_at,
+                )
+            elif isinstance(r, PaymentFailed):
+                if r.payer_account and r.amount:  # malformed requests live in the topics only
+                    payments.append(_failed_row(r))
+                if r.fraud is not None:
+                    frauds.append(_fraud_row(r.payment_id, r.failed_at, r.fraud))
+            elif isinstance(r, PaymentScored):
+                frauds.append(_fraud_row(r.request.payment_id, r.scored_at, r.fraud))
+            elif isinstance(r, DepositConfirmed):
+                entries += deposit_entries(
+                    r.event_id, r.account, r.amount, self.token_symbol, r.occurred_at
+                )
+        async with conn.cursor() as c:
+            if payments:
+                await c.executemany(UPSERT_PAYMENT, payments)
+            if frauds:
+                await c.executemany(INSERT_FRAUD, frauds)
+            if entries:
+                async with c.copy(
+                    "COPY ledger_entries (event_id, payment_id, account, kind, "
+                    "amount, currency, created_at) FROM STDIN"
+                ) as copy:
+                    for e in entries:
+                        await copy.write_row(
+                            (
+                                e.event_id,
+                                e.payment_id,
+                                e.account,
+                                e.kind,
+                                e.amount,
+                                e.currency,
+                                e.at,
+                            )
+                        )
+            for metric in _metrics(todo):
+                await c.execute(UPSERT_METRIC, metric)
+        return len(todo)
+
+    async def _fees(self, conn: AsyncConnection[Any], records: list[SinkRecord]) -> dict[str, int]:
+        ids = sorted(
+            {r.merchant_id for r in records if isinstance(r, PaymentSettled) and r.merchant_id}
+        )
+        if not ids:
+            return {}
+        cur = await conn.execute(
+            "SELECT merchant_id, fee_percentage_bps FROM merchants WHERE merchant_id = ANY(%s)",
+            (ids,),
+        )
+        return {str(m): int(f) for m, f in await cur.fetchall()}
+
+    async def balance(self, account: str, as_of: datetime | None = None) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account = %s"
+                " AND (%s::timestamptz IS NULL OR created_at <= %s)",
+                (account, as_of, as_of),
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def ledger_total(self) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT coalesce(sum(amount), 0) FROM ledger_entries")
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _settled_row(r: PaymentSettled) -> tuple[Any, ...]:
+    return (
+        r.payment_id,
+        r.requested_at,
+        r.payer_account,
+        r.payee_address,
+        r.merchant_id,
+        r.amount,
+        r.currency,
+        "SETTLED",
+        r.requested_at,
+        r.settled_at,
+        r.latency_ms,
+        None,
+        r.tx_hash,
+        r.batch_id,
+        r.sequence,
+        r.block_number,
+    )
+
+
+def _failed_row(r: PaymentFailed) -> tuple[Any, ...]:
+    at = r.requested_at or r.failed_at
+    status = "FAILED" if r.code.startswith("SETTLEMENT_") else "REJECTED"
+    return (
+        r.payment_id,
+        at,
+        r.payer_account,
+        "",
+        None,
+        r.amount,
+        "",
+        status,
+        at,
+        r.failed_at,
+        None,
+        r.code.value,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def _fraud_row(payment_id: Any, at: datetime, fraud: Any) -> tuple[Any, ...]:
+    return (
+        payment_id,
+        at,
+        fraud.score,
+        fraud.decision,
+        Jsonb(list(fraud.rules_triggered)),
+        fraud.check_duration_us / 1000,
+    )
+
+
+def _metrics(records: list[SinkRecord]) -> list[dict[str, Any]]:
+    buckets: dict[datetime, dict[str, Any]] = defaultdict(
+        lambda: {"total": 0, "ok": 0, "failed": 0, "lat": 0, "amount": 0}
+    )
+    for r in records:
+        if isinstance(r, PaymentSettled):
+            b = buckets[_minute(r.settled_at)]
+            b["ok"] += 1
+            b["lat"] += r.latency_ms
+            b["amount"] += r.amount
+        elif isinstance(r, PaymentFailed):
+            b = buckets[_minute(r.failed_at)]
+            b["failed"] += 1
+        else:
+            continue
+        b["total"] += 1
+    return [
+        {
+            "bucket": k,
+            "total": b["total"],
+            "ok": b["ok"],
+            "failed": b["failed"],
+            "avg": b["lat"] / b["ok"] if b["ok"] else None,
+            "amount": b["amount"],
+        }
+        for k, b in buckets.items()
+    ]

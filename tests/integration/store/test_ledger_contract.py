@@ -1,0 +1,131 @@
+"""The LedgerStore port's contract, against the in-memory fake and PostgreSQL:
+balanced entries, fees, idempotent replays, balances as of a time; and a
+property test of random deposits, settlements and replays."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from services.bootstrap import pg_pool
+from services.ports import LedgerStore
+from services.settings import Settings
+from services.store.ledger import FEE_ACCOUNT, TREASURY_ACCOUNT
+from services.store.postgres import PostgresLedgerStore
+from services.store.records import SinkRecord
+from tests.integration.store.conftest import connect
+from tests.integration.store.support import PAYEE, T0, deposit, postgres_store, settled
+from tests.support.fakes import MemoryLedgerStore
+
+FEES = {"shop": 250}  # 2.5 %
+
+
+@pytest_asyncio.fixture(params=["memory", "postgres"])
+async def ledger(request: pytest.FixtureRequest) -> AsyncIterator[LedgerStore]:
+    if request.param == "memory":
+        yield MemoryLedgerStore(merchant_fees=dict(FEES))
+        return
+    fresh: Settings = request.getfixturevalue("fresh_db")
+    store, pool = postgres_store(fresh, FEES)
+    await pool.open()  # type: ignore[attr-defined]
+    yield store
+    await pool.close()  # type: ignore[attr-defined]
+
+
+async def test_settlement_with_a_merchant_fee_balances_to_zero(ledger: LedgerStore) -> None:
+    assert await ledger.apply("sink", [deposit("alice", 10_000)]) == 1
+    assert await ledger.apply("sink", [settled("alice", 1_999, merchant="shop")]) == 1
+    assert await ledger.balance("alice") == 10_000 - 1_999
+    assert await ledger.balance(FEE_ACCOUNT) == 49  # floor(1999 * 250 / 10000)
+    assert await ledger.balance(PAYEE) == 1_999 - 49
+    assert await ledger.balance(TREASURY_ACCOUNT) == -10_000
+    assert await ledger.ledger_total() == 0
+
+
+async def test_a_replayed_batch_changes_nothing(ledger: LedgerStore) -> None:
+    batch: list[SinkRecord] = [deposit("bob", 500), settled("bob", 200), settled("bob", 100)]
+    assert await ledger.apply("sink", batch) == 3
+    assert await ledger.apply("sink", batch + batch) == 0
+    assert await ledger.balance("bob") == 200
+    assert await ledger.apply("another-consumer", batch[:1]) == 1  # idempotency is per consumer
+
+
+async def test_balance_as_of_a_time(ledger: LedgerStore) -> None:
+    await ledger.apply(
+        "sink", [deposit("carol", 1_000, at=T0), settled("carol", 300, at=T0 + timedelta(hours=1))]
+    )
+    assert await ledger.balance("carol", as_of=T0 + timedelta(minutes=30)) == 1_000
+    assert await ledger.balance("carol") == 700
+
+
+operation = st.one_of(
+    st.tuples(st.just("deposit"), st.sampled_from(["a", "b", "c"]), st.integers(1, 10**9)),
+    st.tuples(
+        st.just("pay"),
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(1, 10**9),
+        st.sampled_from([None, "shop"]),
+    ),
+    st.tuples(st.just("replay"), st.integers(0, 50)),
+)
+
+
+async def _run(store: LedgerStore, ops: list[tuple[Any, ...]]) -> None:
+    applied: list[Any] = []
+    expected = {"a": 0, "b": 0, "c": 0}
+    for op in ops:
+        if op[0] == "deposit":
+            record: Any = deposit(op[1], op[2])
+            expected[op[1]] += op[2]
+        elif op[0] == "pay":
+            record = settled(op[1], op[2], merchant=op[3])
+            expected[op[1]] -= op[2]
+        elif applied:
+            record = applied[op[1] % len(applied)]  # at-least-once delivery
+        else:
+            continue
+        await store.apply("sink", [record])
+        applied.append(record)
+    assert await store.ledger_total() == 0
+    for account, amount in expected.items():
+        assert await store.balance(account) == amount
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(ops=st.lists(operation, max_size=40))
+def test_random_histories_keep_the_books_balanced_in_memory(ops: list[tuple[Any, ...]]) -> None:
+    asyncio.run(_run(MemoryLedgerStore(merchant_fees=dict(FEES)), ops))
+
+
+@pytest.mark.integration
+@hsettings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(operation, min_size=5, max_size=25))
+def test_random_histories_keep_the_books_balanced_in_postgres(
+    fresh_db: Settings, ops: list[tuple[Any, ...]]
+) -> None:
+    asyncio.run(_postgres_history(fresh_db, ops))
+
+
+async def _postgres_history(settings: Settings, ops: list[tuple[Any, ...]]) -> None:
+    with connect(settings, settings.pg_database) as conn:
+        exists = conn.execute("SELECT to_regclass('ledger_entries')").fetchone()
+    if exists == (None,):
+        postgres_store(settings, FEES)
+    else:
+        with connect(settings, settings.pg_database) as conn:
+            conn.execute("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_append_only")
+            conn.execute("DELETE FROM ledger_entries")
+            conn.execute("DELETE FROM processed_events")
+            conn.execute("ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_append_only")
+    async with pg_pool(settings) as pool:
+        await _run(PostgresLedgerStore(pool, "PTUSD"), ops)
