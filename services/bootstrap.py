@@ -17,6 +17,7 @@ from services.chain.deployment import require_deployment
 from services.chain.keys import ChainKeys
 from services.chain.sender import TxSender
 from services.settings import Settings
+from services.store.postgres import PostgresLedgerStore
 
 
 def pg_pool(settings: Settings) -> AsyncConnectionPool:
@@ -87,3 +88,8 @@ async def chain_client(settings: Settings) -> Web3ChainClient:
 
 def tx_sender(w3: AsyncWeb3[Any], settings: Settings) -> TxSender:
     return TxSender(w3, settings, decoder_for_contracts())
+
+
+def ledger_store(pool: AsyncConnectionPool, settings: Settings) -> PostgresLedgerStore:
+    """The PostgreSQL ledger on an (opened) pool; deposits are in the first token."""
+    return PostgresLedgerStore(pool, next(iter(settings.currencies)))

@@ -10,7 +10,9 @@ the payment's state lives); deposits are keyed by their account.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from schemas.base import Record
 from schemas.chain import DepositConfirmed, EventOrphaned, SettlementConfirmed
@@ -50,7 +52,9 @@ def _seen(event: ChainEvent) -> SeenEvent:
 
 def _emit(event: ChainEvent) -> Emit:
     at = event.at
-    where = {
+    where: dict[str, Any] = {
+        # The same log always gets the same event id, however often it is emitted.
+        "event_id": uuid.uuid5(uuid.NAMESPACE_URL, f"log:{at.tx_hash}:{at.log_index}"),
         "block_number": at.block_number,
         "block_hash": at.block_hash,
         "tx_hash": at.tx_hash,

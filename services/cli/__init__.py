@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from services.cli.chain import chain, deposit
-from services.cli.db import audit, db
+from services.cli.db import audit, db, reconcile, sink
 from services.cli.pipeline import demo, topics, worker
 from services.cli.stack import stack
 from services.settings import Settings
@@ -31,6 +31,8 @@ cli.add_command(worker)
 cli.add_command(demo)
 cli.add_command(db)
 cli.add_command(audit)
+cli.add_command(sink)
+cli.add_command(reconcile)
 
 
 def main() -> None:

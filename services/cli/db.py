@@ -76,3 +76,59 @@ def verify(settings: Settings) -> None:
     click.echo(f"{count} rows, {len(broken)} broken")
     if broken:
         sys.exit(1)
+
+
+@click.command()
+@click.pass_obj
+def sink(settings: Settings) -> None:
+    """Run the ledger sink in the foreground (migrates the schema first)."""
+    import asyncio
+    import signal
+
+    from services.bootstrap import ledger_store, pg_pool
+    from services.store.schema import upgrade
+    from services.store.sink import LedgerSink
+
+    upgrade(settings)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    async def go() -> None:
+        async with pg_pool(settings) as pool:
+            await LedgerSink(settings, ledger_store(pool, settings)).run(lambda: stopping)
+
+    asyncio.run(go())
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def reconcile(settings: Settings, as_json: bool) -> None:
+    """Compare PostgreSQL, the Faust balances, payments.settled and the chain;
+    exit 1 on any mismatch."""
+    import asyncio
+    import json
+
+    from services.store.reconcile import reconcile as run
+
+    report = asyncio.run(run(settings))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"counts": report.counts, "mismatches": report.mismatches}, indent=2, default=str
+            )
+        )
+    else:
+        for name, count in report.counts.items():
+            click.echo(f"{name:>32}: {count}")
+        for item in report.mismatches[:50]:
+            click.echo(f"MISMATCH {item}")
+        click.echo(f"{len(report.mismatches)} mismatch(es)")
+    if report.mismatches:
+        sys.exit(1)

@@ -68,5 +68,5 @@ def demo(settings: Settings, payers: int, payments: int, rate: float, as_json: b
         raise SystemExit(1) from exc
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
-    if summary["missing"]:
+    if summary["missing"] or summary["reconcile_mismatches"]:
         raise SystemExit(1)

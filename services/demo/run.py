@@ -12,15 +12,16 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from services.bootstrap import tx_sender, web3_client
+from services.bootstrap import pg_pool, tx_sender, web3_client
 from services.chain.deployment import deploy
 from services.chain.keys import ChainKeys
 from services.demo.load import Outcomes, collect, fund_payers, make_requests, publish
-from services.demo.worker import WorkerProcess
+from services.demo.worker import SinkProcess, WorkerProcess
 from services.errors import StackError
 from services.metrics.stats import percentile, wilson
 from services.settings import Settings
 from services.stack.manager import LocalStack
+from services.store.reconcile import reconcile
 from services.topics import create_topics
 
 TOKEN_UNIT = 1_000_000  # 6 decimals
@@ -65,7 +66,12 @@ def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, 
     payers = [f"demo-payer-{i:04d}" for i in range(plan.payers)]
     log = settings.state_dir / "logs" / "worker-demo.log"
     console.print(f"[bold]3/6[/] worker (log: {log})")
-    with WorkerProcess(settings, log) as worker, Progress(console=console) as bar:
+    sink_log = settings.state_dir / "logs" / "sink-demo.log"
+    with (
+        WorkerProcess(settings, log) as worker,
+        SinkProcess(settings, sink_log),
+        Progress(console=console) as bar,
+    ):
         task = bar.add_task("4/6 deposits on chain", total=plan.payers)
         asyncio.run(
             fund_payers(settings, payers, plan.deposit_each, lambda n: bar.advance(task, n))
@@ -81,9 +87,31 @@ def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, 
             plan.timeout_s,
             lambda n: bar.advance(task, n),
         )
+        _wait_recorded(settings, set(outcomes.settled) | set(outcomes.failed), plan.timeout_s)
     summary = _summary(settings, plan, outcomes, started)
+    report = asyncio.run(reconcile(settings))
+    summary["reconcile_mismatches"] = len(report.mismatches)
+    summary["ledger_total"] = report.counts.get("ledger total")
     _print(console, summary)
     return summary
+
+
+def _wait_recorded(settings: Settings, ids: set[str], timeout_s: float) -> None:
+    """Wait until the ledger sink has written every outcome to PostgreSQL."""
+
+    async def count() -> int:
+        async with pg_pool(settings) as pool, pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM payments WHERE payment_id::text = ANY(%s)", (list(ids),)
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    deadline = time.monotonic() + timeout_s
+    while asyncio.run(count()) < len(ids):
+        if time.monotonic() > deadline:
+            raise StackError("the ledger sink did not record every outcome in time")
+        time.sleep(0.5)
 
 
 def _wait_credited(worker: WorkerProcess, payers: list[str], amount: int, timeout_s: float) -> None:
@@ -138,4 +166,8 @@ def _print(console: Console, s: dict[str, Any]) -> None:
     table.add_row("success rate", f"{s['success_rate']:.2%} (95 % CI {low:.2%} to {high:.2%})")
     table.add_row("on-chain transactions", str(s["onchain_transactions"]))
     table.add_row("gas per settled payment", f"{s['gas_per_payment']:,}")
+    table.add_row(
+        "reconcile (PostgreSQL, Faust, topic, chain)",
+        f"{s['reconcile_mismatches']} mismatches, ledger total {s['ledger_total']}",
+    )
     console.print(table)

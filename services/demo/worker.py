@@ -1,4 +1,4 @@
-"""A ``paystream worker`` as a child process, with its log in the state dir."""
+"""``paystream worker`` and ``paystream sink`` as child processes, logs in the state dir."""
 
 from __future__ import annotations
 
@@ -20,27 +20,26 @@ from services.settings import Settings
 CLI = "from services.cli import main; main()"
 
 
-class WorkerProcess:
+class CliProcess:
+    """``paystream ARGS...`` as a child process in its own session."""
+
     def __init__(self, settings: Settings, log: Path, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.log = log
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 90.0) -> WorkerProcess:
+    def command(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return True
+
+    def start(self, timeout_s: float = 90.0) -> Any:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    CLI,
-                    "worker",
-                    "-l",
-                    "info",
-                    "--web-port",
-                    str(self.settings.worker_web_port),
-                ],
+                [sys.executable, "-c", CLI, *self.command()],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,
@@ -49,11 +48,49 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise StackError(f"the worker exited ({self.process.returncode}); see {self.log}")
-            if self.balance("-") is not None:
+                raise StackError(
+                    f"{self.command()[0]} exited ({self.process.returncode}); see {self.log}"
+                )
+            if self.ready():
                 return self
             time.sleep(0.5)
-        raise StackError(f"the worker's web view did not answer in {timeout_s:.0f} s; {self.log}")
+        raise StackError(f"{self.command()[0]} was not ready in {timeout_s:.0f} s; see {self.log}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no commit (a crash)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class SinkProcess(CliProcess):
+    def command(self) -> tuple[str, ...]:
+        return ("sink",)
+
+
+class WorkerProcess(CliProcess):
+    def command(self) -> tuple[str, ...]:
+        return ("worker", "-l", "info", "--web-port", str(self.settings.worker_web_port))
+
+    def ready(self) -> bool:
+        return self.balance("-") is not None
 
     def balance(self, account: str) -> dict[str, int] | None:
         """The worker's view of an account's balance (None if it does not answer)."""
@@ -71,26 +108,3 @@ class WorkerProcess:
         url = f"http://{self.settings.host}:{self.settings.worker_web_port}{path}"
         with urllib.request.urlopen(url, timeout=5) as response:
             return str(response.read().decode())
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no commit (a crash)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def __enter__(self) -> WorkerProcess:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
