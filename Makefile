@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup up down status test lint fmt run
+.PHONY: help setup up down status test lint fmt run bench
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -33,6 +33,9 @@ status: setup ## Show each service's address and health
 
 run: setup ## The whole engine end to end: stack, contracts, worker, deposits, payments, summary
 	$(BIN)/paystream demo
+
+bench: up ## Benchmarks: batched ledger writes (paystream bench store)
+	$(BIN)/paystream bench store
 
 test: up ## Start the stack and run the whole test suite against it
 	$(BIN)/python -m pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from services.cli.chain import chain, deposit
-from services.cli.db import audit, db, reconcile, sink
+from services.cli.db import audit, bench, db, reconcile, sink
 from services.cli.pipeline import demo, topics, worker
 from services.cli.stack import stack
 from services.settings import Settings
@@ -33,6 +33,7 @@ cli.add_command(db)
 cli.add_command(audit)
 cli.add_command(sink)
 cli.add_command(reconcile)
+cli.add_command(bench)
 
 
 def main() -> None:

@@ -23,16 +23,22 @@ from services.errors import StoreUnavailable
 from services.store.ledger import Entry, deposit_entries, settlement_entries
 from services.store.records import SinkRecord
 
-UPSERT_PAYMENT = """
-INSERT INTO payments (payment_id, created_at, payer_account, payee_address, merchant_id, amount,
-    currency, status, t_start, t_end, latency_ms, error_code, tx_hash, batch_id, sequence,
-    block_number)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+PAYMENT_COLUMNS = (
+    "payment_id, created_at, payer_account, payee_address, merchant_id, amount, currency, "
+    "status, t_start, t_end, latency_ms, error_code, tx_hash, batch_id, sequence, block_number"
+)
+# Rows are COPied into a session-local staging table, then upserted in one statement.
+STAGE_PAYMENTS = (
+    "CREATE TEMP TABLE IF NOT EXISTS payments_stage "
+    "(LIKE payments INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+UPSERT_PAYMENT = f"""
+INSERT INTO payments ({PAYMENT_COLUMNS}) SELECT {PAYMENT_COLUMNS} FROM payments_stage
 ON CONFLICT (payment_id, created_at) DO UPDATE SET status = excluded.status,
     t_end = excluded.t_end, latency_ms = excluded.latency_ms, error_code = excluded.error_code,
     tx_hash = excluded.tx_hash, batch_id = excluded.batch_id, sequence = excluded.sequence,
     block_number = excluded.block_number
-"""
+"""  # noqa: S608 - a constant column list, no input
 
 INSERT_FRAUD = """
 INSERT INTO fraud_checks (payment_id, checked_at, score, decision, rules_triggered,
@@ -116,7 +122,11 @@ class PostgresLedgerStore:
                 )
         async with conn.cursor() as c:
             if payments:
-                await c.executemany(UPSERT_PAYMENT, payments)
+                await c.execute(STAGE_PAYMENTS)
+                async with c.copy(f"COPY payments_stage ({PAYMENT_COLUMNS}) FROM STDIN") as copy:
+                    for row in payments:
+                        await copy.write_row(row)
+                await c.execute(UPSERT_PAYMENT)
             if frauds:
                 await c.executemany(INSERT_FRAUD, frauds)
             if entries:
