@@ -90,6 +90,8 @@ def sink(settings: Settings) -> None:
     from services.store.sink import LedgerSink
 
     upgrade(settings)
+    with _connect(settings) as conn:  # this month and the next two exist before any write
+        conn.execute("SELECT paystream_ensure_payment_partitions(2)")
     stopping = False
 
     def stop(*_: object) -> None:
