@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.errors import require
+from services.errors import InvariantViolation, require
 
 FEE_ACCOUNT = "platform:fees"
 TREASURY_ACCOUNT = "treasury:chain"
@@ -69,5 +69,6 @@ def deposit_entries(
 
 
 def _balanced(entries: list[Entry]) -> list[Entry]:
-    require(sum(e.amount for e in entries) == 0, f"entries do not balance: {entries}")
+    if sum(e.amount for e in entries) != 0:  # the message is built only when it fails
+        raise InvariantViolation(f"entries do not balance: {entries}")
     return [e for e in entries if e.amount != 0]
