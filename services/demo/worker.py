@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,7 +21,7 @@ from services.settings import Settings
 CLI = "from services.cli import main; main()"
 
 
-class CliProcess:
+class CliProcess(ABC):
     """``paystream ARGS...`` as a child process in its own session."""
 
     def __init__(self, settings: Settings, log: Path, env: dict[str, str] | None = None) -> None:
@@ -29,8 +30,9 @@ class CliProcess:
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
+    @abstractmethod
     def command(self) -> tuple[str, ...]:
-        raise NotImplementedError
+        """The ``paystream`` arguments."""
 
     def ready(self) -> bool:
         return True
