@@ -67,7 +67,11 @@ class InvariantViolation(PaystreamError):
     """An invariant of the engine does not hold; the worker must stop."""
 
 
-def require(condition: bool, message: str) -> None:
-    """Check an invariant; unlike ``assert`` it survives ``python -O``."""
+def require(condition: bool, message: str, *args: object) -> None:
+    """Check an invariant; unlike ``assert`` it survives ``python -O``.
+
+    ``message`` is %-formatted with ``args`` only when the check fails (as in
+    ``logging``), so a check on the hot path costs no string formatting.
+    """
     if not condition:
-        raise InvariantViolation(message)
+        raise InvariantViolation(message % args if args else message)

@@ -69,7 +69,10 @@ class PaymentState(_Value):
     def moved(self, status: Status, **changes: object) -> PaymentState:
         require(
             status in LEGAL[self.status],
-            f"illegal transition {self.status} -> {status} for {self.payment_id}",
+            "illegal transition %s -> %s for %s",
+            self.status,
+            status,
+            self.payment_id,
         )
         return self.model_copy(update={"status": status, **changes})
 
@@ -104,7 +107,7 @@ class Balance(_Value):
     def hold(self, payment_id: str, amount: int) -> Balance:
         if payment_id in self.holds or payment_id in self.finished:
             return self
-        require(0 < amount <= self.available, f"cannot hold {amount} of {self.available}")
+        require(0 < amount <= self.available, "cannot hold %s of %s", amount, self.available)
         return self.model_copy(
             update={
                 "available": self.available - amount,
@@ -135,7 +138,7 @@ class Balance(_Value):
 
     def credit(self, deposit_key: str, amount: int) -> Balance:
         """Credit a deposit once (recent deposit keys are remembered)."""
-        require(amount > 0, f"cannot credit {amount}")
+        require(amount > 0, "cannot credit %s", amount)
         if deposit_key in self.recent_deposits:
             return self
         recent = (*self.recent_deposits, deposit_key)[-RECENT_DEPOSITS:]

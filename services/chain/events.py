@@ -96,7 +96,8 @@ def decode_logs(logs: Iterable[Any], settlement: str, token: str) -> list[ChainE
             require(
                 last_transfer[0].tx_hash == at.tx_hash
                 and last_transfer[0].log_index == at.log_index - 1,
-                f"PaymentSettled at {at} does not follow its token Transfer",
+                "PaymentSettled at %s does not follow its token Transfer",
+                at,
             )
             if open_batch is None or open_batch.tx_hash != at.tx_hash:
                 open_batch = _Open(at.tx_hash, [])

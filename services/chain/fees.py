@@ -45,7 +45,7 @@ def initial_fees(base_fee: int, priority_fee: int, max_fee_cap: int) -> Fees:
 
 def bumped(previous: Fees, base_fee: int, max_fee_cap: int, bump_bps: int = MIN_BUMP_BPS) -> Fees:
     """Fees for a replacement: both fields up by at least ``bump_bps``."""
-    require(bump_bps >= MIN_BUMP_BPS, f"fee bump {bump_bps} bps is below {MIN_BUMP_BPS}")
+    require(bump_bps >= MIN_BUMP_BPS, "fee bump %s bps is below %s", bump_bps, MIN_BUMP_BPS)
     tip = _ceil_bps(previous.max_priority_fee_per_gas, bump_bps)
     max_fee = max(_ceil_bps(previous.max_fee_per_gas, bump_bps), 2 * base_fee + tip)
     if max_fee > max_fee_cap:

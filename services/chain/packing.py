@@ -37,9 +37,9 @@ def pack_batch(payments: Sequence[PaymentRecord]) -> bytes:
     require(len(payments) > 0, "a batch needs at least one payment")
     out = bytearray()
     for p in payments:
-        require(0 < p.amount <= MAX_UINT96, f"amount out of range: {p.amount}")
-        require(0 <= p.sequence <= MAX_UINT64, f"sequence out of range: {p.sequence}")
-        require(0 <= p.payer_ref <= MAX_UINT64, f"payer ref out of range: {p.payer_ref}")
+        require(0 < p.amount <= MAX_UINT96, "amount out of range: %s", p.amount)
+        require(0 <= p.sequence <= MAX_UINT64, "sequence out of range: %s", p.sequence)
+        require(0 <= p.payer_ref <= MAX_UINT64, "payer ref out of range: %s", p.payer_ref)
         out += bytes.fromhex(p.payee[2:])
         out += p.amount.to_bytes(12, "big")
         out += p.sequence.to_bytes(8, "big")

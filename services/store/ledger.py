@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.errors import InvariantViolation, require
+from services.errors import require
 
 FEE_ACCOUNT = "platform:fees"
 TREASURY_ACCOUNT = "treasury:chain"
@@ -31,7 +31,7 @@ class Entry:
 
 
 def fee_of(amount: int, fee_bps: int) -> int:
-    require(0 <= fee_bps <= BPS, f"fee {fee_bps} bps out of range")
+    require(0 <= fee_bps <= BPS, "fee %s bps out of range", fee_bps)
     return amount * fee_bps // BPS
 
 
@@ -45,7 +45,7 @@ def settlement_entries(
     fee_bps: int,
     at: datetime,
 ) -> list[Entry]:
-    require(amount > 0, f"settled amount must be positive: {amount}")
+    require(amount > 0, "settled amount must be positive: %s", amount)
     fee = fee_of(amount, fee_bps)
     entries = [
         Entry(event_id, payment_id, payer, "payer", -amount, currency, at),
@@ -59,7 +59,7 @@ def settlement_entries(
 def deposit_entries(
     event_id: uuid.UUID, account: str, amount: int, currency: str, at: datetime
 ) -> list[Entry]:
-    require(amount > 0, f"deposit must be positive: {amount}")
+    require(amount > 0, "deposit must be positive: %s", amount)
     return _balanced(
         [
             Entry(event_id, None, account, "deposit", amount, currency, at),
@@ -69,6 +69,5 @@ def deposit_entries(
 
 
 def _balanced(entries: list[Entry]) -> list[Entry]:
-    if sum(e.amount for e in entries) != 0:  # the message is built only when it fails
-        raise InvariantViolation(f"entries do not balance: {entries}")
+    require(sum(e.amount for e in entries) == 0, "entries do not balance: %s", entries)
     return [e for e in entries if e.amount != 0]
