@@ -45,6 +45,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _Connections:
+    """What a worker connects to once it has started (the chain needs the deployment)."""
+
+    chain: ChainClient
+    cursors: CursorStore
+    listener: ChainListener
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+
+
 def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
@@ -63,8 +74,7 @@ def create_app(settings: Settings) -> faust.App:
     tables = declare_tables(app, settings.kafka_partitions)
     runtime = Runtime.build(app, settings, utcnow)
     topics = runtime.topics
-    chain: dict[str, ChainClient] = {}
-    ready = asyncio.Event()
+    live = _Connections()
 
     fraud = FraudDeps(settings, tables.payments, tables.balances, tables.velocity, utcnow)
     settlement = SettlementDeps(settings, tables.payments, tables.sequences, utcnow)
@@ -80,16 +90,15 @@ def create_app(settings: Settings) -> faust.App:
 
     slots = asyncio.Semaphore(settings.settle_concurrency)
 
-    cursors: list[CursorStore] = []
-
     @app.task
     async def connect() -> None:
         client = await chain_client(settings)
-        chain["client"] = client
         # A new deployment starts a new cursor.
         key = f"paystream:listener:{settings.app_id}:{client.deployment.settlement}"
-        cursors.append(RedisCursorStore(redis_client(settings), key))
-        ready.set()
+        live.chain = client
+        live.cursors = RedisCursorStore(redis_client(settings), key)
+        live.listener = ChainListener(client, settings, settings.listener_start_block)
+        live.ready.set()
 
     @app.agent(topics[PAYMENTS_REQUESTED], name="fraud")
     async def fraud_agent(stream: Any) -> None:
@@ -125,9 +134,9 @@ def create_app(settings: Settings) -> faust.App:
         in_flight.add(batch.batch_id)
         try:
             async with slots:
-                await ready.wait()
+                await live.ready.wait()
                 await app.producer.flush()  # the batch's table entries are durable first
-                for emit in await settle(batch, chain["client"], settings, utcnow):
+                for emit in await settle(batch, live.chain, settings, utcnow):
                     await runtime.send(emit)
         except Exception:
             log.exception("batch %s: submission failed; the sweeper will retry", batch.batch_id)
@@ -148,16 +157,15 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=settings.listener_poll_ms / 1000, on_leader=True)
     async def listen() -> None:
-        if not ready.is_set():
+        if not live.ready.is_set():
             return
-        listener = ChainListener(chain["client"], settings, settings.listener_start_block)
-        poll = await listener.poll(await cursors[0].load())
+        poll = await live.listener.poll(await live.cursors.load())
         if poll.reorged_from is not None:
             log.warning("reorg: blocks from %s were replaced", poll.reorged_from)
         for emit in poll.emits:
             await runtime.send(emit)
         if poll.cursor is not None:
-            await cursors[0].save(poll.cursor)
+            await live.cursors.save(poll.cursor)
 
     @app.page("/balances/{account}/")
     class BalanceView(View):

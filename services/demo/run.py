@@ -8,11 +8,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from services.bootstrap import pg_pool, tx_sender, web3_client
+from services.bootstrap import tx_sender, web3_client
 from services.chain.deployment import deploy
 from services.chain.keys import ChainKeys
 from services.demo.load import Outcomes, collect, fund_payers, make_requests, publish
@@ -76,7 +77,7 @@ def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, 
         asyncio.run(
             fund_payers(settings, payers, plan.deposit_each, lambda n: bar.advance(task, n))
         )
-        _wait_credited(worker, payers, plan.deposit_each, plan.timeout_s)
+        worker.wait_credited(payers, plan.deposit_each, plan.timeout_s)
         requests = make_requests(payers, plan.payments, plan.payees, plan.max_amount)
         task = bar.add_task("5/6 publishing requests", total=len(requests))
         started = publish(settings, requests, plan.rate_per_s, lambda n: bar.advance(task, n))
@@ -98,30 +99,18 @@ def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, 
 
 def _wait_recorded(settings: Settings, ids: set[str], timeout_s: float) -> None:
     """Wait until the ledger sink has written every outcome to PostgreSQL."""
-
-    async def count() -> int:
-        async with pg_pool(settings) as pool, pool.connection() as conn:
-            cur = await conn.execute(
+    deadline = time.monotonic() + timeout_s
+    password = settings.pg_password.get_secret_value()
+    with psycopg.connect(settings.pg_conninfo, password=password, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
                 "SELECT count(*) FROM payments WHERE payment_id::text = ANY(%s)", (list(ids),)
-            )
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-    deadline = time.monotonic() + timeout_s
-    while asyncio.run(count()) < len(ids):
-        if time.monotonic() > deadline:
-            raise StackError("the ledger sink did not record every outcome in time")
-        time.sleep(0.5)
-
-
-def _wait_credited(worker: WorkerProcess, payers: list[str], amount: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    waiting = set(payers)
-    while waiting and time.monotonic() < deadline:
-        waiting = {p for p in waiting if ((worker.balance(p) or {}).get("available", 0) < amount)}
-        time.sleep(0.5)
-    if waiting:
-        raise StackError(f"{len(waiting)} deposits were not credited within {timeout_s:.0f} s")
+            ).fetchone()
+            if row is not None and int(row[0]) >= len(ids):
+                return
+            if time.monotonic() > deadline:
+                raise StackError("the ledger sink did not record every outcome in time")
+            time.sleep(0.5)
 
 
 def _summary(

@@ -94,6 +94,21 @@ class WorkerProcess(CliProcess):
     def ready(self) -> bool:
         return self.balance("-") is not None
 
+    def wait_credited(self, accounts: list[str], amount: int, timeout_s: float) -> None:
+        """Wait until each account has at least ``amount`` available (its deposit was
+        confirmed and credited); StackError after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        waiting = set(accounts)
+        while waiting and time.monotonic() < deadline:
+            waiting = {a for a in waiting if (self.balance(a) or {}).get("available", 0) < amount}
+            if waiting:
+                time.sleep(0.5)
+        if waiting:
+            raise StackError(
+                f"{len(waiting)} deposits were not credited within "
+                f"{timeout_s:.0f} s, e.g. {sorted(waiting)[:3]}"
+            )
+
     def balance(self, account: str) -> dict[str, int] | None:
         """The worker's view of an account's balance (None if it does not answer)."""
         data: dict[str, int] | None = self.get_json(f"/balances/{account}/")

@@ -15,7 +15,6 @@ from tests.integration.pipeline.conftest import Pipeline, make_pipeline
 from tests.integration.pipeline.test_end_to_end import (
     chain_settlements,
     settled_set,
-    wait_credited,
 )
 
 pytestmark = pytest.mark.integration
@@ -39,7 +38,7 @@ def test_sigkill_mid_run_then_restart(crash_pipeline: Pipeline) -> None:
     first = crash_pipeline.worker().start()
     try:
         asyncio.run(fund_payers(settings, payers, DEPOSIT))
-        wait_credited(first, payers, DEPOSIT)
+        first.wait_credited(payers, DEPOSIT, timeout_s=90)
         publish(settings, requests, rate_per_s=400)
         partial = collect(settings, ids, timeout_s=60, stop_after=100)
         assert 0 < len(partial.settled) < len(ids), "kill mid-run: some, not all, settled"

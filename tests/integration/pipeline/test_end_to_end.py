@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 import uuid
 from typing import Any
 
@@ -26,15 +25,6 @@ from tests.support.kafka import consume
 pytestmark = pytest.mark.integration
 
 DEPOSIT = 1_000_000_000  # 1,000.00 per payer
-
-
-def wait_credited(worker: WorkerProcess, payers: list[str], amount: int) -> None:
-    deadline = time.monotonic() + 90
-    waiting = set(payers)
-    while waiting and time.monotonic() < deadline:
-        waiting = {p for p in waiting if (worker.balance(p) or {}).get("available", 0) < amount}
-        time.sleep(0.5)
-    assert not waiting, f"deposits not credited: {sorted(waiting)[:5]}"
 
 
 async def chain_settlements(settings: Settings) -> set[tuple[int, str, int]]:
@@ -57,7 +47,7 @@ def test_1000_payments_across_100_payers(pipeline: Pipeline, running: WorkerProc
     settings = pipeline.settings
     payers = [f"e2e-{uuid.uuid4().hex[:6]}-{i}" for i in range(100)]
     asyncio.run(fund_payers(settings, payers, DEPOSIT))
-    wait_credited(running, payers, DEPOSIT)
+    running.wait_credited(payers, DEPOSIT, timeout_s=90)
     requests = make_requests(payers, 1_000, payees=60, max_amount=5_000_000)
 
     publish(settings, requests, rate_per_s=None)
@@ -90,7 +80,7 @@ def test_bad_inputs_fail_with_codes_and_poison_goes_to_the_dlq(
     settings = pipeline.settings
     payer = f"rej-{uuid.uuid4().hex[:6]}"
     asyncio.run(fund_payers(settings, [payer], 10_000))
-    wait_credited(running, [payer], 10_000)
+    running.wait_credited([payer], 10_000, timeout_s=90)
     payee = "0x" + "ab" * 20  # not checksummed
     cases: dict[str, dict[str, Any]] = {
         "INSUFFICIENT_FUNDS": request(payer, _fresh(), 20_000),
