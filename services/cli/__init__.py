@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from services.cli.bench import bench
 from services.cli.chain import chain, deposit
-from services.cli.db import audit, bench, db, reconcile, sink
+from services.cli.db import audit, db, reconcile, sink
 from services.cli.pipeline import demo, topics, worker
 from services.cli.stack import stack
 from services.settings import Settings
