@@ -1,0 +1,1 @@
+"""``paystream bench``: the pipeline under load, its baselines, and the report."""
