@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,13 +29,14 @@ from streams.stages.reconcile import ReconcileDeps, handle_chain_event
 from streams.stages.settlement import (
     OpenBatch,
     SettlementDeps,
+    Submissions,
     handle_scored,
     pending_batches,
     settle,
     take_due_batches,
 )
 from streams.stages.submitted import SubmittedDeps, handle_submitted
-from streams.state import Balance
+from streams.state import Balance, Status
 from streams.tables import declare_tables
 from streams.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
 
@@ -80,7 +82,7 @@ def create_app(settings: Settings) -> faust.App:
     settlement = SettlementDeps(settings, tables.payments, tables.sequences, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
     reconcile = ReconcileDeps(tables.payments, tables.balances, tables.sequences, utcnow)
-    in_flight: set[int] = set()
+    handled = Submissions(keep_s=10 * settings.batch_timeout_s)
     tasks: set[asyncio.Task[None]] = set()
 
     def spawn(batch: OpenBatch) -> None:
@@ -131,7 +133,7 @@ def create_app(settings: Settings) -> faust.App:
         )
 
     async def submit(batch: OpenBatch) -> None:
-        in_flight.add(batch.batch_id)
+        handled.take(batch.batch_id, time.monotonic())
         try:
             async with slots:
                 await live.ready.wait()
@@ -139,9 +141,8 @@ def create_app(settings: Settings) -> faust.App:
                 for emit in await settle(batch, live.chain, settings, utcnow):
                     await runtime.send(emit)
         except Exception:
+            handled.failed(batch.batch_id)
             log.exception("batch %s: submission failed; the sweeper will retry", batch.batch_id)
-        finally:
-            in_flight.discard(batch.batch_id)
 
     @app.timer(interval=0.05)
     async def flush_batches() -> None:
@@ -151,7 +152,9 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(interval=5.0)
     async def sweep_unsent_batches() -> None:
         older = utcnow() - timedelta(seconds=settings.batch_timeout_s)
-        for batch in pending_batches(tables.payments.values(), older, in_flight):
+        for batch in pending_batches(
+            tables.payments.where("status", Status.SCORED), older, handled
+        ):
             log.warning("re-sending batch %s (%d payments)", batch.batch_id, len(batch.members))
             spawn(batch)
 

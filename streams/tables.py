@@ -44,6 +44,13 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
     def __len__(self) -> int:
         return len(self._table)
 
+    def where(self, field: str, value: object) -> Iterator[M]:
+        """The values whose stored ``field`` equals ``value``, filtered before
+        decoding (a scan of a large table decodes only what it keeps)."""
+        for raw in self._table.values():
+            if raw is not None and raw.get(field) == value:
+                yield self._model.model_validate(raw)
+
 
 @dataclass
 class Tables:

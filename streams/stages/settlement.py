@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Container, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -101,15 +101,42 @@ def take_due_batches(deps: SettlementDeps) -> list[OpenBatch]:
     return taken + [deps.open_batches.pop(p) for p in due]
 
 
+@dataclass
+class Submissions:
+    """The batches this worker has taken to send, so the sweeper re-sends only
+    batches that nobody here is sending or has just sent (a sent batch stays
+    SCORED in the table until its ``chain.submitted`` record is consumed).
+
+    In memory and bounded: after a restart it is empty, and the sweeper re-sends
+    what the table says was never submitted (the contract skips sequence numbers
+    it has already paid).
+    """
+
+    keep_s: float
+    taken: dict[int, float] = field(default_factory=dict)  # batch id -> monotonic time
+
+    def take(self, batch_id: int, now_s: float) -> None:
+        self.taken[batch_id] = now_s
+        for old in [b for b, at in self.taken.items() if at < now_s - self.keep_s]:
+            del self.taken[old]
+
+    def failed(self, batch_id: int) -> None:
+        """Sending gave up: leave the batch to the sweeper."""
+        self.taken.pop(batch_id, None)
+
+    def __contains__(self, batch_id: object) -> bool:
+        return batch_id in self.taken
+
+
 def pending_batches(
-    payments: Iterable[PaymentState], older_than: datetime, in_flight: set[int]
+    payments: Iterable[PaymentState], older_than: datetime, handled: Container[int]
 ) -> list[OpenBatch]:
     """Batches recorded in the table but never submitted (e.g. the worker died)."""
     groups: dict[int, OpenBatch] = {}
     for state in payments:
         if state.status != Status.SCORED or state.batch_id is None or state.batched_at is None:
             continue
-        if state.batched_at > older_than or state.batch_id in in_flight:
+        if state.batched_at > older_than or state.batch_id in handled:
             continue
         batch = groups.setdefault(state.batch_id, OpenBatch(state.batch_id, state.batched_at))
         batch.members.append(state)

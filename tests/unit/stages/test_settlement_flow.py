@@ -17,6 +17,7 @@ from streams.outcomes import Emit
 from streams.stages.fraud import handle_request
 from streams.stages.reconcile import handle_chain_event
 from streams.stages.settlement import (
+    Submissions,
     handle_scored,
     partition_of,
     pending_batches,
@@ -153,11 +154,20 @@ def test_unsent_batches_are_found_again_with_their_members(world: World) -> None
     for offset, payload in enumerate(_approve(world, 4)):
         handle_scored(payload, 2, offset, world.settlement)
     world.clock.advance(60_000)
-    found = pending_batches(world.payments.values(), world.clock(), in_flight=set())
+    handled = Submissions(keep_s=600)
+    found = pending_batches(world.payments.values(), world.clock(), handled)
     assert sorted(len(b.members) for b in found) == [1, 3]
-    assert (
-        pending_batches(world.payments.values(), world.clock(), {b.batch_id for b in found}) == []
-    )
+    first, second = found
+    handled.take(first.batch_id, now_s=1000.0)
+    handled.take(second.batch_id, now_s=1000.0)
+    assert pending_batches(world.payments.values(), world.clock(), handled) == []
+    handled.failed(first.batch_id)  # given up: the sweeper sends it again
+    again = pending_batches(world.payments.values(), world.clock(), handled)
+    assert [b.batch_id for b in again] == [first.batch_id]
+    handled.take(first.batch_id, now_s=1000.0 + 601)  # long ago: forgotten, may be re-sent
+    assert [
+        b.batch_id for b in pending_batches(world.payments.values(), world.clock(), handled)
+    ] == [second.batch_id]
 
 
 def test_reconciler_alerts_on_unknown_or_mismatching_settlements(world: World) -> None:
