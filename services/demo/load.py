@@ -14,7 +14,12 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, Producer
 from eth_account import Account
 
-from services.bootstrap import chain_client, kafka_consumer_config, kafka_producer_config
+from services.bootstrap import (
+    chain_client,
+    kafka_consumer_config,
+    kafka_producer_config,
+    web3_client,
+)
 from services.errors import StackError
 from services.settings import Settings
 from streams.topics import PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_SETTLED
@@ -27,7 +32,11 @@ def _quiet(_: int) -> None:
 
 
 async def fund_payers(
-    settings: Settings, payers: Sequence[str], amount_each: int, progress: Progress = _quiet
+    settings: Settings,
+    payers: Sequence[str],
+    amount_each: int,
+    progress: Progress = _quiet,
+    concurrency: int = 32,
 ) -> None:
     """One real on-chain deposit per payer, sent concurrently (the nonce manager
     keeps the funder's nonces gap-free)."""
@@ -35,7 +44,7 @@ async def fund_payers(
     funder = client.keys.funder
     await client.call_token(client.keys.admin, "mint", funder.address, amount_each * len(payers))
     await client.call_token(funder, "approve", client.settlement.address, 2**256 - 1)
-    slots = asyncio.Semaphore(32)
+    slots = asyncio.Semaphore(concurrency)
 
     async def one(payer: str) -> None:
         async with slots:
@@ -46,6 +55,16 @@ async def fund_payers(
         await asyncio.gather(*(one(p) for p in payers))
     finally:
         await client.w3.provider.disconnect()
+
+
+async def gas_used(settings: Settings, tx_hashes: set[str]) -> tuple[int, int]:
+    """(transactions, total gas used) of these transactions."""
+    w3 = web3_client(settings)
+    try:
+        receipts = [await w3.eth.get_transaction_receipt(h) for h in tx_hashes]  # type: ignore[arg-type]
+    finally:
+        await w3.provider.disconnect()
+    return len(tx_hashes), sum(int(r["gasUsed"]) for r in receipts)
 
 
 def request(payer: str, payee: str, amount: int) -> dict[str, object]:

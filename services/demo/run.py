@@ -16,7 +16,14 @@ from rich.table import Table
 from services.bootstrap import tx_sender, web3_client
 from services.chain.deployment import deploy
 from services.chain.keys import ChainKeys
-from services.demo.load import Outcomes, collect, fund_payers, make_requests, publish
+from services.demo.load import (
+    Outcomes,
+    collect,
+    fund_payers,
+    gas_used,
+    make_requests,
+    publish,
+)
 from services.demo.worker import SinkProcess, WorkerProcess
 from services.errors import StackError
 from services.metrics.stats import percentile, wilson
@@ -37,17 +44,6 @@ class DemoPlan:
     max_amount: int = 100 * TOKEN_UNIT
     payees: int = 50
     timeout_s: float = 180.0
-
-
-async def _gas(settings: Settings, outcomes: Outcomes) -> tuple[int, int]:
-    """(on-chain transactions, total gas) of the batches that settled the payments."""
-    w3 = web3_client(settings)
-    hashes = {str(r["tx_hash"]) for r in outcomes.settled.values()}
-    try:
-        receipts = [await w3.eth.get_transaction_receipt(h) for h in hashes]  # type: ignore[arg-type]
-    finally:
-        await w3.provider.disconnect()
-    return len(hashes), sum(int(r["gasUsed"]) for r in receipts)
 
 
 async def _deploy(settings: Settings) -> None:
@@ -121,7 +117,8 @@ def _summary(
     latencies = [float(str(r["latency_ms"])) for r in outcomes.settled.values()]
     elapsed = max(outcomes.last_at - started, 1e-9)
     low, high = wilson(n_settled, total)
-    txs, gas = asyncio.run(_gas(settings, outcomes)) if n_settled else (0, 0)
+    hashes = {str(r["tx_hash"]) for r in outcomes.settled.values()}
+    txs, gas = asyncio.run(gas_used(settings, hashes))
     return {
         "requested": plan.payments,
         "settled": n_settled,

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import redis
 
+from services.demo.isolated import free_port
 from services.errors import StackError
 from services.settings import Settings
 from services.stack.anvil import rpc
 from services.stack.manager import LocalStack
 from services.stack.process import pid_alive
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ from services.bootstrap import tx_sender, web3_client
 from services.chain.client import Web3ChainClient
 from services.chain.deployment import deploy_contracts
 from services.chain.keys import ChainKeys
+from services.demo.isolated import free_port
 from services.settings import Settings
 from services.stack.anvil import AnvilService, ensure_node_packages
 from services.stack.base import StatePaths
-from tests.support.ports import free_port
 
 TREASURY = 10**15  # 1e9 tokens of 6 decimals
 

@@ -9,13 +9,13 @@ import pytest
 
 from services.bootstrap import pg_pool, redis_client
 from services.cache.aside import TTL_S, CacheAside
+from services.demo.isolated import free_port
 from services.settings import Settings
 from services.stack.base import StatePaths
 from services.stack.redis import RedisService
 from services.store.reads import Reads
 from services.store.schema import upgrade
 from tests.integration.store.conftest import connect
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
