@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     batch_wait_ms: int = Field(default=250, ge=1)
     batch_timeout_s: float = Field(default=30.0, gt=0)
     settle_concurrency: int = Field(default=64, ge=1)  # batches in flight per worker
+    settle_inflight_per_partition: int = Field(default=2, ge=1)  # before a batch waits
     settle_retries_max: int = Field(default=5, ge=0)
     settle_backoff_ms: int = Field(default=200, ge=1)
     confirmations_min: int = Field(default=1, ge=1)

@@ -31,6 +31,7 @@ from streams.stages.settlement import (
     SettlementDeps,
     Submissions,
     handle_scored,
+    partition_of,
     pending_batches,
     settle,
     take_due_batches,
@@ -134,6 +135,8 @@ def create_app(settings: Settings) -> faust.App:
 
     async def submit(batch: OpenBatch) -> None:
         handled.take(batch.batch_id, time.monotonic())
+        partition = partition_of(batch.batch_id)
+        settlement.sending[partition] += 1
         try:
             async with slots:
                 await live.ready.wait()
@@ -143,6 +146,8 @@ def create_app(settings: Settings) -> faust.App:
         except Exception:
             handled.failed(batch.batch_id)
             log.exception("batch %s: submission failed; the sweeper will retry", batch.batch_id)
+        finally:
+            settlement.sending[partition] -= 1
 
     @app.timer(interval=0.05)
     async def flush_batches() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Callable, Container, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +52,7 @@ class SettlementDeps:
     sequences: MutableMapping[str, str]  # sequence -> payment id
     clock: Callable[[], datetime]
     open_batches: dict[int, OpenBatch] = field(default_factory=dict)  # partition -> batch
+    sending: Counter[int] = field(default_factory=Counter)  # partition -> batches being sent
     closed: list[OpenBatch] = field(default_factory=list)  # full or due, not yet taken
 
 
@@ -74,7 +76,7 @@ def handle_scored(raw: bytes, partition: int, offset: int, deps: SettlementDeps)
     sequence = (partition << SEQUENCE_PARTITION_SHIFT) | offset
     now = deps.clock()
     batch = deps.open_batches.get(partition)
-    if batch is None or _due(batch, deps.settings, now):
+    if batch is None or len(batch.members) >= deps.settings.batch_max_payments:
         if batch is not None:
             deps.closed.append(batch)
         batch = OpenBatch(batch_id=sequence, opened_at=now)
@@ -94,9 +96,16 @@ def _due(batch: OpenBatch, settings: Settings, now: datetime) -> bool:
 
 
 def take_due_batches(deps: SettlementDeps) -> list[OpenBatch]:
-    """Close and return the batches that are full or have waited long enough."""
-    now = deps.clock()
-    due = [p for p, b in deps.open_batches.items() if b.members and _due(b, deps.settings, now)]
+    """Close and return the full batches, and those that waited ``batch_wait_ms``
+    if their partition has fewer than ``settle_inflight_per_partition`` batches
+    being sent. While the chain is busy a batch keeps filling up to
+    ``batch_max_payments``: under load, fewer and fuller transactions."""
+    now, limit = deps.clock(), deps.settings.settle_inflight_per_partition
+    due = [
+        p
+        for p, b in deps.open_batches.items()
+        if b.members and _due(b, deps.settings, now) and deps.sending[p] < limit
+    ]
     taken, deps.closed = deps.closed, []
     return taken + [deps.open_batches.pop(p) for p in due]
 

@@ -74,6 +74,18 @@ def test_sequences_are_consecutive_per_partition_and_batches_close_when_full(
     assert [len(b.members) for b in take_due_batches(world.settlement)] == [1]
 
 
+def test_a_due_batch_keeps_filling_while_its_partition_is_busy_on_chain(world: World) -> None:
+    limit = world.settings.settle_inflight_per_partition
+    world.settlement.sending[5] = limit  # the chain is still busy with this partition
+    payloads = _approve(world, 2)
+    handle_scored(payloads[0], 5, 0, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    assert take_due_batches(world.settlement) == []
+    handle_scored(payloads[1], 5, 1, world.settlement)  # joins the same batch
+    world.settlement.sending[5] = limit - 1
+    assert [len(b.members) for b in take_due_batches(world.settlement)] == [2]
+
+
 def test_a_replayed_scored_record_gets_no_second_sequence(world: World) -> None:
     (payload,) = _approve(world, 1)
     handle_scored(payload, 0, 17, world.settlement)
