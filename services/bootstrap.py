@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from psycopg_pool import AsyncConnectionPool
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
@@ -78,8 +79,20 @@ def kafka_consumer_config(settings: Settings, group_id: str) -> dict[str, object
 
 
 async def chain_client(settings: Settings) -> Web3ChainClient:
-    """The chain client for the deployed contracts (run `paystream chain deploy` first)."""
+    """The chain client for the deployed contracts (run `paystream chain deploy` first).
+
+    Its HTTP connections are kept alive and pooled (web3's default session closes
+    each connection after one request), and web3's validation middleware is off:
+    it asks the node for the chain id before every call, and the client signs
+    every transaction with ``settings.chain_id`` itself.
+    """
     w3 = web3_client(settings)
+    timeout = ClientTimeout(total=settings.chain_rpc_timeout_s)
+    connector = TCPConnector(limit=settings.settle_concurrency, keepalive_timeout=30)
+    await w3.provider.cache_async_session(
+        ClientSession(raise_for_status=True, connector=connector, timeout=timeout)
+    )
+    w3.middleware_onion.remove("validation")
     deployment = await require_deployment(w3, settings)
     return Web3ChainClient(
         w3, settings, ChainKeys.from_settings(settings), deployment, tx_sender(w3, settings)

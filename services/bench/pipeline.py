@@ -84,7 +84,7 @@ class PipelineRun:
 
 
 def stack_pids(run: Isolated) -> dict[str, int]:
-    return {s.name: s.pid for s in LocalStack(run.settings).status() if s.pid is not None}
+    return {s.name: s.pid for s in LocalStack(run.base).status() if s.pid is not None}
 
 
 @contextmanager

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
 
 from services.settings import Settings
@@ -37,3 +41,98 @@ def bench_store(settings: Settings, payments: int, batch: int, as_json: bool) ->
             f"{result['rows_per_s']:,.0f} rows/s (batches of {batch}, "
             f"{result['seconds']:.1f} s for {payments:,})"
         )
+
+
+@bench.command("hop", hidden=True)
+@click.option("--source", required=True, help="Topic to consume.")
+@click.option("--sink", required=True, help="Topic to produce every record to.")
+@click.option("--group", required=True, help="Consumer group id.")
+@click.option("--batch", default=1_000, show_default=True, help="Records per consume() call.")
+@click.pass_obj
+def bench_hop(settings: Settings, source: str, sink: str, group: str, batch: int) -> None:
+    """One hop of the raw baseline, until SIGTERM (started by `bench raw`)."""
+    from services.bench.hops import HopPlan, run_hop
+
+    passed = run_hop(settings, HopPlan(source, sink, group, batch_max=batch))
+    click.echo(f"{source} -> {sink}: {passed} records", err=True)
+
+
+@bench.command("noop-worker", hidden=True)
+@click.option("--app-id", required=True)
+@click.option("--datadir", required=True, type=click.Path(path_type=Path))
+@click.option("--topic", "topics", multiple=True, required=True, help="T0 ... Tn, in order.")
+@click.option(
+    "-l",
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["crit", "error", "warn", "info"]),
+    help="warn and above turn on Faust's spinner, which sets the root logger to DEBUG.",
+)
+@click.pass_obj
+def bench_noop_worker(
+    settings: Settings, app_id: str, datadir: Path, topics: tuple[str, ...], loglevel: str
+) -> None:
+    """The Faust worker of the no-op baseline (started by `bench faust-noop`)."""
+    from faust.worker import Worker
+
+    from services.bench.noop_app import create_noop_app
+
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = create_noop_app(settings, app_id, topics, datadir)
+    Worker(app, loglevel=loglevel).execute_from_commandline()
+
+
+@bench.command("raw")
+@click.option("--records", default=50_000, show_default=True)
+@click.option("--record-bytes", default=300, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def bench_raw(settings: Settings, records: int, record_bytes: int, as_json: bool) -> None:
+    """Baseline: records/s through 4 confluent-kafka pass-through hops (one process each)."""
+    from services.bench.baselines import run_raw_4hop
+
+    _run_baseline(run_raw_4hop, settings, records, record_bytes, as_json)
+
+
+@bench.command("faust-noop")
+@click.option("--records", default=50_000, show_default=True)
+@click.option("--record-bytes", default=300, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def bench_faust_noop(settings: Settings, records: int, record_bytes: int, as_json: bool) -> None:
+    """Baseline: records/s through 4 no-op agents of one Faust worker."""
+    from services.bench.baselines import run_faust_noop
+
+    _run_baseline(run_faust_noop, settings, records, record_bytes, as_json)
+
+
+def _run_baseline(
+    run: Callable[..., Any], settings: Settings, records: int, record_bytes: int, as_json: bool
+) -> None:
+    import dataclasses
+    import json
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from services.errors import PaystreamError
+
+    try:
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("records on T4", total=records)
+            result = run(settings, records, record_bytes, lambda n: bar.advance(task, n))
+    except PaystreamError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from exc
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(result)))
+        return
+    cpu = ", ".join(
+        f"{name} {u['cpu_percent']:.0f}% CPU {u['rss_mib']:.0f} MiB"
+        for name, u in result.processes.items()
+    )
+    click.echo(
+        f"{result.name}: {result.per_s:,.0f} records/s ({result.records:,} records of "
+        f"{record_bytes} B in {result.seconds:.2f} s); {cpu}"
+    )

@@ -21,6 +21,7 @@ from services.topics import create_topics
 class Isolated:
     settings: Settings
     env: dict[str, str]  # the same settings for child processes (PAYSTREAM_*)
+    base: Settings  # the shared stack's settings (its pid files)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -46,7 +47,7 @@ def isolated(base: Settings, name: str, state_dir: Path, **overrides: object) ->
     }
     asyncio.run(_deploy(settings))
     create_topics(settings)
-    return Isolated(settings, env)
+    return Isolated(settings, env, base)
 
 
 async def _deploy(settings: Settings) -> None:
