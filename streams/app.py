@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.bootstrap import chain_client, redis_client
 from services.cache.cursor import RedisCursorStore
+from services.chain.cursor import Cursor
 from services.ports import ChainClient, CursorStore
 from services.settings import Settings
 from streams.agents.shell import run
@@ -54,6 +55,8 @@ class _Connections:
     chain: ChainClient
     cursors: CursorStore
     listener: ChainListener
+    cursor: Cursor | None  # the listener's, kept here while this worker leads; saved per block
+    polled_at = 0.0  # monotonic time of the last poll
 
     def __init__(self) -> None:
         self.ready = asyncio.Event()
@@ -101,6 +104,7 @@ def create_app(settings: Settings) -> faust.App:
         live.chain = client
         live.cursors = RedisCursorStore(redis_client(settings), key)
         live.listener = ChainListener(client, settings, settings.listener_start_block)
+        live.cursor = None
         live.ready.set()
 
     @app.agent(topics[PAYMENTS_REQUESTED], name="fraud")
@@ -167,13 +171,17 @@ def create_app(settings: Settings) -> faust.App:
     async def listen() -> None:
         if not live.ready.is_set():
             return
-        poll = await live.listener.poll(await live.cursors.load())
+        if time.monotonic() - live.polled_at > 10 * settings.listener_poll_ms / 1000:
+            live.cursor = await live.cursors.load()  # another leader may have moved it on
+        live.polled_at = time.monotonic()
+        poll = await live.listener.poll(live.cursor)
         if poll.reorged_from is not None:
             log.warning("reorg: blocks from %s were replaced", poll.reorged_from)
         for emit in poll.emits:
             await runtime.send(emit)
-        if poll.cursor is not None:
+        if poll.cursor is not None and poll.cursor is not live.cursor:
             await live.cursors.save(poll.cursor)
+            live.cursor = poll.cursor
 
     @app.page("/balances/{account}/")
     class BalanceView(View):

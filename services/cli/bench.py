@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,8 @@ def _run_baseline(
 
     from services.errors import PaystreamError
 
+    # SIGTERM unwinds like Ctrl-C, so the run still stops its processes and deletes its topics.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("records on T4", total=records)
