@@ -59,6 +59,7 @@ class Collector:
     settings: Settings
     traces: dict[str, Trace] = field(default_factory=dict)
     dead_letters: int = 0
+    done: set[str] = field(default_factory=set)  # payment ids with a terminal outcome
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -78,19 +79,20 @@ class Collector:
         with self._lock:
             return sum(stage in t.stages for t in self.traces.values())
 
-    def finished(self, ids: list[str]) -> int:
+    def finished(self, ids: set[str]) -> int:
         """How many of these payments have a terminal outcome (settled or failed)."""
         with self._lock:
-            return sum(pid in self.traces and self.traces[pid].done for pid in ids)
+            return len(self.done.intersection(ids))
 
     def wait_finished(self, ids: list[str], timeout_s: float) -> int:
         """Wait until every payment has an outcome or ``timeout_s`` passed; returns
         how many have one."""
         deadline = time.monotonic() + timeout_s
-        done = self.finished(ids)
-        while done < len(ids) and time.monotonic() < deadline and self.error is None:
+        wanted = set(ids)
+        done = self.finished(wanted)
+        while done < len(wanted) and time.monotonic() < deadline and self.error is None:
             time.sleep(0.2)
-            done = self.finished(ids)
+            done = self.finished(wanted)
         return done
 
     def _run(self) -> None:
@@ -137,3 +139,5 @@ class Collector:
             trace.tx_hash = str(record["tx_hash"])
         if stage == "failed":
             trace.code = str(record["code"])
+        if trace.done:
+            self.done.add(pid)

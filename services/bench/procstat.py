@@ -13,6 +13,7 @@ import psutil
 @dataclass
 class _Track:
     process: psutil.Process
+    family: list[psutil.Process]  # the process and its children when sampling began
     cpu_start_s: float
     rss_max: int = 0
     cpu_end_s: float | None = None
@@ -39,7 +40,8 @@ class ProcessSampler:
         for name, pid in self.pids.items():
             try:
                 process = psutil.Process(pid)
-                self._tracks[name] = _Track(process, _cpu_s(process))
+                family = [process, *process.children(recursive=True)]
+                self._tracks[name] = _Track(process, family, _cpu_s(family))
             except psutil.Error:
                 continue
         self._started = time.monotonic()
@@ -63,7 +65,7 @@ class ProcessSampler:
     def _sample(self) -> None:
         for track in self._tracks.values():
             try:
-                track.cpu_end_s = _cpu_s(track.process)
+                track.cpu_end_s = _cpu_s(track.family)
                 track.rss_max = max(track.rss_max, track.process.memory_info().rss)
             except psutil.Error:
                 continue  # exited: keep the last sample
@@ -81,11 +83,11 @@ class ProcessSampler:
         }
 
 
-def _cpu_s(process: psutil.Process) -> float:
+def _cpu_s(family: list[psutil.Process]) -> float:
     """User + system CPU seconds of a process and its children (e.g. Kafka's JVM
     under its launcher)."""
     total = 0.0
-    for p in (process, *process.children(recursive=True)):
+    for p in family:
         try:
             times = p.cpu_times()
             total += times.user + times.system

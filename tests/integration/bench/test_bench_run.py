@@ -1,0 +1,60 @@
+"""A smoke-sized ``paystream bench run``: the harness runs end to end on the real
+stack and its numbers are present and sane (not fast: speed lives in
+``make bench``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from services.bench.pipeline import BenchPlan
+from services.bench.report import TARGETS, markdown
+from services.bench.run import Outputs, run_bench
+from services.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+SMOKE = BenchPlan(
+    payers=20,
+    payees=5,
+    saturation_count=300,
+    step_s=2.0,
+    max_steps=2,
+    final_s=3.0,
+    drain_timeout_s=120.0,
+    warmup_count=20,
+    baseline_records=2_000,
+)
+
+
+@pytest.mark.timeout(900)
+def test_a_smoke_run_reports_every_number(stack_healthy: Settings, tmp_path: Path) -> None:
+    outputs = Outputs(tmp_path / "result.json", tmp_path / "result.png", record=False)
+    result = run_bench(stack_healthy, SMOKE, "smoke", outputs, Console(stderr=True))
+
+    assert json.loads(outputs.json_path.read_text()) == result
+    assert outputs.png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for key in ("payments_per_s", "raw_4hop_per_s", "faust_noop_per_s"):
+        assert result[key] > 0, key
+    assert result["ratios"]["pipeline_vs_raw"] == pytest.approx(
+        result["payments_per_s"] / result["raw_4hop_per_s"], rel=0.01
+    )
+    # every payment of every phase was funded and valid: all settle, none lost
+    assert result["missing"] == 0 and result["dlq_count"] == 0
+    assert result["success_rate"] == 1.0
+    assert 0.9 < result["success_rate_95ci"][0] <= 1.0 == result["success_rate_95ci"][1]
+    latency = result["latency_ms"]
+    for stage in ("scored", "submitted", "settled"):
+        q = latency[stage]
+        assert 0 <= q["p50"] <= q["p95"] <= q["p99"] <= q["p99_9"], stage
+    assert latency["scored"]["p99"] <= latency["submitted"]["p99"] <= latency["settled"]["p99"]
+    assert 5_000 < result["gas_per_payment"] < 100_000
+    assert result["onchain_transactions"] >= 1
+    usage = result["processes"]["saturation"]
+    assert {"worker", "sink", "bench", "kafka"} <= set(usage)
+    assert all(u["rss_mib"] > 0 for u in usage.values())
+    assert set(result["targets"]) == set(TARGETS)
+    assert "| target | measured | target | met |" in markdown(result, None)
