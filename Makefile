@@ -34,7 +34,8 @@ status: setup ## Show each service's address and health
 run: setup ## The whole engine end to end: stack, contracts, worker, deposits, payments, summary
 	$(BIN)/paystream demo
 
-bench: up ## Benchmarks: batched ledger writes (paystream bench store)
+bench: up ## Benchmarks: pipeline vs raw-Kafka and no-op-Faust baselines, capacity, latency; ledger writes
+	$(BIN)/paystream bench run
 	$(BIN)/paystream bench store
 
 test: up ## Start the stack and run the whole test suite against it

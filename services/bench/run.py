@@ -64,13 +64,13 @@ def run_bench(
             bar = _bar(progress)
             raw = run_raw_4hop(
                 run.settings,
-                plan.baseline_records,
-                progress=bar("baseline: raw 4-hop", plan.baseline_records),
+                plan.raw_records,
+                progress=bar("baseline: raw 4-hop", plan.raw_records),
             )
             noop = run_faust_noop(
                 run.settings,
-                plan.baseline_records,
-                progress=bar("baseline: no-op Faust", plan.baseline_records),
+                plan.faust_records,
+                progress=bar("baseline: no-op Faust", plan.faust_records),
             )
             pipeline = run_pipeline(run, plan, console.print, bar)
     finally:

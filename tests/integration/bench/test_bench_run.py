@@ -26,7 +26,8 @@ SMOKE = BenchPlan(
     final_s=3.0,
     drain_timeout_s=120.0,
     warmup_count=20,
-    baseline_records=2_000,
+    raw_records=2_000,
+    faust_records=1_000,
 )
 
 
