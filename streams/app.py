@@ -62,20 +62,35 @@ class _Connections:
         self.ready = asyncio.Event()
 
 
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """The Faust settings that matter for throughput, shared with the no-op Faust
+    baseline of the benchmark so that it measures the same configuration.
+
+    One consumer feeds every agent of a worker, and it blocks while any agent's
+    stream buffer is full: a small buffer makes a backlog on one topic stall
+    the others (see docs/performance.md).
+    """
+    return {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "store": "memory://",
+        "topic_partitions": settings.kafka_partitions,
+        "topic_replication_factor": 1,
+        "producer_acks": -1,
+        "producer_linger_ms": settings.faust_producer_linger_ms,
+        "stream_buffer_maxsize": settings.faust_stream_buffer_maxsize,
+        "broker_commit_every": settings.faust_commit_every,
+        "broker_commit_interval": 1.0,
+    }
+
+
 def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        topic_partitions=settings.kafka_partitions,
-        topic_replication_factor=1,
-        producer_acks=-1,
         web_port=settings.worker_web_port,
         web_host=settings.host,
         web_bind=settings.host,
         datadir=str(settings.state_dir / "faust"),
-        broker_commit_every=1000,
-        broker_commit_interval=1.0,
+        **faust_options(settings),
     )
     tables = declare_tables(app, settings.kafka_partitions)
     runtime = Runtime.build(app, settings, utcnow)

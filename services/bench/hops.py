@@ -166,4 +166,7 @@ def child_env(settings: Settings) -> dict[str, str]:
         "PAYSTREAM_KAFKA_PARTITIONS": str(settings.kafka_partitions),
         "PAYSTREAM_CONNECT_TIMEOUT_S": str(settings.connect_timeout_s),
         "PAYSTREAM_STATE_DIR": str(settings.state_dir),
+        "PAYSTREAM_FAUST_STREAM_BUFFER_MAXSIZE": str(settings.faust_stream_buffer_maxsize),
+        "PAYSTREAM_FAUST_PRODUCER_LINGER_MS": str(settings.faust_producer_linger_ms),
+        "PAYSTREAM_FAUST_COMMIT_EVERY": str(settings.faust_commit_every),
     }

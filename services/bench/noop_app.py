@@ -1,11 +1,11 @@
 """The no-op Faust baseline: one app, one agent per hop, each copying its topic's
 raw bytes to the next topic (``paystream bench noop-worker``).
 
-The app uses the engine's settings where they matter for throughput
-(``streams/app.py`` ``create_app``: ``producer_acks=-1``, commits every 1000
-records or 1 s, in-memory store, the same partition count); its web server is
-off (nothing to serve, and no port to collide with). What is left is Faust's
-own per-event cost: one ``async for`` step and one awaited ``send`` per record.
+The app uses the engine's Faust settings (``streams.app.faust_options``: acks
+from all replicas, commit interval, stream buffer, linger, in-memory store, the
+same partition count); its web server is off (nothing to serve, and no port to
+collide with). What is left is Faust's own per-event cost: one ``async for``
+step and one awaited ``send`` per record.
 """
 
 from __future__ import annotations
@@ -24,18 +24,9 @@ def create_noop_app(settings: Settings, app_id: str, topics: Sequence[str], data
     """A Faust app with ``len(topics) - 1`` agents: agent i sends topics[i] to topics[i+1]."""
     import faust  # only in the worker process, not in the driver
 
-    app = faust.App(
-        app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        topic_partitions=settings.kafka_partitions,
-        topic_replication_factor=1,
-        producer_acks=-1,
-        web_enabled=False,
-        datadir=str(datadir),
-        broker_commit_every=1000,
-        broker_commit_interval=1.0,
-    )
+    from streams.app import faust_options
+
+    app = faust.App(app_id, web_enabled=False, datadir=str(datadir), **faust_options(settings))
     declared = [
         app.topic(
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"

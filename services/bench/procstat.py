@@ -37,10 +37,13 @@ class ProcessSampler:
     _elapsed: float = 0.0
 
     def __enter__(self) -> ProcessSampler:
+        tracked = set(self.pids.values())
         for name, pid in self.pids.items():
             try:
                 process = psutil.Process(pid)
-                family = [process, *process.children(recursive=True)]
+                # its children too (Kafka's JVM under its launcher), but not those
+                # tracked under their own name (the bench's worker and sink)
+                family = [process, *_children(process, tracked)]
                 self._tracks[name] = _Track(process, family, _cpu_s(family))
             except psutil.Error:
                 continue
@@ -81,6 +84,14 @@ class ProcessSampler:
             }
             for name, t in self._tracks.items()
         }
+
+
+def _children(process: psutil.Process, tracked: set[int]) -> list[psutil.Process]:
+    found = []
+    for child in process.children():
+        if child.pid not in tracked:
+            found += [child, *_children(child, tracked)]
+    return found
 
 
 def _cpu_s(family: list[psutil.Process]) -> float:
