@@ -92,17 +92,17 @@ class Settings(BaseSettings):
     app_id: str = "paystream"
     topic_prefix: str = ""  # e.g. "staging." (tests use a fresh prefix per run)
     batch_max_payments: int = Field(default=200, ge=1, le=1024)
-    batch_wait_ms: int = Field(default=250, ge=1)
+    batch_wait_ms: int = Field(default=100, ge=1)
     batch_timeout_s: float = Field(default=30.0, gt=0)
     settle_concurrency: int = Field(default=64, ge=1)  # batches in flight per worker
     settle_inflight_per_partition: int = Field(default=2, ge=1)  # before a batch waits
     faust_stream_buffer_maxsize: int = Field(default=4096, ge=1)  # events per agent
-    faust_producer_linger_ms: int = Field(default=0, ge=0)
+    faust_producer_linger_ms: int = Field(default=5, ge=0)
     faust_commit_every: int = Field(default=1000, ge=1)  # events between offset commits
     settle_retries_max: int = Field(default=5, ge=0)
     settle_backoff_ms: int = Field(default=200, ge=1)
     confirmations_min: int = Field(default=1, ge=1)
-    listener_poll_ms: int = Field(default=250, ge=10)
+    listener_poll_ms: int = Field(default=100, ge=10)
     listener_max_blocks: int = Field(default=2_000, ge=1)
     listener_start_block: int = Field(default=0, ge=0)
     dlq_window: int = Field(default=200, ge=10)
