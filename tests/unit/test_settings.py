@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from services.settings import Settings
+from services.settings import PROJECT_ROOT, Settings
 
 
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,3 +34,20 @@ def test_invalid_port_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYSTREAM_REDIS_PORT", "70000")
     with pytest.raises(pydantic.ValidationError):
         Settings()
+
+
+def test_env_example_lists_every_setting_and_parses() -> None:
+    example = PROJECT_ROOT / ".env.example"
+    listed = {
+        line.split("=", 1)[0].lstrip("# ").strip()
+        for line in example.read_text().splitlines()
+        if line.lstrip("# ").startswith("PAYSTREAM_")
+    }
+    expected = {f"PAYSTREAM_{name.upper()}" for name in Settings.model_fields}
+    assert sorted(expected - listed) == []
+    assert sorted(listed - expected) == []
+    from_example, default = Settings(_env_file=example), Settings(_env_file=None)
+    assert PROJECT_ROOT / from_example.state_dir == default.state_dir  # relative to the root
+    assert from_example.model_dump(exclude={"state_dir"}) == default.model_dump(
+        exclude={"state_dir"}
+    )
