@@ -32,7 +32,7 @@ from streams.stages.settlement import (
     SettlementDeps,
     Submissions,
     handle_scored,
-    partition_of,
+    member_batches,
     pending_batches,
     settle,
     take_due_batches,
@@ -153,9 +153,10 @@ def create_app(settings: Settings) -> faust.App:
         )
 
     async def submit(batch: OpenBatch) -> None:
-        handled.take(batch.batch_id, time.monotonic())
-        partition = partition_of(batch.batch_id)
-        settlement.sending[partition] += 1
+        ids = member_batches(batch)
+        for batch_id in ids:
+            handled.take(batch_id, time.monotonic())
+        settlement.sending += 1
         try:
             async with slots:
                 await live.ready.wait()
@@ -163,10 +164,11 @@ def create_app(settings: Settings) -> faust.App:
                 for emit in await settle(batch, live.chain, settings, utcnow):
                     await runtime.send(emit)
         except Exception:
-            handled.failed(batch.batch_id)
+            for batch_id in ids:
+                handled.failed(batch_id)
             log.exception("batch %s: submission failed; the sweeper will retry", batch.batch_id)
         finally:
-            settlement.sending[partition] -= 1
+            settlement.sending -= 1
 
     @app.timer(interval=0.05)
     async def flush_batches() -> None:

@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from eth_account import Account
@@ -28,7 +28,7 @@ from services.bench.collect import Collector
 from services.bench.load import LoadGenerator
 from services.bench.measure import Phase, measure
 from services.bench.procstat import ProcessSampler
-from services.demo.isolated import Isolated
+from services.demo.isolated import Isolated, free_port
 from services.demo.load import fund_payers, gas_used
 from services.demo.worker import SinkProcess, WorkerProcess
 from services.errors import StackError
@@ -55,6 +55,7 @@ class BenchPlan:
     deposit_each: int = 10**12
     drain_timeout_s: float = 600.0
     warmup_count: int = 200
+    workers: int = 1  # Faust worker processes sharing the partitions
     raw_records: int = 100_000
     faust_records: int = 10_000  # no-op Faust does a few hundred a second
 
@@ -101,19 +102,31 @@ def loaded(run: Isolated, plan: BenchPlan, say: Say, bar: Bar) -> Iterator[Phase
     logs = run.settings.state_dir / "logs"
     collector = Collector(run.settings).start()
     try:
-        with (
-            WorkerProcess(run.settings, logs / "worker.log", run.env) as worker,
-            SinkProcess(run.settings, logs / "sink.log", run.env) as sink,
-        ):
+        with ExitStack() as children:
+            workers = [
+                children.enter_context(
+                    WorkerProcess(
+                        run.settings.model_copy(update={"worker_web_port": free_port()}),
+                        logs / f"worker-{i + 1}.log",
+                        run.env,
+                    )
+                )
+                for i in range(plan.workers)
+            ]
+            sink = children.enter_context(SinkProcess(run.settings, logs / "sink.log", run.env))
             pids = {**stack_pids(run), "bench": os.getpid()}
-            for name, child in (("worker", worker), ("sink", sink)):
+            named = [
+                (f"worker-{i + 1}" if len(workers) > 1 else "worker", w)
+                for i, w in enumerate(workers)
+            ]
+            for name, child in [*named, ("sink", sink)]:
                 if child.process is not None:
                     pids[name] = child.process.pid
             funding = bar("deposits on chain", len(payers))
             asyncio.run(
                 fund_payers(run.settings, payers, plan.deposit_each, funding, concurrency=128)
             )
-            worker.wait_credited(payers, plan.deposit_each, plan.drain_timeout_s)
+            workers[0].wait_credited(payers, plan.deposit_each, plan.drain_timeout_s, workers[1:])
             load = LoadGenerator(run.settings, payers, payees, plan.max_amount)
             phases = Phases(load, collector, plan, bar, say, pids)
             phases.run("warm-up", 100.0, count=plan.warmup_count)

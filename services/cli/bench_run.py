@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 )
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Result directory.")
 @click.option("--p99-target-ms", default=1_500.0, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Faust worker processes.")
 @click.pass_obj
 def bench_run(
     settings: Settings,
@@ -36,6 +37,7 @@ def bench_run(
     record: bool | None,
     out: Path | None,
     p99_target_ms: float,
+    workers: int,
 ) -> None:
     """Baselines (raw 4-hop Kafka, no-op Faust), then the pipeline: saturation,
     capacity search, 70 % load. Writes a JSON result and a PNG."""
@@ -46,7 +48,7 @@ def bench_run(
     from services.bench.pipeline import QUICK, BenchPlan
     from services.bench.run import Outputs, run_bench
 
-    plan = replace(QUICK if quick else BenchPlan(), p99_target_ms=p99_target_ms)
+    plan = replace(QUICK if quick else BenchPlan(), p99_target_ms=p99_target_ms, workers=workers)
     directory = out or settings.state_dir / "bench"
     keep = record if record is not None else not quick
     outputs = Outputs(directory / "result.json", directory / "result.png", keep)
@@ -76,9 +78,15 @@ def _summary(result: dict[str, Any], outputs: Outputs, console: Console) -> None
 @click.option("--duration", "duration_s", type=float, default=None, help="Seconds of load.")
 @click.option("--count", type=int, default=None, help="Requests to send.")
 @click.option("--payers", default=200, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Faust worker processes.")
 @click.pass_obj
 def bench_load(
-    settings: Settings, rate: float, duration_s: float | None, count: int | None, payers: int
+    settings: Settings,
+    rate: float,
+    duration_s: float | None,
+    count: int | None,
+    payers: int,
+    workers: int,
 ) -> None:
     """One phase of load on a fresh pipeline; prints its numbers as JSON."""
     from dataclasses import replace
@@ -92,6 +100,6 @@ def bench_load(
         raise click.UsageError("give --duration or --count")
     if not rate and count is None:
         raise click.UsageError("as fast as possible (--rate 0) needs --count")
-    plan = replace(BenchPlan(), payers=payers)
+    plan = replace(BenchPlan(), payers=payers, workers=workers)
     result = run_load(settings, plan, rate or None, duration_s, count, Console(stderr=True))
     click.echo(json.dumps(result, indent=2))

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -94,13 +95,25 @@ class WorkerProcess(CliProcess):
     def ready(self) -> bool:
         return self.balance("-") is not None
 
-    def wait_credited(self, accounts: list[str], amount: int, timeout_s: float) -> None:
+    def wait_credited(
+        self,
+        accounts: list[str],
+        amount: int,
+        timeout_s: float,
+        others: Sequence[WorkerProcess] = (),
+    ) -> None:
         """Wait until each account has at least ``amount`` available (its deposit was
-        confirmed and credited); StackError after ``timeout_s``."""
+        confirmed and credited); StackError after ``timeout_s``. With several
+        workers (``others``), each knows only the accounts of its partitions."""
+        workers = (self, *others)
         deadline = time.monotonic() + timeout_s
         waiting = set(accounts)
         while waiting and time.monotonic() < deadline:
-            waiting = {a for a in waiting if (self.balance(a) or {}).get("available", 0) < amount}
+            waiting = {
+                a
+                for a in waiting
+                if all((w.balance(a) or {}).get("available", 0) < amount for w in workers)
+            }
             if waiting:
                 time.sleep(0.5)
         if waiting:

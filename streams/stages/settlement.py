@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
 from collections.abc import Callable, Container, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,7 +51,7 @@ class SettlementDeps:
     sequences: MutableMapping[str, str]  # sequence -> payment id
     clock: Callable[[], datetime]
     open_batches: dict[int, OpenBatch] = field(default_factory=dict)  # partition -> batch
-    sending: Counter[int] = field(default_factory=Counter)  # partition -> batches being sent
+    sending: int = 0  # transactions on their way to the chain
     closed: list[OpenBatch] = field(default_factory=list)  # full or due, not yet taken
 
 
@@ -96,18 +95,43 @@ def _due(batch: OpenBatch, settings: Settings, now: datetime) -> bool:
 
 
 def take_due_batches(deps: SettlementDeps) -> list[OpenBatch]:
-    """Close and return the full batches, and those that waited ``batch_wait_ms``
-    if their partition has fewer than ``settle_inflight_per_partition`` batches
-    being sent. While the chain is busy a batch keeps filling up to
-    ``batch_max_payments``: under load, fewer and fuller transactions."""
-    now, limit = deps.clock(), deps.settings.settle_inflight_per_partition
-    due = [
-        p
-        for p, b in deps.open_batches.items()
-        if b.members and _due(b, deps.settings, now) and deps.sending[p] < limit
-    ]
-    taken, deps.closed = deps.closed, []
-    return taken + [deps.open_batches.pop(p) for p in due]
+    """The transactions to send now: each full batch on its own and, if fewer
+    than ``settle_inflight_max`` transactions are on their way to the chain, the
+    batches that waited ``batch_wait_ms``, merged into as few transactions as fit
+    (``batch_max_payments`` each; a partition's batch is never split, so its
+    sequence numbers stay together for the contract's bitmap).
+
+    While the chain is busy, due batches keep filling: load makes transactions
+    fuller, not more numerous.
+    """
+    full, deps.closed = deps.closed, []
+    if deps.sending >= deps.settings.settle_inflight_max:
+        return full
+    now = deps.clock()
+    due = [p for p, b in deps.open_batches.items() if b.members and _due(b, deps.settings, now)]
+    merged = merge_batches(
+        [deps.open_batches.pop(p) for p in due], deps.settings.batch_max_payments
+    )
+    return full + merged
+
+
+def merge_batches(batches: list[OpenBatch], max_payments: int) -> list[OpenBatch]:
+    """Pack whole batches into transactions of at most ``max_payments``; each
+    transaction takes the id of its first batch (its members keep their own)."""
+    out: list[OpenBatch] = []
+    for batch in batches:
+        last = out[-1] if out else None
+        if last is not None and len(last.members) + len(batch.members) <= max_payments:
+            last.members.extend(batch.members)
+            last.opened_at = min(last.opened_at, batch.opened_at)
+        else:
+            out.append(OpenBatch(batch.batch_id, batch.opened_at, list(batch.members)))
+    return out
+
+
+def member_batches(batch: OpenBatch) -> set[int]:
+    """The batch ids recorded in the members' states (several after a merge)."""
+    return {m.batch_id for m in batch.members if m.batch_id is not None} | {batch.batch_id}
 
 
 @dataclass

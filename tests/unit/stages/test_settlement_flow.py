@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,15 +19,18 @@ from streams.outcomes import Emit
 from streams.stages.fraud import handle_request
 from streams.stages.reconcile import handle_chain_event
 from streams.stages.settlement import (
+    OpenBatch,
     Submissions,
     handle_scored,
+    member_batches,
+    merge_batches,
     partition_of,
     pending_batches,
     settle,
     take_due_batches,
 )
 from streams.stages.submitted import handle_submitted
-from streams.state import Balance, Status
+from streams.state import Balance, PaymentState, Status
 from streams.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from tests.support.fakes import FakeChain
 from tests.unit.stages.conftest import World, raw, request, summary
@@ -74,16 +79,42 @@ def test_sequences_are_consecutive_per_partition_and_batches_close_when_full(
     assert [len(b.members) for b in take_due_batches(world.settlement)] == [1]
 
 
-def test_a_due_batch_keeps_filling_while_its_partition_is_busy_on_chain(world: World) -> None:
-    limit = world.settings.settle_inflight_per_partition
-    world.settlement.sending[5] = limit  # the chain is still busy with this partition
-    payloads = _approve(world, 2)
+def test_due_batches_keep_filling_while_the_chain_is_busy(world: World) -> None:
+    limit = world.settings.settle_inflight_max
+    world.settlement.sending = limit  # that many transactions are still on their way
+    payloads = _approve(world, 3)
     handle_scored(payloads[0], 5, 0, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     assert take_due_batches(world.settlement) == []
     handle_scored(payloads[1], 5, 1, world.settlement)  # joins the same batch
-    world.settlement.sending[5] = limit - 1
-    assert [len(b.members) for b in take_due_batches(world.settlement)] == [2]
+    handle_scored(payloads[2], 6, 0, world.settlement)  # another partition's batch
+    world.clock.advance(world.settings.batch_wait_ms)
+    world.settlement.sending = limit - 1
+    (merged,) = take_due_batches(world.settlement)  # one transaction for both partitions
+    assert sorted(m.sequence or 0 for m in merged.members) == [5 << 40, (5 << 40) + 1, 6 << 40]
+    assert member_batches(merged) == {5 << 40, 6 << 40}
+
+
+def test_merging_never_splits_a_batch_nor_exceeds_the_maximum() -> None:
+    def batch(first: int, size: int) -> OpenBatch:
+        members = [
+            PaymentState(
+                payment_id=uuid.uuid4(),
+                payer_account="a",
+                payee_address="",
+                amount=1,
+                currency="PTUSD",
+                status=Status.SCORED,
+                requested_at=datetime.now(UTC),
+                sequence=first + i,
+                batch_id=first,
+            )
+            for i in range(size)
+        ]
+        return OpenBatch(first, datetime.now(UTC), members)
+
+    merged = merge_batches([batch(1 << 40, 3), batch(2 << 40, 2), batch(3 << 40, 4)], 5)
+    assert [(b.batch_id, len(b.members)) for b in merged] == [(1 << 40, 5), (3 << 40, 4)]
 
 
 def test_a_replayed_scored_record_gets_no_second_sequence(world: World) -> None:
