@@ -3,6 +3,7 @@ an ``event_id``, a ``schema_version`` and an aware ``occurred_at``."""
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from datetime import UTC, datetime
@@ -15,8 +16,15 @@ ACCOUNT_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _ACCOUNT = re.compile(ACCOUNT_PATTERN)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _is_checksummed(value: str) -> bool:
+    """EIP-55 check (a keccak per call), remembered: payees repeat, and every
+    stage validates the same address again."""
+    return bool(is_checksum_address(value))
+
+
 def _checksummed(value: str) -> str:
-    if not is_checksum_address(value):
+    if not _is_checksummed(value):
         raise ValueError("payee_address must be an EIP-55 checksummed address")
     return value
 

@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     batch_wait_ms: int = Field(default=100, ge=1)
     batch_timeout_s: float = Field(default=30.0, gt=0)
     settle_concurrency: int = Field(default=64, ge=1)  # batches in flight per worker
-    settle_inflight_max: int = Field(default=3, ge=1)  # transactions before due batches wait
+    settle_inflight_max: int = Field(default=8, ge=1)  # transactions before due batches wait
     faust_stream_buffer_maxsize: int = Field(default=4096, ge=1)  # events per agent
     faust_producer_linger_ms: int = Field(default=5, ge=0)
     faust_commit_every: int = Field(default=1000, ge=1)  # events between offset commits
