@@ -120,7 +120,8 @@ def plot(run: PipelineRun, path: Path) -> Path:
         if per_s:
             xs = range(min(per_s), max(per_s) + 1)
             over_time.plot(list(xs), [per_s.get(x, 0) for x in xs], label=stage, lw=1)
-    over_time.set(title="throughput over the whole run", xlabel="s", ylabel="records/s")
+    over_time.set(title="throughput over the whole run", xlabel="s", ylabel="records/s (log)")
+    over_time.set_yscale("symlog", linthresh=10)
     over_time.legend()
     for stage in LATENCY_STAGES:
         values = sorted(run.final.samples_ms.get(stage, []))
@@ -151,9 +152,10 @@ def _n(value: Any, digits: int = 0) -> str:
 
 
 def markdown(result: dict[str, Any], png: Path | None) -> str:
+    """A section for docs/performance.md (``png`` relative to that file)."""
     m, lat = result["machine"], result["latency_ms"]
     lines = [
-        f"### Bench run {result['run']} ({result['when']})",
+        f"#### Bench run {result['run']} ({result['when']})",
         "",
         f"`{result['command']}` on {m['cpus']} cores ({m['cpu_model']}), "
         f"{m['memory_gib']} GiB, Python {m['python']}; Kafka, PostgreSQL, Redis, anvil, "
@@ -181,14 +183,27 @@ def markdown(result: dict[str, Any], png: Path | None) -> str:
         f", {result['missing']} missing |",
         f"| DLQ records | {result['dlq_count']} |",
         f"| gas per settled payment | {_n(result['gas_per_payment'])} "
-        f"({result['onchain_transactions']} transactions) |",
+        f"({_n(result['onchain_transactions'])} transactions) |",
         "",
         "| target | measured | target | met |",
         "|---|---|---|---|",
     ]
     for name, t in result["targets"].items():
         met = "yes" if t["met"] else "no"
-        lines.append(f"| {name} | {_n(t['measured'], 3)} | {t['target']} | {met} |")
+        value = t["measured"]
+        digits = 4 if isinstance(value, float) and value < 1 else 0
+        lines.append(f"| {name} | {_n(value, digits)} | {t['target']} | {met} |")
+    steps = [p for p in result["phases"] if p["name"] == "step"]
+    lines += [
+        "",
+        "Capacity search, offered → achieved payments/s (p99 requested→settled): "
+        + ", ".join(
+            f"{p['offered_per_s']:,.0f} → {p['payments_per_s']:,.0f} "
+            f"({_n(p['latency_ms']['settled']['p99'])} ms)"
+            for p in steps
+        )
+        + ".",
+    ]
     usage = result["processes"].get("saturation", {})
     lines += [
         "",
@@ -199,5 +214,5 @@ def markdown(result: dict[str, Any], png: Path | None) -> str:
         + ".",
     ]
     if png is not None:
-        lines += ["", f"![throughput and latency]({png.name})"]
+        lines += ["", f"![throughput and latency]({png.as_posix()})"]
     return "\n".join(lines) + "\n"
