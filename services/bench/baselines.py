@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from services.bench.hops import HopProcess, bench_consumer, bench_producer, produce_all
@@ -39,6 +38,7 @@ from services.bench.procstat import ProcessSampler
 from services.demo.worker import CliProcess
 from services.errors import BrokerUnavailable, StackError
 from services.settings import Settings
+from services.topics import create, delete_topics
 
 HOPS = 4
 WARMUP_RECORDS = 200
@@ -46,7 +46,6 @@ WARMUP_TIMEOUT_S = 120.0  # process start, group join and first fetch of every h
 STALL_TIMEOUT_S = 120.0  # no new arrival on T4 for this long: the pipeline is stuck
 MIN_RATE_PER_S = 100.0  # the timed phase may take STALL_TIMEOUT_S + records / this
 STOP_TIMEOUT_S = 30.0  # SIGTERM, then SIGKILL
-ADMIN_TIMEOUT_S = 30.0  # each topic creation or deletion
 FLUSH_TIMEOUT_S = 60.0
 SEND_CHUNK = 5_000  # records built and produced between two progress reports
 KEYS = 1_000  # distinct keys (payers), spread over every partition
@@ -197,7 +196,13 @@ def _run(
     deleted: list[str] = []
     with ExitStack() as cleanup:
         cleanup.callback(lambda: deleted.extend(delete_topics(settings, prefix)))
-        create_topics(settings, topics)
+        create(
+            settings,
+            [
+                NewTopic(t, num_partitions=settings.kafka_partitions, replication_factor=1)
+                for t in topics
+            ],
+        )
         for process in processes.values():
             cleanup.callback(process.stop, STOP_TIMEOUT_S)
             process.start()
@@ -315,46 +320,3 @@ def _wait_for(
                 f"{max(stall_s, total_s):.0f} s in all); see the logs in the state dir"
             )
         time.sleep(0.02)
-
-
-def create_topics(settings: Settings, names: list[str]) -> None:
-    """New topics with ``settings.kafka_partitions`` partitions, replication 1."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    wanted = [
-        NewTopic(n, num_partitions=settings.kafka_partitions, replication_factor=1) for n in names
-    ]
-    for name, future in admin.create_topics(wanted, request_timeout=ADMIN_TIMEOUT_S).items():
-        try:
-            future.result(timeout=ADMIN_TIMEOUT_S)
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"creating {name}: {exc}") from exc
-
-
-def delete_topics(settings: Settings, prefix: str) -> list[str]:
-    """Delete every topic whose name starts with ``prefix`` and wait until the
-    broker no longer lists them; returns their names."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    names = _topics_with(admin, prefix)
-    if names:
-        futures = admin.delete_topics(
-            names, operation_timeout=ADMIN_TIMEOUT_S, request_timeout=ADMIN_TIMEOUT_S
-        )
-        for name, future in futures.items():
-            try:
-                future.result(timeout=ADMIN_TIMEOUT_S)
-            except KafkaException as exc:
-                raise BrokerUnavailable(f"deleting {name}: {exc}") from exc
-    deadline = time.monotonic() + ADMIN_TIMEOUT_S
-    while left := _topics_with(admin, prefix):
-        if time.monotonic() > deadline:
-            raise BrokerUnavailable(f"topics still listed after deletion: {left}")
-        time.sleep(0.2)
-    return names
-
-
-def _topics_with(admin: AdminClient, prefix: str) -> list[str]:
-    try:
-        listed = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"listing topics: {exc}") from exc
-    return sorted(name for name in listed if name.startswith(prefix))

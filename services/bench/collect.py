@@ -75,10 +75,6 @@ class Collector:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def count(self, stage: str) -> int:
-        with self._lock:
-            return sum(stage in t.stages for t in self.traces.values())
-
     def finished(self, ids: set[str]) -> int:
         """How many of these payments have a terminal outcome (settled or failed)."""
         with self._lock:

@@ -13,12 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.bench.baselines import delete_topics, run_faust_noop, run_raw_4hop
-from services.bench.pipeline import BenchPlan, Phases, loaded, new_run_name, run_pipeline
+from services.bench.baselines import run_faust_noop, run_raw_4hop
+from services.bench.pipeline import BenchPlan, loaded, new_run_name, run_pipeline
 from services.bench.report import markdown, plot, result_of
 from services.demo.isolated import Isolated, isolated
 from services.settings import PROJECT_ROOT, Settings
 from services.stack.manager import LocalStack
+from services.topics import delete_topics
 
 PERFORMANCE_DOC = PROJECT_ROOT / "docs" / "performance.md"
 
@@ -100,13 +101,7 @@ def run_load(
     run = _isolated(base, console)
     try:
         with _progress(console) as progress, loaded(run, plan, console.print, _bar(progress)) as p:
-            phase = _one(p, rate, duration_s, count)
+            phase = p.run("load", rate, count=count, duration_s=duration_s, sample=True)
     finally:
         delete_topics(run.settings, f"{run.settings.app_id}-")
-    return {**phase, "dlq_count": p.collector.dead_letters, "processes": p.usage}
-
-
-def _one(
-    phases: Phases, rate: float | None, duration_s: float | None, count: int | None
-) -> dict[str, Any]:
-    return phases.run("load", rate, count=count, duration_s=duration_s, sample=True).summary()
+    return {**phase.summary(), "dlq_count": p.collector.dead_letters, "processes": p.usage}

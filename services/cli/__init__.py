@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from services.cli.bench import bench
-from services.cli.bench_run import bench_load, bench_run
 from services.cli.chain import chain, deposit
 from services.cli.db import audit, db, reconcile, sink
 from services.cli.pipeline import demo, topics, worker
@@ -36,8 +35,6 @@ cli.add_command(audit)
 cli.add_command(sink)
 cli.add_command(reconcile)
 cli.add_command(bench)
-bench.add_command(bench_run)
-bench.add_command(bench_load)
 
 
 def main() -> None:
