@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
+import psutil
 from eth_account import Account
 
 from services.bench.collect import Collector
@@ -90,7 +91,28 @@ class PipelineRun:
 
 
 def stack_pids(run: Isolated) -> dict[str, int]:
-    return {s.name: s.pid for s in LocalStack(run.base).status() if s.pid is not None}
+    """The stack's processes: from our pid files, or (a stack another checkout
+    started) the process listening on the service's port."""
+    base = run.base
+    ports = {
+        "kafka": base.kafka_port,
+        "postgres": base.pg_port,
+        "redis": base.redis_port,
+        "anvil": base.anvil_port,
+    }
+    pids = {s.name: s.pid for s in LocalStack(base).status() if s.pid is not None}
+    try:
+        listening = {
+            c.laddr.port: c.pid
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.pid is not None and c.laddr
+        }
+    except psutil.Error:
+        listening = {}
+    for name, port in ports.items():
+        if name not in pids and port in listening:
+            pids[name] = int(listening[port])
+    return pids
 
 
 @contextmanager
