@@ -13,7 +13,7 @@ from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound
 
-from services.chain import artifacts
+from services.chain import artifacts, rpc
 from services.chain.events import TRANSFER_TOPIC, ChainEvent, SettledEvent, decode_logs
 from services.chain.keys import ChainKeys, approval_message, sign_approvals
 from services.chain.packing import PaymentRecord, SettledPayment, pack_batch
@@ -153,16 +153,18 @@ class Web3ChainClient:
 
     async def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
         """Settlement and deposit events in a block range, in chain order."""
-        own = await self.w3.eth.get_logs(
-            {"address": self.settlement.address, "fromBlock": from_block, "toBlock": to_block}
+        own = await rpc.logs(
+            self.w3,
+            {"address": self.settlement.address, "fromBlock": from_block, "toBlock": to_block},
         )
         treasury = HexStr("0x" + bytes(12).hex() + self.settlement.address[2:].lower())
-        transfers = await self.w3.eth.get_logs(
+        transfers = await rpc.logs(
+            self.w3,
             {
                 "address": self.token.address,
                 "topics": [HexStr("0x" + TRANSFER_TOPIC.hex()), treasury],
                 "fromBlock": from_block,
                 "toBlock": to_block,
-            }
+            },
         )
         return self.decode([*own, *transfers])

@@ -9,8 +9,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncWeb3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
+from web3.exceptions import ContractLogicError, Web3Exception
 
+from services.chain import rpc
 from services.chain.fees import Fees, bumped, initial_fees
 from services.chain.nonces import NonceManager
 from services.chain.reverts import RevertDecoder
@@ -67,10 +68,7 @@ class TxSender:
             raise ChainUnavailable(f"sending nonce {tx['nonce']} failed: {exc}") from exc
 
     async def _receipt(self, tx_hash: bytes) -> Receipt | None:
-        try:
-            return dict(await self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return None
+        return await rpc.receipt(self.w3, tx_hash)
 
     async def _await_receipt(
         self, account: LocalAccount, tx: dict[str, Any], fees: Fees, hashes: list[bytes]
