@@ -9,6 +9,7 @@ import pytest
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
+from services.chain import rpc
 from services.chain.events import (
     BATCH_SETTLED_TOPIC,
     DEPOSITED_TOPIC,
@@ -153,3 +154,33 @@ def test_revert_decoder_names_custom_errors() -> None:
     reverted = decoder.decode(data)
     assert (reverted.name, reverted.args_decoded) == ("BatchTooLarge", (2000,))
     assert decoder.decode(b"\x00\x01\x02\x03").name == "UnknownRevert"
+
+
+def test_raw_json_rpc_receipts_convert_only_what_paystream_reads() -> None:
+    raw = {
+        "status": "0x1",
+        "blockNumber": "0x1a",
+        "gasUsed": "0x5208",
+        "transactionHash": "0x" + "ab" * 32,
+        "blockHash": "0x" + "cd" * 32,
+        "contractAddress": None,
+        "logs": [
+            {
+                "address": "0x" + "11" * 20,
+                "topics": ["0x" + "22" * 32],
+                "data": "0x0102",
+                "blockNumber": "0x1a",
+                "logIndex": "0x3",
+                "transactionHash": "0x" + "ab" * 32,
+                "blockHash": "0x" + "cd" * 32,
+            }
+        ],
+    }
+    receipt = rpc.receipt_of(raw)
+    assert (receipt["status"], receipt["blockNumber"], receipt["gasUsed"]) == (1, 26, 21_000)
+    assert receipt["transactionHash"] == bytes.fromhex("ab" * 32)
+    assert receipt["contractAddress"] is None
+    (log,) = receipt["logs"]
+    assert log["topics"] == [bytes.fromhex("22" * 32)] and log["data"] == b"\x01\x02"
+    assert (log["logIndex"], log["address"]) == (3, "0x" + "11" * 20)
+    assert raw["status"] == "0x1"  # the answer itself is left as it was
