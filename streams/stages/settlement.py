@@ -11,6 +11,7 @@ pays a sequence number twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable, Container, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from services.settings import Settings
 from streams.outcomes import Emit, Outcome, dead, ignored
 from streams.state import PaymentState, Status
 from streams.topics import CHAIN_SUBMITTED
+
+log = logging.getLogger("paystream.streams")
 
 SEQUENCE_PARTITION_SHIFT = 40  # sequence = partition << 40 | offset of the fraud.scored record
 
@@ -193,10 +196,21 @@ async def settle(
             return _submitted(
                 members, batch, clock, "REJECTED", None, FailureCode.SETTLEMENT_REJECTED, str(exc)
             )
-        except InfrastructureError:
+        except InfrastructureError as exc:
             if attempt == settings.settle_retries_max:
+                log.error(
+                    "batch %s: giving up after %d attempts: %s", batch.batch_id, attempt + 1, exc
+                )
                 break
-            await asyncio.sleep(delay_s * (1 + random.random()))  # noqa: S311 - jitter
+            wait_s = delay_s * (1 + random.random())  # noqa: S311 - jitter
+            log.warning(
+                "batch %s: attempt %d failed (%s); retrying in %.2f s",
+                batch.batch_id,
+                attempt + 1,
+                exc,
+                wait_s,
+            )
+            await asyncio.sleep(wait_s)
             delay_s *= 2
         else:
             return _submitted(members, batch, clock, "SUBMITTED", receipt.tx_hash, None, None)
