@@ -9,12 +9,15 @@ A service that does not answer fails the tests that need it: it never skips them
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from services.settings import Settings
 from services.stack.manager import LocalStack
+
+HEALTHY_WITHIN_S = 30.0
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +34,14 @@ def settings() -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def stack_healthy(settings: Settings) -> Settings:
-    """The settings, once every service of the stack has answered a health check."""
+    """The settings, once every service of the stack has answered a health check
+    (each has ``HEALTHY_WITHIN_S`` to answer: a busy node can miss one check)."""
     if not settings.testcontainers:
+        deadline = time.monotonic() + HEALTHY_WITHIN_S
         down = [s.name for s in LocalStack(settings).status() if not s.healthy]
+        while down and time.monotonic() < deadline:
+            time.sleep(1)
+            down = [s.name for s in LocalStack(settings).status(down) if not s.healthy]
         if down:
             pytest.fail(
                 f"services not answering: {down}; start them with `paystream stack up`",
