@@ -91,16 +91,11 @@ class PipelineRun:
 
 
 def stack_pids(run: Isolated) -> dict[str, int]:
-    """The stack's processes: from our pid files, or (a stack another checkout
-    started) the process listening on the service's port."""
-    base = run.base
-    ports = {
-        "kafka": base.kafka_port,
-        "postgres": base.pg_port,
-        "redis": base.redis_port,
-        "anvil": base.anvil_port,
-    }
-    pids = {s.name: s.pid for s in LocalStack(base).status() if s.pid is not None}
+    """The processes serving this run: whatever listens on its Kafka, PostgreSQL,
+    Redis and anvil ports (its anvil is its own), else the stack's pid files."""
+    s, base = run.settings, run.base
+    ports = {"kafka": s.kafka_port, "postgres": s.pg_port, "redis": s.redis_port}
+    ports["anvil"] = s.anvil_port
     try:
         listening = {
             c.laddr.port: c.pid
@@ -109,9 +104,12 @@ def stack_pids(run: Isolated) -> dict[str, int]:
         }
     except psutil.Error:
         listening = {}
-    for name, port in ports.items():
-        if name not in pids and port in listening:
-            pids[name] = int(listening[port])
+    pids = {name: int(listening[port]) for name, port in ports.items() if port in listening}
+    shared = {name for name in ports if name != "anvil" or s.anvil_port == base.anvil_port}
+    missing = shared - set(pids)
+    for status in LocalStack(base).status(sorted(missing)) if missing else []:
+        if status.name in missing and status.pid is not None:
+            pids[status.name] = status.pid
     return pids
 
 

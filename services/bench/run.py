@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from services.bench.baselines import run_faust_noop, run_raw_4hop
 from services.bench.pipeline import BenchPlan, loaded, new_run_name, run_pipeline
 from services.bench.report import markdown, plot, result_of
-from services.demo.isolated import Isolated, isolated
+from services.demo.isolated import Isolated, isolated, private_chain
 from services.settings import PROJECT_ROOT, Settings
 from services.stack.manager import LocalStack
+from services.store.bench import scratch_database
 from services.topics import delete_topics
 
 PERFORMANCE_DOC = PROJECT_ROOT / "docs" / "performance.md"
@@ -49,33 +51,40 @@ def _bar(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
     return bar
 
 
-def _isolated(base: Settings, console: Console) -> Isolated:
+@contextmanager
+def _isolated(base: Settings, console: Console) -> Iterator[Isolated]:
+    """A pipeline of its own on the stack's Kafka and Redis, with its own anvil
+    (a fresh chain: no state from earlier runs, none left in the stack's) and a
+    scratch database (nothing written into the system of record)."""
     LocalStack(base).up(report=lambda m: console.print(f"  {m}", highlight=False))
     name = new_run_name()
     console.print(f"bench run [bold]{name}[/]")
-    return isolated(base, name, base.state_dir / "bench" / name)
+    where = base.state_dir / "bench" / name
+    with (
+        private_chain(base.model_copy(update={"state_dir": where})) as chain,
+        scratch_database(base) as db,
+    ):
+        run = isolated(base, name, where, anvil_port=chain.anvil_port, pg_database=db.pg_database)
+        try:
+            yield run
+        finally:
+            delete_topics(run.settings, f"{name}-")
 
 
 def run_bench(
     base: Settings, plan: BenchPlan, command: str, outputs: Outputs, console: Console
 ) -> dict[str, Any]:
-    run = _isolated(base, console)
-    try:
-        with _progress(console) as progress:
-            bar = _bar(progress)
-            raw = run_raw_4hop(
-                run.settings,
-                plan.raw_records,
-                progress=bar("baseline: raw 4-hop", plan.raw_records),
-            )
-            noop = run_faust_noop(
-                run.settings,
-                plan.faust_records,
-                progress=bar("baseline: no-op Faust", plan.faust_records),
-            )
-            pipeline = run_pipeline(run, plan, console.print, bar)
-    finally:
-        delete_topics(run.settings, f"{run.settings.app_id}-")
+    with _isolated(base, console) as run, _progress(console) as progress:
+        bar = _bar(progress)
+        raw = run_raw_4hop(
+            run.settings, plan.raw_records, progress=bar("baseline: raw 4-hop", plan.raw_records)
+        )
+        noop = run_faust_noop(
+            run.settings,
+            plan.faust_records,
+            progress=bar("baseline: no-op Faust", plan.faust_records),
+        )
+        pipeline = run_pipeline(run, plan, console.print, bar)
     result = result_of(run.settings.app_id, command, plan, pipeline, raw, noop)
     outputs.json_path.parent.mkdir(parents=True, exist_ok=True)
     outputs.json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -98,10 +107,10 @@ def run_load(
     console: Console,
 ) -> dict[str, Any]:
     """One phase of load at a fixed offered rate (None: as fast as possible)."""
-    run = _isolated(base, console)
-    try:
-        with _progress(console) as progress, loaded(run, plan, console.print, _bar(progress)) as p:
-            phase = p.run("load", rate, count=count, duration_s=duration_s, sample=True)
-    finally:
-        delete_topics(run.settings, f"{run.settings.app_id}-")
+    with (
+        _isolated(base, console) as run,
+        _progress(console) as progress,
+        loaded(run, plan, console.print, _bar(progress)) as p,
+    ):
+        phase = p.run("load", rate, count=count, duration_s=duration_s, sample=True)
     return {**phase.summary(), "dlq_count": p.collector.dead_letters, "processes": p.usage}

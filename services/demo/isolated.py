@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from services.bootstrap import tx_sender, web3_client
 from services.chain.deployment import deploy
 from services.chain.keys import ChainKeys
 from services.settings import Settings
+from services.stack.anvil import AnvilService
+from services.stack.base import StatePaths
 from services.topics import create_topics
 
 
@@ -28,6 +32,21 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_chain(settings: Settings) -> Iterator[Settings]:
+    """An anvil of its own: a fresh chain on a free port with the same block time,
+    its state under ``settings.state_dir``; the settings that point at it."""
+    chain = settings.model_copy(update={"anvil_port": free_port(settings.host)})
+    paths = StatePaths(chain)
+    paths.ensure()
+    node = AnvilService(chain, paths)
+    node.start()
+    try:
+        yield chain
+    finally:
+        node.stop()
 
 
 def isolated(base: Settings, name: str, state_dir: Path, **overrides: object) -> Isolated:
@@ -45,12 +64,13 @@ def isolated(base: Settings, name: str, state_dir: Path, **overrides: object) ->
         f"PAYSTREAM_{k.upper()}": json.dumps(sorted(v)) if isinstance(v, frozenset) else str(v)
         for k, v in values.items()
     }
-    asyncio.run(_deploy(settings))
+    asyncio.run(deploy_once(settings))
     create_topics(settings)
     return Isolated(settings, env, base)
 
 
-async def _deploy(settings: Settings) -> None:
+async def deploy_once(settings: Settings) -> None:
+    """Deploy the contracts for these settings, unless already deployed."""
     w3 = web3_client(settings)
     try:
         await deploy(w3, settings, ChainKeys.from_settings(settings), tx_sender(w3, settings))

@@ -13,9 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from services.bootstrap import tx_sender, web3_client
-from services.chain.deployment import deploy
-from services.chain.keys import ChainKeys
+from services.demo.isolated import deploy_once
 from services.demo.load import (
     Outcomes,
     collect,
@@ -46,19 +44,11 @@ class DemoPlan:
     timeout_s: float = 180.0
 
 
-async def _deploy(settings: Settings) -> None:
-    w3 = web3_client(settings)
-    try:
-        await deploy(w3, settings, ChainKeys.from_settings(settings), tx_sender(w3, settings))
-    finally:
-        await w3.provider.disconnect()
-
-
 def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, Any]:
     console.print("[bold]1/6[/] local stack")
     LocalStack(settings).up(report=lambda m: console.print(f"    {m}", highlight=False))
     console.print("[bold]2/6[/] contracts and topics")
-    asyncio.run(_deploy(settings))
+    asyncio.run(deploy_once(settings))
     create_topics(settings)
     payers = [f"demo-payer-{i:04d}" for i in range(plan.payers)]
     log = settings.state_dir / "logs" / "worker-demo.log"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -53,9 +54,10 @@ async def _write(
         return time.perf_counter() - started
 
 
-def run_store_bench(
-    settings: Settings, payments: int, batch: int, progress: Callable[[int], None] = lambda _: None
-) -> dict[str, float]:
+@contextmanager
+def scratch_database(settings: Settings) -> Iterator[Settings]:
+    """A new, migrated database on the stack's PostgreSQL (dropped afterwards):
+    benchmarks never write into the system of record."""
     name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(
         settings.pg_conninfo, password=settings.pg_password.get_secret_value(), autocommit=True
@@ -64,11 +66,18 @@ def run_store_bench(
     scratch = settings.model_copy(update={"pg_database": name})
     try:
         upgrade(scratch)
-        records = _records(payments)
-        seconds = asyncio.run(_write(scratch, records, batch, progress))
+        yield scratch
     finally:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.close()
+
+
+def run_store_bench(
+    settings: Settings, payments: int, batch: int, progress: Callable[[int], None] = lambda _: None
+) -> dict[str, float]:
+    with scratch_database(settings) as scratch:
+        records = _records(payments)
+        seconds = asyncio.run(_write(scratch, records, batch, progress))
     # Per settled payment: 1 processed_events row, 1 payments row, 2 ledger entries.
     rows = payments * 4
     return {
