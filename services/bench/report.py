@@ -3,6 +3,7 @@ CDF per stage) and a Markdown section for docs/performance.md."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import sys
@@ -78,7 +79,7 @@ def result_of(
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "machine": machine(),
-        "plan": {k: v for k, v in vars(plan).items()},
+        "plan": dataclasses.asdict(plan),
         "payments_per_s": round(rate, 1),
         "capacity_per_s": run.capacity_per_s,
         "raw_4hop_per_s": round(raw.per_s, 1),

@@ -74,20 +74,18 @@ def bench_hop(settings: Settings, source: str, sink: str, group: str, batch: int
     default="info",
     show_default=True,
     type=click.Choice(["crit", "error", "warn", "info"]),
-    help="warn and above turn on Faust's spinner, which sets the root logger to DEBUG.",
 )
 @click.pass_obj
 def bench_noop_worker(
     settings: Settings, app_id: str, datadir: Path, topics: tuple[str, ...], loglevel: str
 ) -> None:
     """The Faust worker of the no-op baseline (started by `bench faust-noop`)."""
-    from faust.worker import Worker
-
     from services.bench.noop_app import create_noop_app
+    from services.cli.pipeline import run_faust_worker
 
     datadir.mkdir(parents=True, exist_ok=True)
     app = create_noop_app(settings, app_id, topics, datadir)
-    Worker(app, loglevel=loglevel).execute_from_commandline()
+    run_faust_worker(app, loglevel)
 
 
 @bench.command("raw")

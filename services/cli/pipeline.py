@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -35,15 +36,19 @@ def topics_create(settings: Settings) -> None:
 @click.pass_obj
 def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
     """Run one Faust worker in the foreground (several may share the partitions)."""
-    from faust.worker import Worker
-
     from services.topics import create_topics
     from streams.app import create_app
 
     create_topics(settings)
     if web_port is not None:
         settings = settings.model_copy(update={"worker_web_port": web_port})
-    app = create_app(settings)
+    run_faust_worker(create_app(settings), loglevel)
+
+
+def run_faust_worker(app: Any, loglevel: str) -> None:
+    """Run a Faust app's worker in the foreground (the engine's and the no-op baseline's)."""
+    from faust.worker import Worker
+
     runner = Worker(app, loglevel=loglevel)
     # Faust's start-up spinner turns the root logger to DEBUG at -l warn and above:
     # every debug call in Faust and aiokafka then builds a record (8 % of a worker).
