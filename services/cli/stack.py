@@ -65,7 +65,7 @@ def status(settings: Settings, as_json: bool, services: tuple[str, ...]) -> None
     if as_json:
         click.echo(json.dumps([row.as_json() for row in rows], indent=2))
     else:
-        table = Table("service", "url", "healthy", "ours", "pid")
+        table = Table("service", "url", "healthy", "ours", "pid", "data")
         for row in rows:
             table.add_row(
                 row.name,
@@ -73,6 +73,7 @@ def status(settings: Settings, as_json: bool, services: tuple[str, ...]) -> None
                 "[green]yes[/]" if row.healthy else "[red]no[/]",
                 "yes" if row.managed else "no",
                 str(row.pid or "-"),
+                row.data,
             )
         Console().print(table)
     if not all(row.healthy for row in rows):

@@ -69,6 +69,9 @@ class AnvilService:
         # Always the local node, even when the engine is pointed at a remote one.
         return f"http://{self.settings.host}:{self.settings.anvil_port}"
 
+    def ports(self) -> dict[str, int]:
+        return {"PAYSTREAM_ANVIL_PORT": self.settings.anvil_port}
+
     def log_path(self) -> Path:
         return self.paths.log("anvil")
 

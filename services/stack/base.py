@@ -21,6 +21,7 @@ class ServiceStatus:
     managed: bool  # started by this stack (it has our pid file), not a system service
     pid: int | None
     log: str
+    data: str  # where its data lives (PostgreSQL's may be outside the checkout)
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -36,6 +37,9 @@ class StackService(Protocol):
 
     def log_path(self) -> Path:
         """Its log file in the state directory."""
+
+    def ports(self) -> dict[str, int]:
+        """The ports it listens on, by the setting that chooses each."""
 
     def data_paths(self) -> list[Path]:
         """What ``reset`` wipes."""

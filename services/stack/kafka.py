@@ -43,6 +43,12 @@ class KafkaService:
     def url(self) -> str:
         return f"kafka://{self.settings.kafka_bootstrap}"
 
+    def ports(self) -> dict[str, int]:
+        return {
+            "PAYSTREAM_KAFKA_PORT": self.settings.kafka_port,
+            "PAYSTREAM_KAFKA_CONTROLLER_PORT": self.settings.kafka_controller_port,
+        }
+
     def log_path(self) -> Path:
         return self.paths.log("kafka")
 

@@ -11,6 +11,7 @@ from services.stack.anvil import AnvilService
 from services.stack.base import ServiceStatus, StackService, StatePaths
 from services.stack.kafka import KafkaService
 from services.stack.postgres import PostgresService
+from services.stack.process import port_open
 from services.stack.redis import RedisService
 
 Report = Callable[[str], None]
@@ -25,6 +26,7 @@ class LocalStack:
 
     def __init__(self, settings: Settings) -> None:
         self.paths = StatePaths(settings)
+        self.host = settings.host
         self.services: list[StackService] = [
             PostgresService(settings, self.paths),
             RedisService(settings, self.paths),
@@ -53,11 +55,30 @@ class LocalStack:
                 owner = "ours" if service.pid() is not None else "already running, reused"
                 report(f"{service.name}: up at {service.url()} ({owner})")
                 continue
+            self._require_free_ports(service)
             report(f"{service.name}: installing if needed")
             service.install()
             report(f"{service.name}: starting")
             service.start()
             report(f"{service.name}: up at {service.url()} (pid {service.pid()})")
+
+    def _require_free_ports(self, service: StackService) -> None:
+        """A port that answers without a healthy service behind it belongs to
+        another program: starting would fail with a confusing log."""
+        pid = service.pid()
+        if pid is not None:
+            raise StackError(
+                f"{service.name}: the process this stack started (pid {pid}) runs but fails its "
+                f"health check: `paystream stack logs {service.name}` shows why; after a change "
+                f"of password or version, `paystream stack reset {service.name}` starts afresh"
+            )
+        for setting, port in service.ports().items():
+            if port_open(self.host, port):
+                raise StackError(
+                    f"{service.name}: port {port} is taken by another program that is not a "
+                    f"working {service.name} for these settings: stop that program, or choose "
+                    f"another port with {setting}=... in .env (see .env.example)"
+                )
 
     def down(self, names: list[str] | None = None, report: Report = _quiet) -> None:
         """Stop the processes this stack started, newest first, by their pids."""
@@ -74,6 +95,7 @@ class LocalStack:
                 managed=s.pid() is not None,
                 pid=s.pid(),
                 log=str(s.log_path()),
+                data=", ".join(str(p) for p in s.data_paths()),
             )
             for s in self.select(names)
         ]
@@ -88,4 +110,5 @@ class LocalStack:
                 else:
                     path.unlink(missing_ok=True)
             service.log_path().unlink(missing_ok=True)
-            report(f"{service.name}: data wiped")
+            self.paths.log(service.name).unlink(missing_ok=True)
+            report(f"{service.name}: data wiped ({', '.join(map(str, service.data_paths()))})")

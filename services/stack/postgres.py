@@ -1,12 +1,19 @@
-"""PostgreSQL from Debian's packages, as a private instance in the state directory.
+"""PostgreSQL from Debian's packages, as a private instance of this checkout.
 
-The server refuses to run as root, so when the stack runs as root the data
-directory belongs to the ``postgres`` user and the server programs are run
-through ``runuser``. Password authentication (SCRAM) is on from the first start.
+The server refuses to run as root, so when the stack runs as root the server
+programs are run as the ``postgres`` user through ``runuser``. That user may
+not be able to reach the checkout at all (a clone under ``/root`` or any other
+0700 directory), so as root the cluster lives in the ``postgres`` user's home,
+in a directory named after a digest of this checkout's state directory: each
+checkout has its own cluster, ``reset`` and ``down`` find it again, and no
+permission outside the project is changed. Run by another user, the cluster
+stays in the state directory. ``paystream stack status`` shows where it is.
+Password authentication (SCRAM) is on from the first start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -39,23 +46,52 @@ def _server_bindir() -> Path | None:
     return found[-1].parent if found else None
 
 
+def cluster_home(state_dir: Path) -> Path:
+    """Where this checkout's cluster lives: in the ``postgres`` user's home when
+    the stack runs as root (that user can always reach it), else in the state
+    directory. Before Debian's package has created the user, the state
+    directory is named (nothing has been written anywhere yet)."""
+    state_home = state_dir / "postgres"
+    if not is_root():
+        return state_home
+    try:
+        owner_home = Path(pwd.getpwnam(_PG_USER).pw_dir)
+    except KeyError:
+        return state_home
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+    return owner_home / "paystream-clusters" / digest
+
+
 class PostgresService:
     name = "postgres"
 
     def __init__(self, settings: Settings, paths: StatePaths) -> None:
         self.settings = settings
         self.paths = paths
-        self.home = paths.service_dir("postgres")
-        self.data = self.home / "data"
-        self.socket_dir = self.home / "socket"
-        self._pidfile = PidFile(self.data / "postmaster.pid", marker=str(self.data))
+
+    @property
+    def home(self) -> Path:
+        return cluster_home(self.paths.root)
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def _pidfile(self) -> PidFile:
+        return PidFile(self.data / "postmaster.pid", marker=str(self.data))
 
     def url(self) -> str:
         s = self.settings
         return f"postgresql://{s.pg_user}@{s.host}:{s.pg_port}/{s.pg_database}"
 
+    def ports(self) -> dict[str, int]:
+        return {"PAYSTREAM_PG_PORT": self.settings.pg_port}
+
     def log_path(self) -> Path:
-        return self.paths.log("postgres")
+        """The server writes its log as the ``postgres`` user, so it lives in the
+        cluster's home; ``.state/logs/postgres.log`` links to it."""
+        return self.home / "postgres.log"
 
     def data_paths(self) -> list[Path]:
         return [self.home]
@@ -111,7 +147,7 @@ class PostgresService:
     def _initdb(self, bindir: Path) -> None:
         if (self.data / "PG_VERSION").exists():
             return
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.data.mkdir(mode=0o700, exist_ok=True)
         pwfile = self.home / ".pwfile"
         pwfile.write_text(self.settings.pg_password.get_secret_value() + "\n")
@@ -133,8 +169,9 @@ class PostgresService:
                         "--no-locale",
                     ]
                 ),
-                what="initialising the PostgreSQL data directory (initdb)",
+                what=f"initialising the PostgreSQL data directory {self.data} (initdb)",
                 timeout_s=180,
+                cwd=self.home,  # the server user may not be able to enter the caller's directory
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -144,14 +181,15 @@ class PostgresService:
         if bindir is None:
             raise MissingDependency("PostgreSQL is not installed: run `paystream stack up`")
         self._initdb(bindir)
-        self.socket_dir.mkdir(exist_ok=True)
+        socket_dir = self.home / "socket"
+        socket_dir.mkdir(exist_ok=True)
         log = self.log_path()
-        log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
-        self._chown(self.socket_dir, log)
+        self._chown(socket_dir, log)
+        self._link_log(log)
         s = self.settings
         options = (
-            f"-p {s.pg_port} -k {self.socket_dir} -c listen_addresses={s.host} "
+            f"-p {s.pg_port} -k {socket_dir} -c listen_addresses={s.host} "
             "-c shared_buffers=256MB -c max_connections=200"
         )
         run(
@@ -172,9 +210,21 @@ class PostgresService:
             ),
             what=f"starting PostgreSQL (log: {log})",
             timeout_s=s.stack_start_timeout_s + 10,
+            cwd=self.home,
         )
         self._create_database()
         wait_until(self.healthy, timeout_s=s.stack_start_timeout_s, what="PostgreSQL", log=log)
+
+    def _link_log(self, log: Path) -> None:
+        """``.state/logs/postgres.log`` points at the server's log, beside the
+        other services' logs."""
+        link = self.paths.log("postgres")
+        if link == log:
+            return
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(log)
 
     def _create_database(self) -> None:
         with self._connect("postgres") as conn:

@@ -29,6 +29,9 @@ class RedisService:
     def url(self) -> str:
         return self.settings.redis_url
 
+    def ports(self) -> dict[str, int]:
+        return {"PAYSTREAM_REDIS_PORT": self.settings.redis_port}
+
     def log_path(self) -> Path:
         return self.paths.log("redis")
 
