@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup up down status test lint fmt run bench
+.PHONY: help setup up down status test test-unit lint fmt run bench
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -17,7 +17,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create the Python venv and install paystream with its dev tools
@@ -38,13 +38,17 @@ bench: up ## Benchmarks: pipeline vs raw-Kafka and no-op-Faust baselines, capaci
 	$(BIN)/paystream bench run
 	$(BIN)/paystream bench store
 
-test: up ## Start the stack and run the whole test suite against it
+test: lint up ## Lint (layers included), start the stack and run the whole test suite against it
 	$(BIN)/python -m pytest
 
-lint: setup ## ruff and mypy --strict
+test-unit: setup ## The unit tests only (no service needed)
+	$(BIN)/python -m pytest tests/unit
+
+lint: setup ## ruff, mypy --strict and the import-layer contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: setup ## Format the code and apply ruff's safe fixes
 	$(BIN)/ruff format .

@@ -7,15 +7,15 @@ against the fake and the real adapter so that they cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from services.chain.client import BatchReceipt
-from services.chain.cursor import Cursor
-from services.chain.events import ChainEvent
-from services.chain.packing import PaymentRecord
-from services.store.records import SinkRecord
+from pydantic import BaseModel
+
+from schemas.cursor import Cursor
+from schemas.onchain import BatchReceipt, ChainEvent, PaymentRecord
+from schemas.records import SinkRecord
 
 
 class ChainClient(Protocol):
@@ -35,6 +35,18 @@ class ChainClient(Protocol):
 
     async def block_hash(self, number: int) -> str | None:
         """A block's hash on the current chain (reorg detection); None if absent."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Cache(Protocol):
+    """A read-through cache that never fails a read: when it is down, ``load`` answers."""
+
+    async def get(
+        self, kind: str, key: str, model: type[M], load: Callable[[], Awaitable[M | None]]
+    ) -> M | None:
+        """The cached value of ``kind``/``key``, else ``load()``'s, cached for next time."""
 
 
 class CursorStore(Protocol):

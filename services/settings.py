@@ -139,5 +139,5 @@ class Settings(BaseSettings):
         return self.chain_rpc_endpoint or f"http://{self.host}:{self.anvil_port}"
 
     def topic(self, name: str) -> str:
-        """The Kafka name of a pipeline topic (see streams/topics.py)."""
+        """The Kafka name of a pipeline topic (see schemas/topics.py)."""
         return self.topic_prefix + name

@@ -17,9 +17,10 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from schemas.cursor import Cursor
+from schemas.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
 from services.bootstrap import chain_client, redis_client
 from services.cache.cursor import RedisCursorStore
-from services.chain.cursor import Cursor
 from services.ports import ChainClient, CursorStore
 from services.settings import Settings
 from streams.agents.shell import run
@@ -40,7 +41,6 @@ from streams.stages.settlement import (
 from streams.stages.submitted import SubmittedDeps, handle_submitted
 from streams.state import Balance, Status
 from streams.tables import declare_tables
-from streams.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
 
 log = logging.getLogger("paystream.streams")
 

@@ -16,13 +16,13 @@ from typing import Any
 
 from schemas.base import Record
 from schemas.chain import DepositConfirmed, EventOrphaned, SettlementConfirmed
-from services.chain.cursor import Cursor, SeenBlock, SeenEvent
-from services.chain.events import ChainEvent, DepositEvent, SettledEvent
+from schemas.cursor import Cursor, SeenBlock, SeenEvent
+from schemas.onchain import ChainEvent, DepositEvent, SettledEvent
+from schemas.topics import CHAIN_EVENTS
 from services.ports import ChainClient
 from services.settings import Settings
 from streams.outcomes import Emit
-from streams.stages.settlement import partition_of
-from streams.topics import CHAIN_EVENTS
+from streams.state import partition_of
 
 RECENT_BLOCKS = 64  # blocks whose hashes and events are kept for reorg detection
 

@@ -21,11 +21,11 @@ from schemas.payments import (
     PaymentSettled,
     PaymentSubmitted,
 )
+from schemas.topics import PAYMENTS_DLQ, TOPICS
 from services.metrics.catalogue import Metrics
 from services.metrics.windows import RollingWindows
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome
-from streams.topics import PAYMENTS_DLQ, TOPICS
 
 log = logging.getLogger("paystream.streams")
 

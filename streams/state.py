@@ -38,6 +38,18 @@ LEGAL: dict[Status, frozenset[Status]] = {
 }
 TERMINAL = frozenset({Status.SETTLED, Status.REJECTED, Status.FAILED})
 
+SEQUENCE_PARTITION_SHIFT = 40  # sequence = partition << 40 | offset of the fraud.scored record
+
+
+def sequence_of(partition: int, offset: int) -> int:
+    """A payment's sequence number: its ``fraud.scored`` record's place in the log."""
+    return (partition << SEQUENCE_PARTITION_SHIFT) | offset
+
+
+def partition_of(sequence: int) -> int:
+    """The partition a sequence number came from (its payer's partition)."""
+    return sequence >> SEQUENCE_PARTITION_SHIFT
+
 
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.stack.manager import LocalStack
 from services.settings import Settings
-from services.stack.manager import LocalStack
 
 HEALTHY_WITHIN_S = 30.0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.chain.cursor import Cursor
+from schemas.cursor import Cursor
 from services.errors import CacheUnavailable
 
 

@@ -13,10 +13,11 @@ from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound
 
+from schemas.onchain import BatchReceipt, ChainEvent, PaymentRecord, SettledEvent
 from services.chain import artifacts, rpc
-from services.chain.events import TRANSFER_TOPIC, ChainEvent, SettledEvent, decode_logs
+from services.chain.events import TRANSFER_TOPIC, decode_logs
 from services.chain.keys import ChainKeys, approval_message, sign_approvals
-from services.chain.packing import PaymentRecord, SettledPayment, pack_batch
+from services.chain.packing import pack_batch
 from services.chain.reverts import RevertDecoder
 from services.chain.sender import Receipt, TxSender
 from services.settings import Settings
@@ -28,15 +29,6 @@ class Deployment:
     token: str
     settlement: str
     signers: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class BatchReceipt:
-    tx_hash: str
-    block_number: int
-    block_hash: str
-    gas_used: int
-    settled: tuple[SettledPayment, ...]
 
 
 def decoder_for_contracts() -> RevertDecoder:

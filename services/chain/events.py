@@ -16,38 +16,12 @@ from eth_abi.abi import decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from services.chain.packing import SettledPayment
+from schemas.onchain import ChainEvent, DepositEvent, LogRef, SettledEvent, SettledPayment
 from services.errors import InvariantViolation, require
 
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
 DEPOSITED_TOPIC = keccak(text="Deposited(uint64,address,uint256,string)")
 BATCH_SETTLED_TOPIC = keccak(text="BatchSettled(uint64,uint256,uint256,uint256)")
-
-
-@dataclass(frozen=True)
-class LogRef:
-    block_number: int
-    block_hash: str
-    tx_hash: str
-    log_index: int
-
-
-@dataclass(frozen=True)
-class SettledEvent:
-    payment: SettledPayment
-    at: LogRef
-
-
-@dataclass(frozen=True)
-class DepositEvent:
-    account: str
-    account_ref: int
-    depositor: str
-    amount: int
-    at: LogRef
-
-
-ChainEvent = SettledEvent | DepositEvent
 
 
 def _hex(value: Any) -> str:

@@ -1,36 +1,19 @@
 """The settlement contract's packed formats, in one place.
 
 A batch is 48 bytes per payment (payee 20 | amount 12 | sequence 8 | payer ref 8,
-big-endian). Account references are the first 8 bytes of keccak256 of the account id.
+big-endian). The records themselves are in schemas/onchain.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from eth_utils.crypto import keccak
-
+from schemas.onchain import PaymentRecord
 from services.errors import require
 
 RECORD_BYTES = 48
 MAX_UINT64 = 2**64 - 1
 MAX_UINT96 = 2**96 - 1
-
-
-def account_ref(account_id: str) -> int:
-    """The uint64 on-chain reference of an engine account id."""
-    return int.from_bytes(keccak(text=account_id)[:8], "big")
-
-
-@dataclass(frozen=True)
-class PaymentRecord:
-    """One payment of a batch, as the contract sees it."""
-
-    payee: str  # EIP-55 address
-    amount: int  # token base units
-    sequence: int  # engine-assigned payment number, the double-payment guard's key
-    payer_ref: int
 
 
 def pack_batch(payments: Sequence[PaymentRecord]) -> bytes:
@@ -45,14 +28,3 @@ def pack_batch(payments: Sequence[PaymentRecord]) -> bytes:
         out += p.sequence.to_bytes(8, "big")
         out += p.payer_ref.to_bytes(8, "big")
     return bytes(out)
-
-
-@dataclass(frozen=True)
-class SettledPayment:
-    """A settled payment as the chain tells it (see services/chain/events.py)."""
-
-    payee: str
-    amount: int
-    sequence: int
-    payer_ref: int
-    batch_id: int

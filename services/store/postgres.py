@@ -19,9 +19,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from schemas.chain import DepositConfirmed
 from schemas.payments import PaymentFailed, PaymentScored, PaymentSettled
+from schemas.records import SinkRecord
 from services.errors import StoreUnavailable
 from services.store.ledger import Entry, deposit_entries, settlement_entries
-from services.store.records import SinkRecord
 
 PAYMENT_COLUMNS = (
     "payment_id, created_at, payer_account, payee_address, merchant_id, amount, currency, "

@@ -1,4 +1,4 @@
-"""Read models served from PostgreSQL (and cached by ``services/cache/aside.py``)."""
+"""Read models served from PostgreSQL through a ``Cache`` (``services/cache/aside.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
-from services.cache.aside import CacheAside
+from services.ports import Cache
 
 
 class User(BaseModel):
@@ -24,7 +24,7 @@ class MinuteMetrics(BaseModel):
 
 
 class Reads:
-    def __init__(self, pool: AsyncConnectionPool, cache: CacheAside) -> None:
+    def __init__(self, pool: AsyncConnectionPool, cache: Cache) -> None:
         self.pool = pool
         self.cache = cache
         self.loads = 0  # reads that reached PostgreSQL

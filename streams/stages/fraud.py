@@ -19,11 +19,11 @@ from pydantic import ValidationError
 from schemas.base import outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import FraudCheck, PaymentFailed, PaymentRequested, PaymentScored
+from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED
 from services.fraud.rules import Velocity, score
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.state import Balance, PaymentState, Status, VelocityWindow
-from streams.topics import FRAUD_SCORED, PAYMENTS_FAILED
 
 FIELD_CODES = {
     "amount": FailureCode.INVALID_AMOUNT,

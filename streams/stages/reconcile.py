@@ -20,9 +20,9 @@ from schemas.chain import (
     SettlementConfirmed,
 )
 from schemas.payments import PaymentSettled
+from schemas.topics import PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.state import Balance, PaymentState, Status
-from streams.topics import PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 
 AlertKind = Literal["UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT"]
 

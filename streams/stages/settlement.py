@@ -21,23 +21,17 @@ from typing import Literal
 from pydantic import ValidationError
 
 from schemas.codes import FAILURE_REASONS, FailureCode
+from schemas.onchain import PaymentRecord, account_ref
 from schemas.payments import PaymentScored, PaymentSubmitted
-from services.chain.packing import PaymentRecord, account_ref
+from schemas.topics import CHAIN_SUBMITTED
 from services.chain.reverts import ContractReverted
 from services.errors import InfrastructureError
 from services.ports import ChainClient
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome, dead, ignored
-from streams.state import PaymentState, Status
-from streams.topics import CHAIN_SUBMITTED
+from streams.state import PaymentState, Status, partition_of, sequence_of
 
 log = logging.getLogger("paystream.streams")
-
-SEQUENCE_PARTITION_SHIFT = 40  # sequence = partition << 40 | offset of the fraud.scored record
-
-
-def partition_of(sequence: int) -> int:
-    return sequence >> SEQUENCE_PARTITION_SHIFT
 
 
 @dataclass
@@ -75,7 +69,7 @@ def handle_scored(raw: bytes, partition: int, offset: int, deps: SettlementDeps)
         return ignored("already batched")
     if state is None or state.status != Status.SCORED:
         return ignored("not awaiting a batch")
-    sequence = (partition << SEQUENCE_PARTITION_SHIFT) | offset
+    sequence = sequence_of(partition, offset)
     now = deps.clock()
     batch = deps.open_batches.get(partition)
     if batch is None or len(batch.members) >= deps.settings.batch_max_payments:

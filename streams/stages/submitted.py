@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from schemas.base import outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import PaymentFailed, PaymentSubmitted
+from schemas.topics import PAYMENTS_FAILED
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.state import Balance, PaymentState, Status
-from streams.topics import PAYMENTS_FAILED
 
 
 @dataclass

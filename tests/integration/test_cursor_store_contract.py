@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from schemas.cursor import Cursor, SeenBlock, SeenEvent
 from services.bootstrap import redis_client
 from services.cache.cursor import RedisCursorStore
-from services.chain.cursor import Cursor, SeenBlock, SeenEvent
 from services.ports import CursorStore
 from services.settings import Settings
 from tests.support.fakes import MemoryCursorStore

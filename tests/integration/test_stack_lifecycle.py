@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.demo.isolated import free_port
+from devtools.demo.isolated import free_port
+from devtools.stack.anvil import rpc
+from devtools.stack.manager import LocalStack
+from devtools.stack.process import pid_alive
 from services.errors import StackError
 from services.settings import Settings
-from services.stack.anvil import rpc
-from services.stack.manager import LocalStack
-from services.stack.process import pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_status_json_from_the_cli(private: Settings) -> None:
         "PAYSTREAM_REDIS_PORT": str(private.redis_port),
         "PAYSTREAM_ANVIL_PORT": str(private.anvil_port),
     }
-    cli = [sys.executable, "-c", "from services.cli import main; main()"]
+    cli = [sys.executable, "-c", "from paystream.cli import main; main()"]
     done = subprocess.run(
         [*cli, "stack", "status", "--json", "redis"], env=env, capture_output=True, timeout=60
     )

@@ -10,13 +10,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.chain import DepositConfirmed
+from schemas.cursor import Cursor
+from schemas.onchain import (
+    BatchReceipt,
+    ChainEvent,
+    LogRef,
+    PaymentRecord,
+    SettledEvent,
+    SettledPayment,
+)
 from schemas.payments import PaymentSettled
-from services.chain.client import BatchReceipt
-from services.chain.cursor import Cursor
-from services.chain.events import ChainEvent, LogRef, SettledEvent
-from services.chain.packing import PaymentRecord, SettledPayment, pack_batch
+from schemas.records import SinkRecord
+from services.chain.packing import pack_batch
 from services.store.ledger import Entry, deposit_entries, settlement_entries
-from services.store.records import SinkRecord
 
 
 @dataclass

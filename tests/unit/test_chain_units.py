@@ -9,18 +9,17 @@ import pytest
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
+from schemas.onchain import DepositEvent, PaymentRecord, SettledEvent, account_ref
 from services.chain import rpc
 from services.chain.events import (
     BATCH_SETTLED_TOPIC,
     DEPOSITED_TOPIC,
     TRANSFER_TOPIC,
-    DepositEvent,
-    SettledEvent,
     decode_logs,
 )
 from services.chain.fees import FeeCapExceeded, bumped, initial_fees
 from services.chain.nonces import NonceManager
-from services.chain.packing import PaymentRecord, account_ref, pack_batch
+from services.chain.packing import pack_batch
 from services.chain.reverts import RevertDecoder
 from services.errors import InvariantViolation
 

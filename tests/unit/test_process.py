@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.stack.process import PidFile, pid_alive, run, spawn, tail, wait_until
 from services.errors import MissingDependency, StackError
-from services.stack.process import PidFile, pid_alive, run, spawn, tail, wait_until
 
 
 def _sleeper(marker: str) -> subprocess.Popen[bytes]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from services.bench.baselines import BaselineResult, run_faust_noop, run_raw_4hop
+from devtools.bench.baselines import BaselineResult, run_faust_noop, run_raw_4hop
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration

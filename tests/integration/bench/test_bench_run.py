@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from services.bench.pipeline import BenchPlan
-from services.bench.report import TARGETS, markdown
-from services.bench.run import Outputs, run_bench
+from devtools.bench.pipeline import BenchPlan
+from devtools.bench.report import TARGETS, markdown
+from devtools.bench.run import Outputs, run_bench
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration

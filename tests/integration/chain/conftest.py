@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from devtools.demo.isolated import free_port
+from devtools.stack.anvil import AnvilService, ensure_node_packages
+from devtools.stack.base import StatePaths
 from services.bootstrap import tx_sender, web3_client
 from services.chain.client import Web3ChainClient
 from services.chain.deployment import deploy_contracts
 from services.chain.keys import ChainKeys
-from services.demo.isolated import free_port
 from services.settings import Settings
-from services.stack.anvil import AnvilService, ensure_node_packages
-from services.stack.base import StatePaths
 
 TREASURY = 10**15  # 1e9 tokens of 6 decimals
 

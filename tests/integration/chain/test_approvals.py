@@ -8,9 +8,10 @@ import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
+from schemas.onchain import PaymentRecord, account_ref
 from services.chain.client import Web3ChainClient
 from services.chain.keys import approval_message, sign_approvals
-from services.chain.packing import PaymentRecord, account_ref, pack_batch
+from services.chain.packing import pack_batch
 from services.chain.reverts import ContractReverted
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
+from devtools.stack.anvil import ensure_node_packages
 from services.settings import PROJECT_ROOT
-from services.stack.anvil import ensure_node_packages
 
 pytestmark = pytest.mark.integration
 

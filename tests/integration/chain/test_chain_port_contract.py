@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from services.chain.events import SettledEvent
-from services.chain.packing import PaymentRecord, account_ref
+from schemas.onchain import PaymentRecord, SettledEvent, account_ref
 from services.ports import ChainClient
 from tests.support.fakes import FakeChain
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.bench.gas_report import GasReport
 from services.chain.client import Web3ChainClient
-from services.chain.gas_report import GasReport
 
 pytestmark = pytest.mark.integration
 

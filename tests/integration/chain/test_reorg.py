@@ -7,8 +7,8 @@ import pytest
 from eth_account import Account
 
 from schemas.chain import CHAIN_EVENT, SettlementConfirmed
+from schemas.onchain import PaymentRecord, account_ref
 from services.chain.client import Web3ChainClient
-from services.chain.packing import PaymentRecord, account_ref
 from services.errors import ChainUnavailable
 from streams.listener import ChainListener
 from streams.outcomes import Emit

@@ -7,9 +7,9 @@ import pytest
 from eth_account import Account
 from web3.logs import DISCARD
 
+from schemas.onchain import DepositEvent, PaymentRecord, SettledEvent, SettledPayment, account_ref
 from services.chain.client import Web3ChainClient
-from services.chain.events import DepositEvent, SettledEvent
-from services.chain.packing import PaymentRecord, SettledPayment, account_ref, pack_batch
+from services.chain.packing import pack_batch
 from services.chain.reverts import ContractReverted
 
 pytestmark = pytest.mark.integration

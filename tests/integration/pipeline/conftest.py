@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from services.demo.isolated import isolated
-from services.demo.worker import WorkerProcess
+from devtools.demo.isolated import isolated
+from devtools.demo.worker import WorkerProcess
 from services.settings import Settings
 
 BLOCKED_PAYEE = Account.create().address

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.demo.load import collect, fund_payers, make_requests, publish
+from devtools.demo.load import collect, fund_payers, make_requests, publish
 from services.settings import Settings
 from tests.integration.pipeline.conftest import Pipeline, make_pipeline
 from tests.integration.pipeline.test_end_to_end import (

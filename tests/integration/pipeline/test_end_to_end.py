@@ -13,12 +13,12 @@ import pytest
 from confluent_kafka import Producer
 from eth_account import Account
 
+from devtools.demo.load import collect, fund_payers, make_requests, publish, request
+from devtools.demo.worker import WorkerProcess
+from schemas.onchain import SettledEvent
+from schemas.topics import PAYMENTS_DLQ, PAYMENTS_REQUESTED
 from services.bootstrap import chain_client, kafka_producer_config
-from services.chain.events import SettledEvent
-from services.demo.load import collect, fund_payers, make_requests, publish, request
-from services.demo.worker import WorkerProcess
 from services.settings import Settings
-from streams.topics import PAYMENTS_DLQ, PAYMENTS_REQUESTED
 from tests.integration.pipeline.conftest import BLOCKED_PAYEE, Pipeline
 from tests.support.kafka import consume
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.demo.isolated import free_port
+from devtools.stack.base import StatePaths
+from devtools.stack.redis import RedisService
 from services.bootstrap import pg_pool, redis_client
 from services.cache.aside import TTL_S, CacheAside
-from services.demo.isolated import free_port
 from services.settings import Settings
-from services.stack.base import StatePaths
-from services.stack.redis import RedisService
 from services.store.reads import Reads
 from services.store.schema import upgrade
 from tests.integration.store.conftest import connect

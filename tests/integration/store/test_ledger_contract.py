@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from schemas.records import SinkRecord
 from services.bootstrap import pg_pool
 from services.ports import LedgerStore
 from services.settings import Settings
 from services.store.ledger import FEE_ACCOUNT, TREASURY_ACCOUNT
 from services.store.postgres import PostgresLedgerStore
-from services.store.records import SinkRecord
 from tests.integration.store.conftest import connect
 from tests.integration.store.support import PAYEE, T0, deposit, postgres_store, settled
 from tests.support.fakes import MemoryLedgerStore

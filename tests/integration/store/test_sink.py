@@ -10,11 +10,11 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
+from schemas.topics import CHAIN_EVENTS, PAYMENTS_DLQ, PAYMENTS_SETTLED
 from services.bootstrap import kafka_producer_config, ledger_store, pg_pool
 from services.settings import Settings
-from services.store.sink import LedgerSink
-from services.topics import create_topics
-from streams.topics import CHAIN_EVENTS, PAYMENTS_DLQ, PAYMENTS_SETTLED
+from streams.ops.topics import create_topics
+from streams.sink import LedgerSink
 from tests.integration.store.support import PAYEE, deposit, postgres_store, settled
 from tests.support.kafka import consume
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from schemas.payments import PaymentFailed, PaymentScored
+from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED
 from streams.stages.fraud import handle_request
 from streams.state import Balance, Status
-from streams.topics import FRAUD_SCORED, PAYMENTS_FAILED
 from tests.unit.stages.conftest import BLOCKED, World, raw, request, summary
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from eth_account import Account
 
 from schemas.chain import CHAIN_EVENT, EventOrphaned, SettlementConfirmed
-from services.chain.packing import PaymentRecord
+from schemas.onchain import PaymentRecord
 from services.settings import Settings
 from streams.listener import ChainListener
 from streams.runtime import DlqGuard
-from streams.stages.settlement import partition_of
+from streams.state import partition_of
 from tests.support.fakes import FakeChain
 
 

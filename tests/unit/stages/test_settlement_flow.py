@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.chain import DepositConfirmed, SettlementConfirmed
+from schemas.onchain import BatchReceipt, PaymentRecord, account_ref
 from schemas.payments import PaymentFailed, PaymentSettled, PaymentSubmitted
-from services.chain.client import BatchReceipt
-from services.chain.packing import PaymentRecord, account_ref
+from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from services.chain.reverts import ContractReverted
 from services.errors import ChainUnavailable, InvariantViolation
 from streams.outcomes import Emit
@@ -24,14 +24,12 @@ from streams.stages.settlement import (
     handle_scored,
     member_batches,
     merge_batches,
-    partition_of,
     pending_batches,
     settle,
     take_due_batches,
 )
 from streams.stages.submitted import handle_submitted
-from streams.state import Balance, PaymentState, Status
-from streams.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
+from streams.state import Balance, PaymentState, Status, partition_of
 from tests.support.fakes import FakeChain
 from tests.unit.stages.conftest import World, raw, request, summary
 

@@ -1,0 +1,149 @@
+"""``paystream demo`` (``make run``): the whole engine on this machine, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from devtools.demo.isolated import deploy_once
+from devtools.demo.load import (
+    Outcomes,
+    collect,
+    fund_payers,
+    gas_used,
+    make_requests,
+    publish,
+)
+from devtools.demo.worker import SinkProcess, WorkerProcess
+from devtools.stack.manager import LocalStack
+from services.errors import StackError
+from services.metrics.stats import percentile, wilson
+from services.settings import Settings
+from streams.ops.reconcile import reconcile
+from streams.ops.topics import create_topics
+
+TOKEN_UNIT = 1_000_000  # 6 decimals
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    payers: int = 20
+    payments: int = 1_000
+    rate_per_s: float | None = 200.0
+    deposit_each: int = 10_000 * TOKEN_UNIT
+    max_amount: int = 100 * TOKEN_UNIT
+    payees: int = 50
+    timeout_s: float = 180.0
+
+
+def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, Any]:
+    console.print("[bold]1/6[/] local stack")
+    LocalStack(settings).up(report=lambda m: console.print(f"    {m}", highlight=False))
+    console.print("[bold]2/6[/] contracts and topics")
+    asyncio.run(deploy_once(settings))
+    create_topics(settings)
+    payers = [f"demo-payer-{i:04d}" for i in range(plan.payers)]
+    log = settings.state_dir / "logs" / "worker-demo.log"
+    console.print(f"[bold]3/6[/] worker (log: {log})")
+    sink_log = settings.state_dir / "logs" / "sink-demo.log"
+    with (
+        WorkerProcess(settings, log) as worker,
+        SinkProcess(settings, sink_log),
+        Progress(console=console) as bar,
+    ):
+        task = bar.add_task("4/6 deposits on chain", total=plan.payers)
+        asyncio.run(
+            fund_payers(settings, payers, plan.deposit_each, lambda n: bar.advance(task, n))
+        )
+        worker.wait_credited(payers, plan.deposit_each, plan.timeout_s)
+        requests = make_requests(payers, plan.payments, plan.payees, plan.max_amount)
+        task = bar.add_task("5/6 publishing requests", total=len(requests))
+        started = publish(settings, requests, plan.rate_per_s, lambda n: bar.advance(task, n))
+        task = bar.add_task("6/6 waiting for outcomes", total=len(requests))
+        outcomes = collect(
+            settings,
+            {str(r["payment_id"]) for r in requests},
+            plan.timeout_s,
+            lambda n: bar.advance(task, n),
+        )
+        _wait_recorded(settings, set(outcomes.settled) | set(outcomes.failed), plan.timeout_s)
+    summary = _summary(settings, plan, outcomes, started)
+    report = asyncio.run(reconcile(settings))
+    summary["reconcile_mismatches"] = len(report.mismatches)
+    summary["ledger_total"] = report.counts.get("ledger total")
+    _print(console, summary)
+    return summary
+
+
+def _wait_recorded(settings: Settings, ids: set[str], timeout_s: float) -> None:
+    """Wait until the ledger sink has written every outcome to PostgreSQL."""
+    deadline = time.monotonic() + timeout_s
+    password = settings.pg_password.get_secret_value()
+    with psycopg.connect(settings.pg_conninfo, password=password, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM payments WHERE payment_id::text = ANY(%s)", (list(ids),)
+            ).fetchone()
+            if row is not None and int(row[0]) >= len(ids):
+                return
+            if time.monotonic() > deadline:
+                raise StackError("the ledger sink did not record every outcome in time")
+            time.sleep(0.5)
+
+
+def _summary(
+    settings: Settings, plan: DemoPlan, outcomes: Outcomes, started: float
+) -> dict[str, Any]:
+    n_settled, n_failed = len(outcomes.settled), len(outcomes.failed)
+    total = n_settled + n_failed
+    latencies = [float(str(r["latency_ms"])) for r in outcomes.settled.values()]
+    elapsed = max(outcomes.last_at - started, 1e-9)
+    low, high = wilson(n_settled, total)
+    hashes = {str(r["tx_hash"]) for r in outcomes.settled.values()}
+    txs, gas = asyncio.run(gas_used(settings, hashes))
+    return {
+        "requested": plan.payments,
+        "settled": n_settled,
+        "failed": n_failed,
+        "failed_by_code": dict(Counter(str(r["code"]) for r in outcomes.failed.values())),
+        "missing": plan.payments - total,
+        "duplicate_outcomes": outcomes.duplicates,
+        "redelivered_records": outcomes.redelivered,
+        "tps": total / elapsed,
+        "latency_ms": {q: percentile(latencies, q) for q in (50, 95, 99)},
+        "success_rate": n_settled / total if total else 0.0,
+        "success_rate_95ci": [low, high],
+        "onchain_transactions": txs,
+        "gas_per_payment": gas // n_settled if n_settled else 0,
+    }
+
+
+def _print(console: Console, s: dict[str, Any]) -> None:
+    table = Table("measure", "value", title="paystream demo")
+    table.add_row("requested", str(s["requested"]))
+    table.add_row("settled", str(s["settled"]))
+    table.add_row("failed", f"{s['failed']} {s['failed_by_code'] or ''}")
+    table.add_row("missing outcomes", str(s["missing"]))
+    table.add_row("throughput", f"{s['tps']:.1f} payments/s (request to last outcome)")
+    lat = s["latency_ms"]
+    table.add_row(
+        "latency requested→settled",
+        f"p50 {lat[50]:.0f} ms, p95 {lat[95]:.0f} ms, p99 {lat[99]:.0f} ms",
+    )
+    low, high = s["success_rate_95ci"]
+    table.add_row("success rate", f"{s['success_rate']:.2%} (95 % CI {low:.2%} to {high:.2%})")
+    table.add_row("on-chain transactions", str(s["onchain_transactions"]))
+    table.add_row("gas per settled payment", f"{s['gas_per_payment']:,}")
+    table.add_row(
+        "reconcile (PostgreSQL, Faust, topic, chain)",
+        f"{s['reconcile_mismatches']} mismatches, ledger total {s['ledger_total']}",
+    )
+    console.print(table)

@@ -1,0 +1,41 @@
+"""The ``paystream`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from paystream.cli.bench import bench
+from paystream.cli.chain import chain, deposit
+from paystream.cli.db import audit, db, reconcile, sink
+from paystream.cli.pipeline import demo, topics, worker
+from paystream.cli.stack import stack
+from services.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="paystream")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """paystream: an event-driven payment engine (Kafka, PostgreSQL, Redis, EVM).
+
+    Settings come from PAYSTREAM_* environment variables or a .env file
+    (see .env.example).
+    """
+    ctx.obj = Settings()
+
+
+cli.add_command(stack)
+cli.add_command(chain)
+cli.add_command(deposit)
+cli.add_command(topics)
+cli.add_command(worker)
+cli.add_command(demo)
+cli.add_command(db)
+cli.add_command(audit)
+cli.add_command(sink)
+cli.add_command(reconcile)
+cli.add_command(bench)
+
+
+def main() -> None:
+    cli()

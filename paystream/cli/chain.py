@@ -1,0 +1,113 @@
+"""``paystream chain ...`` and ``paystream deposit``: the settlement contract."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from devtools.bench.gas_report import GasRow
+from schemas.onchain import account_ref
+from services.bootstrap import chain_client, tx_sender, web3_client
+from services.chain.deployment import deploy, deployment_json
+from services.chain.keys import ChainKeys
+from services.errors import PaystreamError
+from services.settings import Settings
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except PaystreamError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+def chain() -> None:
+    """The settlement contract on the configured EVM chain."""
+
+
+@chain.command("deploy")
+@click.pass_obj
+def deploy_cmd(settings: Settings) -> None:
+    """Deploy the token and PaymentSettlement once; print the addresses as JSON."""
+
+    async def go() -> dict[str, Any]:
+        w3 = web3_client(settings)
+        deployment, new = await deploy(
+            w3, settings, ChainKeys.from_settings(settings), tx_sender(w3, settings)
+        )
+        click.echo("deployed" if new else "already deployed", err=True)
+        return deployment_json(deployment)
+
+    click.echo(json.dumps(_run(go())))
+
+
+@click.command()
+@click.argument("account")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.pass_obj
+def deposit(settings: Settings, account: str, amount: int) -> None:
+    """Deposit AMOUNT (token base units) on chain for payer ACCOUNT.
+
+    Locally the funder key is minted test tokens first when it has too few.
+    """
+
+    async def go() -> dict[str, Any]:
+        client = await chain_client(settings)
+        funder = client.keys.funder
+        if await client.token_balance(funder.address) < amount:
+            await client.call_token(client.keys.admin, "mint", funder.address, amount)
+        receipt = await client.deposit(funder, account, amount)
+        return {
+            "account": account,
+            "account_ref": account_ref(account),
+            "amount": amount,
+            "tx_hash": "0x" + bytes(receipt["transactionHash"]).hex(),
+            "block_number": int(receipt["blockNumber"]),
+        }
+
+    click.echo(json.dumps(_run(go())))
+
+
+@chain.command("gas-report")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON list.")
+@click.pass_obj
+def gas_report(settings: Settings, as_json: bool) -> None:
+    """Gas per payment of batched settlement vs one-by-one ERC-20 transfers."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from devtools.bench.gas_report import BATCH_SIZES, GasReport
+
+    async def go() -> list[GasRow]:
+        w3 = web3_client(settings)
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("gas report", total=1 + 2 * len(BATCH_SIZES))
+            return await GasReport(w3, settings, tx_sender(w3, settings)).run(
+                lambda step: bar.update(task, advance=1, description=step)
+            )
+
+    rows = _run(go())
+    if as_json:
+        click.echo(json.dumps([row.as_json() for row in rows], indent=2))
+        return
+    table = Table("batch size", "payees", "gas / payment", "ERC-20 transfer", "ratio")
+    for row in rows:
+        ratio = row.gas_per_payment / row.baseline_gas_per_transfer
+        table.add_row(
+            str(row.batch_size),
+            row.payees,
+            f"{row.gas_per_payment:,}",
+            f"{row.baseline_gas_per_transfer:,}",
+            f"{ratio:.2f}",
+        )
+    Console().print(table)

@@ -1,0 +1,136 @@
+"""``paystream db ...`` and ``paystream audit verify``: the PostgreSQL side."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import psycopg
+
+from services.settings import Settings
+
+
+def _connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(
+        settings.pg_conninfo, password=settings.pg_password.get_secret_value(), autocommit=True
+    )
+
+
+@click.group()
+def db() -> None:
+    """Schema migrations of the PostgreSQL system of record."""
+
+
+@db.command()
+@click.option("--revision", default="head", show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print the SQL; change nothing.")
+@click.pass_obj
+def migrate(settings: Settings, revision: str, dry_run: bool) -> None:
+    """Upgrade the schema (to the newest revision by default)."""
+    from services.store.schema import upgrade
+
+    sql = upgrade(settings, revision, dry_run=dry_run)
+    if sql is not None:
+        click.echo(sql)
+
+
+@db.command()
+@click.argument("revision")
+@click.option("--dry-run", is_flag=True, help="Print the SQL; change nothing.")
+@click.pass_obj
+def downgrade(settings: Settings, revision: str, dry_run: bool) -> None:
+    """Downgrade the schema to REVISION ("base" removes everything)."""
+    from services.store.schema import downgrade as run_downgrade
+
+    sql = run_downgrade(settings, revision, dry_run=dry_run)
+    if sql is not None:
+        click.echo(sql)
+
+
+@db.command()
+@click.option("--months", default=2, show_default=True, help="Months ahead to create.")
+@click.pass_obj
+def partitions(settings: Settings, months: int) -> None:
+    """Create the monthly partitions of payments that are missing."""
+    with _connect(settings) as conn:
+        row = conn.execute("SELECT paystream_ensure_payment_partitions(%s)", (months,)).fetchone()
+    click.echo(f"created {row[0] if row else 0} partition(s)")
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command()
+@click.pass_obj
+def verify(settings: Settings) -> None:
+    """Check every row of the audit chain; exit 1 on any edit, deletion or insertion."""
+    from services.store.audit import verify as verify_chain
+
+    with _connect(settings) as conn:
+        broken = verify_chain(conn)
+        (count,) = conn.execute("SELECT count(*) FROM audit_log").fetchone() or (0,)
+    for item in broken:
+        click.echo(f"row {item.seq}: {item.reason}", err=True)
+    click.echo(f"{count} rows, {len(broken)} broken")
+    if broken:
+        sys.exit(1)
+
+
+@click.command()
+@click.pass_obj
+def sink(settings: Settings) -> None:
+    """Run the ledger sink in the foreground (migrates the schema first)."""
+    import asyncio
+    import signal
+
+    from services.bootstrap import ledger_store, pg_pool
+    from services.store.schema import upgrade
+    from streams.sink import LedgerSink
+
+    upgrade(settings)
+    with _connect(settings) as conn:  # this month and the next two exist before any write
+        conn.execute("SELECT paystream_ensure_payment_partitions(2)")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    async def go() -> None:
+        async with pg_pool(settings) as pool:
+            await LedgerSink(settings, ledger_store(pool, settings)).run(lambda: stopping)
+
+    asyncio.run(go())
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def reconcile(settings: Settings, as_json: bool) -> None:
+    """Compare PostgreSQL, the Faust balances, payments.settled and the chain;
+    exit 1 on any mismatch."""
+    import asyncio
+    import json
+
+    from streams.ops.reconcile import reconcile as run
+
+    report = asyncio.run(run(settings))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"counts": report.counts, "mismatches": report.mismatches}, indent=2, default=str
+            )
+        )
+    else:
+        for name, count in report.counts.items():
+            click.echo(f"{name:>32}: {count}")
+        for item in report.mismatches[:50]:
+            click.echo(f"MISMATCH {item}")
+        click.echo(f"{len(report.mismatches)} mismatch(es)")
+    if report.mismatches:
+        sys.exit(1)

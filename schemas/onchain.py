@@ -1,0 +1,78 @@
+"""The values that cross the chain port: a payment as the settlement contract
+sees it, what a batch transaction paid, and the events the chain reports.
+
+They live in the wire contract so that the ports, the stream stages and the
+chain adapter share them without the stages importing the adapter (or web3).
+Account references are the first 8 bytes of keccak256 of the account id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_utils.crypto import keccak
+
+
+def account_ref(account_id: str) -> int:
+    """The uint64 on-chain reference of an engine account id."""
+    return int.from_bytes(keccak(text=account_id)[:8], "big")
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    """One payment of a batch, as the contract sees it."""
+
+    payee: str  # EIP-55 address
+    amount: int  # token base units
+    sequence: int  # engine-assigned payment number, the double-payment guard's key
+    payer_ref: int
+
+
+@dataclass(frozen=True)
+class SettledPayment:
+    """A settled payment as the chain tells it (decoded by services/chain/events.py)."""
+
+    payee: str
+    amount: int
+    sequence: int
+    payer_ref: int
+    batch_id: int
+
+
+@dataclass(frozen=True)
+class BatchReceipt:
+    """What one settlement transaction paid."""
+
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    gas_used: int
+    settled: tuple[SettledPayment, ...]
+
+
+@dataclass(frozen=True)
+class LogRef:
+    """Where an event sits on the chain."""
+
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class SettledEvent:
+    payment: SettledPayment
+    at: LogRef
+
+
+@dataclass(frozen=True)
+class DepositEvent:
+    account: str
+    account_ref: int
+    depositor: str
+    amount: int
+    at: LogRef
+
+
+ChainEvent = SettledEvent | DepositEvent

@@ -1,0 +1,1 @@
+"""Operator commands' Kafka-facing work: topic administration and reconciliation."""

@@ -1,0 +1,115 @@
+"""``paystream sink``: the ledger sink. It reads outcomes, fraud checks and
+deposits from the topics in batches (at most ``batch_max`` records or
+``flush_ms``), writes them through the ``LedgerStore`` in one transaction per
+batch, then commits the offsets. A crash between the two replays the batch,
+which the store recognises (``processed_events``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, Message, Producer
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.chain import CHAIN_EVENT, DepositConfirmed
+from schemas.payments import DeadLetter, PaymentFailed, PaymentScored, PaymentSettled
+from schemas.records import SinkRecord
+from schemas.topics import (
+    CHAIN_EVENTS,
+    FRAUD_SCORED,
+    PAYMENTS_DLQ,
+    PAYMENTS_FAILED,
+    PAYMENTS_SETTLED,
+)
+from services.bootstrap import kafka_consumer_config, kafka_producer_config
+from services.errors import StoreUnavailable
+from services.ports import LedgerStore
+from services.settings import Settings
+
+log = logging.getLogger("paystream.sink")
+CONSUMER = "ledger-sink"
+DECODERS: dict[str, TypeAdapter[object]] = {
+    PAYMENTS_SETTLED: TypeAdapter(PaymentSettled),
+    PAYMENTS_FAILED: TypeAdapter(PaymentFailed),
+    FRAUD_SCORED: TypeAdapter(PaymentScored),
+    CHAIN_EVENTS: CHAIN_EVENT,  # type: ignore[dict-item]
+}
+
+
+def decode(base_topic: str, raw: bytes) -> SinkRecord | None:
+    """The record, or None when this topic's record is not for the ledger."""
+    value = DECODERS[base_topic].validate_json(raw)
+    if isinstance(value, PaymentSettled | PaymentFailed | PaymentScored | DepositConfirmed):
+        return value
+    return None  # chain settlements and orphans: the reconciler's business
+
+
+class LedgerSink:
+    def __init__(
+        self, settings: Settings, store: LedgerStore, batch_max: int = 2_000, flush_ms: int = 100
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.batch_max = batch_max
+        self.flush_s = flush_ms / 1000
+        self.base = {settings.topic(t): t for t in DECODERS}
+
+    def _dead(self, producer: Producer, msg: Message, error: str) -> None:
+        key, value = msg.key(), msg.value() or b""
+        record = DeadLetter(
+            source_topic=str(msg.topic()),
+            partition=int(msg.partition() or 0),
+            offset=int(msg.offset() or 0),
+            key_b64=base64.b64encode(key).decode() if key else None,
+            value_b64=base64.b64encode(value).decode(),
+            error=error[:2000],
+            stage="ledger-sink",
+        )
+        producer.produce(
+            self.settings.topic(PAYMENTS_DLQ), key=key, value=record.model_dump_json().encode()
+        )
+
+    async def _write(self, records: list[SinkRecord]) -> int:
+        delay = 0.2
+        for attempt in range(6):
+            try:
+                return await self.store.apply(CONSUMER, records)
+            except StoreUnavailable:
+                if attempt == 5:
+                    raise  # stop without committing: the batch is read again
+                await asyncio.sleep(delay)
+                delay *= 2
+        return 0
+
+    async def run(
+        self, stop: Callable[[], bool], on_batch: Callable[[int], None] = lambda _: None
+    ) -> None:
+        consumer = Consumer(
+            kafka_consumer_config(self.settings, f"{self.settings.app_id}-{CONSUMER}")
+        )
+        producer = Producer(kafka_producer_config(self.settings))
+        consumer.subscribe(list(self.base))
+        try:
+            while not stop():
+                msgs = await asyncio.to_thread(consumer.consume, self.batch_max, self.flush_s)
+                records: list[SinkRecord] = []
+                for msg in msgs:
+                    if msg.error() is not None:
+                        continue
+                    try:
+                        record = decode(self.base[str(msg.topic())], msg.value() or b"")
+                    except ValidationError as exc:
+                        self._dead(producer, msg, f"undecodable: {exc}")
+                        continue
+                    if record is not None:
+                        records.append(record)
+                if records:
+                    on_batch(await self._write(records))
+                if msgs:
+                    producer.flush(30)
+                    consumer.commit(asynchronous=False)
+        finally:
+            consumer.close()
