@@ -3,6 +3,7 @@ here with ``Model.model_validate_json`` at the boundary."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Annotated, Literal
 
@@ -107,3 +108,26 @@ class DeadLetter(Record):
     value_b64: str
     error: str
     stage: str
+
+    @classmethod
+    def of(
+        cls,
+        where: tuple[str, int, int],
+        key: bytes | None,
+        value: bytes,
+        error: str,
+        stage: str,
+    ) -> DeadLetter:
+        """The envelope of a record that could not be handled: its source
+        (topic, partition, offset), its bytes as they were, and why (the one
+        builder every consumer uses)."""
+        topic, partition, offset = where
+        return cls(
+            source_topic=topic,
+            partition=partition,
+            offset=offset,
+            key_b64=base64.b64encode(key).decode() if key is not None else None,
+            value_b64=base64.b64encode(value).decode(),
+            error=error[:2000],
+            stage=stage,
+        )

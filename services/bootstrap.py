@@ -1,7 +1,11 @@
 """The composition root: the only place that constructs adapters and clients.
 
 Nothing here connects at import time; each factory returns an object built from
-the Settings it is given, with every timeout set.
+the Settings it is given, with every timeout set. Each process takes the bundle
+it needs from here (``worker_ports`` for a stream worker, ``ledger_store`` on
+``pg_pool`` for the sink, the Kafka configurations for every confluent-kafka
+client) and is assembled in its own layer: the Faust app in ``streams/app.py``,
+the commands in ``paystream/cli/``.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from psycopg_pool import AsyncConnectionPool
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
+from services.cache.cursor import RedisCursorStore
 from services.chain.client import Web3ChainClient, decoder_for_contracts
 from services.chain.deployment import require_deployment
 from services.chain.keys import ChainKeys
 from services.chain.sender import TxSender
+from services.ports import WorkerPorts
 from services.settings import Settings
 from services.store.postgres import PostgresLedgerStore
 
@@ -106,3 +112,11 @@ def tx_sender(w3: AsyncWeb3[Any], settings: Settings) -> TxSender:
 def ledger_store(pool: AsyncConnectionPool, settings: Settings) -> PostgresLedgerStore:
     """The PostgreSQL ledger on an (opened) pool; deposits are in the first token."""
     return PostgresLedgerStore(pool, next(iter(settings.currencies)))
+
+
+async def worker_ports(settings: Settings) -> WorkerPorts:
+    """A stream worker's chain client and the listener's cursor store (a new
+    deployment starts a new cursor)."""
+    client = await chain_client(settings)
+    key = f"paystream:listener:{settings.app_id}:{client.deployment.settlement}"
+    return WorkerPorts(chain=client, cursors=RedisCursorStore(redis_client(settings), key))

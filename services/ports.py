@@ -8,6 +8,7 @@ against the fake and the real adapter so that they cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -71,3 +72,12 @@ class LedgerStore(Protocol):
 
     async def ledger_total(self) -> int:
         """The sum of all ledger entries (zero when the books balance)."""
+
+
+@dataclass(frozen=True)
+class WorkerPorts:
+    """What a stream worker is handed once it starts (the chain client needs the
+    deployment, so it is built then): built by ``services/bootstrap.py``."""
+
+    chain: ChainClient
+    cursors: CursorStore  # the chain listener's, one per deployment

@@ -2,7 +2,8 @@
 unsent batches, and the chain listener (on the leader only).
 
 ``create_app`` builds everything from Settings; nothing connects at import time.
-The chain client is created when the worker starts (it needs the deployment).
+The worker's adapters come from ``connect`` (``services.bootstrap.worker_ports``)
+when the worker starts: the chain client needs the deployment.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.cursor import Cursor
 from schemas.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
-from services.bootstrap import chain_client, redis_client
-from services.cache.cursor import RedisCursorStore
-from services.ports import ChainClient, CursorStore
+from services.ports import ChainClient, CursorStore, WorkerPorts
 from services.settings import Settings
 from streams.agents.shell import run
 from streams.listener import ChainListener
@@ -83,7 +83,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]) -> faust.App:
     app = faust.App(
         settings.app_id,
         web_port=settings.worker_web_port,
@@ -112,13 +112,11 @@ def create_app(settings: Settings) -> faust.App:
     slots = asyncio.Semaphore(settings.settle_concurrency)
 
     @app.task
-    async def connect() -> None:
-        client = await chain_client(settings)
-        # A new deployment starts a new cursor.
-        key = f"paystream:listener:{settings.app_id}:{client.deployment.settlement}"
-        live.chain = client
-        live.cursors = RedisCursorStore(redis_client(settings), key)
-        live.listener = ChainListener(client, settings, settings.listener_start_block)
+    async def connect_ports() -> None:
+        ports = await connect()
+        live.chain = ports.chain
+        live.cursors = ports.cursors
+        live.listener = ChainListener(ports.chain, settings, settings.listener_start_block)
         live.cursor = None
         live.ready.set()
 

@@ -3,7 +3,6 @@ and stopping the worker on a broken invariant (without acking)."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import sys
@@ -129,16 +128,8 @@ class Runtime:
 
     async def dead_letter(self, message: Any, error: str, stage: str) -> None:
         key: bytes | None = message.key
-        value: bytes = message.value or b""
-        record = DeadLetter(
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key_b64=base64.b64encode(key).decode() if key is not None else None,
-            value_b64=base64.b64encode(value).decode(),
-            error=error[:2000],
-            stage=stage,
-        )
+        where = (message.topic, message.partition, message.offset)
+        record = DeadLetter.of(where, key, message.value or b"", error, stage)
         self.metrics.dead_letters.labels(stage).inc()
         log.warning(
             "dead letter from %s[%s]@%s: %s",

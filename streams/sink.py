@@ -7,7 +7,6 @@ which the store recognises (``processed_events``)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Callable
 
@@ -58,16 +57,9 @@ class LedgerSink:
         self.base = {settings.topic(t): t for t in DECODERS}
 
     def _dead(self, producer: Producer, msg: Message, error: str) -> None:
-        key, value = msg.key(), msg.value() or b""
-        record = DeadLetter(
-            source_topic=str(msg.topic()),
-            partition=int(msg.partition() or 0),
-            offset=int(msg.offset() or 0),
-            key_b64=base64.b64encode(key).decode() if key else None,
-            value_b64=base64.b64encode(value).decode(),
-            error=error[:2000],
-            stage="ledger-sink",
-        )
+        key = msg.key()
+        where = (str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0))
+        record = DeadLetter.of(where, key, msg.value() or b"", error, CONSUMER)
         producer.produce(
             self.settings.topic(PAYMENTS_DLQ), key=key, value=record.model_dump_json().encode()
         )

@@ -36,13 +36,14 @@ def topics_create(settings: Settings) -> None:
 @click.pass_obj
 def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
     """Run one Faust worker in the foreground (several may share the partitions)."""
+    from services.bootstrap import worker_ports
     from streams.app import create_app
     from streams.ops.topics import create_topics
 
     create_topics(settings)
     if web_port is not None:
         settings = settings.model_copy(update={"worker_web_port": web_port})
-    run_faust_worker(create_app(settings), loglevel)
+    run_faust_worker(create_app(settings, lambda: worker_ports(settings)), loglevel)
 
 
 def run_faust_worker(app: Any, loglevel: str) -> None:
