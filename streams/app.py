@@ -28,7 +28,7 @@ from streams.listener import ChainListener
 from streams.runtime import Runtime
 from streams.stages.fraud import FraudDeps, handle_request
 from streams.stages.reconcile import ReconcileDeps, handle_chain_event
-from streams.stages.settlement import (
+from streams.stages.settlement.batching import (
     OpenBatch,
     SettlementDeps,
     Submissions,

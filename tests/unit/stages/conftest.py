@@ -13,7 +13,7 @@ from eth_account import Account
 from services.settings import Settings
 from streams.stages.fraud import FraudDeps
 from streams.stages.reconcile import ReconcileDeps
-from streams.stages.settlement import SettlementDeps
+from streams.stages.settlement.batching import SettlementDeps
 from streams.stages.submitted import SubmittedDeps
 from streams.state import Balance, PaymentState, VelocityWindow
 

@@ -18,7 +18,7 @@ from services.errors import ChainUnavailable, InvariantViolation
 from streams.outcomes import Emit
 from streams.stages.fraud import handle_request
 from streams.stages.reconcile import handle_chain_event
-from streams.stages.settlement import (
+from streams.stages.settlement.batching import (
     OpenBatch,
     Submissions,
     handle_scored,
