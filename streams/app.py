@@ -35,9 +35,9 @@ from streams.stages.settlement.batching import (
     handle_scored,
     member_batches,
     pending_batches,
-    settle,
     take_due_batches,
 )
+from streams.stages.settlement.submit import settle
 from streams.stages.submitted import SubmittedDeps, handle_submitted
 from streams.state import Balance, Status
 from streams.tables import declare_tables

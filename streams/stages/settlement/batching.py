@@ -1,5 +1,6 @@
-"""Settlement stage (consumes ``fraud.scored``): give each approved payment a
-sequence number and a batch, then settle batches on chain.
+"""Settlement batching (consumes ``fraud.scored``): give each approved payment
+a sequence number and a batch; decide which batches go to the chain now. Pure:
+no asyncio and no chain here (``submit.py`` sends).
 
 Batches are per partition, so a batch's sequence numbers are consecutive (cheap
 for the contract's bitmap). The batch a payment belongs to is written to the
@@ -10,28 +11,16 @@ pays a sequence number twice.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
 from collections.abc import Callable, Container, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 
 from pydantic import ValidationError
 
-from schemas.codes import FAILURE_REASONS, FailureCode
-from schemas.onchain import PaymentRecord, account_ref
-from schemas.payments import PaymentScored, PaymentSubmitted
-from schemas.topics import CHAIN_SUBMITTED
-from services.chain.reverts import ContractReverted
-from services.errors import InfrastructureError
-from services.ports import ChainClient
+from schemas.payments import PaymentScored
 from services.settings import Settings
-from streams.outcomes import Emit, Outcome, dead, ignored
-from streams.state import PaymentState, Status, partition_of, sequence_of
-
-log = logging.getLogger("paystream.streams")
+from streams.outcomes import Outcome, dead, ignored
+from streams.state import PaymentState, Status, sequence_of
 
 
 @dataclass
@@ -171,92 +160,3 @@ def pending_batches(
         batch = groups.setdefault(state.batch_id, OpenBatch(state.batch_id, state.batched_at))
         batch.members.append(state)
     return list(groups.values())
-
-
-async def settle(
-    batch: OpenBatch, chain: ChainClient, settings: Settings, clock: Callable[[], datetime]
-) -> list[Emit]:
-    """Submit a batch with bounded retries; return the ``chain.submitted`` records."""
-    members = sorted(batch.members, key=lambda m: m.sequence or 0)
-    records = [
-        PaymentRecord(m.payee_address, m.amount, m.sequence or 0, account_ref(m.payer_account))
-        for m in members
-    ]
-    delay_s = settings.settle_backoff_ms / 1000
-    for attempt in range(settings.settle_retries_max + 1):
-        try:
-            receipt = await chain.settle_batch(batch.batch_id, records)
-        except ContractReverted as exc:
-            return _submitted(
-                members, batch, clock, "REJECTED", None, FailureCode.SETTLEMENT_REJECTED, str(exc)
-            )
-        except InfrastructureError as exc:
-            if attempt == settings.settle_retries_max:
-                log.error(
-                    "batch %s: giving up after %d attempts: %s", batch.batch_id, attempt + 1, exc
-                )
-                break
-            wait_s = delay_s * (1 + random.random())  # noqa: S311 - jitter
-            log.warning(
-                "batch %s: attempt %d failed (%s); retrying in %.2f s",
-                batch.batch_id,
-                attempt + 1,
-                exc,
-                wait_s,
-            )
-            await asyncio.sleep(wait_s)
-            delay_s *= 2
-        else:
-            return _submitted(members, batch, clock, "SUBMITTED", receipt.tx_hash, None, None)
-    # Out of retries: trust only what the chain says was paid.
-    paid = [m for m in members if await _settled(chain, m.sequence or 0)]
-    unpaid = [m for m in members if m not in paid]
-    return _submitted(paid, batch, clock, "SUBMITTED", None, None, None) + _submitted(
-        unpaid,
-        batch,
-        clock,
-        "REJECTED",
-        None,
-        FailureCode.SETTLEMENT_TIMEOUT,
-        FAILURE_REASONS[FailureCode.SETTLEMENT_TIMEOUT],
-    )
-
-
-async def _settled(chain: ChainClient, sequence: int) -> bool:
-    try:
-        return await chain.is_settled(sequence)
-    except InfrastructureError:
-        return True  # unknown: do not release a hold that may have been paid out
-
-
-def _submitted(
-    members: list[PaymentState],
-    batch: OpenBatch,
-    clock: Callable[[], datetime],
-    outcome: Literal["SUBMITTED", "REJECTED"],
-    tx_hash: str | None,
-    code: FailureCode | None,
-    reason: str | None,
-) -> list[Emit]:
-    now = clock()
-    return [
-        Emit(
-            CHAIN_SUBMITTED,
-            m.payer_account,
-            PaymentSubmitted(
-                outcome=outcome,
-                payment_id=m.payment_id,
-                payer_account=m.payer_account,
-                amount=m.amount,
-                sequence=m.sequence or 0,
-                batch_id=batch.batch_id,
-                tx_hash=tx_hash,
-                code=code,
-                reason=reason,
-                requested_at=m.requested_at,
-                submitted_at=now,
-            ),
-            partition=partition_of(m.sequence or 0),
-        )
-        for m in members
-    ]

@@ -25,9 +25,9 @@ from streams.stages.settlement.batching import (
     member_batches,
     merge_batches,
     pending_batches,
-    settle,
     take_due_batches,
 )
+from streams.stages.settlement.submit import settle
 from streams.stages.submitted import handle_submitted
 from streams.state import Balance, PaymentState, Status, partition_of
 from tests.support.fakes import FakeChain
