@@ -31,14 +31,22 @@ class OpenBatch:
 
 
 @dataclass
+class Batches:
+    """The batching state: the batch each partition is filling, and the full ones
+    not yet taken by the scheduler. In memory: after a restart the sweeper finds
+    unsent batches in the ``payments`` table (``pending_batches``)."""
+
+    open: dict[int, OpenBatch] = field(default_factory=dict)  # partition -> batch
+    closed: list[OpenBatch] = field(default_factory=list)  # full, not yet taken
+
+
+@dataclass
 class SettlementDeps:
     settings: Settings
     payments: MutableMapping[str, PaymentState]
     sequences: MutableMapping[str, str]  # sequence -> payment id
     clock: Callable[[], datetime]
-    open_batches: dict[int, OpenBatch] = field(default_factory=dict)  # partition -> batch
-    sending: int = 0  # transactions on their way to the chain
-    closed: list[OpenBatch] = field(default_factory=list)  # full or due, not yet taken
+    batches: Batches = field(default_factory=Batches)  # filled here, taken by the scheduler
 
 
 def handle_scored(raw: bytes, partition: int, offset: int, deps: SettlementDeps) -> Outcome:
@@ -60,12 +68,13 @@ def handle_scored(raw: bytes, partition: int, offset: int, deps: SettlementDeps)
         return ignored("not awaiting a batch")
     sequence = sequence_of(partition, offset)
     now = deps.clock()
-    batch = deps.open_batches.get(partition)
+    batches = deps.batches
+    batch = batches.open.get(partition)
     if batch is None or len(batch.members) >= deps.settings.batch_max_payments:
         if batch is not None:
-            deps.closed.append(batch)
+            batches.closed.append(batch)
         batch = OpenBatch(batch_id=sequence, opened_at=now)
-        deps.open_batches[partition] = batch
+        batches.open[partition] = batch
     state = state.model_copy(
         update={"sequence": sequence, "batch_id": batch.batch_id, "batched_at": now}
     )
@@ -80,24 +89,24 @@ def _due(batch: OpenBatch, settings: Settings, now: datetime) -> bool:
     return full or now - batch.opened_at >= timedelta(milliseconds=settings.batch_wait_ms)
 
 
-def take_due_batches(deps: SettlementDeps) -> list[OpenBatch]:
+def take_due_batches(deps: SettlementDeps, sending: int) -> list[OpenBatch]:
     """The transactions to send now: each full batch on its own and, if fewer
-    than ``settle_inflight_max`` transactions are on their way to the chain, the
-    batches that waited ``batch_wait_ms``, merged into as few transactions as fit
+    than ``settle_inflight_max`` transactions are on their way to the chain
+    (``sending``, counted by the scheduler), the batches that waited
+    ``batch_wait_ms``, merged into as few transactions as fit
     (``batch_max_payments`` each; a partition's batch is never split, so its
     sequence numbers stay together for the contract's bitmap).
 
     While the chain is busy, due batches keep filling: load makes transactions
     fuller, not more numerous.
     """
-    full, deps.closed = deps.closed, []
-    if deps.sending >= deps.settings.settle_inflight_max:
+    batches = deps.batches
+    full, batches.closed = batches.closed, []
+    if sending >= deps.settings.settle_inflight_max:
         return full
     now = deps.clock()
-    due = [p for p, b in deps.open_batches.items() if b.members and _due(b, deps.settings, now)]
-    merged = merge_batches(
-        [deps.open_batches.pop(p) for p in due], deps.settings.batch_max_payments
-    )
+    due = [p for p, b in batches.open.items() if b.members and _due(b, deps.settings, now)]
+    merged = merge_batches([batches.open.pop(p) for p in due], deps.settings.batch_max_payments)
     return full + merged
 
 
@@ -118,33 +127,6 @@ def merge_batches(batches: list[OpenBatch], max_payments: int) -> list[OpenBatch
 def member_batches(batch: OpenBatch) -> set[int]:
     """The batch ids recorded in the members' states (several after a merge)."""
     return {m.batch_id for m in batch.members if m.batch_id is not None} | {batch.batch_id}
-
-
-@dataclass
-class Submissions:
-    """The batches this worker has taken to send, so the sweeper re-sends only
-    batches that nobody here is sending or has just sent (a sent batch stays
-    SCORED in the table until its ``chain.submitted`` record is consumed).
-
-    In memory and bounded: after a restart it is empty, and the sweeper re-sends
-    what the table says was never submitted (the contract skips sequence numbers
-    it has already paid).
-    """
-
-    keep_s: float
-    taken: dict[int, float] = field(default_factory=dict)  # batch id -> monotonic time
-
-    def take(self, batch_id: int, now_s: float) -> None:
-        self.taken[batch_id] = now_s
-        for old in [b for b, at in self.taken.items() if at < now_s - self.keep_s]:
-            del self.taken[old]
-
-    def failed(self, batch_id: int) -> None:
-        """Sending gave up: leave the batch to the sweeper."""
-        self.taken.pop(batch_id, None)
-
-    def __contains__(self, batch_id: object) -> bool:
-        return batch_id in self.taken
 
 
 def pending_batches(

@@ -16,11 +16,11 @@ from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALE
 from services.chain.reverts import ContractReverted
 from services.errors import ChainUnavailable, InvariantViolation
 from streams.outcomes import Emit
+from streams.scheduler import Submissions
 from streams.stages.fraud import handle_request
 from streams.stages.reconcile import handle_chain_event
 from streams.stages.settlement.batching import (
     OpenBatch,
-    Submissions,
     handle_scored,
     member_batches,
     merge_batches,
@@ -71,24 +71,24 @@ def test_sequences_are_consecutive_per_partition_and_batches_close_when_full(
     sequences = sorted(s.sequence or 0 for s in world.payments.values())
     assert sequences == [(3 << 40) + i for i in range(4)]
     assert {partition_of(s) for s in sequences} == {3}
-    full, open_ = take_due_batches(world.settlement), world.settlement.open_batches[3]
+    full, open_ = take_due_batches(world.settlement, 0), world.settlement.batches.open[3]
     assert [len(b.members) for b in full] == [3] and len(open_.members) == 1
     world.clock.advance(world.settings.batch_wait_ms)
-    assert [len(b.members) for b in take_due_batches(world.settlement)] == [1]
+    assert [len(b.members) for b in take_due_batches(world.settlement, 0)] == [1]
 
 
 def test_due_batches_keep_filling_while_the_chain_is_busy(world: World) -> None:
     limit = world.settings.settle_inflight_max
-    world.settlement.sending = limit  # that many transactions are still on their way
+    sending = limit  # that many transactions are still on their way
     payloads = _approve(world, 3)
     handle_scored(payloads[0], 5, 0, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
-    assert take_due_batches(world.settlement) == []
+    assert take_due_batches(world.settlement, sending) == []
     handle_scored(payloads[1], 5, 1, world.settlement)  # joins the same batch
     handle_scored(payloads[2], 6, 0, world.settlement)  # another partition's batch
     world.clock.advance(world.settings.batch_wait_ms)
-    world.settlement.sending = limit - 1
-    (merged,) = take_due_batches(world.settlement)  # one transaction for both partitions
+    sending = limit - 1
+    (merged,) = take_due_batches(world.settlement, sending)  # one transaction for both partitions
     assert sorted(m.sequence or 0 for m in merged.members) == [5 << 40, (5 << 40) + 1, 6 << 40]
     assert member_batches(merged) == {5 << 40, 6 << 40}
 
@@ -128,7 +128,7 @@ async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> 
     chain = FakeChain()
     for offset, payload in enumerate(_approve(world, 3)):
         handle_scored(payload, 1, offset, world.settlement)
-    (batch,) = take_due_batches(world.settlement)
+    (batch,) = take_due_batches(world.settlement, 0)
     emits = await settle(batch, chain, world.settings, world.clock)
     assert {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {
         "SUBMITTED"
@@ -154,7 +154,7 @@ async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: 
     for offset, payload in enumerate(_approve(world, 2)):
         handle_scored(payload, 0, offset, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
-    (batch,) = take_due_batches(world.settlement)
+    (batch,) = take_due_batches(world.settlement, 0)
     emits = await settle(batch, Refusing(), world.settings, world.clock)
     for emit in emits:
         (failed,) = handle_submitted(emit.payload(), world.submitted).emits
@@ -181,7 +181,7 @@ async def test_out_of_retries_only_unpaid_payments_time_out(world: World) -> Non
     for offset, payload in enumerate(_approve(world, 2)):
         handle_scored(payload, 0, offset, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
-    (batch,) = take_due_batches(world.settlement)
+    (batch,) = take_due_batches(world.settlement, 0)
     chain.settled.add(batch.members[0].sequence or 0)  # paid by an earlier attempt
     emits = await settle(batch, chain, world.settings, world.clock)
     outcomes = [PaymentSubmitted.model_validate_json(e.payload()) for e in emits]
@@ -263,7 +263,7 @@ async def test_a_replayed_settlement_captures_once_even_if_the_capture_was_lost(
     (payload,) = _approve(world, 1)
     handle_scored(payload, 4, 0, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
-    (batch,) = take_due_batches(world.settlement)
+    (batch,) = take_due_batches(world.settlement, 0)
     (emit,) = await settle(batch, FakeChain(), world.settings, world.clock)
     handle_submitted(emit.payload(), world.submitted)
     before = world.balances["alice"]

@@ -1,0 +1,72 @@
+"""The chain listener's timer: on the Faust leader only, poll the chain and
+publish what ``ChainListener`` found to ``chain.events``.
+
+The cursor is saved only after the records of a poll are sent, so a crash
+re-emits rather than skips (the reconciler recognises a replay). While this
+worker leads it keeps the cursor in memory; when it has not polled for a while
+(ten poll intervals: it may just have become the leader), it loads the saved
+one, which another leader may have moved on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import faust
+
+from schemas.cursor import Cursor
+from services.ports import WorkerPorts
+from services.settings import Settings
+from streams.connection import Connection
+from streams.listener import ChainListener
+from streams.outcomes import Emit
+
+log = logging.getLogger("paystream.streams")
+
+
+class Listening:
+    def __init__(
+        self,
+        settings: Settings,
+        connection: Connection,
+        send: Callable[[Emit], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.connection = connection
+        self.send = send  # publishes a chain.events record
+        self.listener: ChainListener | None = None  # built once the ports are connected
+        self.cursor: Cursor | None = None  # the listener's, saved per block
+        self.polled_at = 0.0  # monotonic time of the last poll
+
+    async def tick(self) -> None:
+        """One poll (nothing until the worker's ports are connected)."""
+        if not self.connection.ready.is_set():
+            return
+        ports = self.connection.ports
+        if time.monotonic() - self.polled_at > 10 * self.settings.listener_poll_ms / 1000:
+            self.cursor = await ports.cursors.load()  # another leader may have moved it on
+        self.polled_at = time.monotonic()
+        poll = await self._listener(ports).poll(self.cursor)
+        if poll.reorged_from is not None:
+            log.warning("reorg: blocks from %s were replaced", poll.reorged_from)
+        for emit in poll.emits:
+            await self.send(emit)
+        if poll.cursor is not None and poll.cursor is not self.cursor:
+            await ports.cursors.save(poll.cursor)
+            self.cursor = poll.cursor
+
+    def _listener(self, ports: WorkerPorts) -> ChainListener:
+        if self.listener is None:
+            start = self.settings.listener_start_block
+            self.listener = ChainListener(ports.chain, self.settings, start)
+        return self.listener
+
+
+def register(app: faust.App, listening: Listening) -> None:
+    """The listener's timer, run by the leader only."""
+
+    @app.timer(interval=listening.settings.listener_poll_ms / 1000, on_leader=True)
+    async def listen() -> None:
+        await listening.tick()
