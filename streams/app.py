@@ -1,14 +1,17 @@
-"""The Faust app: tables, the four agents, the batch flusher, the sweeper of
-unsent batches, and the chain listener (on the leader only).
+"""The Faust app of a worker, wired from its parts; nothing connects at import
+time, and nothing here decides anything.
 
-``create_app`` builds everything from Settings; nothing connects at import time.
-The worker's adapters come from ``connect`` (``services.bootstrap.worker_ports``)
-when the worker starts: the chain client needs the deployment.
+- ``streams/agents/``: one agent per consumed topic, each a shell over a stage;
+- ``streams/scheduler.py``: the batch flusher, the sweeper of unsent batches and
+  the submission of batches to the chain;
+- ``streams/listening.py``: the chain listener's timer (on the leader only);
+- ``streams/connection.py``: the worker's ports, from ``connect``
+  (``services.bootstrap.worker_ports``) once the worker has started: the chain
+  client needs the deployment.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,25 +20,20 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
 from services.ports import WorkerPorts
 from services.settings import Settings
-from streams import connection as connecting
-from streams import listening
-from streams import scheduler as scheduling
-from streams.agents.shell import run
+from streams import connection, listening, scheduler
+from streams.agents import chain_events, chain_submitted, fraud_scored, payments_requested
 from streams.connection import Connection
 from streams.listening import Listening
 from streams.runtime import Runtime
 from streams.scheduler import Scheduler
-from streams.stages.fraud import FraudDeps, handle_request
-from streams.stages.reconcile import ReconcileDeps, handle_chain_event
-from streams.stages.settlement.batching import SettlementDeps, handle_scored
-from streams.stages.submitted import SubmittedDeps, handle_submitted
+from streams.stages.fraud import FraudDeps
+from streams.stages.reconcile import ReconcileDeps
+from streams.stages.settlement.batching import SettlementDeps
+from streams.stages.submitted import SubmittedDeps
 from streams.state import Balance
 from streams.tables import declare_tables
-
-log = logging.getLogger("paystream.streams")
 
 
 def utcnow() -> datetime:
@@ -64,6 +62,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]) -> faust.App:
+    """The worker's app: its tables, agents, timers and views (``connect`` runs
+    when the worker starts)."""
     app = faust.App(
         settings.app_id,
         web_port=settings.worker_web_port,
@@ -74,51 +74,25 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
     )
     tables = declare_tables(app, settings.kafka_partitions)
     runtime = Runtime.build(app, settings, utcnow)
-    topics = runtime.topics
-    connection = Connection(connect)
+    ports = Connection(connect)
+    connection.register(app, ports)
 
     fraud = FraudDeps(settings, tables.payments, tables.balances, tables.velocity, utcnow)
     settlement = SettlementDeps(settings, tables.payments, tables.sequences, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
     reconcile = ReconcileDeps(tables.payments, tables.balances, tables.sequences, utcnow)
-    scheduler = Scheduler(
-        settlement, tables.payments, connection, runtime.send, lambda: app.producer.flush()
+    payments_requested.register(app, runtime, fraud)
+    fraud_scored.register(app, runtime, settlement)
+    chain_submitted.register(app, runtime, submitted)
+    chain_events.register(app, runtime, reconcile)
+
+    async def flush_producer() -> None:  # app.producer exists once the worker runs
+        await app.producer.flush()
+
+    scheduler.register(
+        app, Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer)
     )
-    connecting.register(app, connection)
-
-    @app.agent(topics[PAYMENTS_REQUESTED], name="fraud")
-    async def fraud_agent(stream: Any) -> None:
-        await run(
-            stream, lambda raw, key, _p, _o: handle_request(raw, key, fraud), runtime, "fraud"
-        )
-
-    @app.agent(topics[FRAUD_SCORED], name="settlement")
-    async def settlement_agent(stream: Any) -> None:
-        await run(
-            stream,
-            lambda raw, _k, p, o: handle_scored(raw, p, o, settlement),
-            runtime,
-            "settlement",
-        )
-
-    @app.agent(topics[CHAIN_SUBMITTED], name="submitted")
-    async def submitted_agent(stream: Any) -> None:
-        await run(
-            stream, lambda raw, _k, _p, _o: handle_submitted(raw, submitted), runtime, "submitted"
-        )
-
-    @app.agent(topics[CHAIN_EVENTS], name="reconciler")
-    async def reconciler_agent(stream: Any) -> None:
-        await run(
-            stream,
-            lambda raw, key, _p, _o: handle_chain_event(raw, key, reconcile),
-            runtime,
-            "reconciler",
-        )
-
-    scheduling.register(app, scheduler)
-
-    listening.register(app, Listening(settings, connection, runtime.send))
+    listening.register(app, Listening(settings, ports, runtime.send))
 
     @app.page("/balances/{account}/")
     class BalanceView(View):
@@ -140,6 +114,5 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
                 content_type=CONTENT_TYPE_LATEST.split(";")[0],
             )
 
-    del fraud_agent, settlement_agent, submitted_agent, reconciler_agent
     del BalanceView, WindowsView, MetricsView
     return app

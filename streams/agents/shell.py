@@ -5,22 +5,23 @@ without acking; anything else unexpected sends the record to the DLQ."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from services.errors import InvariantViolation
 from streams.outcomes import Outcome, dead
 from streams.runtime import EXIT_INVARIANT, Runtime, die, log
 
-Handle = Callable[[bytes, str, int, int], Outcome]  # raw, key, partition, offset
+D = TypeVar("D")
+Handle = Callable[[bytes, str, int, int, D], Outcome]  # raw, key, partition, offset, deps
 
 
-async def run(stream: Any, handle: Handle, runtime: Runtime, stage: str) -> None:
+async def run(stream: Any, handle: Handle[D], deps: D, runtime: Runtime, stage: str) -> None:
     async for event in stream.events():
         message = event.message
         raw: bytes = message.value or b""
         key = message.key.decode("utf-8", errors="replace") if message.key else ""
         try:
-            outcome = handle(raw, key, message.partition, message.offset)
+            outcome = handle(raw, key, message.partition, message.offset, deps)
         except InvariantViolation as exc:
             die(
                 EXIT_INVARIANT,

@@ -1,0 +1,25 @@
+"""The reconciler agent (consumes ``chain.events``): confirmed settlements
+capture their holds, deposits are credited, disagreements become alerts
+(``streams/stages/reconcile.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from schemas.topics import CHAIN_EVENTS
+from streams.agents.shell import run
+from streams.outcomes import Outcome
+from streams.runtime import Runtime
+from streams.stages.reconcile import ReconcileDeps, handle_chain_event
+
+
+def handle(raw: bytes, key: str, _partition: int, _offset: int, deps: ReconcileDeps) -> Outcome:
+    return handle_chain_event(raw, key, deps)
+
+
+def register(app: faust.App, runtime: Runtime, deps: ReconcileDeps) -> None:
+    @app.agent(runtime.topics[CHAIN_EVENTS], name="reconciler")
+    async def reconciler_agent(stream: Any) -> None:
+        await run(stream, handle, deps, runtime, "reconciler")

@@ -1,0 +1,24 @@
+"""The fraud agent (consumes ``payments.requested``): each request is scored,
+and an approved one holds its amount (``streams/stages/fraud.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from schemas.topics import PAYMENTS_REQUESTED
+from streams.agents.shell import run
+from streams.outcomes import Outcome
+from streams.runtime import Runtime
+from streams.stages.fraud import FraudDeps, handle_request
+
+
+def handle(raw: bytes, key: str, _partition: int, _offset: int, deps: FraudDeps) -> Outcome:
+    return handle_request(raw, key, deps)
+
+
+def register(app: faust.App, runtime: Runtime, deps: FraudDeps) -> None:
+    @app.agent(runtime.topics[PAYMENTS_REQUESTED], name="fraud")
+    async def fraud_agent(stream: Any) -> None:
+        await run(stream, handle, deps, runtime, "fraud")
