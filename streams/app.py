@@ -5,6 +5,7 @@ time, and nothing here decides anything.
 - ``streams/scheduler.py``: the batch flusher, the sweeper of unsent batches and
   the submission of batches to the chain;
 - ``streams/listening.py``: the chain listener's timer (on the leader only);
+- ``streams/web.py``: the balance, windows and metrics views;
 - ``streams/connection.py``: the worker's ports, from ``connect``
   (``services.bootstrap.worker_ports``) once the worker has started: the chain
   client needs the deployment.
@@ -17,12 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.ports import WorkerPorts
 from services.settings import Settings
-from streams import connection, listening, scheduler
+from streams import connection, listening, scheduler, web
 from streams.agents import chain_events, chain_submitted, fraud_scored, payments_requested
 from streams.connection import Connection
 from streams.listening import Listening
@@ -32,7 +31,6 @@ from streams.stages.fraud import FraudDeps
 from streams.stages.reconcile import ReconcileDeps
 from streams.stages.settlement.batching import SettlementDeps
 from streams.stages.submitted import SubmittedDeps
-from streams.state import Balance
 from streams.tables import declare_tables
 
 
@@ -93,26 +91,5 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
         app, Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer)
     )
     listening.register(app, Listening(settings, ports, runtime.send))
-
-    @app.page("/balances/{account}/")
-    class BalanceView(View):
-        async def get(self, request: Request, account: str) -> Response:
-            balance = tables.balances.get(account)
-            body = (balance or Balance()).summary()
-            return self.json({"account": account, **body})
-
-    @app.page("/windows/")
-    class WindowsView(View):
-        async def get(self, request: Request) -> Response:
-            return self.json(runtime.windows.snapshot())
-
-    @app.page("/metrics")
-    class MetricsView(View):
-        async def get(self, request: Request) -> Response:
-            return self.bytes(
-                generate_latest(runtime.metrics.registry),
-                content_type=CONTENT_TYPE_LATEST.split(";")[0],
-            )
-
-    del BalanceView, WindowsView, MetricsView
+    web.register(app, tables.balances, runtime)
     return app
