@@ -17,7 +17,7 @@ from typing import Any
 from schemas.base import Record
 from schemas.chain import DepositConfirmed, EventOrphaned, SettlementConfirmed
 from schemas.cursor import Cursor, SeenBlock, SeenEvent
-from schemas.onchain import ChainEvent, DepositEvent, SettledEvent
+from schemas.onchain import ChainEvent, SettledEvent
 from schemas.topics import CHAIN_EVENTS
 from services.ports import ChainClient
 from services.settings import Settings
@@ -71,7 +71,6 @@ def _emit(event: ChainEvent) -> Emit:
             **where,
         )
         return Emit(CHAIN_EVENTS, f"ref:{p.payer_ref}", record, partition_of(p.sequence))
-    assert isinstance(event, DepositEvent)
     record = DepositConfirmed(
         account=event.account, depositor=event.depositor, amount=event.amount, **where
     )
