@@ -10,10 +10,16 @@ the commands in ``paystream/cli/``.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import redis.asyncio as aioredis
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
+from confluent_kafka import Consumer, Producer
 from psycopg_pool import AsyncConnectionPool
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
@@ -22,8 +28,9 @@ from services.chain.client import Web3ChainClient, decoder_for_contracts
 from services.chain.deployment import require_deployment
 from services.chain.keys import ChainKeys
 from services.chain.sender import TxSender
-from services.ports import WorkerPorts
+from services.ports import LedgerStore, WorkerPorts
 from services.settings import Settings
+from services.store.errors import translated
 from services.store.postgres import PostgresLedgerStore
 
 
@@ -38,6 +45,17 @@ def pg_pool(settings: Settings) -> AsyncConnectionPool:
         open=False,
         name="paystream",
     )
+
+
+def pg_connection(settings: Settings) -> psycopg.Connection[tuple[Any, ...]]:
+    """One autocommit connection for a command (close it with ``with``); a
+    database that does not answer is ``StoreUnavailable``."""
+    with translated(settings):
+        return psycopg.connect(
+            settings.pg_conninfo,
+            password=settings.pg_password.get_secret_value(),
+            autocommit=True,
+        )
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
@@ -99,7 +117,11 @@ async def chain_client(settings: Settings) -> Web3ChainClient:
         ClientSession(raise_for_status=True, connector=connector, timeout=timeout)
     )
     w3.middleware_onion.remove("validation")
-    deployment = await require_deployment(w3, settings)
+    try:
+        deployment = await require_deployment(w3, settings)
+    except BaseException:
+        await w3.provider.disconnect()
+        raise
     return Web3ChainClient(
         w3, settings, ChainKeys.from_settings(settings), deployment, tx_sender(w3, settings)
     )
@@ -120,3 +142,47 @@ async def worker_ports(settings: Settings) -> WorkerPorts:
     client = await chain_client(settings)
     key = f"paystream:listener:{settings.app_id}:{client.deployment.settlement}"
     return WorkerPorts(chain=client, cursors=RedisCursorStore(redis_client(settings), key))
+
+
+@dataclass(frozen=True)
+class SinkBundle:
+    """What the ledger sink is handed: the store, and its Kafka consumer and producer."""
+
+    store: LedgerStore
+    consumer: Consumer
+    producer: Producer  # dead letters
+
+
+@asynccontextmanager
+async def sink_bundle(settings: Settings, group_id: str) -> AsyncIterator[SinkBundle]:
+    """The ledger sink's adapters; the pool is closed and the consumer left on exit."""
+    consumer = Consumer(kafka_consumer_config(settings, group_id))
+    try:
+        async with pg_pool(settings) as pool:
+            producer = Producer(kafka_producer_config(settings))
+            yield SinkBundle(ledger_store(pool, settings), consumer, producer)
+    finally:
+        consumer.close()
+
+
+@dataclass(frozen=True)
+class ReconcileBundle:
+    """What ``paystream reconcile`` reads: the chain, the database, and Kafka
+    through consumers of groups of their own (nothing is committed)."""
+
+    chain: Web3ChainClient
+    pool: AsyncConnectionPool
+    consumer: Callable[[], Consumer]
+
+
+@asynccontextmanager
+async def reconcile_bundle(settings: Settings) -> AsyncIterator[ReconcileBundle]:
+    def consumer() -> Consumer:
+        return Consumer(kafka_consumer_config(settings, f"reconcile-{uuid.uuid4().hex[:8]}"))
+
+    client = await chain_client(settings)
+    try:
+        async with pg_pool(settings) as pool:
+            yield ReconcileBundle(client, pool, consumer)
+    finally:
+        await client.w3.provider.disconnect()

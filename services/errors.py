@@ -8,6 +8,7 @@ above an adapter catches a library's exception type.
 
     PaystreamError
     ├── ConfigError                 a setting is missing or contradictory
+    │   └── SchemaMissing           the database has no (or an old) paystream schema
     ├── InfrastructureError         transient: retry with a limit, then crash
     │   ├── BrokerUnavailable       Kafka did not answer in time
     │   ├── StoreUnavailable        PostgreSQL did not answer in time
@@ -30,6 +31,13 @@ class PaystreamError(Exception):
 
 class ConfigError(PaystreamError):
     """A setting is missing, malformed or contradicts another."""
+
+
+class SchemaMissing(ConfigError):
+    """The database lacks the tables or functions of the current schema.
+
+    The message names the command that creates them (``paystream db migrate``).
+    """
 
 
 class InfrastructureError(PaystreamError):

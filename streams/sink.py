@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Message, Producer
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.chain import CHAIN_EVENT, DepositConfirmed
@@ -23,13 +23,19 @@ from schemas.topics import (
     PAYMENTS_FAILED,
     PAYMENTS_SETTLED,
 )
-from services.bootstrap import kafka_consumer_config, kafka_producer_config
+from services.bootstrap import SinkBundle
 from services.errors import StoreUnavailable
-from services.ports import LedgerStore
 from services.settings import Settings
 
 log = logging.getLogger("paystream.sink")
 CONSUMER = "ledger-sink"
+
+
+def group_id(settings: Settings) -> str:
+    """The sink's consumer group (one per app id)."""
+    return f"{settings.app_id}-{CONSUMER}"
+
+
 DECODERS: dict[str, TypeAdapter[object]] = {
     PAYMENTS_SETTLED: TypeAdapter(PaymentSettled),
     PAYMENTS_FAILED: TypeAdapter(PaymentFailed),
@@ -48,10 +54,12 @@ def decode(base_topic: str, raw: bytes) -> SinkRecord | None:
 
 class LedgerSink:
     def __init__(
-        self, settings: Settings, store: LedgerStore, batch_max: int = 2_000, flush_ms: int = 100
+        self, settings: Settings, bundle: SinkBundle, batch_max: int = 2_000, flush_ms: int = 100
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.store = bundle.store
+        self.consumer = bundle.consumer
+        self.producer = bundle.producer
         self.batch_max = batch_max
         self.flush_s = flush_ms / 1000
         self.base = {settings.topic(t): t for t in DECODERS}
@@ -76,32 +84,33 @@ class LedgerSink:
                 delay *= 2
         return 0
 
+    def _records(self, msgs: list[Message]) -> list[SinkRecord]:
+        """The ledger's records of a batch; undecodable ones go to the DLQ."""
+        records: list[SinkRecord] = []
+        for msg in msgs:
+            error = msg.error()
+            if error is not None:  # a consumer event (e.g. a missing topic), not a record
+                log.warning("consumer: %s", error)
+                continue
+            try:
+                record = decode(self.base[str(msg.topic())], msg.value() or b"")
+            except ValidationError as exc:
+                self._dead(self.producer, msg, f"undecodable: {exc}")
+                continue
+            if record is not None:
+                records.append(record)
+        return records
+
     async def run(
         self, stop: Callable[[], bool], on_batch: Callable[[int], None] = lambda _: None
     ) -> None:
-        consumer = Consumer(
-            kafka_consumer_config(self.settings, f"{self.settings.app_id}-{CONSUMER}")
-        )
-        producer = Producer(kafka_producer_config(self.settings))
-        consumer.subscribe(list(self.base))
-        try:
-            while not stop():
-                msgs = await asyncio.to_thread(consumer.consume, self.batch_max, self.flush_s)
-                records: list[SinkRecord] = []
-                for msg in msgs:
-                    if msg.error() is not None:
-                        continue
-                    try:
-                        record = decode(self.base[str(msg.topic())], msg.value() or b"")
-                    except ValidationError as exc:
-                        self._dead(producer, msg, f"undecodable: {exc}")
-                        continue
-                    if record is not None:
-                        records.append(record)
-                if records:
-                    on_batch(await self._write(records))
-                if msgs:
-                    producer.flush(30)
-                    consumer.commit(asynchronous=False)
-        finally:
-            consumer.close()
+        """Until ``stop()``: read a batch, write it, then commit its offsets."""
+        self.consumer.subscribe(list(self.base))
+        while not stop():
+            msgs = await asyncio.to_thread(self.consumer.consume, self.batch_max, self.flush_s)
+            records = self._records(msgs)
+            if records:
+                on_batch(await self._write(records))
+            if msgs:
+                self.producer.flush(30)
+                self.consumer.commit(asynchronous=False)

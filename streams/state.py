@@ -113,6 +113,12 @@ class Balance(_Value):
     def held(self) -> int:
         return sum(self.holds.values())
 
+    @property
+    def on_ledger(self) -> int:
+        """What the ledger's account for this payer holds: available plus held
+        (settled money has left it)."""
+        return self.available + self.held
+
     def summary(self) -> dict[str, int]:
         return {"available": self.available, "held": self.held, "settled": self.settled}
 

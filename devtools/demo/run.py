@@ -24,10 +24,11 @@ from devtools.demo.load import (
 )
 from devtools.demo.worker import SinkProcess, WorkerProcess
 from devtools.stack.manager import LocalStack
+from services.bootstrap import reconcile_bundle
 from services.errors import StackError
 from services.metrics.stats import percentile, wilson
 from services.settings import Settings
-from streams.ops.reconcile import reconcile
+from streams.ops.reconcile import Report, reconcile
 from streams.ops.topics import create_topics
 
 TOKEN_UNIT = 1_000_000  # 6 decimals
@@ -76,11 +77,16 @@ def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, 
         )
         _wait_recorded(settings, set(outcomes.settled) | set(outcomes.failed), plan.timeout_s)
     summary = _summary(settings, plan, outcomes, started)
-    report = asyncio.run(reconcile(settings))
+    report = asyncio.run(_reconcile(settings))
     summary["reconcile_mismatches"] = len(report.mismatches)
     summary["ledger_total"] = report.counts.get("ledger total")
     _print(console, summary)
     return summary
+
+
+async def _reconcile(settings: Settings) -> Report:
+    async with reconcile_bundle(settings) as bundle:
+        return await reconcile(settings, bundle)
 
 
 def _wait_recorded(settings: Settings, ids: set[str], timeout_s: float) -> None:

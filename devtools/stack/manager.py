@@ -75,9 +75,10 @@ class LocalStack:
         for setting, port in service.ports().items():
             if port_open(self.host, port):
                 raise StackError(
-                    f"{service.name}: port {port} is taken by another program that is not a "
-                    f"working {service.name} for these settings: stop that program, or choose "
-                    f"another port with {setting}=... in .env (see .env.example)"
+                    f"{service.name}: port {port} is in use by another program that does not "
+                    f"answer as {service.name} for these settings: stop that program, or choose "
+                    f"another port with {setting}=... in .env (see .env.example); "
+                    f"{service.name}'s own log: {service.log_path()}"
                 )
 
     def down(self, names: list[str] | None = None, report: Report = _quiet) -> None:

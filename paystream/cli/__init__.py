@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from paystream.cli.bench import bench
@@ -9,6 +11,7 @@ from paystream.cli.chain import chain, deposit
 from paystream.cli.db import audit, db, reconcile, sink
 from paystream.cli.pipeline import demo, topics, worker
 from paystream.cli.stack import stack
+from services.errors import PaystreamError
 from services.settings import Settings
 
 
@@ -38,4 +41,10 @@ cli.add_command(bench)
 
 
 def main() -> None:
-    cli()
+    """The ``paystream`` command. An error a user can fix (a service down, no
+    schema, no contract, a taken port) is one line naming the fix, exit 1."""
+    try:
+        cli()
+    except PaystreamError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 import psycopg
 
+from services.bootstrap import pg_connection
 from services.settings import Settings
+from services.store.errors import translated
 
 
-def _connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(
-        settings.pg_conninfo, password=settings.pg_password.get_secret_value(), autocommit=True
-    )
+@contextmanager
+def _database(settings: Settings) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    """A connection whose errors a user can fix are one-line ``PaystreamError``s."""
+    with translated(settings), pg_connection(settings) as conn:
+        yield conn
+
+
+def _ensure_partitions(settings: Settings, months: int) -> int:
+    with _database(settings) as conn:
+        row = conn.execute("SELECT paystream_ensure_payment_partitions(%s)", (months,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _prepare_schema(settings: Settings) -> None:
+    """Migrate, then make sure this month and the next two have partitions."""
+    from services.store.schema import upgrade
+
+    upgrade(settings)
+    _ensure_partitions(settings, 2)
 
 
 @click.group()
@@ -52,9 +72,7 @@ def downgrade(settings: Settings, revision: str, dry_run: bool) -> None:
 @click.pass_obj
 def partitions(settings: Settings, months: int) -> None:
     """Create the monthly partitions of payments that are missing."""
-    with _connect(settings) as conn:
-        row = conn.execute("SELECT paystream_ensure_payment_partitions(%s)", (months,)).fetchone()
-    click.echo(f"created {row[0] if row else 0} partition(s)")
+    click.echo(f"created {_ensure_partitions(settings, months)} partition(s)")
 
 
 @click.group()
@@ -68,7 +86,7 @@ def verify(settings: Settings) -> None:
     """Check every row of the audit chain; exit 1 on any edit, deletion or insertion."""
     from services.store.audit import verify as verify_chain
 
-    with _connect(settings) as conn:
+    with _database(settings) as conn:
         broken = verify_chain(conn)
         (count,) = conn.execute("SELECT count(*) FROM audit_log").fetchone() or (0,)
     for item in broken:
@@ -81,17 +99,17 @@ def verify(settings: Settings) -> None:
 @click.command()
 @click.pass_obj
 def sink(settings: Settings) -> None:
-    """Run the ledger sink in the foreground (migrates the schema first)."""
+    """Run the ledger sink in the foreground (migrates the schema and creates the
+    topics first)."""
     import asyncio
     import signal
 
-    from services.bootstrap import ledger_store, pg_pool
-    from services.store.schema import upgrade
-    from streams.sink import LedgerSink
+    from services.bootstrap import sink_bundle
+    from streams.ops.topics import create_topics
+    from streams.sink import LedgerSink, group_id
 
-    upgrade(settings)
-    with _connect(settings) as conn:  # this month and the next two exist before any write
-        conn.execute("SELECT paystream_ensure_payment_partitions(2)")
+    _prepare_schema(settings)
+    create_topics(settings)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -102,8 +120,8 @@ def sink(settings: Settings) -> None:
     signal.signal(signal.SIGINT, stop)
 
     async def go() -> None:
-        async with pg_pool(settings) as pool:
-            await LedgerSink(settings, ledger_store(pool, settings)).run(lambda: stopping)
+        async with sink_bundle(settings, group_id(settings)) as bundle:
+            await LedgerSink(settings, bundle).run(lambda: stopping)
 
     asyncio.run(go())
 
@@ -117,9 +135,15 @@ def reconcile(settings: Settings, as_json: bool) -> None:
     import asyncio
     import json
 
+    from services.bootstrap import reconcile_bundle
+    from streams.ops.reconcile import Report
     from streams.ops.reconcile import reconcile as run
 
-    report = asyncio.run(run(settings))
+    async def go() -> Report:
+        async with reconcile_bundle(settings) as bundle:
+            return await run(settings, bundle)
+
+    report = asyncio.run(go())
     if as_json:
         click.echo(
             json.dumps(

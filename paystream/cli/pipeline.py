@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from services.errors import ConfigError
 from services.settings import Settings
 
 
@@ -36,14 +37,35 @@ def topics_create(settings: Settings) -> None:
 @click.pass_obj
 def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
     """Run one Faust worker in the foreground (several may share the partitions)."""
+    import asyncio
+
+    from devtools.stack.process import port_open
     from services.bootstrap import worker_ports
     from streams.app import create_app
     from streams.ops.topics import create_topics
 
-    create_topics(settings)
     if web_port is not None:
         settings = settings.model_copy(update={"worker_web_port": web_port})
+    if port_open(settings.host, settings.worker_web_port):
+        raise ConfigError(
+            f"port {settings.worker_web_port} of the worker's web view is taken (another "
+            "worker?): start this one with --web-port N"
+        )
+    create_topics(settings)
+    asyncio.run(_require_deployment(settings))
     run_faust_worker(create_app(settings, lambda: worker_ports(settings)), loglevel)
+
+
+async def _require_deployment(settings: Settings) -> None:
+    """Stop before Faust starts when the chain or its contracts are not there."""
+    from services.bootstrap import web3_client
+    from services.chain.deployment import require_deployment
+
+    w3 = web3_client(settings)
+    try:
+        await require_deployment(w3, settings)
+    finally:
+        await w3.provider.disconnect()
 
 
 def run_faust_worker(app: Any, loglevel: str) -> None:

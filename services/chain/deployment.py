@@ -13,15 +13,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from aiohttp import ClientError
 from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
 from web3 import AsyncWeb3
+from web3.exceptions import Web3Exception
 
 from services.chain import artifacts
 from services.chain.client import Deployment
 from services.chain.keys import ChainKeys
 from services.chain.sender import TxSender
-from services.errors import ConfigError
+from services.errors import ChainUnavailable, ConfigError
 from services.settings import Settings
 
 
@@ -33,8 +35,21 @@ async def _has_code(w3: AsyncWeb3[Any], address: str) -> bool:
     return len(await w3.eth.get_code(to_checksum_address(address))) > 0
 
 
+async def require_node(w3: AsyncWeb3[Any], settings: Settings) -> int:
+    """The node's chain id; a node that does not answer is ``ChainUnavailable``
+    with the fix in its message."""
+    try:
+        return int(await w3.eth.chain_id)
+    except (OSError, TimeoutError, ClientError, Web3Exception) as exc:
+        raise ChainUnavailable(
+            f"the EVM node at {settings.chain_rpc_url} does not answer ({type(exc).__name__}): "
+            "start the stack with `paystream stack up`, or check PAYSTREAM_ANVIL_PORT"
+        ) from exc
+
+
 async def load_deployment(w3: AsyncWeb3[Any], settings: Settings) -> Deployment | None:
     """The recorded deployment, if its contracts still exist on this chain."""
+    chain_id = await require_node(w3, settings)
     path = deployment_file(settings)
     if not path.exists():
         return None
@@ -45,7 +60,7 @@ async def load_deployment(w3: AsyncWeb3[Any], settings: Settings) -> Deployment 
         settlement=data["settlement"],
         signers=tuple(data["signers"]),
     )
-    if deployment.chain_id != await w3.eth.chain_id:
+    if deployment.chain_id != chain_id:
         return None
     if data.get("code_version") != code_version():
         return None  # deployed from other sources: deploy the current contracts

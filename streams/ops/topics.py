@@ -80,7 +80,18 @@ def delete_topics(settings: Settings, prefix: str) -> list[str]:
 
 
 def _admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    """An admin client of a broker that answers: one that does not is
+    ``BrokerUnavailable`` within ``connect_timeout_s``, with the fix in its message."""
+    # Level 2: the client's own connection-refused lines would repeat what the error says.
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 2})
+    try:
+        admin.list_topics(timeout=settings.connect_timeout_s)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"Kafka at {settings.kafka_bootstrap} does not answer ({exc.args[0]}): "
+            "start the stack with `paystream stack up`, or check PAYSTREAM_KAFKA_PORT"
+        ) from exc
+    return admin
 
 
 def _topics_with(admin: AdminClient, prefix: str) -> list[str]:

@@ -14,7 +14,7 @@ from services.bootstrap import pg_pool
 from services.settings import Settings
 from services.store.postgres import PostgresLedgerStore
 from services.store.schema import upgrade
-from tests.integration.store.conftest import connect
+from tests.integration.conftest import connect
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PAYEE = Account.from_key(b"\x11" * 32).address

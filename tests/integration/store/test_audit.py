@@ -7,7 +7,7 @@ import pytest
 from services.settings import Settings
 from services.store.audit import append, verify
 from services.store.schema import upgrade
-from tests.integration.store.conftest import connect
+from tests.integration.conftest import connect
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from services.cache.aside import TTL_S, CacheAside
 from services.settings import Settings
 from services.store.reads import Reads
 from services.store.schema import upgrade
-from tests.integration.store.conftest import connect
+from tests.integration.conftest import connect
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from services.ports import LedgerStore
 from services.settings import Settings
 from services.store.ledger import FEE_ACCOUNT, TREASURY_ACCOUNT
 from services.store.postgres import PostgresLedgerStore
-from tests.integration.store.conftest import connect
+from tests.integration.conftest import connect
 from tests.integration.store.support import PAYEE, T0, deposit, postgres_store, settled
 from tests.support.fakes import MemoryLedgerStore
 

@@ -10,7 +10,7 @@ import pytest
 
 from services.settings import Settings
 from services.store.schema import downgrade, upgrade
-from tests.integration.store.conftest import connect
+from tests.integration.conftest import connect
 
 pytestmark = pytest.mark.integration
 

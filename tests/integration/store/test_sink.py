@@ -11,10 +11,10 @@ import pytest
 from confluent_kafka import Producer
 
 from schemas.topics import CHAIN_EVENTS, PAYMENTS_DLQ, PAYMENTS_SETTLED
-from services.bootstrap import kafka_producer_config, ledger_store, pg_pool
+from services.bootstrap import kafka_producer_config, ledger_store, pg_pool, sink_bundle
 from services.settings import Settings
 from streams.ops.topics import create_topics
-from streams.sink import LedgerSink
+from streams.sink import LedgerSink, group_id
 from tests.integration.store.support import PAYEE, deposit, postgres_store, settled
 from tests.support.kafka import consume
 
@@ -33,8 +33,8 @@ async def _drain(settings: Settings) -> int:
         idle[0] += 1
         return idle[0] > 60  # about 6 s of polling, enough for a few hundred records
 
-    async with pg_pool(settings) as pool:
-        await LedgerSink(settings, ledger_store(pool, settings)).run(stop, on_batch)
+    async with sink_bundle(settings, group_id(settings)) as bundle:
+        await LedgerSink(settings, bundle).run(stop, on_batch)
     return sum(applied)
 
 

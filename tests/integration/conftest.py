@@ -1,4 +1,4 @@
-"""A fresh, empty PostgreSQL database per test, on the stack's server."""
+"""Integration fixtures: a fresh, empty PostgreSQL database per test, on the stack's server."""
 
 from __future__ import annotations
 
