@@ -20,6 +20,7 @@ import psycopg
 import redis.asyncio as aioredis
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 from psycopg_pool import AsyncConnectionPool
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
@@ -89,6 +90,12 @@ def kafka_producer_config(settings: Settings) -> dict[str, object]:
         "compression.type": "lz4",
         "message.timeout.ms": int(settings.connect_timeout_s * 6 * 1000),
     }
+
+
+def kafka_admin(settings: Settings) -> AdminClient:
+    """A Kafka admin client (topics). Its log level is 2: its own connection-refused
+    lines would only repeat the error a caller raises when the broker does not answer."""
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 2})
 
 
 def kafka_consumer_config(settings: Settings, group_id: str) -> dict[str, object]:

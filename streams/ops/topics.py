@@ -9,6 +9,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from schemas.topics import TOPICS
+from services.bootstrap import kafka_admin
 from services.errors import BrokerUnavailable
 from services.settings import Settings
 from streams.tables import TABLE_NAMES, changelog_topic
@@ -82,8 +83,7 @@ def delete_topics(settings: Settings, prefix: str) -> list[str]:
 def _admin(settings: Settings) -> AdminClient:
     """An admin client of a broker that answers: one that does not is
     ``BrokerUnavailable`` within ``connect_timeout_s``, with the fix in its message."""
-    # Level 2: the client's own connection-refused lines would repeat what the error says.
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 2})
+    admin = kafka_admin(settings)
     try:
         admin.list_topics(timeout=settings.connect_timeout_s)
     except KafkaException as exc:
