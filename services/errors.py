@@ -14,9 +14,9 @@ above an adapter catches a library's exception type.
     │   ├── StoreUnavailable        PostgreSQL did not answer in time
     │   ├── CacheUnavailable        Redis did not answer in time
     │   └── ChainUnavailable        the EVM node did not answer in time
-    ├── StackError                  the local stack cannot start or stop a service
-    │   └── MissingDependency       a program or package is not installed
     └── InvariantViolation          a broken invariant: crash the worker, never ack
+
+Tooling errors (the local stack's) extend the root in ``devtools/stack/errors.py``.
 
 Business rejections (insufficient funds, a blocked payee, ...) are not
 exceptions: they are values with stable codes.
@@ -58,17 +58,6 @@ class CacheUnavailable(InfrastructureError):
 
 class ChainUnavailable(InfrastructureError):
     """The EVM node did not answer in time."""
-
-
-class StackError(PaystreamError):
-    """A service of the local stack cannot be started, checked or stopped."""
-
-
-class MissingDependency(StackError):
-    """A program or package the local stack needs is not installed.
-
-    The message names what is missing and the command that installs it.
-    """
 
 
 class InvariantViolation(PaystreamError):

@@ -36,7 +36,8 @@ from devtools.bench.hops import HopProcess, bench_consumer, bench_producer, prod
 from devtools.bench.noop_app import NoopWorkerProcess
 from devtools.bench.procstat import ProcessSampler
 from devtools.demo.worker import CliProcess
-from services.errors import BrokerUnavailable, StackError
+from devtools.stack.errors import StackError
+from services.errors import BrokerUnavailable
 from services.settings import Settings
 from streams.ops.topics import create, delete_topics
 

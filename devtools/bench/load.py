@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 
 from schemas.topics import PAYMENTS_REQUESTED
 from services.bootstrap import kafka_producer_config
-from services.errors import StackError
+from services.errors import BrokerUnavailable
 from services.settings import Settings
 
 Progress = Callable[[int], None]
@@ -95,7 +95,7 @@ class LoadGenerator:
             if rate_per_s is not None and len(ids) < total:
                 time.sleep(max(0.0, start + len(ids) / rate_per_s - time.monotonic()))
         if self._producer.flush(60) != 0:
-            raise StackError("could not deliver every request to Kafka within 60 s")
+            raise BrokerUnavailable("could not deliver every request to Kafka within 60 s")
         self.record_bytes = size // max(len(ids), 1)
         return Sent(ids, started_s)
 
@@ -106,4 +106,4 @@ class LoadGenerator:
                 return
             except BufferError:  # the local queue is full: let it drain
                 self._producer.poll(0.05)
-        raise StackError("the producer's queue stayed full for 50 s")
+        raise BrokerUnavailable("the producer's queue stayed full for 50 s")

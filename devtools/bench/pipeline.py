@@ -32,8 +32,8 @@ from devtools.bench.procstat import ProcessSampler
 from devtools.demo.isolated import Isolated, free_port
 from devtools.demo.load import fund_payers, gas_used
 from devtools.demo.worker import SinkProcess, WorkerProcess
+from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
-from services.errors import StackError
 
 Say = Callable[[str], None]
 Bar = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance

@@ -21,7 +21,7 @@ from services.bootstrap import (
     kafka_producer_config,
     web3_client,
 )
-from services.errors import StackError
+from services.errors import BrokerUnavailable
 from services.settings import Settings
 
 Progress = Callable[[int], None]
@@ -112,7 +112,7 @@ def publish(
         producer.poll(0)
         progress(1)
     if producer.flush(60) != 0:
-        raise StackError("could not deliver every request to Kafka within 60 s")
+        raise BrokerUnavailable("could not deliver every request to Kafka within 60 s")
     return started
 
 

@@ -23,9 +23,9 @@ from devtools.demo.load import (
     publish,
 )
 from devtools.demo.worker import SinkProcess, WorkerProcess
+from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
 from services.bootstrap import reconcile_bundle
-from services.errors import StackError
 from services.metrics.stats import percentile, wilson
 from services.settings import Settings
 from streams.ops.reconcile import Report, reconcile

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from services.errors import StackError
+from devtools.stack.errors import StackError
 from services.settings import Settings
 
 CLI = "from paystream.cli import main; main()"

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from devtools.stack.anvil import AnvilService
 from devtools.stack.base import ServiceStatus, StackService, StatePaths
+from devtools.stack.errors import StackError
 from devtools.stack.kafka import KafkaService
 from devtools.stack.postgres import PostgresService
 from devtools.stack.process import port_open
 from devtools.stack.redis import RedisService
-from services.errors import StackError
 from services.settings import Settings
 
 Report = Callable[[str], None]

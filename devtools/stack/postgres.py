@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from devtools.stack.base import StatePaths
+from devtools.stack.errors import MissingDependency
 from devtools.stack.process import (
     PidFile,
     apt_install,
@@ -31,7 +32,6 @@ from devtools.stack.process import (
     run,
     wait_until,
 )
-from services.errors import MissingDependency
 from services.settings import Settings
 
 _PG_USER = "postgres"

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from services.errors import MissingDependency, StackError
+from devtools.stack.errors import MissingDependency, StackError
 
 
 def is_root() -> bool:

@@ -10,9 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
 from devtools.stack.process import tail
-from services.errors import StackError
 from services.settings import Settings
 
 SERVICE_NAMES = click.Choice(["postgres", "redis", "kafka", "anvil"])

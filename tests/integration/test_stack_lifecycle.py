@@ -18,9 +18,9 @@ import redis
 
 from devtools.demo.isolated import free_port
 from devtools.stack.anvil import rpc
+from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
 from devtools.stack.process import pid_alive
-from services.errors import StackError
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.stack.errors import MissingDependency, StackError
 from devtools.stack.process import PidFile, pid_alive, run, spawn, tail, wait_until
-from services.errors import MissingDependency, StackError
 
 
 def _sleeper(marker: str) -> subprocess.Popen[bytes]:
