@@ -1,7 +1,7 @@
 """Compiled contract artifacts (ABI and bytecode) committed under ``artifacts/``.
 
 They are produced by ``node deploy/chain/compile.js`` with the pinned solc;
-``tests/integration/test_contract_artifacts.py`` fails when they are stale.
+``tests/integration/chain/test_artifacts.py`` fails when they are stale.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Alembic environment: the URL comes from the Alembic config the CLI builds
-from Settings (``services/store/migrations_cli.py``); no alembic.ini."""
+from Settings (``services/store/schema.py``); no alembic.ini."""
 
 from __future__ import annotations
 
