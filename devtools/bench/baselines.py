@@ -35,7 +35,7 @@ from confluent_kafka.cimpl import NewTopic
 from devtools.bench.hops import HopProcess, bench_consumer, bench_producer, produce_all
 from devtools.bench.noop_app import NoopWorkerProcess
 from devtools.bench.procstat import ProcessSampler
-from devtools.demo.worker import CliProcess
+from devtools.harness.process import CliProcess
 from devtools.stack.errors import StackError
 from services.errors import BrokerUnavailable
 from services.settings import Settings

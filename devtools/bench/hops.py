@@ -35,7 +35,7 @@ from types import FrameType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
-from devtools.demo.worker import CliProcess
+from devtools.harness.process import CliProcess
 from services.bootstrap import kafka_consumer_config, kafka_producer_config
 from services.errors import BrokerUnavailable
 from services.settings import Settings

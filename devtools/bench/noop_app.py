@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.bench.hops import child_env
-from devtools.demo.worker import CliProcess
+from devtools.harness.process import CliProcess
 from services.settings import Settings
 
 

@@ -29,9 +29,9 @@ from devtools.bench.collect import Collector
 from devtools.bench.load import LoadGenerator
 from devtools.bench.measure import Phase, measure
 from devtools.bench.procstat import ProcessSampler
-from devtools.demo.isolated import Isolated, free_port
 from devtools.demo.load import fund_payers, gas_used
-from devtools.demo.worker import SinkProcess, WorkerProcess
+from devtools.harness.isolated import Isolated, free_port
+from devtools.harness.process import SinkProcess, WorkerProcess
 from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
 

@@ -18,7 +18,7 @@ from devtools.bench.baselines import run_faust_noop, run_raw_4hop
 from devtools.bench.pipeline import BenchPlan, loaded, new_run_name, run_pipeline
 from devtools.bench.report import markdown, plot, result_of
 from devtools.bench.store import scratch_database
-from devtools.demo.isolated import Isolated, isolated, private_chain
+from devtools.harness.isolated import Isolated, isolated, private_chain
 from devtools.stack.manager import LocalStack
 from services.settings import PROJECT_ROOT, Settings
 from streams.ops.topics import delete_topics

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from devtools.demo.isolated import deploy_once
 from devtools.demo.load import (
     Outcomes,
     collect,
@@ -22,7 +21,8 @@ from devtools.demo.load import (
     make_requests,
     publish,
 )
-from devtools.demo.worker import SinkProcess, WorkerProcess
+from devtools.harness.isolated import deploy_once
+from devtools.harness.process import SinkProcess, WorkerProcess
 from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
 from services.bootstrap import reconcile_bundle

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from devtools.demo.isolated import free_port
+from devtools.harness.isolated import free_port
 from devtools.stack.anvil import rpc
 from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from devtools.demo.isolated import free_port
+from devtools.harness.isolated import free_port
 from devtools.stack.anvil import AnvilService, ensure_node_packages
 from devtools.stack.base import StatePaths
 from services.bootstrap import tx_sender, web3_client

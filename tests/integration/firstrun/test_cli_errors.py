@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.demo.isolated import free_port
+from devtools.harness.isolated import free_port
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration

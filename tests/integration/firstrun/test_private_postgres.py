@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devtools.demo.isolated import free_port
+from devtools.harness.isolated import free_port
 from devtools.stack.base import StatePaths
 from devtools.stack.manager import LocalStack
 from devtools.stack.postgres import PostgresService

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from devtools.demo.isolated import isolated
-from devtools.demo.worker import WorkerProcess
+from devtools.harness.isolated import isolated
+from devtools.harness.process import WorkerProcess
 from services.settings import Settings
 
 BLOCKED_PAYEE = Account.create().address

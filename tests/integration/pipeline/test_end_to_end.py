@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from eth_account import Account
 
 from devtools.demo.load import collect, fund_payers, make_requests, publish, request
-from devtools.demo.worker import WorkerProcess
+from devtools.harness.process import WorkerProcess
 from schemas.onchain import SettledEvent
 from schemas.topics import PAYMENTS_DLQ, PAYMENTS_REQUESTED
 from services.bootstrap import chain_client, kafka_producer_config

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.demo.isolated import free_port
+from devtools.harness.isolated import free_port
 from devtools.stack.base import StatePaths
 from devtools.stack.redis import RedisService
 from services.bootstrap import pg_pool, redis_client

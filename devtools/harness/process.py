@@ -1,4 +1,12 @@
-"""``paystream worker`` and ``paystream sink`` as child processes, logs in the state dir."""
+"""``paystream ARGS...`` as a child process, its output in a log file: the one
+wrapper for every process the demo, the bench and the tests start (the worker
+and the ledger sink here; the bench's hop and no-op Faust workers build on
+``CliProcess`` in ``devtools/bench/``).
+
+A child runs in its own session, so a SIGINT to the driver's terminal does not
+reach it; ``stop`` sends SIGTERM and waits, then SIGKILLs, and ``kill`` is the
+crash the fault tests need.
+"""
 
 from __future__ import annotations
 
