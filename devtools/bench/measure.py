@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from devtools.bench.collect import Trace
+from devtools.harness.collect import Trace
 from services.metrics.stats import percentile, wilson
 
 LATENCY_STAGES = ("scored", "submitted", "settled")

@@ -22,17 +22,16 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
+import orjson
 import psutil
-from eth_account import Account
 
-from devtools.bench.collect import Collector
-from devtools.bench.load import LoadGenerator
 from devtools.bench.measure import Phase, measure
 from devtools.bench.procstat import ProcessSampler
-from devtools.demo.load import fund_payers, gas_used
+from devtools.harness.chain import fund_payers, gas_used
+from devtools.harness.collect import Collector
 from devtools.harness.isolated import Isolated, free_port
+from devtools.harness.load import LoadGenerator, new_payees
 from devtools.harness.process import SinkProcess, WorkerProcess
-from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
 
 Say = Callable[[str], None]
@@ -118,9 +117,9 @@ def loaded(run: Isolated, plan: BenchPlan, say: Say, bar: Bar) -> Iterator[Phase
     """The isolated pipeline running (worker, ledger sink), its payers funded and
     credited, the collector reading its outputs, and a warm-up phase done."""
     payers = [f"{run.settings.app_id}-payer-{i:05d}" for i in range(plan.payers)]
-    payees = [Account.create().address for _ in range(plan.payees)]
+    payees = new_payees(plan.payees)
     logs = run.settings.state_dir / "logs"
-    collector = Collector(run.settings).start()
+    collector = Collector(run.settings, decode=orjson.loads).start()
     try:
         with ExitStack() as children:
             workers = [
@@ -172,7 +171,7 @@ def run_pipeline(run: Isolated, plan: BenchPlan, say: Say, bar: Bar) -> Pipeline
         steps=steps,
         final=final,
         capacity_per_s=capacity,
-        dead_letters=phases.collector.dead_letters,
+        dead_letters=phases.collector.outcomes.dead_letters,
         gas_per_payment=gas // settled if settled else 0,
         onchain_transactions=txs,
         processes=phases.usage,
@@ -217,9 +216,7 @@ class Phases:
             done = self.collector.wait_finished(sent.ids, self.plan.drain_timeout_s)
         if sample:
             self.usage[name] = sampler.usage()
-        if self.collector.error is not None:
-            raise StackError(f"the bench collector failed: {self.collector.error}")
-        phase = measure(name, rate, sent.ids, self.collector.traces)
+        phase = measure(name, rate, sent.ids, self.collector.traces(sent.ids))
         shift = sent.started_s - self.origin_s
         self.timeline += [(t + shift, stage) for t, stage in phase.timeline]
         p99 = phase.latency_ms["settled"]["p99"]

@@ -113,4 +113,5 @@ def run_load(
         loaded(run, plan, console.print, _bar(progress)) as p,
     ):
         phase = p.run("load", rate, count=count, duration_s=duration_s, sample=True)
-    return {**phase.summary(), "dlq_count": p.collector.dead_letters, "processes": p.usage}
+    dead_letters = p.collector.outcomes.dead_letters
+    return {**phase.summary(), "dlq_count": dead_letters, "processes": p.usage}

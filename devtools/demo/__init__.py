@@ -1,2 +1,3 @@
-"""Running the pipeline for people and tests: a worker process, funding payers
-on chain, publishing requests, collecting outcomes, and the summary."""
+"""``paystream demo`` (``make run``): the whole engine end to end on this
+machine, and its summary. What it runs on (worker and sink processes, funding,
+load, collecting outcomes) is ``devtools/harness/``, shared with the bench."""

@@ -5,23 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from devtools.demo.load import (
-    Outcomes,
-    collect,
-    fund_payers,
-    gas_used,
-    make_requests,
-    publish,
-)
+from devtools.harness.chain import fund_payers, gas_used
+from devtools.harness.collect import Outcomes, collect
 from devtools.harness.isolated import deploy_once
+from devtools.harness.load import LoadGenerator, new_payees
 from devtools.harness.process import SinkProcess, WorkerProcess
 from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
@@ -61,27 +57,25 @@ def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, 
         Progress(console=console) as bar,
     ):
         task = bar.add_task("4/6 deposits on chain", total=plan.payers)
-        asyncio.run(
-            fund_payers(settings, payers, plan.deposit_each, lambda n: bar.advance(task, n))
-        )
+        asyncio.run(fund_payers(settings, payers, plan.deposit_each, bar_of(bar, task)))
         worker.wait_credited(payers, plan.deposit_each, plan.timeout_s)
-        requests = make_requests(payers, plan.payments, plan.payees, plan.max_amount)
-        task = bar.add_task("5/6 publishing requests", total=len(requests))
-        started = publish(settings, requests, plan.rate_per_s, lambda n: bar.advance(task, n))
-        task = bar.add_task("6/6 waiting for outcomes", total=len(requests))
-        outcomes = collect(
-            settings,
-            {str(r["payment_id"]) for r in requests},
-            plan.timeout_s,
-            lambda n: bar.advance(task, n),
-        )
+        load = LoadGenerator(settings, payers, new_payees(plan.payees), plan.max_amount)
+        task = bar.add_task("5/6 publishing requests", total=plan.payments)
+        sent = load.publish(plan.rate_per_s, count=plan.payments, progress=bar_of(bar, task))
+        task = bar.add_task("6/6 waiting for outcomes", total=plan.payments)
+        outcomes = collect(settings, set(sent.ids), plan.timeout_s, bar_of(bar, task))
         _wait_recorded(settings, set(outcomes.settled) | set(outcomes.failed), plan.timeout_s)
-    summary = _summary(settings, plan, outcomes, started)
+    summary = _summary(settings, plan, outcomes, sent.started_s)
     report = asyncio.run(_reconcile(settings))
     summary["reconcile_mismatches"] = len(report.mismatches)
     summary["ledger_total"] = report.counts.get("ledger total")
     _print(console, summary)
     return summary
+
+
+def bar_of(bar: Progress, task: TaskID) -> Callable[[int], None]:
+    """A progress callback that advances one task of the progress display."""
+    return lambda n: bar.advance(task, n)
 
 
 async def _reconcile(settings: Settings) -> Report:
@@ -106,12 +100,12 @@ def _wait_recorded(settings: Settings, ids: set[str], timeout_s: float) -> None:
 
 
 def _summary(
-    settings: Settings, plan: DemoPlan, outcomes: Outcomes, started: float
+    settings: Settings, plan: DemoPlan, outcomes: Outcomes, started_s: float
 ) -> dict[str, Any]:
     n_settled, n_failed = len(outcomes.settled), len(outcomes.failed)
     total = n_settled + n_failed
     latencies = [float(str(r["latency_ms"])) for r in outcomes.settled.values()]
-    elapsed = max(outcomes.last_at - started, 1e-9)
+    elapsed = max(outcomes.last_s - started_s, 1e-9)
     low, high = wilson(n_settled, total)
     hashes = {str(r["tx_hash"]) for r in outcomes.settled.values()}
     txs, gas = asyncio.run(gas_used(settings, hashes))

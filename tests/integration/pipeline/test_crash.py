@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from devtools.demo.load import collect, fund_payers, make_requests, publish
+from devtools.harness.chain import fund_payers
+from devtools.harness.collect import collect
+from devtools.harness.load import LoadGenerator, new_payees
 from services.settings import Settings
 from tests.integration.pipeline.conftest import Pipeline, make_pipeline
 from tests.integration.pipeline.test_end_to_end import (
@@ -32,14 +34,13 @@ def crash_pipeline(
 def test_sigkill_mid_run_then_restart(crash_pipeline: Pipeline) -> None:
     settings = crash_pipeline.settings
     payers = [f"crash-{uuid.uuid4().hex[:6]}-{i}" for i in range(20)]
-    requests = make_requests(payers, 400, payees=40, max_amount=2_000_000)
-    ids = {str(r["payment_id"]) for r in requests}
+    load = LoadGenerator(settings, payers, new_payees(40), max_amount=2_000_000)
 
     first = crash_pipeline.worker().start()
     try:
         asyncio.run(fund_payers(settings, payers, DEPOSIT))
         first.wait_credited(payers, DEPOSIT, timeout_s=90)
-        publish(settings, requests, rate_per_s=400)
+        ids = set(load.publish(400, count=400).ids)
         partial = collect(settings, ids, timeout_s=60, stop_after=100)
         assert 0 < len(partial.settled) < len(ids), "kill mid-run: some, not all, settled"
     finally:

@@ -13,7 +13,9 @@ import pytest
 from confluent_kafka import Producer
 from eth_account import Account
 
-from devtools.demo.load import collect, fund_payers, make_requests, publish, request
+from devtools.harness.chain import fund_payers
+from devtools.harness.collect import collect
+from devtools.harness.load import LoadGenerator, new_payees, request_body
 from devtools.harness.process import WorkerProcess
 from schemas.onchain import SettledEvent
 from schemas.topics import PAYMENTS_DLQ, PAYMENTS_REQUESTED
@@ -48,10 +50,10 @@ def test_1000_payments_across_100_payers(pipeline: Pipeline, running: WorkerProc
     payers = [f"e2e-{uuid.uuid4().hex[:6]}-{i}" for i in range(100)]
     asyncio.run(fund_payers(settings, payers, DEPOSIT))
     running.wait_credited(payers, DEPOSIT, timeout_s=90)
-    requests = make_requests(payers, 1_000, payees=60, max_amount=5_000_000)
+    load = LoadGenerator(settings, payers, new_payees(60), max_amount=5_000_000)
 
-    publish(settings, requests, rate_per_s=None)
-    outcomes = collect(settings, {str(r["payment_id"]) for r in requests}, timeout_s=240)
+    sent = load.publish(None, count=1_000)
+    outcomes = collect(settings, set(sent.ids), timeout_s=240)
 
     assert len(outcomes.settled) + len(outcomes.failed) == 1_000, "a payment had no outcome"
     assert outcomes.duplicates == 0
@@ -83,19 +85,19 @@ def test_bad_inputs_fail_with_codes_and_poison_goes_to_the_dlq(
     running.wait_credited([payer], 10_000, timeout_s=90)
     payee = "0x" + "ab" * 20  # not checksummed
     cases: dict[str, dict[str, Any]] = {
-        "INSUFFICIENT_FUNDS": request(payer, _fresh(), 20_000),
-        "FRAUD_BLOCKED": request(payer, BLOCKED_PAYEE, 10),
-        "INVALID_SCHEMA": {**request(payer, _fresh(), 10), "surprise": True},
-        "INVALID_AMOUNT": request(payer, _fresh(), 10.5),  # type: ignore[arg-type]
-        "INVALID_ADDRESS": request(payer, payee, 10),
+        "INSUFFICIENT_FUNDS": request_body(payer, _fresh(), 20_000),
+        "FRAUD_BLOCKED": request_body(payer, BLOCKED_PAYEE, 10),
+        "INVALID_SCHEMA": {**request_body(payer, _fresh(), 10), "surprise": True},
+        "INVALID_AMOUNT": {**request_body(payer, _fresh(), 10), "amount": 10.5},
+        "INVALID_ADDRESS": {**request_body(payer, _fresh(), 10), "payee_address": payee},
     }
-    good = request(payer, _fresh(), 1_000)
+    good = request_body(payer, _fresh(), 1_000)
     producer = Producer(kafka_producer_config(settings))
     topic = settings.topic(PAYMENTS_REQUESTED)
     for body in [*cases.values(), good, good]:  # the good one twice: a repeated request
         producer.produce(topic, key=payer.encode(), value=json.dumps(body).encode())
     producer.produce(topic, key=payer.encode(), value=b"\x00poison")
-    after = request(payer, _fresh(), 500)  # the pipeline keeps going after the poison
+    after = request_body(payer, _fresh(), 500)  # the pipeline keeps going after the poison
     producer.produce(topic, key=payer.encode(), value=json.dumps(after).encode())
     assert producer.flush(30) == 0
 
