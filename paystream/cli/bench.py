@@ -1,7 +1,13 @@
-"""``paystream bench ...``: benchmarks whose numbers go to docs/performance.md."""
+"""``paystream bench ...``: benchmarks whose numbers go to docs/performance.md.
+
+The baselines and the pipeline bench sample processes (psutil), plot (matplotlib)
+and decode fast (orjson): the ``bench`` extra, which a plain ``pip install
+paystream`` leaves out. Those commands check for it first and name the fix.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shlex
 import signal
@@ -18,6 +24,21 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from devtools.bench.run import Outputs
+
+
+BENCH_EXTRA = ("psutil", "matplotlib", "orjson")
+
+
+def _require_bench_extra() -> None:
+    """MissingDependency (one line, exit 1) when the ``bench`` extra is not installed."""
+    from devtools.stack.errors import MissingDependency
+
+    missing = [name for name in BENCH_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependency(
+            f"this benchmark needs {', '.join(missing)}: install paystream's bench extra "
+            "(`make setup`, or `pip install -e '.[bench]'`)"
+        )
 
 
 @click.group()
@@ -95,6 +116,7 @@ def bench_noop_worker(
 @click.pass_obj
 def bench_raw(settings: Settings, records: int, record_bytes: int, as_json: bool) -> None:
     """Baseline: records/s through 4 confluent-kafka pass-through hops (one process each)."""
+    _require_bench_extra()
     from devtools.bench.baselines import run_raw_4hop
 
     _run_baseline(run_raw_4hop, settings, records, record_bytes, as_json)
@@ -107,6 +129,7 @@ def bench_raw(settings: Settings, records: int, record_bytes: int, as_json: bool
 @click.pass_obj
 def bench_faust_noop(settings: Settings, records: int, record_bytes: int, as_json: bool) -> None:
     """Baseline: records/s through 4 no-op agents of one Faust worker."""
+    _require_bench_extra()
     from devtools.bench.baselines import run_faust_noop
 
     _run_baseline(run_faust_noop, settings, records, record_bytes, as_json)
@@ -167,6 +190,7 @@ def bench_run(
 ) -> None:
     """Baselines (raw 4-hop Kafka, no-op Faust), then the pipeline: saturation,
     capacity search, 70 % load. Writes a JSON result and a PNG."""
+    _require_bench_extra()
     from dataclasses import replace
 
     from rich.console import Console
@@ -215,6 +239,7 @@ def bench_load(
     workers: int,
 ) -> None:
     """One phase of load on a fresh pipeline; prints its numbers as JSON."""
+    _require_bench_extra()
     from dataclasses import replace
 
     from rich.console import Console

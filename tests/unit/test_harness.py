@@ -1,6 +1,6 @@
 """The demo's and the bench's shared harness without a service: requests built
-from the wire contract, outcomes folded record by record, and a demo that needs
-no library of the ``bench`` extra."""
+from the wire contract, outcomes folded record by record, a demo that needs no
+library of the ``bench`` extra, and a bench that names the extra when it is missing."""
 
 from __future__ import annotations
 
@@ -121,3 +121,17 @@ def test_the_demo_imports_no_library_of_the_bench_extra() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "--payments" in done.stdout
+
+
+def test_a_bench_command_without_the_bench_extra_names_the_fix() -> None:
+    code = (
+        "import sys; sys.modules['psutil'] = None\n"
+        "sys.argv = ['paystream', 'bench', 'raw', '--records', '10']\n"
+        "from paystream.cli import main; main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error: this benchmark needs psutil:"), done.stderr
+    assert "bench extra" in done.stderr and "Traceback" not in done.stderr
