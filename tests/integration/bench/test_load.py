@@ -1,7 +1,7 @@
 """The shared load generator on the stack's Kafka: every request it reports as
 sent is on the topic, keyed by its payer, and validates as ``PaymentRequested``;
-it keeps to an offered rate; and building each request from the model leaves it
-far faster than the pipeline it feeds."""
+and it keeps to an offered rate. (How fast it is belongs to the benchmark, not
+to a timed test.)"""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from tests.support.kafka import consume
 pytestmark = pytest.mark.integration
 
 PAYERS = [f"load-payer-{i:03d}" for i in range(30)]
-MIN_PER_S = 3_000.0  # the most the pipeline takes is a few thousand a second
 
 
 @pytest.fixture
@@ -42,12 +41,9 @@ def test_every_request_sent_is_on_the_topic_and_valid(load_settings: Settings) -
     load = LoadGenerator(load_settings, PAYERS, new_payees(5), max_amount=1_000)
     reported: list[int] = []
 
-    started = time.perf_counter()
     sent = load.publish(None, count=5_000, progress=reported.append)
-    per_s = len(sent.ids) / (time.perf_counter() - started)
 
     assert sum(reported) == len(sent.ids) == len(set(sent.ids)) == 5_000
-    assert per_s >= MIN_PER_S, f"{per_s:,.0f} requests/s"
     records = consume(load_settings, load_settings.topic(PAYMENTS_REQUESTED), 5_000, timeout_s=60)
     requests = [(m.key(), PaymentRequested.model_validate_json(m.value() or b"")) for m in records]
     assert sorted(str(r.payment_id) for _, r in requests) == sorted(sent.ids)
