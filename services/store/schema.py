@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import redirect_stdout
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
 
-from services.errors import StoreUnavailable
 from services.settings import Settings
-from services.store.errors import where
+from services.store.errors import translated
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -44,23 +41,12 @@ def _sql_of(run: object, *args: object) -> str:
     return out.getvalue()
 
 
-@contextmanager
-def _reachable(settings: Settings) -> Iterator[None]:
-    try:
-        yield
-    except OperationalError as exc:
-        raise StoreUnavailable(
-            f"{where(settings)} does not answer: start the stack with `paystream stack up`, "
-            "or check the PAYSTREAM_PG_* settings"
-        ) from exc
-
-
 def upgrade(settings: Settings, revision: str = "head", dry_run: bool = False) -> str | None:
     """Upgrade the database; with ``dry_run`` return the SQL instead (nothing runs)."""
     config = alembic_config(settings)
     if dry_run:
         return _sql_of(command.upgrade, config, revision)
-    with _reachable(settings):
+    with translated(settings):
         command.upgrade(config, revision)
     return None
 
@@ -70,6 +56,6 @@ def downgrade(settings: Settings, revision: str, dry_run: bool = False) -> str |
     if dry_run:
         # Offline downgrades need an explicit range: from head down to the target.
         return _sql_of(command.downgrade, config, f"head:{revision}")
-    with _reachable(settings):
+    with translated(settings):
         command.downgrade(config, revision)
     return None
