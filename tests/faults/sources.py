@@ -1,0 +1,230 @@
+"""What the invariant checker reads, from the real sources only: the pipeline's
+topics (requests as producers sent them, outcomes as consumers see them), the
+chain (the token's ``Transfer`` logs out of the settlement contract, its
+settlement and deposit events, the payees' token balances), the PostgreSQL
+ledger, and ``paystream reconcile --json`` run as its own process.
+
+Nothing here trusts the engine's memory or the test's own bookkeeping: what the
+scenario sent is read back from ``payments.requested``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from eth_typing import HexStr
+
+from devtools.harness.process import CLI
+from schemas.onchain import DepositEvent, SettledEvent
+from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_SETTLED
+from services.bootstrap import chain_client, kafka_consumer_config
+from services.chain import rpc
+from services.chain.events import TRANSFER_TOPIC
+from services.settings import Settings
+
+READ_TIMEOUT_S = 60.0
+RECONCILE_TIMEOUT_S = 180.0
+CHECKED_TOPICS = (PAYMENTS_REQUESTED, FRAUD_SCORED, PAYMENTS_SETTLED, PAYMENTS_FAILED)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record of a topic, decoded (``value`` is None when it is not JSON)."""
+
+    topic: str  # the base name (schemas/topics.py)
+    partition: int
+    offset: int
+    key: str | None
+    value: Any
+
+
+@dataclass
+class TopicFacts:
+    """The records of the checked topics, by base topic name."""
+
+    records: dict[str, list[Record]] = field(default_factory=dict)
+
+    def of(self, topic: str) -> list[Record]:
+        return self.records.get(topic, [])
+
+    def merged(self, later: TopicFacts) -> TopicFacts:
+        """These records followed by ``later``'s (topics deleted and re-created)."""
+        names = set(self.records) | set(later.records)
+        return TopicFacts({t: [*self.of(t), *later.of(t)] for t in names})
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A token ``Transfer`` out of the settlement contract (a payout)."""
+
+    payee: str
+    amount: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass
+class ChainFacts:
+    transfers: list[Transfer]
+    settled: list[SettledEvent]
+    deposits: list[DepositEvent]
+    balances: dict[str, int]  # payee -> token balance
+    head: int
+
+
+@dataclass
+class ReconcileFacts:
+    returncode: int
+    report: dict[str, Any] | None
+    output: str  # stderr, and stdout when it is not a report
+
+
+@dataclass
+class Facts:
+    topics: TopicFacts
+    chain: ChainFacts
+    ledger: dict[str, int]  # account -> sum of its ledger entries
+    reconcile: ReconcileFacts
+
+
+def read_topic(settings: Settings, base: str) -> list[Record]:
+    """Every record of a pipeline topic, from its start to its current end."""
+    topic = settings.topic(base)
+    consumer = Consumer(kafka_consumer_config(settings, f"faults-{uuid.uuid4().hex[:8]}"))
+    try:
+        listed = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        partitions = list(listed.partitions) if listed is not None and not listed.error else []
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            for p in partitions
+        }
+        todo = {p for p, (low, high) in ends.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in todo])
+        out: list[Record] = []
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=5_000, timeout=1.0):
+                if msg.error() is not None:
+                    continue
+                part, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+                out.append(Record(base, part, offset, _text(msg.key()), _json(msg.value())))
+                if offset + 1 >= ends[part][1]:
+                    todo.discard(part)
+        if todo:
+            raise KafkaException(f"{topic}: partitions {sorted(todo)} not read to their end")
+        return out
+    finally:
+        consumer.close()
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", errors="replace")
+
+
+def _json(raw: bytes | None) -> Any:
+    try:
+        return json.loads(raw or b"")
+    except ValueError:
+        return None
+
+
+def topic_facts(settings: Settings) -> TopicFacts:
+    return TopicFacts({t: read_topic(settings, t) for t in CHECKED_TOPICS})
+
+
+async def chain_facts(settings: Settings, payees: set[str]) -> ChainFacts:
+    """Payouts, settlements, deposits and the payees' balances, up to the head."""
+    client = await chain_client(settings)
+    try:
+        head = await client.block_number()
+        events = await client.events(0, head)
+        treasury = HexStr("0x" + bytes(12).hex() + client.settlement.address[2:].lower())
+        logs = await rpc.logs(
+            client.w3,
+            {
+                "address": client.token.address,
+                "topics": [HexStr("0x" + TRANSFER_TOPIC.hex()), treasury],
+                "fromBlock": 0,
+                "toBlock": head,
+            },
+        )
+        balances = {p: await client.token_balance(p) for p in sorted(payees)}
+    finally:
+        await client.w3.provider.disconnect()
+    transfers = [
+        Transfer(
+            payee="0x" + bytes(g["topics"][2][12:]).hex(),
+            amount=int.from_bytes(bytes(g["data"])[:32], "big"),
+            tx_hash="0x" + bytes(g["transactionHash"]).hex(),
+            log_index=int(g["logIndex"]),
+        )
+        for g in logs
+    ]
+    return ChainFacts(
+        transfers=transfers,
+        settled=[e for e in events if isinstance(e, SettledEvent)],
+        deposits=[e for e in events if isinstance(e, DepositEvent)],
+        balances=balances,
+        head=head,
+    )
+
+
+def ledger_facts(settings: Settings) -> dict[str, int]:
+    """The sum of the ledger entries of every account."""
+    with psycopg.connect(
+        settings.pg_conninfo, password=settings.pg_password.get_secret_value(), autocommit=True
+    ) as conn:
+        rows = conn.execute(
+            "SELECT account, sum(amount) FROM ledger_entries GROUP BY account"
+        ).fetchall()
+    return {str(account): int(total) for account, total in rows}
+
+
+def run_reconcile(env: dict[str, str]) -> ReconcileFacts:
+    """``paystream reconcile --json`` as a child process with the scenario's env."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CLI, "reconcile", "--json"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=RECONCILE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        return ReconcileFacts(-1, None, f"timed out after {exc.timeout:.0f} s")
+    start = done.stdout.find("{")
+    try:
+        report = json.loads(done.stdout[start:]) if start >= 0 else None
+    except ValueError:
+        report = None
+    output = done.stderr[-4000:] if report is not None else (done.stdout + done.stderr)[-4000:]
+    return ReconcileFacts(done.returncode, report, output)
+
+
+def gather(settings: Settings, env: dict[str, str], earlier: TopicFacts | None = None) -> Facts:
+    """Every fact the checker needs (``earlier``: records of topics since deleted)."""
+    topics = topic_facts(settings)
+    if earlier is not None:
+        topics = earlier.merged(topics)
+    payees = {
+        str(r.value["payee_address"])
+        for r in topics.of(PAYMENTS_REQUESTED)
+        if isinstance(r.value, dict) and isinstance(r.value.get("payee_address"), str)
+    }
+    return Facts(
+        topics=topics,
+        chain=asyncio.run(chain_facts(settings, payees)),
+        ledger=ledger_facts(settings),
+        reconcile=run_reconcile(env),
+    )
