@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+FAULTS_SCALE ?= 10
 
-.PHONY: help setup up down status test test-unit lint fmt run bench
+.PHONY: help setup up down status test faults test-unit lint fmt run bench
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -40,6 +41,9 @@ bench: up ## Benchmarks: pipeline vs raw-Kafka and no-op-Faust baselines, capaci
 
 test: lint up ## Lint (layers included), start the stack and run the whole test suite against it
 	$(BIN)/python -m pytest
+
+faults: up ## The fault suite (tests/faults) with 10x the payments and faults (FAULTS_SCALE=N to change)
+	PAYSTREAM_FAULTS_SCALE=$(FAULTS_SCALE) $(BIN)/python -m pytest tests/faults
 
 test-unit: setup ## The unit tests only (no service needed)
 	$(BIN)/python -m pytest tests/unit

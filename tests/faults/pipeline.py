@@ -48,10 +48,10 @@ log = logging.getLogger("tests.faults")
 DEPOSIT = 10**11  # per payer: far more than a scenario spends, so nothing fails for funds
 MAX_AMOUNT = 1_000_000
 CREDIT_TIMEOUT_S = 120.0
-REST_TIMEOUT_S = 90.0
+REST_TIMEOUT_S = 30.0  # for the chain, the listener and the sink to catch up, together
 # No new outcome for this long (after the faults) means the rest are stuck: the
 # sweeper re-sends after 5 s and a dead worker's partitions move after 10 s.
-STALL_S = 30.0
+STALL_S = 20.0
 # Every scenario: the sweeper re-sends lost batches after 5 s, and the fraud
 # rules' velocity limits (120 requests a minute per payer) stay out of the way:
 # a REVIEW has no outcome today (audit finding 2), which is not what these test.
@@ -75,6 +75,7 @@ class FaultPipeline:
     collector: Collector
     started_s: float = field(default_factory=time.monotonic)
     timeline: list[str] = field(default_factory=list)
+    since_block: int = 0  # chain events before it are on topics since deleted
 
     def mark(self, what: str) -> None:
         """Note a step and when it happened (seconds since the pipeline was built)."""
@@ -164,23 +165,25 @@ class FaultPipeline:
         time.sleep(pause)
         return pause
 
-    def rest(self, ids: list[str], timeout_s: float) -> list[str]:
-        """Bring the pipeline to rest: every outcome in (or ``timeout_s``), no
-        transaction in flight, the listener and the ledger sink caught up.
-        Returns what did not come to rest (noted with the violations)."""
+    def rest(self, ids: list[str], timeout_s: float, stall_s: float = STALL_S) -> list[str]:
+        """Bring the pipeline to rest: every outcome of ``ids`` in (or none for
+        ``stall_s``, or ``timeout_s`` passed), no transaction in flight, the
+        listener and the ledger sink caught up. Returns what did not come to
+        rest (noted with the violations)."""
         notes = []
-        done = self.wait_outcomes(ids, timeout_s)
+        done = self.wait_outcomes(ids, timeout_s, stall_s)
         self.mark(f"{done} of {len(ids)} outcomes in")
         if done < len(ids):
             notes.append(
                 f"{len(ids) - done} of {len(ids)} payments had no outcome after {timeout_s:.0f} s"
             )
+        deadline = time.monotonic() + REST_TIMEOUT_S
         for what, ok in (
             ("transactions still pending", self._chain_idle),
             ("the listener lags the chain", self._listener_caught_up),
             ("the ledger sink lags its topics", self._sink_caught_up),
         ):
-            if not _until(ok, REST_TIMEOUT_S):
+            if not _until(ok, deadline):
                 notes.append(f"{what} after {REST_TIMEOUT_S:.0f} s")
         self.mark("at rest")
         return notes
@@ -195,10 +198,13 @@ class FaultPipeline:
         return bool(latest == self.node("eth_getTransactionCount", operator, "pending"))
 
     def _listener_caught_up(self) -> bool:
-        """Every settlement and deposit on chain is on ``chain.events``."""
+        """Every settlement and deposit on chain (since ``since_block``) is on
+        ``chain.events``."""
         chain = asyncio.run(chain_facts(self.settings, set()))
         refs = [e.at for e in chain.settled] + [e.at for e in chain.deposits]
-        on_chain = {(at.tx_hash.lower(), at.log_index) for at in refs}
+        on_chain = {
+            (at.tx_hash.lower(), at.log_index) for at in refs if at.block_number >= self.since_block
+        }
         emitted = {
             (str(r.value.get("tx_hash")).lower(), r.value.get("log_index"))
             for r in read_topic(self.settings, CHAIN_EVENTS)
@@ -235,14 +241,15 @@ def _worker_factory(settings: Settings, log_path: Path, env: dict[str, str]) -> 
     return make
 
 
-def _until(ok: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def _until(ok: Any, deadline: float) -> bool:
+    """Poll ``ok`` until it is true (True) or the monotonic ``deadline`` (False)."""
+    while True:
         with suppress(Exception):
             if ok():
                 return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(1)
-    return False
 
 
 @contextmanager
@@ -286,8 +293,8 @@ def fault_pipeline(
         supervisor = Supervisor()
         stack.callback(supervisor.stop_all)
         collector = Collector(run.settings).start()
-        stack.callback(collector.stop)
         pipeline = FaultPipeline(run, proxy, where / "logs", rng, supervisor, collector, began)
+        stack.callback(lambda: pipeline.collector.stop())  # the current one: it may be replaced
         supervisor.mark = pipeline.mark
         pipeline.mark(f"built {name}: private anvil, scratch database, contracts, topics")
         yield pipeline

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from devtools.harness.load import LoadGenerator, Sent
 from tests.faults.invariants import Violation, check, describe
-from tests.faults.pipeline import FaultPipeline
+from tests.faults.pipeline import STALL_S, FaultPipeline
 from tests.faults.plan import SCALE, SEED
 from tests.faults.sources import TopicFacts, gather
 
@@ -23,10 +23,15 @@ def publishing(load: LoadGenerator, rate_per_s: float, count: int) -> Iterator[F
 
 
 def verdict(
-    pipeline: FaultPipeline, ids: list[str], timeout_s: float, earlier: TopicFacts | None = None
+    pipeline: FaultPipeline,
+    ids: list[str],
+    timeout_s: float,
+    earlier: TopicFacts | None = None,
+    stall_s: float = STALL_S,
 ) -> tuple[list[Violation], str]:
-    """The violations once the pipeline is at rest, and the report to show."""
-    notes = pipeline.rest(ids, timeout_s)
+    """The violations once the pipeline is at rest (the outcomes of ``ids``
+    in), and the report to show. Every request on the topics is checked."""
+    notes = pipeline.rest(ids, timeout_s, stall_s)
     facts = gather(pipeline.settings, pipeline.env, earlier)
     violations = check(facts)
     pipeline.mark("checked")
@@ -47,7 +52,11 @@ def verdict(
 
 
 def assert_invariants(
-    pipeline: FaultPipeline, ids: list[str], timeout_s: float, earlier: TopicFacts | None = None
+    pipeline: FaultPipeline,
+    ids: list[str],
+    timeout_s: float,
+    earlier: TopicFacts | None = None,
+    stall_s: float = STALL_S,
 ) -> None:
-    violations, report = verdict(pipeline, ids, timeout_s, earlier)
+    violations, report = verdict(pipeline, ids, timeout_s, earlier, stall_s)
     assert not violations, report
