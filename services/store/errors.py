@@ -13,7 +13,6 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy.exc import OperationalError as AlembicConnectionError
 
 from services.errors import SchemaMissing, StoreUnavailable
 from services.settings import Settings
@@ -35,8 +34,13 @@ def translated(settings: Settings) -> Iterator[None]:
             f"{where(settings)} has no paystream schema ({exc.diag.message_primary}): "
             "run `paystream db migrate`"
         ) from exc
-    except (psycopg.OperationalError, AlembicConnectionError) as exc:  # migrations use SQLAlchemy
-        raise StoreUnavailable(
-            f"{where(settings)} does not answer ({str(exc).strip().splitlines()[0]}): "
-            "start the stack with `paystream stack up`, or check the PAYSTREAM_PG_* settings"
-        ) from exc
+    except psycopg.OperationalError as exc:
+        raise unavailable(settings, exc) from exc
+
+
+def unavailable(settings: Settings, exc: Exception) -> StoreUnavailable:
+    """The one message for a database that does not answer."""
+    return StoreUnavailable(
+        f"{where(settings)} does not answer ({str(exc).strip().splitlines()[0]}): "
+        "start the stack with `paystream stack up`, or check the PAYSTREAM_PG_* settings"
+    )

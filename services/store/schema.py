@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 
 from services.settings import Settings
-from services.store.errors import translated
+from services.store.errors import translated, unavailable
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -41,12 +43,22 @@ def _sql_of(run: object, *args: object) -> str:
     return out.getvalue()
 
 
+@contextmanager
+def _migrating(settings: Settings) -> Iterator[None]:
+    """Alembic talks through SQLAlchemy, which wraps psycopg's errors in its own."""
+    with translated(settings):
+        try:
+            yield
+        except OperationalError as exc:
+            raise unavailable(settings, exc) from exc
+
+
 def upgrade(settings: Settings, revision: str = "head", dry_run: bool = False) -> str | None:
     """Upgrade the database; with ``dry_run`` return the SQL instead (nothing runs)."""
     config = alembic_config(settings)
     if dry_run:
         return _sql_of(command.upgrade, config, revision)
-    with translated(settings):
+    with _migrating(settings):
         command.upgrade(config, revision)
     return None
 
@@ -56,6 +68,6 @@ def downgrade(settings: Settings, revision: str, dry_run: bool = False) -> str |
     if dry_run:
         # Offline downgrades need an explicit range: from head down to the target.
         return _sql_of(command.downgrade, config, f"head:{revision}")
-    with translated(settings):
+    with _migrating(settings):
         command.downgrade(config, revision)
     return None
