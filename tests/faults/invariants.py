@@ -25,7 +25,14 @@ from typing import Any
 from eth_utils.address import is_checksum_address
 
 from schemas.onchain import account_ref
-from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_SETTLED
+from schemas.topics import (
+    CHAIN_EVENTS,
+    FRAUD_SCORED,
+    PAYMENTS_FAILED,
+    PAYMENTS_REQUESTED,
+    PAYMENTS_SETTLED,
+    RECONCILIATION_ALERTS,
+)
 from streams.state import sequence_of
 from tests.faults.sources import Facts, Record
 
@@ -121,6 +128,18 @@ def scored_sequences(facts: Facts) -> dict[int, set[str]]:
     return dict(out)
 
 
+def trail_of(facts: Facts) -> dict[int, list[str]]:
+    """Sequence number -> what the listener and the reconciler said about it:
+    its ``chain.events`` records and the alerts (for the report)."""
+    out: dict[int, list[str]] = defaultdict(list)
+    for r in [*facts.topics.of(CHAIN_EVENTS), *facts.topics.of(RECONCILIATION_ALERTS)]:
+        v = r.value if isinstance(r.value, dict) else {}
+        if v.get("sequence") is not None:
+            said = "chain.events" if r.topic == CHAIN_EVENTS else "alert"
+            out[int(v["sequence"])].append(f"{said} {v.get('kind')} {v.get('detail') or ''}")
+    return dict(out)
+
+
 def check_outcomes(facts: Facts) -> list[Violation]:
     """(a) one terminal outcome per request."""
     requests, outcomes = requests_of(facts), outcomes_of(facts)
@@ -144,7 +163,7 @@ def check_outcomes(facts: Facts) -> list[Violation]:
 
 def check_payouts(facts: Facts) -> list[Violation]:
     """(b) nobody paid twice, and the chain agrees with the settled outcomes."""
-    outcomes, scored = outcomes_of(facts), scored_sequences(facts)
+    outcomes, scored, trail = outcomes_of(facts), scored_sequences(facts), trail_of(facts)
     settled = [o for got in outcomes.values() for o in got if o.kind == "settled"]
     by_sequence = {o.sequence: o for o in settled}
     found: list[Violation] = []
@@ -162,7 +181,7 @@ def check_payouts(facts: Facts) -> list[Violation]:
                 Violation(
                     "paid_without_settled_outcome",
                     f"sequence {p.sequence}: {p.amount} to {p.payee} in {e.at.tx_hash}; "
-                    f"scored as {fate or 'nothing'}",
+                    f"scored as {fate or 'nothing'}; seen as {trail.get(p.sequence, [])}",
                 )
             )
     on_chain = {

@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 from eth_account import Account
 from psycopg import sql
 
@@ -61,7 +62,8 @@ DEFAULTS: dict[str, object] = {
     "fraud_velocity_max_amount": 10**15,
 }
 # Faust's consumer session: a SIGKILLed worker's partitions are handed over
-# after 10 s instead of Faust's default 60 s (read by Faust from the environment).
+# after 10 s instead of Faust's default 60 s. Faust reads its settings from the
+# environment too; each worker also gets a client id of its own (``leader``).
 FAUST_ENV = {"BROKER_SESSION_TIMEOUT": "10"}
 
 
@@ -107,7 +109,8 @@ class FaultPipeline:
             name = f"worker-{len(self.workers) + 1}"
             own = self.settings.model_copy(update={"worker_web_port": free_port()})
             log_path = self.logs / f"{name}.log"
-            self.supervisor.add(name, _worker_factory(own, log_path, env))
+            named = {**env, "BROKER_CLIENT_ID": self._client_id(name)}  # see ``leader``
+            self.supervisor.add(name, _worker_factory(own, log_path, named))
             names.append(name)
         return names
 
@@ -123,6 +126,22 @@ class FaultPipeline:
                 raise PaystreamError(f"{name} did not start: see {self.logs / name}.log")
         self.mark(f"started the sink and {workers} worker(s)")
         return names
+
+    def _client_id(self, worker: str) -> str:
+        return f"{self.settings.app_id}-{worker}"
+
+    def leader(self) -> str | None:
+        """The worker Faust elected leader (it runs the chain listener): the
+        member of the app's consumer group assigned the leader topic."""
+        topic = f"{self.settings.app_id}-__assignor-__leader"
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        group = admin.describe_consumer_groups([self.settings.app_id])[self.settings.app_id]
+        for member in group.result(timeout=10).members:
+            parts = member.assignment.topic_partitions if member.assignment else []
+            if any(tp.topic == topic for tp in parts):
+                by_id = {self._client_id(w): w for w in self.workers}
+                return by_id.get(member.client_id)
+        return None
 
     def worker(self, name: str) -> WorkerProcess:
         process = self.supervisor.children[name].process

@@ -26,7 +26,14 @@ from eth_typing import HexStr
 
 from devtools.harness.process import CLI
 from schemas.onchain import DepositEvent, SettledEvent
-from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_SETTLED
+from schemas.topics import (
+    CHAIN_EVENTS,
+    FRAUD_SCORED,
+    PAYMENTS_FAILED,
+    PAYMENTS_REQUESTED,
+    PAYMENTS_SETTLED,
+    RECONCILIATION_ALERTS,
+)
 from services.bootstrap import chain_client, kafka_consumer_config
 from services.chain import rpc
 from services.chain.events import TRANSFER_TOPIC
@@ -34,7 +41,15 @@ from services.settings import Settings
 
 READ_TIMEOUT_S = 60.0
 RECONCILE_TIMEOUT_S = 180.0
-CHECKED_TOPICS = (PAYMENTS_REQUESTED, FRAUD_SCORED, PAYMENTS_SETTLED, PAYMENTS_FAILED)
+# The alerts and chain.events are no invariant's source: they explain a violation.
+CHECKED_TOPICS = (
+    CHAIN_EVENTS,
+    PAYMENTS_REQUESTED,
+    FRAUD_SCORED,
+    PAYMENTS_SETTLED,
+    PAYMENTS_FAILED,
+    RECONCILIATION_ALERTS,
+)
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,10 @@ def test_producer_on_librdkafkas_default_partitioner(faults: Faults) -> None:
     p.start()
     payers = _split_payers(p, 20)
     p.fund(payers)
+    ids: list[str] = []
     for _ in range(scaled(1)):
         first = _requests(p, payers, 300)
+        ids += [str(r.payment_id) for r in first]
         publish(p.settings, first[:150], documented=False)
         p.sleep(0.5, 2.0)
         p.supervisor.kill("worker-1")
@@ -63,7 +65,6 @@ def test_producer_on_librdkafkas_default_partitioner(faults: Faults) -> None:
         again = p.rng.sample(first, 5)
         publish(p.settings, again, documented=False)
         p.mark(f"published {len(first)} requests and {len(again)} again")
-    ids = [str(r.payment_id) for r in first]
     assert_invariants(p, ids, timeout_s=150)
 
 
