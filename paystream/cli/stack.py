@@ -65,7 +65,10 @@ def status(settings: Settings, as_json: bool, services: tuple[str, ...]) -> None
     if as_json:
         click.echo(json.dumps([row.as_json() for row in rows], indent=2))
     else:
-        table = Table("service", "url", "healthy", "ours", "pid", "data")
+        table = Table("service", "url", "healthy", "ours", "pid")
+        table.add_column("data", overflow="fold")  # a path is wrapped, never cut short
+        for column in (table.columns[0], table.columns[1]):
+            column.overflow = "fold"
         for row in rows:
             table.add_row(
                 row.name,
