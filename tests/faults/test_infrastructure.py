@@ -53,11 +53,11 @@ def _stores_round(p: FaultPipeline) -> None:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     raises=AssertionError,
-    reason="issue 12 (audit finding 13): a Redis error in the listener crashes the worker, "
-    "which then hangs in Faust's shutdown with its web view up: no_outcome, "
-    "paid_without_settled_outcome",
+    reason="issue 12 (audit finding 13): intermittent (3 of 5 runs): a Redis error in the "
+    "listener crashes the worker, which then hangs in Faust's shutdown with its web view up: "
+    "no_outcome, paid_without_settled_outcome",
 )
 def test_postgres_and_redis_restart_mid_run(faults: Faults) -> None:
     """PostgreSQL (the ledger) and then Redis (the listener's cursor) stopped

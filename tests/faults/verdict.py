@@ -48,6 +48,8 @@ def verdict(
         ]
     )
     print(report)
+    pipeline.logs.mkdir(parents=True, exist_ok=True)
+    (pipeline.logs / "verdict.txt").write_text(report + "\n")  # kept with the logs
     return violations, report
 
 
