@@ -36,7 +36,7 @@ def test_three_sigkills_during_the_payments(faults: Faults) -> None:
 @pytest.mark.xfail(
     strict=False,
     raises=AssertionError,
-    reason="issue 12: intermittent (2 of 16 runs): after the leader is killed, payments "
+    reason="issue 12: intermittent (3 of 18 runs): after the leader is killed, payments "
     "paid on chain get no outcome (paid_without_settled_outcome, no_outcome)",
 )
 def test_two_workers_one_killed(faults: Faults) -> None:

@@ -55,7 +55,7 @@ def _stores_round(p: FaultPipeline) -> None:
 @pytest.mark.xfail(
     strict=False,
     raises=AssertionError,
-    reason="issue 12 (audit finding 13): intermittent (3 of 5 runs): a Redis error in the "
+    reason="issue 12 (audit finding 13): intermittent (3 of 6 runs): a Redis error in the "
     "listener crashes the worker, which then hangs in Faust's shutdown with its web view up: "
     "no_outcome, paid_without_settled_outcome",
 )
