@@ -43,7 +43,7 @@ test: lint up ## Lint (layers included), start the stack and run the whole test 
 	$(BIN)/python -m pytest
 
 faults: up ## The fault suite (tests/faults) with 10x the payments and faults (FAULTS_SCALE=N to change)
-	PAYSTREAM_FAULTS_SCALE=$(FAULTS_SCALE) $(BIN)/python -m pytest tests/faults
+	PAYSTREAM_FAULTS_SCALE=$(FAULTS_SCALE) $(BIN)/python -m pytest tests/faults -m faults
 
 test-unit: setup ## The unit tests only (no service needed)
 	$(BIN)/python -m pytest tests/unit

@@ -33,12 +33,10 @@ def test_three_sigkills_during_the_payments(faults: Faults) -> None:
     assert_invariants(p, ids, timeout_s=120 + count / 20)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason="issue 12: intermittent (3 of 18 runs): after the leader is killed, payments "
-    "paid on chain get no outcome (paid_without_settled_outcome, no_outcome)",
-)
+# Known to break some of the time until issue 12 lands (3 of 18 runs: after the
+# leader is killed, payments paid on chain get no outcome: paid_without_settled_outcome,
+# no_outcome). Deselected from `make test`; `make faults` runs it and fails when it breaks.
+@pytest.mark.intermittent
 def test_two_workers_one_killed(faults: Faults) -> None:
     """Two workers share the partitions; the leader (it runs the chain
     listener) is SIGKILLed mid-run and comes back later (x scale): its

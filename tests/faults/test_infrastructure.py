@@ -52,13 +52,11 @@ def _stores_round(p: FaultPipeline) -> None:
         p.mark("Redis started again")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason="issue 12 (audit finding 13): intermittent (3 of 6 runs): a Redis error in the "
-    "listener crashes the worker, which then hangs in Faust's shutdown with its web view up: "
-    "no_outcome, paid_without_settled_outcome",
-)
+# Known to break some of the time (3 of 6 runs; audit finding 13): a Redis error in the
+# listener crashes the worker, which can hang in Faust's shutdown with its web view up
+# (no_outcome, paid_without_settled_outcome). Deselected from `make test`; `make faults`
+# runs it and fails when it breaks.
+@pytest.mark.intermittent
 def test_postgres_and_redis_restart_mid_run(faults: Faults) -> None:
     """PostgreSQL (the ledger) and then Redis (the listener's cursor) stopped
     for a few seconds while payments flow (x scale)."""
