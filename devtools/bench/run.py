@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from devtools.bench.baselines import run_faust_noop, run_raw_4hop
 from devtools.bench.pipeline import BenchPlan, loaded, new_run_name, run_pipeline
 from devtools.bench.report import markdown, plot, result_of
-from devtools.bench.store import scratch_database
+from devtools.harness.database import scratch_database
 from devtools.harness.isolated import Isolated, isolated, private_chain
 from devtools.stack.manager import LocalStack
 from services.settings import PROJECT_ROOT, Settings
@@ -62,7 +62,7 @@ def _isolated(base: Settings, console: Console) -> Iterator[Isolated]:
     where = base.state_dir / "bench" / name
     with (
         private_chain(base.model_copy(update={"state_dir": where})) as chain,
-        scratch_database(base) as db,
+        scratch_database(base, "bench") as db,
     ):
         run = isolated(base, name, where, anvil_port=chain.anvil_port, pg_database=db.pg_database)
         try:

@@ -5,18 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 from eth_account import Account
-from psycopg import sql
 
+from devtools.harness.database import scratch_database
 from schemas.payments import PaymentSettled
 from services.bootstrap import ledger_store, pg_pool
 from services.settings import Settings
-from services.store.schema import upgrade
 
 
 def _records(count: int) -> list[PaymentSettled]:
@@ -54,28 +51,10 @@ async def _write(
         return time.perf_counter() - started
 
 
-@contextmanager
-def scratch_database(settings: Settings) -> Iterator[Settings]:
-    """A new, migrated database on the stack's PostgreSQL (dropped afterwards):
-    benchmarks never write into the system of record."""
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(
-        settings.pg_conninfo, password=settings.pg_password.get_secret_value(), autocommit=True
-    )
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    scratch = settings.model_copy(update={"pg_database": name})
-    try:
-        upgrade(scratch)
-        yield scratch
-    finally:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
-
-
 def run_store_bench(
     settings: Settings, payments: int, batch: int, progress: Callable[[int], None] = lambda _: None
 ) -> dict[str, float]:
-    with scratch_database(settings) as scratch:
+    with scratch_database(settings, "bench") as scratch:
         records = _records(payments)
         seconds = asyncio.run(_write(scratch, records, batch, progress))
     # Per settled payment: 1 processed_events row, 1 payments row, 2 ledger entries.

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from eth_account import Account
-from psycopg import sql
 
 from devtools.harness.chain import fund_payers
 from devtools.harness.collect import Collector
+from devtools.harness.database import scratch_database
 from devtools.harness.isolated import Isolated, free_port, isolated, private_chain
 from devtools.harness.load import LoadGenerator
 from devtools.harness.process import SinkProcess, WorkerProcess
@@ -37,7 +36,6 @@ from services.bootstrap import kafka_consumer_config
 from services.chain.keys import ChainKeys
 from services.errors import PaystreamError
 from services.settings import Settings
-from services.store.schema import upgrade
 from streams.ops.topics import delete_topics
 from streams.sink import DECODERS, group_id
 from tests.faults.proxy import RpcProxy
@@ -272,22 +270,6 @@ def _until(ok: Any, deadline: float) -> bool:
 
 
 @contextmanager
-def scratch_database(base: Settings) -> Iterator[Settings]:
-    """A new, migrated database on the stack's PostgreSQL, dropped afterwards."""
-    name = f"faults_{uuid.uuid4().hex[:10]}"
-    conninfo, password = base.pg_conninfo, base.pg_password.get_secret_value()
-    with psycopg.connect(conninfo, password=password, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    scratch = base.model_copy(update={"pg_database": name})
-    try:
-        upgrade(scratch)
-        yield scratch
-    finally:
-        with psycopg.connect(conninfo, password=password, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@contextmanager
 def fault_pipeline(
     base: Settings, where: Path, rng: random.Random, **overrides: object
 ) -> Iterator[FaultPipeline]:
@@ -296,7 +278,7 @@ def fault_pipeline(
     began = time.monotonic()
     with ExitStack() as stack:
         chain = stack.enter_context(private_chain(base.model_copy(update={"state_dir": where})))
-        db = stack.enter_context(scratch_database(base))
+        db = stack.enter_context(scratch_database(base, "faults"))
         proxy = RpcProxy(chain.chain_rpc_url, base.host).start()
         stack.callback(proxy.stop)
         values = {**DEFAULTS, **overrides}
