@@ -42,6 +42,12 @@ def outcome_event_id(kind: str, payment_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(_OUTCOME_NAMESPACE, f"{kind}:{payment_id}")
 
 
+def conflict_event_id(payment_id: uuid.UUID, digest: str) -> uuid.UUID:
+    """The event id of a ``PAYMENT_ID_CONFLICT`` rejection: one per conflicting
+    request body, never the id of the payment's own outcome."""
+    return uuid.uuid5(_OUTCOME_NAMESPACE, f"conflict:{payment_id}:{digest}")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

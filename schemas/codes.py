@@ -16,6 +16,7 @@ class FailureCode(StrEnum):
     FRAUD_BLOCKED = "FRAUD_BLOCKED"  # the rules engine decided BLOCK
     SETTLEMENT_REJECTED = "SETTLEMENT_REJECTED"  # the chain refused the batch for good
     SETTLEMENT_TIMEOUT = "SETTLEMENT_TIMEOUT"  # not confirmed in time and not on chain
+    PAYMENT_ID_CONFLICT = "PAYMENT_ID_CONFLICT"  # the id was used for a different request
 
 
 FAILURE_REASONS: dict[FailureCode, str] = {
@@ -29,4 +30,8 @@ FAILURE_REASONS: dict[FailureCode, str] = {
     FailureCode.FRAUD_BLOCKED: "blocked by the fraud rules",
     FailureCode.SETTLEMENT_REJECTED: "the settlement transaction was refused by the chain",
     FailureCode.SETTLEMENT_TIMEOUT: "the settlement was not confirmed in time",
+    FailureCode.PAYMENT_ID_CONFLICT: (
+        "the payment id was already used for a different request (payer, payee, amount, "
+        "currency or merchant differ); the first request keeps it"
+    ),
 }

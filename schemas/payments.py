@@ -4,6 +4,7 @@ here with ``Model.model_validate_json`` at the boundary."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from typing import Annotated, Literal
 
@@ -32,6 +33,14 @@ class PaymentRequested(Frozen):
     merchant_id: AccountId | None = None
     metadata: Metadata | None = None
     requested_at: AwareDatetime
+
+    def digest(self) -> str:
+        """What makes this request this payment: payer, payee, amount, currency
+        and merchant (not the time or metadata, which a producer's retry may
+        change). The same id with another digest is a ``PAYMENT_ID_CONFLICT``."""
+        fields = (self.payer_account, self.payee_address, self.amount, self.currency)
+        text = "\x1f".join(map(str, (*fields, self.merchant_id or "")))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class FraudCheck(Frozen):

@@ -64,6 +64,11 @@ class PaymentState(_Value):
     merchant_id: str | None = None
     status: Status
     requested_at: AwareDatetime
+    # Where the payment's state lives: its payer's partition (set when batched;
+    # its chain.submitted and chain.events records are routed there).
+    partition: NonNegative | None = None
+    # A digest of the request's fields: the same id with another body is a conflict.
+    request_digest: str | None = None
     sequence: NonNegative | None = None
     batch_id: NonNegative | None = None
     batched_at: AwareDatetime | None = None

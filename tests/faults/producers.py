@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 
 from devtools.harness.load import encode
+from schemas.partitioning import partition_for
 from schemas.payments import PaymentRequested
 from schemas.topics import PAYMENTS_REQUESTED
 from services.bootstrap import kafka_producer_config
@@ -22,35 +23,9 @@ from services.errors import BrokerUnavailable
 from services.settings import Settings
 
 FLUSH_TIMEOUT_S = 60.0
-_M = 0x5BD1E995
-_MASK = 0xFFFFFFFF
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``), unsigned."""
-    h = (0x9747B28C ^ len(data)) & _MASK
-    whole = len(data) - len(data) % 4
-    for i in range(0, whole, 4):
-        k = int.from_bytes(data[i : i + 4], "little")
-        k = (k * _M) & _MASK
-        k ^= k >> 24
-        k = (k * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
-    tail = data[whole:]
-    if len(tail) == 3:
-        h ^= tail[2] << 16
-    if len(tail) >= 2:
-        h ^= tail[1] << 8
-    if tail:
-        h = ((h ^ tail[0]) * _M) & _MASK
-    h ^= h >> 13
-    h = (h * _M) & _MASK
-    return h ^ (h >> 15)
-
-
 def murmur2_partition(key: str, partitions: int) -> int:
     """Where Faust, Kafka's Java clients and ``murmur2_random`` put ``key``."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return partition_for(key, partitions)
 
 
 def crc32_partition(key: str, partitions: int) -> int:
