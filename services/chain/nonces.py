@@ -1,41 +1,40 @@
-"""One gap-free nonce sequence per sending account.
+"""One gap-free nonce sequence per sending account, shared by every process
+that sends from it.
 
-The next nonce is read from the node (``pending`` count) the first time an
-account sends and after any failed send, so a restart or a failure resumes from
-the node's state. A per-account lock is held from reserving a nonce until the
-transaction is accepted by the node, so concurrent senders never share or skip
-a nonce.
+The next nonce is always the node's ``pending`` count, read while the account's
+lock is held: the lock is held from reading it until the node has accepted the
+transaction, so no two senders ever share or skip a nonce. The lock is a
+process-local one, and also a cross-process one when given (the worker's is a
+PostgreSQL advisory lock: several workers share one operator key safely, one
+sender at a time).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+SharedLock = Callable[[str], AbstractAsyncContextManager[None]]  # account -> lock
+
+
+@asynccontextmanager
+async def _no_shared_lock(_address: str) -> AsyncIterator[None]:
+    yield
 
 
 class NonceManager:
-    def __init__(self, pending_count: Callable[[str], Awaitable[int]]) -> None:
+    def __init__(
+        self, pending_count: Callable[[str], Awaitable[int]], shared: SharedLock | None = None
+    ) -> None:
         self._pending_count = pending_count
-        self._next: dict[str, int] = {}
+        self._shared = shared or _no_shared_lock
         self._locks: dict[str, asyncio.Lock] = {}
 
     @asynccontextmanager
     async def reserve(self, address: str) -> AsyncIterator[int]:
-        """Yield the next nonce; it is consumed only if the block exits cleanly."""
+        """Yield the account's next nonce, holding its locks until the block exits
+        (send the transaction inside it)."""
         lock = self._locks.setdefault(address, asyncio.Lock())
-        async with lock:
-            if address not in self._next:
-                self._next[address] = await self._pending_count(address)
-            nonce = self._next[address]
-            try:
-                yield nonce
-            except BaseException:
-                # Unknown whether the node took it: ask the node next time.
-                self._next.pop(address, None)
-                raise
-            self._next[address] = nonce + 1
-
-    def forget(self, address: str) -> None:
-        """Ask the node again next time (e.g. a reorg dropped a sent transaction)."""
-        self._next.pop(address, None)
+        async with lock, self._shared(address):
+            yield await self._pending_count(address)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from typing import Any
 
@@ -12,24 +12,36 @@ from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, Web3Exception
 
 from services.chain import rpc
-from services.chain.fees import Fees, bumped, initial_fees
-from services.chain.nonces import NonceManager
+from services.chain.fees import FeeCapExceeded, Fees, bumped, initial_fees
+from services.chain.nonces import NonceManager, SharedLock
 from services.chain.reverts import RevertDecoder
 from services.errors import ChainUnavailable
 from services.settings import Settings
 
 Receipt = dict[str, Any]
+log = logging.getLogger("paystream.chain")
+
+
+class NonceTaken(ChainUnavailable):
+    """The account's confirmed nonce passed ours and none of our versions was
+    mined: another transaction used the nonce, so this one can never be mined."""
 
 
 class TxSender:
     """The one way paystream sends transactions: EIP-1559, gap-free nonces,
     bounded waiting, and fee-bumped replacement of transactions that hang."""
 
-    def __init__(self, w3: AsyncWeb3[Any], settings: Settings, decoder: RevertDecoder) -> None:
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        settings: Settings,
+        decoder: RevertDecoder,
+        shared_lock: SharedLock | None = None,
+    ) -> None:
         self.w3 = w3
         self.settings = settings
         self.decoder = decoder
-        self.nonces = NonceManager(self._pending_count)
+        self.nonces = NonceManager(self._pending_count, shared_lock)
 
     async def _pending_count(self, address: str) -> int:
         return int(await self.w3.eth.get_transaction_count(address, "pending"))  # type: ignore[arg-type]
@@ -73,32 +85,98 @@ class TxSender:
     async def _await_receipt(
         self, account: LocalAccount, tx: dict[str, Any], fees: Fees, hashes: list[bytes]
     ) -> Receipt:
+        """Follow every version of nonce ``tx['nonce']`` until one is mined, or
+        until the account's confirmed nonce passes it without any of them.
+
+        A sent nonce is never abandoned: whatever the fees or the node's
+        answers, a version in the pool may still be mined and pay. Past
+        ``chain_receipt_timeout_s`` the wait is logged, not given up.
+        """
         s = self.settings
-        now = time.monotonic()
-        deadline, replace_at = now + s.chain_receipt_timeout_s, now + s.chain_replace_after_s
-        while time.monotonic() < deadline:
-            for tx_hash in hashes:
-                receipt = await self._receipt(tx_hash)
+        nonce, started = tx["nonce"], time.monotonic()
+        replace_at, warn_at = started + s.chain_replace_after_s, started + s.chain_receipt_timeout_s
+        while True:
+            try:
+                receipt = await self._first_receipt(hashes)
                 if receipt is not None:
                     return await self._checked(tx, receipt)
-            if time.monotonic() >= replace_at and len(hashes) <= s.chain_max_replacements:
-                if await self._pending_count(account.address) < tx["nonce"]:
-                    # An earlier transaction vanished (a reorg dropped it): this one can
-                    # never be mined. Resynchronise and let the caller retry.
-                    self.nonces.forget(account.address)
-                    raise ChainUnavailable(f"nonce gap before {tx['nonce']} of {account.address}")
-                base_fee = await self.base_fee()
-                fees = bumped(fees, base_fee, s.chain_max_fee_wei, s.chain_fee_bump_bps)
-                # A refused replacement (e.g. "nonce too low": an earlier version was
-                # mined) is not an error: keep polling the versions already sent.
-                with contextlib.suppress(ChainUnavailable):
-                    hashes.append(await self._sign_and_send(account, tx, fees))
-                replace_at = time.monotonic() + s.chain_replace_after_s
+                if await self._confirmed_count(account.address) > nonce:
+                    receipt = await self._first_receipt(hashes)  # mined since the poll above?
+                    if receipt is not None:
+                        return await self._checked(tx, receipt)
+                    raise NonceTaken(f"nonce {nonce} of {account.address} was used by another tx")
+                if time.monotonic() >= replace_at:
+                    await self._fill_gap(account, nonce, fees)
+                    fees = await self._replace(account, tx, fees, hashes)
+                    replace_at = time.monotonic() + s.chain_replace_after_s
+            except NonceTaken:
+                raise
+            except (ChainUnavailable, Web3Exception, OSError, TimeoutError, ValueError) as exc:
+                log.warning(
+                    "nonce %s of %s: node did not answer (%s); still following",
+                    nonce,
+                    account.address,
+                    exc,
+                )
+            if time.monotonic() >= warn_at:
+                log.warning(
+                    "nonce %s of %s: not mined after %.0f s (%d versions); following until it "
+                    "is mined or replaced",
+                    nonce,
+                    account.address,
+                    time.monotonic() - started,
+                    len(hashes),
+                )
+                warn_at = time.monotonic() + s.chain_receipt_timeout_s
             await asyncio.sleep(s.chain_receipt_poll_s)
-        raise ChainUnavailable(
-            f"no receipt for nonce {tx['nonce']} of {account.address} "
-            f"within {s.chain_receipt_timeout_s:.0f} s ({len(hashes)} versions sent)"
-        )
+
+    async def _first_receipt(self, hashes: list[bytes]) -> Receipt | None:
+        for tx_hash in hashes:
+            receipt = await self._receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+        return None
+
+    async def _confirmed_count(self, address: str) -> int:
+        return int(await self.w3.eth.get_transaction_count(address, "latest"))  # type: ignore[arg-type]
+
+    async def _fill_gap(self, account: LocalAccount, nonce: int, fees: Fees) -> None:
+        """If an earlier nonce left the pool (a reorg dropped its transaction),
+        ours can never be mined: fill the gap with an empty self-transfer."""
+        async with self.nonces.reserve(account.address) as next_nonce:
+            if next_nonce >= nonce:
+                return
+            log.warning("nonce %s of %s: filling the gap at %s", nonce, account.address, next_nonce)
+            filler = {
+                "from": account.address,
+                "to": account.address,
+                "value": 0,
+                "gas": 21_000,
+                "chainId": self.settings.chain_id,
+                "type": 2,
+                "nonce": next_nonce,
+            }
+            await self._sign_and_send(account, filler, fees)
+
+    async def _replace(
+        self, account: LocalAccount, tx: dict[str, Any], fees: Fees, hashes: list[bytes]
+    ) -> Fees:
+        """Send a fee-bumped version (while replacements are allowed and the fees
+        stay under the cap); the fees of the newest version sent."""
+        s = self.settings
+        if len(hashes) > s.chain_max_replacements:
+            return fees
+        try:
+            higher = bumped(fees, await self.base_fee(), s.chain_max_fee_wei, s.chain_fee_bump_bps)
+        except FeeCapExceeded:
+            return fees  # wait at the fees already sent
+        # A refused replacement (e.g. "nonce too low": an earlier version was
+        # mined) is not an error: the versions already sent are still followed.
+        try:
+            hashes.append(await self._sign_and_send(account, tx, higher))
+        except ChainUnavailable:
+            return fees
+        return higher
 
     async def _checked(self, tx: dict[str, Any], receipt: Receipt) -> Receipt:
         if int(receipt["status"]) == 1:

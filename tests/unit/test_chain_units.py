@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -69,30 +71,43 @@ def test_replacement_bumps_both_fields_by_at_least_12_5_percent() -> None:
         bumped(first, base_fee=1_000, max_fee_cap=10**9, bump_bps=1_000)
 
 
-async def test_nonce_manager_is_gap_free_under_concurrency_and_resyncs() -> None:
-    node = {"pending": 5, "reads": 0}
+async def test_two_senders_sharing_a_key_take_gap_free_nonces_one_at_a_time() -> None:
+    """Two processes (two managers) on one account: each nonce is the node's
+    pending count, read under the shared lock, so none is shared or skipped."""
+    node = {"pending": 5}
+    holders: list[str] = []
+    overlaps: list[int] = []
+    shared = asyncio.Lock()  # stands in for the PostgreSQL advisory lock
+
+    @asynccontextmanager
+    async def shared_lock(_: str) -> AsyncIterator[None]:
+        async with shared:
+            yield
 
     async def pending(_: str) -> int:
-        node["reads"] += 1
         return node["pending"]
 
-    manager = NonceManager(pending)
+    managers = [NonceManager(pending, shared_lock), NonceManager(pending, shared_lock)]
     taken: list[int] = []
 
-    async def send() -> None:
+    async def send(manager: NonceManager, name: str) -> None:
         async with manager.reserve("0xA") as nonce:
+            holders.append(name)
+            overlaps.append(len(holders))
             await asyncio.sleep(0.001)
             taken.append(nonce)
+            node["pending"] += 1  # the node accepted the transaction
+            holders.remove(name)
 
-    await asyncio.gather(*(send() for _ in range(20)))
-    assert sorted(taken) == list(range(5, 25)) and node["reads"] == 1
+    await asyncio.gather(*(send(managers[i % 2], f"w{i % 2}") for i in range(20)))
+    assert sorted(taken) == list(range(5, 25))
+    assert max(overlaps) == 1
 
-    node["pending"] = 25
     with pytest.raises(RuntimeError):
-        async with manager.reserve("0xA"):
+        async with managers[0].reserve("0xA"):
             raise RuntimeError("node refused")
-    async with manager.reserve("0xA") as nonce:
-        assert nonce == 25 and node["reads"] == 2
+    async with managers[1].reserve("0xA") as nonce:
+        assert nonce == 25  # a refused send consumed nothing
 
 
 def _log(address: str, index: int, topics: list[bytes], data: bytes, tx: str = "aa") -> Any:

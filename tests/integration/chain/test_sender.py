@@ -11,6 +11,7 @@ from eth_account import Account
 from services.bootstrap import tx_sender
 from services.chain.client import Web3ChainClient
 from services.chain.fees import BPS
+from services.chain.sender import NonceTaken
 from tests.integration.chain.conftest import rpc
 
 pytestmark = pytest.mark.integration
@@ -68,3 +69,64 @@ async def test_stuck_transaction_is_replaced_with_a_bumped_fee_and_mined(
     assert mined["maxFeePerGas"] * BPS >= first_max * (BPS + 1_250)
     assert mined["maxFeePerGas"] > first_max + 1
     assert await chain.token_balance(payee) == 77
+
+
+async def test_a_transaction_stuck_past_the_timeout_is_followed_until_mined(
+    chain: Web3ChainClient,
+) -> None:
+    """A sent nonce is never abandoned: with fees above the cap and the receipt
+    timeout long past, ``send`` keeps following the transaction and returns
+    its receipt once it is mined (audit finding 1)."""
+    settings = chain.settings.model_copy(
+        update={"chain_receipt_timeout_s": 0.5, "chain_replace_after_s": 0.3}
+    )
+    chain.sender = tx_sender(chain.w3, settings)
+    payee = Account.create().address
+    base_before = int((await chain.w3.eth.get_block("pending"))["baseFeePerGas"])
+    await rpc(chain, "evm_setAutomine", False)
+    try:
+        sending = asyncio.create_task(chain.call_token(chain.keys.admin, "mint", payee, 5))
+        await asyncio.sleep(0.2)
+        await rpc(chain, "anvil_setNextBlockBaseFeePerGas", hex(2 * settings.chain_max_fee_wei))
+        await asyncio.sleep(6 * settings.chain_receipt_timeout_s)
+        assert not sending.done()  # still following, long past the timeout
+        await rpc(chain, "anvil_setNextBlockBaseFeePerGas", hex(base_before))
+        await rpc(chain, "evm_mine")
+        receipt = await asyncio.wait_for(sending, timeout=30)
+    finally:
+        await rpc(chain, "evm_setAutomine", True)
+    assert receipt["status"] == 1
+    assert await chain.token_balance(payee) == 5
+
+
+async def test_a_nonce_used_by_another_transaction_is_reported_not_awaited_forever(
+    chain: Web3ChainClient,
+) -> None:
+    """Another process sends a different transaction with our nonce and it is
+    mined first: ours can never be mined, and the sender says so (NonceTaken)."""
+    settings = chain.settings.model_copy(update={"chain_max_replacements": 0})
+    chain.sender = tx_sender(chain.w3, settings)
+    admin = chain.keys.admin
+    await rpc(chain, "evm_setAutomine", False)
+    try:
+        nonce = await chain.w3.eth.get_transaction_count(admin.address, "pending")
+        sending = asyncio.create_task(chain.call_token(admin, "mint", admin.address, 1))
+        await asyncio.sleep(0.3)
+        base = int((await chain.w3.eth.get_block("pending"))["baseFeePerGas"])
+        other = admin.sign_transaction(
+            {
+                "to": admin.address,
+                "value": 0,
+                "gas": 21_000,
+                "nonce": nonce,
+                "chainId": settings.chain_id,
+                "maxFeePerGas": 10 * base + 10 * settings.chain_priority_fee_wei,
+                "maxPriorityFeePerGas": 10 * settings.chain_priority_fee_wei,
+            }
+        )
+        await chain.w3.eth.send_raw_transaction(other.raw_transaction)
+        await rpc(chain, "evm_mine")
+        with pytest.raises(NonceTaken):
+            await asyncio.wait_for(sending, timeout=30)
+    finally:
+        await rpc(chain, "evm_setAutomine", True)
