@@ -7,6 +7,7 @@ against the fake and the real adapter so that they cannot drift apart.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,3 +82,48 @@ class WorkerPorts:
 
     chain: ChainClient
     cursors: CursorStore  # the chain listener's, one per deployment
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """A payment about to be sent to the chain, asking for its sequence number."""
+
+    payment_id: uuid.UUID
+    payer_account: str
+    request_digest: str
+    partition: int  # its payer's partition: the sequence carries it
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A payment's one on-chain identity: the first claim of its id, kept forever."""
+
+    payment_id: uuid.UUID
+    payer_account: str
+    request_digest: str
+    sequence: int
+
+    def belongs_to(self, request: ClaimRequest) -> bool:
+        """Whether this claim is the request's own (same payer and digest), not
+        another payer's (or another body's) that took the payment id first."""
+        return (
+            self.payment_id == request.payment_id
+            and self.payer_account == request.payer_account
+            and self.request_digest == request.request_digest
+        )
+
+
+class ClaimStore(Protocol):
+    """Where payments claim their sequence numbers, just before they are sent."""
+
+    async def claim(self, requests: Sequence[ClaimRequest]) -> dict[uuid.UUID, Claim]:
+        """Each request's claim: new ones are created (sequence from its partition and
+        the next counter), existing ones returned unchanged (possibly another payer's:
+        a conflict the caller handles). Idempotent."""
+
+    async def payments_of(self, sequences: Sequence[int]) -> dict[int, uuid.UUID]:
+        """The payment that claimed each sequence (absent: never claimed)."""
+
+    async def next_counter(self) -> int:
+        """The counter the next claim will use (without consuming it): for the
+        start-up check that the next sequences are unused on chain."""

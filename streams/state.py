@@ -10,6 +10,10 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+# Re-exported: the sequence number's layout lives in the wire contract.
+from schemas.sequence import SEQUENCE_PARTITION_SHIFT as SEQUENCE_PARTITION_SHIFT
+from schemas.sequence import partition_of as partition_of
+from schemas.sequence import sequence_of as sequence_of
 from services.errors import require
 
 NonNegative = Annotated[int, Field(ge=0)]
@@ -38,17 +42,12 @@ LEGAL: dict[Status, frozenset[Status]] = {
 }
 TERMINAL = frozenset({Status.SETTLED, Status.REJECTED, Status.FAILED})
 
-SEQUENCE_PARTITION_SHIFT = 40  # sequence = partition << 40 | offset of the fraud.scored record
 
-
-def sequence_of(partition: int, offset: int) -> int:
-    """A payment's sequence number: its ``fraud.scored`` record's place in the log."""
-    return (partition << SEQUENCE_PARTITION_SHIFT) | offset
-
-
-def partition_of(sequence: int) -> int:
-    """The partition a sequence number came from (its payer's partition)."""
-    return sequence >> SEQUENCE_PARTITION_SHIFT
+def payment_key(payer_account: str, payment_id: uuid.UUID | str) -> str:
+    """A payment's key in the ``payments`` table: its payer and its id (account
+    ids have no colon). Two payers that send one id have two entries; which of
+    them keeps the id is decided by its claim (``submit.py``)."""
+    return f"{payer_account}:{payment_id}"
 
 
 class _Value(BaseModel):

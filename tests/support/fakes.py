@@ -21,7 +21,10 @@ from schemas.onchain import (
 )
 from schemas.payments import PaymentSettled
 from schemas.records import SinkRecord
+from schemas.sequence import COUNTER_MAX, PARTITION_MAX, sequence_of
 from services.chain.packing import pack_batch
+from services.errors import require
+from services.ports import Claim, ClaimRequest
 from services.store.ledger import Entry, deposit_entries, settlement_entries
 
 
@@ -143,3 +146,36 @@ class MemoryLedgerStore:
 
     async def ledger_total(self) -> int:
         return sum(e.amount for e in self.entries)
+
+
+@dataclass
+class MemoryClaimStore:
+    """The claim rules of services/store/claims.py over dicts: the first claim of a
+    payment id wins; a new claim takes the next counter (never reused)."""
+
+    claims: dict[uuid.UUID, Claim] = field(default_factory=dict)
+    by_sequence: dict[int, uuid.UUID] = field(default_factory=dict)
+    counter: int = 1  # the next counter, as PostgreSQL's settlement_counter starts
+
+    async def claim(self, requests: Sequence[ClaimRequest]) -> dict[uuid.UUID, Claim]:
+        out: dict[uuid.UUID, Claim] = {}
+        for r in requests:
+            require(0 <= r.partition <= PARTITION_MAX, "partition %s out of range", r.partition)
+            if r.payment_id not in self.claims:
+                self._new(r)
+            out[r.payment_id] = self.claims[r.payment_id]
+        return out
+
+    def _new(self, r: ClaimRequest) -> None:
+        require(self.counter <= COUNTER_MAX, "the settlement counter is exhausted")
+        sequence = sequence_of(r.partition, self.counter)
+        self.counter += 1
+        require(sequence not in self.by_sequence, "sequence %s claimed twice", sequence)
+        self.claims[r.payment_id] = Claim(r.payment_id, r.payer_account, r.request_digest, sequence)
+        self.by_sequence[sequence] = r.payment_id
+
+    async def payments_of(self, sequences: Sequence[int]) -> dict[int, uuid.UUID]:
+        return {s: self.by_sequence[s] for s in sequences if s in self.by_sequence}
+
+    async def next_counter(self) -> int:
+        return self.counter

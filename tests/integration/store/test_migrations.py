@@ -26,6 +26,7 @@ TABLES = {
     "processed_events",
     "reconciliation_log",
     "audit_log",
+    "payment_claims",
 }
 
 
@@ -38,18 +39,29 @@ def _tables(settings: Settings) -> set[str]:
     return {r[0] for r in rows}
 
 
+def _has_counter(settings: Settings) -> bool:
+    with connect(settings, settings.pg_database) as conn:
+        row = conn.execute("SELECT to_regclass('settlement_counter') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
 def test_upgrade_then_downgrade_then_upgrade_again(fresh_db: Settings) -> None:
     upgrade(fresh_db)
     assert _tables(fresh_db) >= TABLES
+    assert _has_counter(fresh_db)
+    downgrade(fresh_db, "0001")
+    assert "payment_claims" not in _tables(fresh_db) and not _has_counter(fresh_db)
     downgrade(fresh_db, "base")
     assert _tables(fresh_db) == {"alembic_version"}
     upgrade(fresh_db)
     assert _tables(fresh_db) >= TABLES
+    assert _has_counter(fresh_db)
 
 
 def test_dry_runs_print_sql_and_change_nothing(fresh_db: Settings) -> None:
     up = upgrade(fresh_db, dry_run=True)
     assert up is not None and "CREATE TABLE ledger_entries" in up
+    assert "CREATE TABLE payment_claims" in up and "CREATE SEQUENCE settlement_counter" in up
     assert _tables(fresh_db) == set()
     upgrade(fresh_db)
     down = downgrade(fresh_db, "base", dry_run=True)
