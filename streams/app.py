@@ -2,8 +2,9 @@
 time, and nothing here decides anything.
 
 - ``streams/agents/``: one agent per consumed topic, each a shell over a stage;
-- ``streams/scheduler.py``: the batch flusher, the sweeper of unsent batches and
-  the submission of batches to the chain;
+- ``streams/scheduler.py``: the batch flusher, the sweeper of unsent batches (of
+  the ``fraud.scored`` partitions this worker actively owns), the submission of
+  batches to the chain, and dropping the batches of revoked partitions;
 - ``streams/listening.py``: the chain listener's timer (on the leader only);
 - ``streams/web.py``: the balance, windows and metrics views;
 - ``streams/connection.py``: the worker's ports, from ``connect``
@@ -19,6 +20,7 @@ from typing import Any
 
 import faust
 
+from schemas.topics import FRAUD_SCORED
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams import connection, listening, scheduler, web
@@ -87,8 +89,9 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
     async def flush_producer() -> None:  # app.producer exists once the worker runs
         await app.producer.flush()
 
+    owned = scheduler.active_partitions(app, settings.topic(FRAUD_SCORED))
     scheduler.register(
-        app, Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer)
+        app, Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer, owned)
     )
     listening.register(app, Listening(settings, ports, runtime.send))
     web.register(app, tables.balances, runtime)

@@ -1,26 +1,36 @@
-"""The settlement scheduler without Faust: the flusher, the sweeper and one
-batch's submission, over the in-memory chain."""
+"""The settlement scheduler without a running Faust: the flusher, the sweeper,
+one batch's submission over the in-memory chain, and dropping the batches of
+revoked partitions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import cast
 
+import faust
 import pytest
+from faust.types import TP
 
 from schemas.onchain import BatchReceipt, PaymentRecord
 from schemas.payments import PaymentSubmitted
-from schemas.topics import CHAIN_SUBMITTED
+from schemas.topics import CHAIN_SUBMITTED, FRAUD_SCORED
 from services.ports import WorkerPorts
 from streams.connection import Connection
 from streams.outcomes import Emit
-from streams.scheduler import Scheduler
+from streams.scheduler import (
+    Scheduler,
+    active_partitions,
+    batch_partitions,
+    guarded,
+    register,
+)
 from streams.stages.fraud import handle_request
-from streams.stages.settlement.batching import handle_scored
-from streams.state import Balance, PaymentState
+from streams.stages.settlement.batching import OpenBatch, handle_scored
+from streams.state import Balance, PaymentState, partition_of
 from streams.tables import ModelTable
 from tests.support.fakes import FakeChain, MemoryCursorStore
 from tests.unit.stages.conftest import World, raw, request
@@ -39,22 +49,56 @@ class WatchedChain(FakeChain):
         self.calls.append(f"settle {batch_id} sending={sending}")
         return await super().settle_batch(batch_id, payments)
 
+    def settles(self) -> list[str]:
+        return [c.split(" sending")[0] for c in self.calls if c.startswith("settle")]
+
 
 class BrokenChain(WatchedChain):
     async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
         raise RuntimeError("a bug in the client")
 
 
+@dataclass
+class SlowChain(WatchedChain):
+    """Settles only once ``release`` is set (a settle that retries for minutes)."""
+
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
+        self.entered.set()
+        await self.release.wait()
+        return await super().settle_batch(batch_id, payments)
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
 class Harness:
-    """A scheduler over the world's batching state, the chain and a recording producer."""
+    """A scheduler over the world's batching state, the chain and a recording
+    producer; it owns the partitions in ``owned`` and reads a monotonic clock
+    the test moves."""
 
     def __init__(self, world: World, chain: WatchedChain) -> None:
         self.world = world
         self.chain = chain
         self.sent: list[Emit] = []
+        self.owned: set[int] = set(range(world.settings.kafka_partitions))
+        self.monotonic = Monotonic()
         self.connection = Connection(self._connect)
         self.scheduler = Scheduler(
-            world.settlement, self.table(), self.connection, self._send, self._flush
+            world.settlement,
+            self.table(),
+            self.connection,
+            self._send,
+            self._flush,
+            lambda: self.owned,
+            self.monotonic,
         )
         chain.scheduler = self.scheduler
 
@@ -62,6 +106,12 @@ class Harness:
         """The payments table as Faust holds it (JSON values), for the sweeper's scan."""
         stored = {k: v.model_dump(mode="json") for k, v in self.world.payments.items()}
         return ModelTable(stored, PaymentState)
+
+    def sweep_later(self) -> None:
+        """Sweep once the batches so far are older than ``batch_timeout_s``."""
+        self.world.clock.advance(int(self.world.settings.batch_timeout_s * 1000) + 1)
+        self.scheduler.payments = self.table()
+        self.scheduler.sweep()
 
     async def _connect(self) -> WorkerPorts:
         return WorkerPorts(chain=self.chain, cursors=MemoryCursorStore())
@@ -78,11 +128,29 @@ class Harness:
         await asyncio.gather(*self.scheduler.tasks)
 
 
+def _placed(state: PaymentState) -> PaymentState:
+    """The state with its partition recorded, as batching records it."""
+    if state.partition is not None or state.sequence is None:
+        return state
+    return state.model_copy(update={"partition": partition_of(state.sequence)})
+
+
 def _batch(world: World, count: int, partition: int) -> None:
     world.balances.setdefault("alice", Balance(available=10**9))
     for offset in range(count):
         (scored,) = handle_request(raw(request("alice")), "alice", world.fraud).emits
         handle_scored(scored.payload(), partition, offset, world.settlement)
+    for key, state in world.payments.items():
+        world.payments[key] = _placed(state)
+    batches = world.settlement.batches
+    for batch in [*batches.open.values(), *batches.closed]:
+        batch.members[:] = [_placed(m) for m in batch.members]
+
+
+def _forget_batching(world: World) -> None:
+    """The batching state is lost (a restart, or the partitions were revoked)."""
+    world.settlement.batches.open.clear()
+    world.settlement.batches.closed.clear()
 
 
 async def test_a_due_batch_waits_for_the_ports_then_is_made_durable_before_it_is_settled(
@@ -144,12 +212,141 @@ async def test_the_sweeper_resends_only_old_batches_nobody_here_is_sending(world
     await harness.connection.open()
     _batch(world, 4, partition=0)  # a full batch of 3 (taken below) and an open one of 1
     (taken,) = world.settlement.batches.closed
-    harness.scheduler.handled.take(taken.batch_id, time.monotonic())
+    _forget_batching(world)  # as after the partition came back: only the table knows
+    harness.scheduler.handled.take(taken.batch_id, harness.monotonic())
     harness.scheduler.payments = harness.table()
     harness.scheduler.sweep()
     assert harness.scheduler.tasks == set()  # too recent: may still be on its way
-    world.clock.advance(int(world.settings.batch_timeout_s * 1000) + 1)
-    harness.scheduler.sweep()
+    harness.sweep_later()
     await harness.settled()
-    assert [c for c in harness.chain.calls if c.startswith("settle")] == ["settle 3 sending=1"]
+    assert harness.chain.settles() == ["settle 3"]
     assert len(harness.sent) == 1
+
+
+async def test_the_sweeper_leaves_alone_the_batches_still_in_memory(world: World) -> None:
+    harness = Harness(world, WatchedChain())
+    await harness.connection.open()
+    _batch(world, 4, partition=0)  # closed: batch 0 (full); open: batch 3
+    _batch(world, 1, partition=1)  # open: batch 1 << 40
+    harness.sweep_later()  # all three are old enough, and all are in memory
+    assert harness.scheduler.tasks == set()
+    busy = world.settings.settle_inflight_max
+    harness.scheduler.sending = busy  # the chain is busy: due batches keep waiting
+    harness.scheduler.flush()  # takes the full batch only
+    harness.sweep_later()
+    await harness.settled()
+    assert harness.chain.settles() == ["settle 0"]
+    assert set(world.settlement.batches.open) == {0, 1}
+    harness.scheduler.sending = 0
+    _forget_batching(world)
+    harness.sweep_later()  # now only the table knows them
+    await harness.settled()
+    assert sorted(harness.chain.settles()) == ["settle 0", "settle 1099511627776", "settle 3"]
+
+
+async def test_the_sweeper_looks_only_at_partitions_this_worker_owns(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness = Harness(world, WatchedChain())
+    await harness.connection.open()
+    for partition in (0, 1, 2, 3):
+        _batch(world, 1, partition)
+    _forget_batching(world)
+    unplaced = next(k for k, s in world.payments.items() if s.partition == 3)
+    world.payments[unplaced] = world.payments[unplaced].model_copy(update={"partition": None})
+    harness.owned = set()  # e.g. during a rebalance
+    harness.sweep_later()
+    assert harness.scheduler.tasks == set()
+    harness.owned = {1, 3}  # 0 and 2 are standby replicas or revoked here
+    with caplog.at_level(logging.WARNING, logger="paystream.streams"):
+        harness.sweep_later()
+        await harness.settled()
+        harness.scheduler.handled.sent.clear()
+        harness.sweep_later()
+        await harness.settled()
+    assert harness.chain.settles() == [f"settle {1 << 40}", f"settle {1 << 40}"]
+    assert caplog.text.count("SCORED with no partition recorded") == 1
+
+
+async def test_a_batch_stays_marked_while_its_settle_outlasts_keep_s(world: World) -> None:
+    chain = SlowChain()
+    harness = Harness(world, chain)
+    await harness.connection.open()
+    keep_s = harness.scheduler.handled.keep_s
+    _batch(world, 1, partition=1)
+    world.clock.advance(world.settings.batch_wait_ms)
+    harness.scheduler.flush()
+    await chain.entered.wait()  # settle() is under way, and takes long
+    harness.monotonic.now_s += 3 * keep_s
+    harness.scheduler.handled.take(7, harness.monotonic())  # another batch taken meanwhile
+    harness.sweep_later()
+    assert len(harness.scheduler.tasks) == 1  # no second sender
+    assert 1 << 40 in harness.scheduler.handled
+    chain.release.set()
+    await harness.settled()
+    harness.monotonic.now_s += keep_s - 1  # sent: its chain.submitted records are on the way
+    harness.sweep_later()
+    assert harness.scheduler.tasks == set()
+    harness.monotonic.now_s += 2  # long enough: the table says it was never submitted
+    harness.sweep_later()
+    await harness.settled()
+    assert chain.settles() == [f"settle {1 << 40}", f"settle {1 << 40}"]
+
+
+async def test_revocation_drops_the_batches_of_revoked_partitions_only(world: World) -> None:
+    harness = Harness(world, WatchedChain())
+    for partition in (0, 1):
+        _batch(world, 4, partition)  # per partition: a closed batch of 3 and an open one of 1
+    _batch(world, 1, partition=2)
+    app = faust.App("test-scheduler", broker="kafka://localhost:1", store="memory://")
+    register(app, harness.scheduler)
+    topic = world.settings.topic(FRAUD_SCORED)
+    await app.on_partitions_revoked.send({TP(topic, 0), TP(topic, 2), TP("other", 1)})
+    batches = world.settlement.batches
+    assert set(batches.open) == {1}
+    assert [b.batch_id for b in batches.closed] == [1 << 40]
+
+
+def test_a_batch_belongs_to_its_members_partitions(world: World) -> None:
+    _batch(world, 1, partition=5)
+    (member,) = world.settlement.batches.open[5].members
+    unplaced = member.model_copy(update={"partition": None})
+    assert batch_partitions(OpenBatch(9, world.clock(), [member])) == {5}
+    assert batch_partitions(OpenBatch(9, world.clock(), [unplaced])) == {5}  # from its batch id
+
+
+async def test_errors_in_the_timers_and_the_revocation_handler_are_logged_not_raised(
+    world: World, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = Harness(world, WatchedChain())
+    app = faust.App("test-scheduler", broker="kafka://localhost:1", store="memory://")
+    register(app, harness.scheduler)
+
+    def owned() -> set[int]:
+        raise RuntimeError("a bug")
+
+    def revoke(_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(harness.scheduler, "owned", owned)
+    monkeypatch.setattr(harness.scheduler, "revoke", revoke)
+    with caplog.at_level(logging.ERROR, logger="paystream.streams"):
+        guarded("sweeper", harness.scheduler.sweep)
+        await app.on_partitions_revoked.send({TP(world.settings.topic(FRAUD_SCORED), 0)})
+    assert "sweeper: unexpected error" in caplog.text
+    assert "partitions revoked: unexpected error" in caplog.text
+
+
+def test_the_owned_partitions_are_the_active_ones_of_the_topic_outside_rebalances() -> None:
+    actives = {TP("p.fraud.scored", 1), TP("p.fraud.scored", 4), TP("p.chain.events", 2)}
+    fake = SimpleNamespace(
+        rebalancing=False,
+        in_recovery=False,
+        assignor=SimpleNamespace(assigned_actives=lambda: actives),
+    )
+    owned = active_partitions(cast(faust.App, fake), "p.fraud.scored")
+    assert owned() == {1, 4}
+    fake.rebalancing = True
+    assert owned() == set()
+    fake.rebalancing, fake.in_recovery = False, True
+    assert owned() == set()
