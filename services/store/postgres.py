@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from schemas.chain import DepositConfirmed
+from schemas.codes import FailureCode
 from schemas.payments import PaymentFailed, PaymentScored, PaymentSettled
 from schemas.records import SinkRecord
 from services.errors import StoreUnavailable
@@ -110,7 +111,7 @@ class PostgresLedgerStore:
                     r.settled_at,
                 )
             elif isinstance(r, PaymentFailed):
-                if r.payer_account and r.amount:  # malformed requests live in the topics only
+                if _has_row(r):
                     payments.append(_failed_row(r))
                 if r.fraud is not None:
                     frauds.append(_fraud_row(r.payment_id, r.failed_at, r.fraud))
@@ -198,6 +199,14 @@ def _settled_row(r: PaymentSettled) -> tuple[Any, ...]:
         r.sequence,
         r.block_number,
     )
+
+
+def _has_row(r: PaymentFailed) -> bool:
+    """Whether a failure is its payment's outcome, with a ``payments`` row. Malformed
+    requests live in the topics only, and so do id conflicts: a conflict answers
+    a request that reused the id, and its row would overwrite the payment's."""
+    conflict = r.code == FailureCode.PAYMENT_ID_CONFLICT
+    return bool(r.payer_account and r.amount) and not conflict
 
 
 def _failed_row(r: PaymentFailed) -> tuple[Any, ...]:

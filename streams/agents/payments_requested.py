@@ -1,5 +1,7 @@
 """The fraud agent (consumes ``payments.requested``): each request is scored,
-and an approved one holds its amount (``streams/stages/fraud.py``)."""
+and an approved one holds its amount (``streams/stages/fraud.py``). The
+record's partition goes with it: a request read off its payer's partition is
+re-routed there before any state is written."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from streams.runtime import Runtime
 from streams.stages.fraud import FraudDeps, handle_request
 
 
-def handle(raw: bytes, key: str, _partition: int, _offset: int, deps: FraudDeps) -> Outcome:
-    return handle_request(raw, key, deps)
+def handle(raw: bytes, key: str, partition: int, _offset: int, deps: FraudDeps) -> Outcome:
+    return handle_request(raw, key, deps, partition)
 
 
 def register(app: faust.App, runtime: Runtime, deps: FraudDeps) -> None:

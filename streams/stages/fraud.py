@@ -1,7 +1,13 @@
 """Fraud stage (consumes ``payments.requested``): validate, score, hold funds.
 
+A payer's state (balance, velocity, payments) lives in one partition: its
+payer's (``partition_for(payer_account)``, murmur2). A request read on another
+partition is re-routed there, unchanged, before anything is written; every
+output goes to the partition it was read from, keyed by the payer.
+
 One terminal decision per payment id: a replayed request is recognised in the
-``payments`` table and ignored.
+``payments`` table and answered with the records published for it; the same id
+with another body is a ``PAYMENT_ID_CONFLICT`` that leaves the payment alone.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.base import outcome_event_id
+from schemas.base import Record, conflict_event_id, outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
+from schemas.partitioning import partition_for
 from schemas.payments import FraudCheck, PaymentFailed, PaymentRequested, PaymentScored
-from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED
+from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED
 from services.fraud.rules import Velocity, score
 from services.settings import Settings
-from streams.outcomes import Emit, Outcome, dead, ignored, republish
+from streams.outcomes import Emit, Outcome, dead, ignored
 from streams.state import Balance, PaymentState, Status, VelocityWindow
 
 FIELD_CODES = {
@@ -66,9 +73,23 @@ def _code_of(error: ValidationError) -> FailureCode:
     return FailureCode.INVALID_SCHEMA
 
 
+@dataclass(frozen=True)
+class Here:
+    """Where the outputs for one record go: the partition it was read from (its
+    payer's, once re-routed), keyed by the payer (the Kafka key may be empty or
+    another account's). ``partition`` None: by key (callers without a Kafka
+    record, and a request without a payer read with no partition)."""
+
+    key: str
+    partition: int | None
+
+    def emit(self, topic: str, value: Record | str, key: str = "") -> Emit:
+        return Emit(topic, key or self.key, value, self.partition)
+
+
 def _reject(
     deps: FraudDeps,
-    key: str,
+    here: Here,
     state: PaymentState,
     code: FailureCode,
     detail: str = "",
@@ -87,10 +108,19 @@ def _reject(
     )
     rejected = state.moved(Status.REJECTED).with_output(PAYMENTS_FAILED, failed)
     deps.payments[str(state.payment_id)] = rejected
-    return Outcome(emits=(Emit(PAYMENTS_FAILED, key, failed),), note=code.value)
+    emit = here.emit(PAYMENTS_FAILED, failed, state.payer_account)
+    return Outcome(emits=(emit,), note=code.value)
 
 
-def handle_request(raw: bytes, key: str, deps: FraudDeps) -> Outcome:
+def handle_request(raw: bytes, key: str, deps: FraudDeps, partition: int | None = None) -> Outcome:
+    """Decide one ``payments.requested`` record read from ``partition``.
+
+    A request whose ``payer_account`` is a string and that was read off its
+    payer's partition is re-routed there with its exact bytes; nothing is
+    written. ``key`` (the Kafka key) only addresses the rejection of a request
+    without a usable payer. ``partition`` None: the caller has no Kafka record
+    (tests, tools) and the request counts as read on its payer's partition.
+    """
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -98,29 +128,103 @@ def handle_request(raw: bytes, key: str, deps: FraudDeps) -> Outcome:
     payment_id = _payment_id(obj) if isinstance(obj, dict) else None
     if payment_id is None:
         return dead("no valid payment_id: the failure cannot be addressed to anyone")
+    payer = obj.get("payer_account")
+    if not isinstance(payer, str):  # rejected below, wherever it is: no balance is touched
+        return _process(obj, payment_id, Here(key, partition), deps)
+    home = partition_for(payer, deps.settings.kafka_partitions)
+    if partition is not None and partition != home:
+        return _reroute(raw, payer, home)
+    return _process(obj, payment_id, Here(payer, home), deps)
+
+
+def _reroute(raw: bytes, payer: str, home: int) -> Outcome:
+    """A request off its payer's partition: the same bytes to the payer's
+    partition, keyed by the payer, where its state lives. A replay of the
+    misplaced original is re-routed again; the copies are one payment there."""
+    try:
+        text = raw.decode("utf-8")  # Emit takes a str; UTF-8 round-trips exactly
+    except UnicodeDecodeError as exc:
+        return dead(f"not UTF-8, cannot be re-routed to partition {home}: {exc}")
+    return Outcome(emits=(Emit(PAYMENTS_REQUESTED, payer, text, home),), note="rerouted")
+
+
+def _process(obj: dict[str, Any], payment_id: uuid.UUID, here: Here, deps: FraudDeps) -> Outcome:
     known = deps.payments.get(str(payment_id))
-    if known is not None:
-        _align(deps.balances, known)
-        return republish(known.outputs, (FRAUD_SCORED, PAYMENTS_FAILED), key, "duplicate")
     now = deps.clock()
     try:
         request = PaymentRequested.model_validate(obj)
     except ValidationError as exc:
-        placeholder = PaymentState(
-            payment_id=payment_id,
-            payer_account=str(obj.get("payer_account", ""))[:64],
-            payee_address="",
-            amount=0,
-            currency="",
-            status=Status.REQUESTED,
-            requested_at=now,
-        )
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return _reject(deps, key, placeholder, _code_of(exc), detail[:500])
-    return _decide(request, key, deps, now)
+        if known is not None:
+            return _republish(known, here, deps)
+        return _invalid(obj, payment_id, exc, here, deps, now)
+    if known is None:
+        return _decide(request, here, deps, now)
+    digest = request.digest()
+    if known.request_digest is not None and known.request_digest != digest:
+        return _conflict(request, digest, here, deps)
+    return _republish(known, here, deps)  # a replay or a producer's retry (or state without digest)
 
 
-def _decide(request: PaymentRequested, key: str, deps: FraudDeps, now: datetime) -> Outcome:
+def _republish(known: PaymentState, here: Here, deps: FraudDeps) -> Outcome:
+    """A known payment id: publish again what was published for it (identical
+    records), to its payer's partition: where the request is read when it is a
+    replay or a retry of the same body; the known payment's own partition when
+    the new body does not validate or the state has no digest (a mere duplicate id)."""
+    _align(deps.balances, known)
+    payer = known.payer_account
+    there = Here(payer, partition_for(payer, deps.settings.kafka_partitions)) if payer else here
+    topics = (FRAUD_SCORED, PAYMENTS_FAILED)
+    emits = tuple(there.emit(t, known.outputs[t]) for t in topics if t in known.outputs)
+    return Outcome(emits=emits, note="duplicate")
+
+
+def _conflict(request: PaymentRequested, digest: str, here: Here, deps: FraudDeps) -> Outcome:
+    """The id is the known payment's, the body another one: answer this request
+    with its own rejection (its own event id: one per conflicting body) and leave
+    the payment's state and every balance alone. Nothing is stored: a replay
+    publishes the same record again (same event id; the times are the replay's)."""
+    now = deps.clock()
+    code = FailureCode.PAYMENT_ID_CONFLICT
+    failed = PaymentFailed(
+        event_id=conflict_event_id(request.payment_id, digest),
+        occurred_at=now,
+        payment_id=request.payment_id,
+        payer_account=request.payer_account,
+        amount=request.amount,
+        code=code,
+        reason=FAILURE_REASONS[code],
+        requested_at=request.requested_at,
+        failed_at=now,
+    )
+    return Outcome(
+        emits=(here.emit(PAYMENTS_FAILED, failed, request.payer_account),), note=code.value
+    )
+
+
+def _invalid(
+    obj: dict[str, Any],
+    payment_id: uuid.UUID,
+    exc: ValidationError,
+    here: Here,
+    deps: FraudDeps,
+    now: datetime,
+) -> Outcome:
+    """A new payment id whose body does not validate: rejected with a code."""
+    payer = obj.get("payer_account")
+    placeholder = PaymentState(
+        payment_id=payment_id,
+        payer_account=str(payer)[:64] if payer is not None else "",
+        payee_address="",
+        amount=0,
+        currency="",
+        status=Status.REQUESTED,
+        requested_at=now,
+    )
+    detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return _reject(deps, here, placeholder, _code_of(exc), detail[:500])
+
+
+def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetime) -> Outcome:
     s = deps.settings
     state = PaymentState(
         payment_id=request.payment_id,
@@ -131,13 +235,14 @@ def _decide(request: PaymentRequested, key: str, deps: FraudDeps, now: datetime)
         merchant_id=request.merchant_id,
         status=Status.REQUESTED,
         requested_at=request.requested_at,
+        request_digest=request.digest(),
     )
     if request.currency not in s.currencies:
-        return _reject(deps, key, state, FailureCode.UNKNOWN_CURRENCY, request.currency)
+        return _reject(deps, here, state, FailureCode.UNKNOWN_CURRENCY, request.currency)
     if request.amount > s.max_payment_amount:
-        return _reject(deps, key, state, FailureCode.AMOUNT_OVER_LIMIT)
+        return _reject(deps, here, state, FailureCode.AMOUNT_OVER_LIMIT)
     if request.payee_address.lower() == request.payer_account.lower():
-        return _reject(deps, key, state, FailureCode.SELF_PAYMENT)
+        return _reject(deps, here, state, FailureCode.SELF_PAYMENT)
 
     started = time.perf_counter_ns()
     now_ms = int(now.timestamp() * 1000)
@@ -153,13 +258,13 @@ def _decide(request: PaymentRequested, key: str, deps: FraudDeps, now: datetime)
     )
     if verdict.decision == "BLOCK":
         return _reject(
-            deps, key, state, FailureCode.FRAUD_BLOCKED, ",".join(verdict.rules_triggered), check
+            deps, here, state, FailureCode.FRAUD_BLOCKED, ",".join(verdict.rules_triggered), check
         )
 
     balance = deps.balances.get(request.payer_account, Balance())
     held = str(request.payment_id) in balance.holds  # a replay after a partial crash
     if not held and balance.available < request.amount:
-        return _reject(deps, key, state, FailureCode.INSUFFICIENT_FUNDS, fraud=check)
+        return _reject(deps, here, state, FailureCode.INSUFFICIENT_FUNDS, fraud=check)
     deps.balances[request.payer_account] = balance.hold(str(request.payment_id), request.amount)
     if verdict.decision == "REVIEW":
         deps.payments[str(request.payment_id)] = state.moved(Status.REVIEW)
@@ -172,4 +277,4 @@ def _decide(request: PaymentRequested, key: str, deps: FraudDeps, now: datetime)
     )
     approved = state.moved(Status.SCORED).with_output(FRAUD_SCORED, scored)
     deps.payments[str(request.payment_id)] = approved
-    return Outcome(emits=(Emit(FRAUD_SCORED, key, scored),), note="approved")
+    return Outcome(emits=(here.emit(FRAUD_SCORED, scored),), note="approved")
