@@ -38,12 +38,6 @@ def _requests(p: FaultPipeline, payers: list[str], count: int) -> list[PaymentRe
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: requests on librdkafka's default partitioner split a payer's balance "
-    "across changelog partitions (reconcile: Faust balance != ledger)",
-)
 def test_producer_on_librdkafkas_default_partitioner(faults: Faults) -> None:
     """A confluent-kafka producer that keeps the default partitioner, a worker
     SIGKILLed and restarted mid-run, and some requests sent again (the new
