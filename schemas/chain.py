@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
@@ -26,6 +27,9 @@ class SettlementConfirmed(_OnChain):
     payee_address: Address
     amount: MinorUnits
     batch_id: Annotated[int, Field(ge=0)]
+    # The payment that claimed the sequence (from PostgreSQL); None: no claim.
+    payment_id: uuid.UUID | None = None
+    payer_account: AccountId | None = None
 
 
 class DepositConfirmed(_OnChain):

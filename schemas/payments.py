@@ -60,13 +60,15 @@ class PaymentScored(Record):
 
 class PaymentSubmitted(Record):
     """``chain.submitted``: a payment's batch was sent to the chain (``SUBMITTED``,
-    with the transaction hash) or refused by it for good (``REJECTED``, with a code)."""
+    with the transaction hash) or refused for good (``REJECTED``, with a code: the
+    chain refused it and proved it unpaid, or its id is another request's,
+    ``PAYMENT_ID_CONFLICT``, which has no sequence)."""
 
     outcome: Literal["SUBMITTED", "REJECTED"]
     payment_id: uuid.UUID
     payer_account: AccountId
     amount: MinorUnits
-    sequence: Annotated[int, Field(ge=0)]
+    sequence: Annotated[int, Field(ge=0)] | None = None  # the payment's on-chain identity
     batch_id: Annotated[int, Field(ge=0)]
     tx_hash: str | None = None
     code: FailureCode | None = None

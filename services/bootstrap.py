@@ -21,18 +21,26 @@ import redis.asyncio as aioredis
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from services.cache.cursor import RedisCursorStore
 from services.chain.client import Web3ChainClient, decoder_for_contracts
 from services.chain.deployment import require_deployment
 from services.chain.keys import ChainKeys
+from services.chain.nonces import SharedLock
 from services.chain.sender import TxSender
+from services.identity import require_unused_sequences
 from services.ports import LedgerStore, WorkerPorts
 from services.settings import Settings
-from services.store.errors import translated
+from services.store.claims import PostgresClaimStore
+from services.store.errors import translated, unavailable
+from services.store.locks import advisory_lock
 from services.store.postgres import PostgresLedgerStore
+
+# The send lock is held for one pending-nonce read and one send, each bounded by
+# the RPC timeout; a worker waits for a few such holders before giving up.
+SEND_LOCK_WAIT_RPCS = 6
 
 
 def pg_pool(settings: Settings) -> AsyncConnectionPool:
@@ -109,7 +117,9 @@ def kafka_consumer_config(settings: Settings, group_id: str) -> dict[str, object
     }
 
 
-async def chain_client(settings: Settings) -> Web3ChainClient:
+async def chain_client(
+    settings: Settings, shared_lock: SharedLock | None = None
+) -> Web3ChainClient:
     """The chain client for the deployed contracts (run `paystream chain deploy` first).
 
     Its HTTP connections are kept alive and pooled (web3's default session closes
@@ -130,12 +140,18 @@ async def chain_client(settings: Settings) -> Web3ChainClient:
         await w3.provider.disconnect()
         raise
     return Web3ChainClient(
-        w3, settings, ChainKeys.from_settings(settings), deployment, tx_sender(w3, settings)
+        w3,
+        settings,
+        ChainKeys.from_settings(settings),
+        deployment,
+        tx_sender(w3, settings, shared_lock),
     )
 
 
-def tx_sender(w3: AsyncWeb3[Any], settings: Settings) -> TxSender:
-    return TxSender(w3, settings, decoder_for_contracts())
+def tx_sender(
+    w3: AsyncWeb3[Any], settings: Settings, shared_lock: SharedLock | None = None
+) -> TxSender:
+    return TxSender(w3, settings, decoder_for_contracts(), shared_lock)
 
 
 def ledger_store(pool: AsyncConnectionPool, settings: Settings) -> PostgresLedgerStore:
@@ -144,11 +160,48 @@ def ledger_store(pool: AsyncConnectionPool, settings: Settings) -> PostgresLedge
 
 
 async def worker_ports(settings: Settings) -> WorkerPorts:
-    """A stream worker's chain client and the listener's cursor store (a new
-    deployment starts a new cursor)."""
-    client = await chain_client(settings)
+    """A stream worker's ports: the chain client (its sender shares one nonce
+    lock per operator key with every other worker, in PostgreSQL), the claim
+    store, and the listener's cursor store (a new deployment starts a new
+    cursor). The pool lives as long as the worker."""
+    pool = await open_pool(settings)
+    lock = advisory_lock(
+        pool, "paystream-sender", SEND_LOCK_WAIT_RPCS * settings.chain_rpc_timeout_s
+    )
+    client = await chain_client(settings, shared_lock=lock)
     key = f"paystream:listener:{settings.app_id}:{client.deployment.settlement}"
-    return WorkerPorts(chain=client, cursors=RedisCursorStore(redis_client(settings), key))
+    return WorkerPorts(
+        chain=client,
+        cursors=RedisCursorStore(redis_client(settings), key),
+        claims=PostgresClaimStore(pool),
+    )
+
+
+async def preflight_worker(settings: Settings) -> None:
+    """What a worker needs before Faust starts: the contracts, the migrated
+    schema, and next sequence numbers that the contract has not paid."""
+    pool = await open_pool(settings)
+    try:
+        client = await chain_client(settings)
+        try:
+            await require_unused_sequences(
+                PostgresClaimStore(pool), client, settings.kafka_partitions
+            )
+        finally:
+            await client.w3.provider.disconnect()
+    finally:
+        await pool.close()
+
+
+async def open_pool(settings: Settings) -> AsyncConnectionPool:
+    """An opened pool, or ``StoreUnavailable`` naming the fix."""
+    pool = pg_pool(settings)
+    try:
+        await pool.open(wait=True, timeout=settings.connect_timeout_s)
+    except PoolTimeout as exc:
+        await pool.close()
+        raise unavailable(settings, exc) from exc
+    return pool
 
 
 @dataclass(frozen=True)

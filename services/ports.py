@@ -29,6 +29,11 @@ class ChainClient(Protocol):
     async def is_settled(self, sequence: int) -> bool:
         """Whether the payment with this sequence number has been paid."""
 
+    async def unmined_sends(self) -> int:
+        """How many transactions the operator sent that are not mined yet (its
+        pending nonce minus its confirmed one): while any is, a payment it may
+        carry cannot be proven unpaid."""
+
     async def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
         """Settlements and deposits in a block range, in chain order."""
 
@@ -82,6 +87,7 @@ class WorkerPorts:
 
     chain: ChainClient
     cursors: CursorStore  # the chain listener's, one per deployment
+    claims: ClaimStore  # payments' on-chain identities (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,8 @@ class ClaimStore(Protocol):
         the next counter), existing ones returned unchanged (possibly another payer's:
         a conflict the caller handles). Idempotent."""
 
-    async def payments_of(self, sequences: Sequence[int]) -> dict[int, uuid.UUID]:
-        """The payment that claimed each sequence (absent: never claimed)."""
+    async def claims_of(self, sequences: Sequence[int]) -> dict[int, Claim]:
+        """The claim of each sequence (absent: never claimed)."""
 
     async def next_counter(self) -> int:
         """The counter the next claim will use (without consuming it): for the

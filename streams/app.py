@@ -78,9 +78,9 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
     connection.register(app, ports)
 
     fraud = FraudDeps(settings, tables.payments, tables.balances, tables.velocity, utcnow)
-    settlement = SettlementDeps(settings, tables.payments, tables.sequences, utcnow)
+    settlement = SettlementDeps(settings, tables.payments, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
-    reconcile = ReconcileDeps(tables.payments, tables.balances, tables.sequences, utcnow)
+    reconcile = ReconcileDeps(tables.payments, tables.balances, utcnow)
     payments_requested.register(app, runtime, fraud)
     fraud_scored.register(app, runtime, settlement)
     chain_submitted.register(app, runtime, submitted)

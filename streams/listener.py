@@ -5,7 +5,8 @@ One instance runs (on the Faust leader). Its cursor (last emitted block, and the
 hashes and events of the most recent ones) lives in a ``CursorStore``; losing it
 only means re-emitting, which the reconciler recognises. Settlement records go
 to the partition encoded in their sequence number (the payer's partition, where
-the payment's state lives); deposits are keyed by their account.
+the payment's state lives), with the payment the sequence was claimed for (read
+from the claim store); deposits are keyed by their account.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from schemas.chain import DepositConfirmed, EventOrphaned, SettlementConfirmed
 from schemas.cursor import Cursor, SeenBlock, SeenEvent
 from schemas.onchain import ChainEvent, SettledEvent
 from schemas.topics import CHAIN_EVENTS
-from services.ports import ChainClient
+from services.ports import ChainClient, Claim, ClaimStore
 from services.settings import Settings
 from streams.outcomes import Emit
 from streams.state import partition_of
@@ -50,7 +51,7 @@ def _seen(event: ChainEvent) -> SeenEvent:
     )
 
 
-def _emit(event: ChainEvent) -> Emit:
+def _emit(event: ChainEvent, claims: dict[int, Claim]) -> Emit:
     at = event.at
     where: dict[str, Any] = {
         # The same log always gets the same event id, however often it is emitted.
@@ -62,12 +63,15 @@ def _emit(event: ChainEvent) -> Emit:
     }
     if isinstance(event, SettledEvent):
         p = event.payment
+        claim = claims.get(p.sequence)
         record: Record = SettlementConfirmed(
             sequence=p.sequence,
             payer_ref=p.payer_ref,
             payee_address=p.payee,
             amount=p.amount,
             batch_id=p.batch_id,
+            payment_id=claim.payment_id if claim else None,
+            payer_account=claim.payer_account if claim else None,
             **where,
         )
         return Emit(CHAIN_EVENTS, f"ref:{p.payer_ref}", record, partition_of(p.sequence))
@@ -93,8 +97,11 @@ def _orphan(block: SeenBlock, seen: SeenEvent) -> Emit:
 
 
 class ChainListener:
-    def __init__(self, chain: ChainClient, settings: Settings, start_block: int = 0) -> None:
+    def __init__(
+        self, chain: ChainClient, claims: ClaimStore, settings: Settings, start_block: int = 0
+    ) -> None:
         self.chain = chain
+        self.claims = claims  # which payment each paid sequence belongs to
         self.settings = settings
         self.start_block = start_block
 
@@ -124,7 +131,9 @@ class ChainListener:
             result.cursor = cursor
             return result
         events = await self.chain.events(cursor.last_block + 1, to)
-        result.emits += [_emit(e) for e in events]
+        paid = [e.payment.sequence for e in events if isinstance(e, SettledEvent)]
+        claims = await self.claims.claims_of(paid) if paid else {}
+        result.emits += [_emit(e, claims) for e in events]
         result.cursor = await self._advance(cursor, to, events)
         return result
 

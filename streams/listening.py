@@ -60,7 +60,7 @@ class Listening:
     def _listener(self, ports: WorkerPorts) -> ChainListener:
         if self.listener is None:
             start = self.settings.listener_start_block
-            self.listener = ChainListener(ports.chain, self.settings, start)
+            self.listener = ChainListener(ports.chain, ports.claims, self.settings, start)
         return self.listener
 
 

@@ -243,8 +243,8 @@ class Scheduler:
             async with self.slots:
                 await self.connection.ready.wait()
                 await self.flush_producer()  # the batch's table entries are durable first
-                chain = self.connection.ports.chain
-                for emit in await settle(batch, chain, self.settings, self.deps.clock):
+                ports = self.connection.ports
+                for emit in await settle(batch, ports, self.settings, self.deps.clock):
                     await self.send(emit)
         except Exception:
             log.exception("batch %s: submission failed; the sweeper will retry", batch.batch_id)

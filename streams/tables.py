@@ -57,14 +57,12 @@ class Tables:
     payments: ModelTable[PaymentState]
     balances: ModelTable[Balance]
     velocity: ModelTable[VelocityWindow]
-    sequences: MutableMapping[str, str]
 
 
 TABLE_NAMES = (
     "payments",
     "balances",
     "velocity",
-    "sequences",
 )
 
 
@@ -78,8 +76,7 @@ def declare_tables(app: Any, partitions: int) -> Tables:
         return app.Table(name, partitions=partitions, key_type=str, help=help_)
 
     return Tables(
-        payments=ModelTable(table("payments", "payment id -> PaymentState"), PaymentState),
+        payments=ModelTable(table("payments", "payer:payment id -> PaymentState"), PaymentState),
         balances=ModelTable(table("balances", "payer account -> Balance"), Balance),
         velocity=ModelTable(table("velocity", "payer -> recent requests"), VelocityWindow),
-        sequences=table("sequences", "sequence number -> payment id"),
     )

@@ -40,7 +40,7 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
     import asyncio
 
     from devtools.stack.process import port_open
-    from services.bootstrap import worker_ports
+    from services.bootstrap import preflight_worker, worker_ports
     from streams.app import create_app
     from streams.ops.topics import create_topics
 
@@ -52,20 +52,8 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
             "worker?): start this one with --web-port N"
         )
     create_topics(settings)
-    asyncio.run(_require_deployment(settings))
+    asyncio.run(preflight_worker(settings))
     run_faust_worker(create_app(settings, lambda: worker_ports(settings)), loglevel)
-
-
-async def _require_deployment(settings: Settings) -> None:
-    """Stop before Faust starts when the chain or its contracts are not there."""
-    from services.bootstrap import web3_client
-    from services.chain.deployment import require_deployment
-
-    w3 = web3_client(settings)
-    try:
-        await require_deployment(w3, settings)
-    finally:
-        await w3.provider.disconnect()
 
 
 def run_faust_worker(app: Any, loglevel: str) -> None:

@@ -129,6 +129,11 @@ class Web3ChainClient:
     async def is_settled(self, sequence: int) -> bool:
         return bool(await self.settlement.functions.isSettled(sequence).call())
 
+    async def unmined_sends(self) -> int:
+        operator = self.keys.operator.address
+        pending = await self.w3.eth.get_transaction_count(operator, "pending")
+        return int(pending) - int(await self.w3.eth.get_transaction_count(operator, "latest"))
+
     async def block_number(self) -> int:
         return int(await self.w3.eth.block_number)
 

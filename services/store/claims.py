@@ -45,7 +45,10 @@ SELECT payment_id, payer_account, request_digest, sequence FROM payment_claims
 WHERE payment_id = ANY(%s::uuid[])
 """
 
-PAYMENTS_OF = "SELECT sequence, payment_id FROM payment_claims WHERE sequence = ANY(%s::bigint[])"
+CLAIMS_BY_SEQUENCE = """
+SELECT payment_id, payer_account, request_digest, sequence FROM payment_claims
+WHERE sequence = ANY(%s::bigint[])
+"""
 
 NEXT_COUNTER = (
     "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM settlement_counter"
@@ -72,15 +75,15 @@ class PostgresClaimStore:
         )
         return claims
 
-    async def payments_of(self, sequences: Sequence[int]) -> dict[int, uuid.UUID]:
+    async def claims_of(self, sequences: Sequence[int]) -> dict[int, Claim]:
         wanted = sorted({s for s in sequences if 0 <= s <= BIGINT_MAX})
         if not wanted:
             return {}
         with _translated("claims not read"):
             async with self.pool.connection() as conn:
-                cur = await conn.execute(PAYMENTS_OF, (wanted,))
+                cur = await conn.execute(CLAIMS_BY_SEQUENCE, (wanted,))
                 rows = await cur.fetchall()
-        return {int(sequence): payment_id for sequence, payment_id in rows}
+        return {int(row[3]): Claim(row[0], row[1], row[2], int(row[3])) for row in rows}
 
     async def next_counter(self) -> int:
         with _translated("settlement counter not read"):

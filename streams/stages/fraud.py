@@ -30,7 +30,7 @@ from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED
 from services.fraud.rules import Velocity, score
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome, dead, ignored
-from streams.state import Balance, PaymentState, Status, VelocityWindow
+from streams.state import Balance, PaymentState, Status, VelocityWindow, payment_key
 
 FIELD_CODES = {
     "amount": FailureCode.INVALID_AMOUNT,
@@ -107,7 +107,7 @@ def _reject(
         failed_at=deps.clock(),
     )
     rejected = state.moved(Status.REJECTED).with_output(PAYMENTS_FAILED, failed)
-    deps.payments[str(state.payment_id)] = rejected
+    deps.payments[payment_key(state.payer_account, state.payment_id)] = rejected
     emit = here.emit(PAYMENTS_FAILED, failed, state.payer_account)
     return Outcome(emits=(emit,), note=code.value)
 
@@ -149,7 +149,8 @@ def _reroute(raw: bytes, payer: str, home: int) -> Outcome:
 
 
 def _process(obj: dict[str, Any], payment_id: uuid.UUID, here: Here, deps: FraudDeps) -> Outcome:
-    known = deps.payments.get(str(payment_id))
+    payer = obj.get("payer_account")
+    known = deps.payments.get(payment_key(payer if isinstance(payer, str) else "", payment_id))
     now = deps.clock()
     try:
         request = PaymentRequested.model_validate(obj)
@@ -267,7 +268,9 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
         return _reject(deps, here, state, FailureCode.INSUFFICIENT_FUNDS, fraud=check)
     deps.balances[request.payer_account] = balance.hold(str(request.payment_id), request.amount)
     if verdict.decision == "REVIEW":
-        deps.payments[str(request.payment_id)] = state.moved(Status.REVIEW)
+        deps.payments[payment_key(request.payer_account, request.payment_id)] = state.moved(
+            Status.REVIEW
+        )
         return ignored("review")
     scored = PaymentScored(
         event_id=outcome_event_id("scored", request.payment_id),
@@ -276,5 +279,5 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
         scored_at=deps.clock(),
     )
     approved = state.moved(Status.SCORED).with_output(FRAUD_SCORED, scored)
-    deps.payments[str(request.payment_id)] = approved
+    deps.payments[payment_key(request.payer_account, request.payment_id)] = approved
     return Outcome(emits=(here.emit(FRAUD_SCORED, scored),), note="approved")

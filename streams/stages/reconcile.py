@@ -22,7 +22,7 @@ from schemas.chain import (
 from schemas.payments import PaymentSettled
 from schemas.topics import PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
-from streams.state import Balance, PaymentState, Status
+from streams.state import Balance, PaymentState, Status, payment_key
 
 AlertKind = Literal["UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT"]
 
@@ -31,7 +31,6 @@ AlertKind = Literal["UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT"]
 class ReconcileDeps:
     payments: MutableMapping[str, PaymentState]
     balances: MutableMapping[str, Balance]
-    sequences: MutableMapping[str, str]
     clock: Callable[[], datetime]
 
 
@@ -68,9 +67,13 @@ def _deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
 
 
 def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outcome:
-    payment_id = deps.sequences.get(str(event.sequence))
-    state = deps.payments.get(payment_id) if payment_id else None
-    if payment_id is None or state is None:
+    entry = (
+        payment_key(event.payer_account, event.payment_id)
+        if event.payment_id is not None and event.payer_account is not None
+        else None
+    )
+    state = deps.payments.get(entry) if entry else None
+    if entry is None or state is None:
         return _alert(
             key,
             "UNKNOWN_SEQUENCE",
@@ -100,10 +103,10 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
             tx_hash=event.tx_hash,
         )
     if state.status == Status.SCORED:  # chain.submitted not seen yet
-        state = state.moved(Status.SUBMITTED, tx_hash=event.tx_hash)
+        state = state.moved(Status.SUBMITTED, tx_hash=event.tx_hash, sequence=event.sequence)
     now = deps.clock()
     balance = deps.balances.get(state.payer_account, Balance())
-    deps.balances[state.payer_account] = balance.capture(payment_id)
+    deps.balances[state.payer_account] = balance.capture(str(state.payment_id))
     settled = PaymentSettled(
         event_id=outcome_event_id("settled", state.payment_id),
         payment_id=state.payment_id,
@@ -123,6 +126,6 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
     )
     final = state.moved(Status.CONFIRMED).moved(Status.SETTLED)
     final = final.with_output(PAYMENTS_SETTLED, settled)
-    deps.payments[payment_id] = final
+    deps.payments[entry] = final
     emit = Emit(PAYMENTS_SETTLED, state.payer_account, settled)
     return Outcome(emits=(emit,), note="settled")

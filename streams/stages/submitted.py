@@ -1,5 +1,12 @@
-"""Submission stage (consumes ``chain.submitted``): mark payments SUBMITTED, or
-fail them and release their holds when the chain refused the batch."""
+"""Submission stage (consumes ``chain.submitted``): mark payments SUBMITTED
+with their sequence number, or fail them and release their holds when their
+refusal is proven (``submit.py`` sends ``REJECTED`` only with proof, or for a
+``PAYMENT_ID_CONFLICT``).
+
+A payment already SUBMITTED is never failed by a later ``REJECTED``: that is
+another transaction's refusal (a re-send of its batch), no proof that the
+transaction which carried it will not pay. Its end is the reconciler's.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,12 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from schemas.base import outcome_event_id
+from schemas.base import conflict_event_id, outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import PaymentFailed, PaymentSubmitted
 from schemas.topics import PAYMENTS_FAILED
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
-from streams.state import Balance, PaymentState, Status
+from streams.state import Balance, PaymentState, Status, payment_key
 
 
 @dataclass
@@ -29,30 +36,44 @@ def handle_submitted(raw: bytes, deps: SubmittedDeps) -> Outcome:
         record = PaymentSubmitted.model_validate_json(raw)
     except ValidationError as exc:
         return dead(f"invalid chain.submitted record: {exc}"[:1000])
-    key = str(record.payment_id)
+    key = payment_key(record.payer_account, record.payment_id)
     state = deps.payments.get(key)
-    if state is None or state.sequence != record.sequence:
-        return ignored("unknown payment or sequence")
+    if state is None:
+        return ignored("unknown payment")
+    if None not in (state.sequence, record.sequence) and state.sequence != record.sequence:
+        return ignored("another sequence")  # cannot happen: a claim is kept for good
     if record.outcome == "SUBMITTED":
         if state.status != Status.SCORED:
             return ignored("already past SUBMITTED")
-        deps.payments[key] = state.moved(Status.SUBMITTED, tx_hash=record.tx_hash)
+        deps.payments[key] = state.moved(
+            Status.SUBMITTED, tx_hash=record.tx_hash, sequence=record.sequence
+        )
         return ignored("submitted")
     balance = deps.balances.get(state.payer_account, Balance())
-    if state.status not in (Status.SCORED, Status.SUBMITTED):
+    if state.status == Status.SUBMITTED:
+        return ignored("already submitted: a refusal is no proof against its transaction")
+    if state.status != Status.SCORED:
         deps.balances[state.payer_account] = balance.aligned(state)
         return republish(state.outputs, (PAYMENTS_FAILED,), state.payer_account, "terminal")
-    deps.balances[state.payer_account] = balance.release(key)
+    deps.balances[state.payer_account] = balance.release(str(state.payment_id))
+    failed = _failed(state, record, deps.clock())
+    deps.payments[key] = state.moved(Status.FAILED).with_output(PAYMENTS_FAILED, failed)
+    return Outcome(emits=(Emit(PAYMENTS_FAILED, state.payer_account, failed),), note=failed.code)
+
+
+def _failed(state: PaymentState, record: PaymentSubmitted, now: datetime) -> PaymentFailed:
     code = record.code or FailureCode.SETTLEMENT_REJECTED
-    failed = PaymentFailed(
-        event_id=outcome_event_id("failed", state.payment_id),
+    conflict = code == FailureCode.PAYMENT_ID_CONFLICT
+    return PaymentFailed(
+        # A conflict answers this request, not the payment whose id it reused.
+        event_id=conflict_event_id(state.payment_id, state.request_digest or "")
+        if conflict
+        else outcome_event_id("failed", state.payment_id),
         payment_id=state.payment_id,
         payer_account=state.payer_account,
         amount=state.amount,
         code=code,
         reason=record.reason or FAILURE_REASONS[code],
         requested_at=state.requested_at,
-        failed_at=deps.clock(),
+        failed_at=now,
     )
-    deps.payments[key] = state.moved(Status.FAILED).with_output(PAYMENTS_FAILED, failed)
-    return Outcome(emits=(Emit(PAYMENTS_FAILED, state.payer_account, failed),), note=code.value)

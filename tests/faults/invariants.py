@@ -2,9 +2,12 @@
 read from the real sources (``sources.py``). Each check returns violations, never
 raises, so one report shows everything that broke:
 
-(a) every request (a payment id on ``payments.requested``) has exactly one
-    terminal outcome on ``payments.settled`` / ``payments.failed``; a record
-    delivered again (the same record) is fine, two different ones are not;
+(a) every payment id on ``payments.requested`` has exactly one terminal
+    outcome on ``payments.settled`` / ``payments.failed``; a record delivered
+    again (the same record) is fine, two different ones are not. An id sent
+    with several bodies (other payers, payees or amounts) is one payment: each
+    body but the one that kept the id gets a ``PAYMENT_ID_CONFLICT`` rejection,
+    which answers that request and is not the payment's outcome;
 (b) nobody is paid twice on chain: no sequence and no payment is paid twice,
     every payout has a settled outcome and every settled outcome a payout, and
     per payee the token ``Transfer`` logs out of the settlement contract add
@@ -27,13 +30,12 @@ from eth_utils.address import is_checksum_address
 from schemas.onchain import account_ref
 from schemas.topics import (
     CHAIN_EVENTS,
-    FRAUD_SCORED,
+    CHAIN_SUBMITTED,
     PAYMENTS_FAILED,
     PAYMENTS_REQUESTED,
     PAYMENTS_SETTLED,
     RECONCILIATION_ALERTS,
 )
-from streams.state import sequence_of
 from tests.faults.sources import Facts, Record
 
 
@@ -106,25 +108,40 @@ def _outcome(r: Record) -> Outcome | None:
     )
 
 
-def outcomes_of(facts: Facts) -> dict[str, list[Outcome]]:
-    """Payment id -> its distinct terminal outcomes, in the order first read."""
+CONFLICT = "PAYMENT_ID_CONFLICT"
+
+
+def _answers(facts: Facts, conflicts: bool) -> dict[str, list[Outcome]]:
     out: dict[str, list[Outcome]] = defaultdict(list)
     for r in [*facts.topics.of(PAYMENTS_SETTLED), *facts.topics.of(PAYMENTS_FAILED)]:
         o = _outcome(r)
-        if o is not None and o not in out[o.payment_id]:
+        if o is not None and (o.code == CONFLICT) == conflicts and o not in out[o.payment_id]:
             out[o.payment_id].append(o)
     return dict(out)
 
 
-def scored_sequences(facts: Facts) -> dict[int, set[str]]:
-    """Sequence number -> payment ids scored at that place of ``fraud.scored``
-    (the engine's sequence is the record's partition and offset)."""
+def outcomes_of(facts: Facts) -> dict[str, list[Outcome]]:
+    """Payment id -> its distinct terminal outcomes, in the order first read."""
+    return _answers(facts, conflicts=False)
+
+
+def conflicts_of(facts: Facts) -> dict[str, list[Outcome]]:
+    """Payment id -> the distinct ``PAYMENT_ID_CONFLICT`` rejections of its id."""
+    return _answers(facts, conflicts=True)
+
+
+def sequence_owners(facts: Facts) -> dict[int, set[str]]:
+    """Sequence number -> the payment ids the engine said it stands for: its
+    claims in PostgreSQL, and the ``chain.submitted`` and ``payments.settled``
+    records (several ids, or one id under several sequences, is a violation)."""
     out: dict[int, set[str]] = defaultdict(set)
-    for r in facts.topics.of(FRAUD_SCORED):
-        request = r.value.get("request") if isinstance(r.value, dict) else None
-        pid = _pid(request.get("payment_id")) if isinstance(request, dict) else None
-        if pid is not None:
-            out[sequence_of(r.partition, r.offset)].add(pid)
+    for sequence, claimed in facts.claims.items():
+        out[sequence].add(claimed)
+    for r in [*facts.topics.of(CHAIN_SUBMITTED), *facts.topics.of(PAYMENTS_SETTLED)]:
+        v = r.value if isinstance(r.value, dict) else {}
+        pid = _pid(v.get("payment_id"))
+        if pid is not None and v.get("sequence") is not None:
+            out[int(v["sequence"])].add(pid)
     return dict(out)
 
 
@@ -141,8 +158,8 @@ def trail_of(facts: Facts) -> dict[int, list[str]]:
 
 
 def check_outcomes(facts: Facts) -> list[Violation]:
-    """(a) one terminal outcome per request."""
-    requests, outcomes = requests_of(facts), outcomes_of(facts)
+    """(a) one terminal outcome per payment id; a conflict answer per other body."""
+    requests, outcomes, conflicts = requests_of(facts), outcomes_of(facts), conflicts_of(facts)
     found: list[Violation] = []
     for pid, sent in requests.items():
         got = outcomes.get(pid, [])
@@ -150,6 +167,14 @@ def check_outcomes(facts: Facts) -> list[Violation]:
             found.append(Violation("no_outcome", f"{pid} requested as {sent}: no terminal record"))
         elif len(got) > 1:
             found.append(Violation("several_outcomes", f"{pid}: {got}"))
+        answered = len(conflicts.get(pid, []))
+        if answered != len(sent) - 1:
+            found.append(
+                Violation(
+                    "conflicts_unanswered",
+                    f"{pid}: {len(sent)} bodies, {answered} PAYMENT_ID_CONFLICT answers: {sent}",
+                )
+            )
         for o in got:
             if o.kind == "settled" and Request(str(o.payer), str(o.payee), o.amount) not in sent:
                 found.append(Violation("outcome_unlike_request", f"{pid}: {o} for {sent}"))
@@ -163,10 +188,15 @@ def check_outcomes(facts: Facts) -> list[Violation]:
 
 def check_payouts(facts: Facts) -> list[Violation]:
     """(b) nobody paid twice, and the chain agrees with the settled outcomes."""
-    outcomes, scored, trail = outcomes_of(facts), scored_sequences(facts), trail_of(facts)
+    outcomes, scored, trail = outcomes_of(facts), sequence_owners(facts), trail_of(facts)
     settled = [o for got in outcomes.values() for o in got if o.kind == "settled"]
     by_sequence = {o.sequence: o for o in settled}
     found: list[Violation] = []
+    found += [
+        Violation("sequence_of_several_payments", f"{s}: {sorted(owners)}")
+        for s, owners in scored.items()
+        if len(owners) > 1
+    ]
     paid = Counter(e.payment.sequence for e in facts.chain.settled)
     found += [Violation("sequence_paid_twice", f"{s}: {n} times") for s, n in paid.items() if n > 1]
     paid_for: dict[str, set[int]] = defaultdict(set)

@@ -23,6 +23,8 @@ from services.errors import BrokerUnavailable
 from services.settings import Settings
 
 FLUSH_TIMEOUT_S = 60.0
+
+
 def murmur2_partition(key: str, partitions: int) -> int:
     """Where Faust, Kafka's Java clients and ``murmur2_random`` put ``key``."""
     return partition_for(key, partitions)

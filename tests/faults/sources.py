@@ -110,6 +110,7 @@ class Facts:
     chain: ChainFacts
     ledger: dict[str, int]  # account -> sum of its ledger entries
     reconcile: ReconcileFacts
+    claims: dict[int, str] = field(default_factory=dict)  # sequence -> payment id (claimed)
 
 
 def read_topic(settings: Settings, base: str) -> list[Record]:
@@ -194,15 +195,18 @@ async def chain_facts(settings: Settings, payees: set[str]) -> ChainFacts:
     )
 
 
-def ledger_facts(settings: Settings) -> dict[str, int]:
-    """The sum of the ledger entries of every account."""
+def ledger_facts(settings: Settings) -> tuple[dict[str, int], dict[int, str]]:
+    """The sum of the ledger entries of every account; the payment each
+    sequence number was claimed for."""
     with psycopg.connect(
         settings.pg_conninfo, password=settings.pg_password.get_secret_value(), autocommit=True
     ) as conn:
         rows = conn.execute(
             "SELECT account, sum(amount) FROM ledger_entries GROUP BY account"
         ).fetchall()
-    return {str(account): int(total) for account, total in rows}
+        claims = conn.execute("SELECT sequence, payment_id FROM payment_claims").fetchall()
+    ledger = {str(account): int(total) for account, total in rows}
+    return ledger, {int(sequence): str(pid) for sequence, pid in claims}
 
 
 def run_reconcile(env: dict[str, str]) -> ReconcileFacts:
@@ -237,9 +241,11 @@ def gather(settings: Settings, env: dict[str, str], earlier: TopicFacts | None =
         for r in topics.of(PAYMENTS_REQUESTED)
         if isinstance(r.value, dict) and isinstance(r.value.get("payee_address"), str)
     }
+    ledger, claims = ledger_facts(settings)
     return Facts(
         topics=topics,
         chain=asyncio.run(chain_facts(settings, payees)),
-        ledger=ledger_facts(settings),
+        ledger=ledger,
         reconcile=run_reconcile(env),
+        claims=claims,
     )

@@ -10,7 +10,7 @@ from typing import Any
 from eth_account import Account
 
 from schemas.onchain import DepositEvent, LogRef, SettledEvent, SettledPayment, account_ref
-from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_SETTLED
+from schemas.topics import CHAIN_SUBMITTED, PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_SETTLED
 from streams.state import sequence_of
 from tests.faults.invariants import check, describe
 from tests.faults.plan import MARKS
@@ -49,10 +49,10 @@ def _facts(
     settled: list[Record], paid: list[tuple[SettledEvent, Transfer]], **changes: Any
 ) -> Facts:
     request = {"payment_id": PID, "payer_account": PAYER, "payee_address": PAYEE}
-    scored = {"request": request | {"amount": AMOUNT}}
+    requested = [Record(PAYMENTS_REQUESTED, 2, 0, PAYER, request | {"amount": AMOUNT})]
     topics = {
-        PAYMENTS_REQUESTED: [Record(PAYMENTS_REQUESTED, 2, 0, PAYER, request | {"amount": AMOUNT})],
-        FRAUD_SCORED: [Record(FRAUD_SCORED, 2, 5, PAYER, scored)],
+        PAYMENTS_REQUESTED: requested + changes.pop("requested", []),
+        CHAIN_SUBMITTED: changes.pop("submitted", []),
         PAYMENTS_SETTLED: settled,
         PAYMENTS_FAILED: changes.pop("failed", []),
     }
@@ -67,7 +67,7 @@ def _facts(
     )
     ledger = {PAYER: DEPOSIT - AMOUNT, PAYEE: AMOUNT, "treasury:chain": -DEPOSIT}
     reconcile = ReconcileFacts(0, {"counts": {}, "mismatches": []}, "")
-    facts = Facts(TopicFacts(topics), chain, changes.pop("ledger", ledger), reconcile)
+    facts = Facts(TopicFacts(topics), chain, changes.pop("ledger", ledger), reconcile, {SEQ: PID})
     for name, value in changes.items():
         setattr(facts, name, value)
     return facts
@@ -84,13 +84,37 @@ def test_a_clean_run_has_no_violation() -> None:
 
 def test_a_payment_paid_twice_under_two_sequences_is_reported() -> None:
     second = sequence_of(6, 0)
-    facts = _facts([_settled(), _settled(sequence=second)], [_paid(), _paid(second)])
-    facts.topics.records[FRAUD_SCORED].append(
-        Record(FRAUD_SCORED, 6, 0, PAYER, {"request": {"payment_id": PID}})
-    )
+    submitted = [Record(CHAIN_SUBMITTED, 6, 0, PAYER, {"payment_id": PID, "sequence": second})]
+    paid = [_paid(), _paid(second)]
+    facts = _facts([_settled(), _settled(sequence=second)], paid, submitted=submitted)
     assert {"several_outcomes", "payment_paid_twice", "payee_paid_other_than_settled"} <= kinds(
         facts
     )
+
+
+def test_one_sequence_claimed_for_two_payments_is_reported() -> None:
+    other = str(uuid.uuid4())
+    submitted = [Record(CHAIN_SUBMITTED, 2, 0, PAYER, {"payment_id": other, "sequence": SEQ})]
+    facts = _facts([_settled()], [_paid()], submitted=submitted)
+    assert "sequence_of_several_payments" in kinds(facts)
+
+
+def _conflict(payer: str, event: str = "c1") -> Record:
+    body = {"payment_id": PID, "event_id": event, "code": "PAYMENT_ID_CONFLICT"}
+    return Record(PAYMENTS_FAILED, 5, 0, payer, body | {"payer_account": payer, "amount": 9})
+
+
+def test_an_id_sent_by_two_payers_is_one_payment_and_one_conflict_answer() -> None:
+    twin = {"payment_id": PID, "payer_account": "payer-2", "payee_address": PAYEE, "amount": 9}
+    requested = [Record(PAYMENTS_REQUESTED, 5, 0, "payer-2", twin)]
+    answered = _facts([_settled()], [_paid()], requested=requested, failed=[_conflict("payer-2")])
+    assert check(answered) == [], describe(check(answered))
+    unanswered = _facts([_settled()], [_paid()], requested=requested)
+    assert kinds(unanswered) == {"conflicts_unanswered"}
+    both_paid = _facts(
+        [_settled(), _settled(event="e2")], [_paid()], requested=requested, failed=[]
+    )
+    assert {"several_outcomes", "conflicts_unanswered"} <= kinds(both_paid)
 
 
 def test_a_failed_payment_the_chain_paid_is_reported() -> None:

@@ -38,6 +38,7 @@ class FakeChain:
     blocks: list[tuple[str, list[ChainEvent]]] = field(default_factory=list)
 
     forks: int = 0
+    unmined: int = 0  # operator transactions in the pool (a test sets it)
 
     def _hash(self, number: int) -> str:
         return "0x" + hashlib.sha256(f"block-{number}-{self.forks}".encode()).hexdigest()
@@ -79,6 +80,9 @@ class FakeChain:
 
     async def is_settled(self, sequence: int) -> bool:
         return sequence in self.settled
+
+    async def unmined_sends(self) -> int:
+        return self.unmined
 
     async def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
         return [e for n in range(from_block, to_block + 1) for e in self._events_of(n)]
@@ -174,8 +178,8 @@ class MemoryClaimStore:
         self.claims[r.payment_id] = Claim(r.payment_id, r.payer_account, r.request_digest, sequence)
         self.by_sequence[sequence] = r.payment_id
 
-    async def payments_of(self, sequences: Sequence[int]) -> dict[int, uuid.UUID]:
-        return {s: self.by_sequence[s] for s in sequences if s in self.by_sequence}
+    async def claims_of(self, sequences: Sequence[int]) -> dict[int, Claim]:
+        return {s: self.claims[self.by_sequence[s]] for s in sequences if s in self.by_sequence}
 
     async def next_counter(self) -> int:
         return self.counter

@@ -1,12 +1,13 @@
-"""Settlement batching (consumes ``fraud.scored``): give each approved payment
-a sequence number and a batch; decide which batches go to the chain now. Pure:
+"""Settlement batching (consumes ``fraud.scored``): put each approved payment in
+a batch; decide which batches go to the chain now. Pure:
 no asyncio and no chain here (``submit.py`` sends).
 
-Batches are per partition, so a batch's sequence numbers are consecutive (cheap
-for the contract's bitmap). The batch a payment belongs to is written to the
-``payments`` table when the payment joins it, before anything is sent: a worker
-that dies re-sends the same batch (``pending_batches``), and the contract never
-pays a sequence number twice.
+Batches are per partition (their members' sequence numbers, claimed together
+when sent, are then consecutive: cheap for the contract's bitmap). The batch a
+payment belongs to is written to the ``payments`` table when the payment joins
+it, before anything is sent: a worker that dies re-sends the same batch
+(``pending_batches``) under the same claimed sequence numbers, and the contract
+never pays a sequence number twice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 from schemas.payments import PaymentScored
 from services.settings import Settings
 from streams.outcomes import Outcome, dead, ignored
-from streams.state import PaymentState, Status, sequence_of
+from streams.state import PaymentState, Status, payment_key, sequence_of
 
 
 @dataclass
@@ -44,7 +45,6 @@ class Batches:
 class SettlementDeps:
     settings: Settings
     payments: MutableMapping[str, PaymentState]
-    sequences: MutableMapping[str, str]  # sequence -> payment id
     clock: Callable[[], datetime]
     batches: Batches = field(default_factory=Batches)  # filled here, taken by the scheduler
 
@@ -52,34 +52,33 @@ class SettlementDeps:
 def handle_scored(raw: bytes, partition: int, offset: int, deps: SettlementDeps) -> Outcome:
     """Join an approved payment to its partition's open batch.
 
-    Its sequence number is its ``fraud.scored`` record's partition and offset: a
-    replayed record gets the same number, and two payments never share one.
+    The batch is recorded in the payment's state (with the partition the state
+    lives in) before anything is sent. Its on-chain identity is not chosen
+    here: it is claimed just before sending (``submit.py``).
     """
     try:
         scored = PaymentScored.model_validate_json(raw)
     except ValidationError as exc:
         return dead(f"invalid fraud.scored record: {exc.error_count()} errors: {exc}"[:1000])
-    key = str(scored.request.payment_id)
+    key = payment_key(scored.request.payer_account, scored.request.payment_id)
     state = deps.payments.get(key)
-    if state is not None and state.sequence is not None:
-        deps.sequences[str(state.sequence)] = key  # idempotent repair after a crash
+    if state is not None and state.batch_id is not None:
         return ignored("already batched")
     if state is None or state.status != Status.SCORED:
         return ignored("not awaiting a batch")
-    sequence = sequence_of(partition, offset)
     now = deps.clock()
     batches = deps.batches
     batch = batches.open.get(partition)
     if batch is None or len(batch.members) >= deps.settings.batch_max_payments:
         if batch is not None:
             batches.closed.append(batch)
-        batch = OpenBatch(batch_id=sequence, opened_at=now)
+        # A label for the batch, unique per partition: where its first record is.
+        batch = OpenBatch(batch_id=sequence_of(partition, offset), opened_at=now)
         batches.open[partition] = batch
     state = state.model_copy(
-        update={"sequence": sequence, "batch_id": batch.batch_id, "batched_at": now}
+        update={"partition": partition, "batch_id": batch.batch_id, "batched_at": now}
     )
     deps.payments[key] = state
-    deps.sequences[str(sequence)] = key
     batch.members.append(state)
     return ignored("batched")
 

@@ -1,11 +1,19 @@
-"""Sending a batch to the chain (the I/O half of settlement): bounded retries
-with jittered backoff, then the ``chain.submitted`` record of each member.
+"""Sending a batch to the chain (the I/O half of settlement): claim each
+member's on-chain identity, send with bounded retries and jittered backoff,
+then publish the ``chain.submitted`` record of each member.
 
-What became of a batch is one ``SubmitResult``: sent, refused by the contract,
-or out of retries. Out of retries, only the chain is trusted: a payment it says
-was paid (by an earlier attempt) is SUBMITTED, the others time out, and a
-payment whose state the chain cannot tell is treated as paid, so that a hold is
-never released for money that may have left.
+Identity first. Each member claims its sequence number in PostgreSQL just
+before it is sent (one round-trip per batch): a payment id keeps its first
+claim forever, so whatever is replayed, re-published, rebalanced or
+re-partitioned, it is sent under one sequence and the contract pays it at most
+once. A member whose id another payer (or another body) claimed first fails
+with ``PAYMENT_ID_CONFLICT``, before anything is sent.
+
+Failure only with proof. A payment is refused (``REJECTED``) only when the
+contract refused its batch, none of the operator's transactions is still
+waiting in the node's pool and the chain says the payment is not paid. Out of
+retries, nothing is decided: ``SettlementDeferred`` leaves the batch, held, to
+the sweeper, which sends it again under the same sequence numbers.
 """
 
 from __future__ import annotations
@@ -21,16 +29,22 @@ from typing import Literal
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.onchain import PaymentRecord, account_ref
 from schemas.payments import PaymentSubmitted
+from schemas.sequence import partition_of
 from schemas.topics import CHAIN_SUBMITTED
 from services.chain.reverts import ContractReverted
 from services.errors import InfrastructureError
-from services.ports import ChainClient
+from services.ports import ChainClient, Claim, ClaimRequest, WorkerPorts
 from services.settings import Settings
 from streams.outcomes import Emit
 from streams.stages.settlement.batching import OpenBatch
-from streams.state import PaymentState, partition_of
+from streams.state import PaymentState
 
 log = logging.getLogger("paystream.streams")
+
+
+class SettlementDeferred(InfrastructureError):
+    """Nothing could be decided for (some of) a batch: its payments stay held
+    and the sweeper sends them again later."""
 
 
 @dataclass(frozen=True)
@@ -47,36 +61,54 @@ class SubmitResult:
         return cls("REJECTED", code=code, reason=reason)
 
 
-PAID = SubmitResult("SUBMITTED")  # out of retries, but the chain says it was paid
-TIMED_OUT = SubmitResult.rejected(
-    FailureCode.SETTLEMENT_TIMEOUT, FAILURE_REASONS[FailureCode.SETTLEMENT_TIMEOUT]
+PAID = SubmitResult("SUBMITTED")  # refused now, but the chain says an earlier attempt paid it
+CONFLICT = SubmitResult.rejected(
+    FailureCode.PAYMENT_ID_CONFLICT, FAILURE_REASONS[FailureCode.PAYMENT_ID_CONFLICT]
 )
 
 
+def claim_request(member: PaymentState) -> ClaimRequest:
+    # Batched before the state kept its partition: a batch id is sequence-shaped.
+    partition = (
+        member.partition if member.partition is not None else partition_of(member.batch_id or 0)
+    )
+    return ClaimRequest(
+        member.payment_id, member.payer_account, member.request_digest or "", partition
+    )
+
+
 async def settle(
-    batch: OpenBatch, chain: ChainClient, settings: Settings, clock: Callable[[], datetime]
+    batch: OpenBatch, ports: WorkerPorts, settings: Settings, clock: Callable[[], datetime]
 ) -> list[Emit]:
-    """Submit a batch with bounded retries; return the ``chain.submitted`` records."""
-    members = sorted(batch.members, key=lambda m: m.sequence or 0)
+    """Claim, submit with bounded retries; return the ``chain.submitted`` records."""
+    requests = [claim_request(m) for m in batch.members]
+    claims = await ports.claims.claim(requests)
+    own: list[PaymentState] = []
+    conflicts: list[PaymentState] = []
+    for member, request in zip(batch.members, requests, strict=True):
+        claim: Claim = claims[member.payment_id]
+        if claim.belongs_to(request):
+            own.append(member.model_copy(update={"sequence": claim.sequence}))
+        else:
+            conflicts.append(member)
+    emits = submitted_records(conflicts, batch.batch_id, CONFLICT, clock())
+    if not own:
+        return emits
+    own.sort(key=lambda m: m.sequence or 0)
     records = [
         PaymentRecord(m.payee_address, m.amount, m.sequence or 0, account_ref(m.payer_account))
-        for m in members
+        for m in own
     ]
-    result = await _send(batch.batch_id, records, chain, settings)
-    if result is not None:
-        return submitted_records(members, batch.batch_id, result, clock())
-    # Out of retries: trust only what the chain says was paid.
-    paid = [m for m in members if await _settled(chain, m.sequence or 0)]
-    unpaid = [m for m in members if m not in paid]
-    return submitted_records(paid, batch.batch_id, PAID, clock()) + submitted_records(
-        unpaid, batch.batch_id, TIMED_OUT, clock()
-    )
+    result = await _send(batch.batch_id, records, ports.chain, settings)
+    if result.outcome == "SUBMITTED":
+        return emits + submitted_records(own, batch.batch_id, result, clock())
+    return emits + await _refused(own, batch.batch_id, result, ports.chain, clock)
 
 
 async def _send(
     batch_id: int, records: Sequence[PaymentRecord], chain: ChainClient, settings: Settings
-) -> SubmitResult | None:
-    """The chain's answer to the batch, or None when every attempt failed."""
+) -> SubmitResult:
+    """The chain's answer to the batch; ``SettlementDeferred`` when every attempt failed."""
     delay_s = settings.settle_backoff_ms / 1000
     for attempt in range(settings.settle_retries_max + 1):
         try:
@@ -85,8 +117,10 @@ async def _send(
             return SubmitResult.rejected(FailureCode.SETTLEMENT_REJECTED, str(exc))
         except InfrastructureError as exc:
             if attempt == settings.settle_retries_max:
-                log.error("batch %s: giving up after %d attempts: %s", batch_id, attempt + 1, exc)
-                return None
+                raise SettlementDeferred(
+                    f"batch {batch_id}: {attempt + 1} attempts failed, the last: {exc}; "
+                    "its payments stay held and the sweeper sends it again"
+                ) from exc
             wait_s = delay_s * (1 + random.random())  # noqa: S311 - jitter
             log.warning(
                 "batch %s: attempt %d failed (%s); retrying in %.2f s",
@@ -99,21 +133,39 @@ async def _send(
             delay_s *= 2
         else:
             return SubmitResult("SUBMITTED", tx_hash=receipt.tx_hash)
-    return None
+    raise SettlementDeferred(f"batch {batch_id}: no attempt was made")  # retries_max < 0
 
 
-async def _settled(chain: ChainClient, sequence: int) -> bool:
-    try:
-        return await chain.is_settled(sequence)
-    except InfrastructureError:
-        return True  # unknown: do not release a hold that may have been paid out
+async def _refused(
+    members: list[PaymentState],
+    batch_id: int,
+    result: SubmitResult,
+    chain: ChainClient,
+    clock: Callable[[], datetime],
+) -> list[Emit]:
+    """The contract refused the batch: fail what the chain proves unpaid.
+
+    Proof is that no transaction of the operator waits in the pool (none sent
+    earlier can still pay) and ``isSettled`` is false; a member an earlier
+    attempt paid is SUBMITTED. Without proof, the batch is deferred."""
+    if await chain.unmined_sends() > 0:
+        raise SettlementDeferred(
+            f"batch {batch_id} refused ({result.reason}), but the operator has transactions "
+            "in the pool that may still pay it: deciding later"
+        )
+    paid = [m for m in members if await chain.is_settled(m.sequence or 0)]
+    unpaid = [m for m in members if m not in paid]
+    now = clock()
+    return submitted_records(paid, batch_id, PAID, now) + submitted_records(
+        unpaid, batch_id, result, now
+    )
 
 
 def submitted_records(
     members: list[PaymentState], batch_id: int, result: SubmitResult, now: datetime
 ) -> list[Emit]:
     """One ``chain.submitted`` record per member, to the member's own partition
-    (the payer's, encoded in its sequence number)."""
+    (its payer's, where its state lives)."""
     return [
         Emit(
             CHAIN_SUBMITTED,
@@ -123,7 +175,7 @@ def submitted_records(
                 payment_id=m.payment_id,
                 payer_account=m.payer_account,
                 amount=m.amount,
-                sequence=m.sequence or 0,
+                sequence=m.sequence,
                 batch_id=batch_id,
                 tx_hash=result.tx_hash,
                 code=result.code,
@@ -131,7 +183,7 @@ def submitted_records(
                 requested_at=m.requested_at,
                 submitted_at=now,
             ),
-            partition=partition_of(m.sequence or 0),
+            partition=claim_request(m).partition,
         )
         for m in members
     ]

@@ -50,3 +50,8 @@ async def test_events_and_blocks_agree_with_receipts(port: ChainClient) -> None:
     settled = [e for e in events if isinstance(e, SettledEvent)]
     assert [e.payment for e in settled] == list(receipt.settled)
     assert {e.at.block_hash for e in settled} == {receipt.block_hash}
+
+
+async def test_nothing_is_unmined_once_a_settlement_returns(port: ChainClient) -> None:
+    await port.settle_batch(15, _payments(40, 1))
+    assert await port.unmined_sends() == 0

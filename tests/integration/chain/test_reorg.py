@@ -13,6 +13,7 @@ from services.errors import ChainUnavailable
 from streams.listener import ChainListener
 from streams.outcomes import Emit
 from tests.integration.chain.conftest import rpc
+from tests.support.fakes import MemoryClaimStore
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,8 @@ async def test_reorg_of_depth_one_settles_nothing_from_the_orphaned_block(
     chain: Web3ChainClient,
 ) -> None:
     settings = chain.settings.model_copy(update={"confirmations_min": 2})
-    listener = ChainListener(chain, settings, start_block=await chain.block_number() + 1)
+    start = await chain.block_number() + 1
+    listener = ChainListener(chain, MemoryClaimStore(), settings, start_block=start)
     cursor = (await listener.poll(None)).cursor
 
     orphaned = [

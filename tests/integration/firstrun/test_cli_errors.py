@@ -74,6 +74,7 @@ def deployed_state(
         ("PAYSTREAM_PG_PORT", ["audit", "verify"], "paystream stack up"),
         ("PAYSTREAM_KAFKA_PORT", ["topics", "create"], "paystream stack up"),
         ("PAYSTREAM_KAFKA_PORT", ["worker"], "paystream stack up"),
+        ("PAYSTREAM_PG_PORT", ["worker"], "paystream stack up"),
         ("PAYSTREAM_ANVIL_PORT", ["chain", "deploy"], "paystream stack up"),
         ("PAYSTREAM_ANVIL_PORT", ["deposit", "payer-1", "5"], "paystream stack up"),
         ("PAYSTREAM_ANVIL_PORT", ["reconcile"], "paystream stack up"),
@@ -88,9 +89,15 @@ def test_a_service_down(
     assert_one_line_fix(paystream(env, *command), fix)
 
 
-@pytest.mark.parametrize("command", [["audit", "verify"], ["db", "partitions"], ["reconcile"]])
+@pytest.mark.parametrize(
+    "command", [["audit", "verify"], ["db", "partitions"], ["reconcile"], ["worker"]]
+)
 def test_no_schema(fresh_db: Settings, deployed_state: dict[str, str], command: list[str]) -> None:
-    env = {**deployed_state, "PAYSTREAM_PG_DATABASE": fresh_db.pg_database}
+    env = {
+        **deployed_state,
+        "PAYSTREAM_PG_DATABASE": fresh_db.pg_database,
+        "PAYSTREAM_WORKER_WEB_PORT": str(free_port()),
+    }
     assert_one_line_fix(paystream(env, *command), "paystream db migrate")
 
 

@@ -98,15 +98,15 @@ async def test_duplicates_inside_one_call_the_first_wins(claims: ClaimStore) -> 
     assert await claims.next_counter() == first + 2
 
 
-async def test_payments_of_maps_sequences_back_and_omits_unknown_ones(claims: ClaimStore) -> None:
+async def test_claims_of_maps_sequences_back_and_omits_unknown_ones(claims: ClaimStore) -> None:
     requests = [ask(1), ask(8, "bob")]
     got = await claims.claim(requests)
     sequences = [got[r.payment_id].sequence for r in requests]
     unknown = [sequence_of(1, 10**9), 0, 2**64 - 1]
-    assert await claims.payments_of(sequences + unknown) == {
-        got[r.payment_id].sequence: r.payment_id for r in requests
+    assert await claims.claims_of(sequences + unknown) == {
+        got[r.payment_id].sequence: got[r.payment_id] for r in requests
     }
-    assert await claims.payments_of([]) == {}
+    assert await claims.claims_of([]) == {}
     assert await claims.claim([]) == {}
 
 
@@ -155,6 +155,6 @@ async def test_a_sequence_claimed_twice_is_an_invariant_violation(fresh_db: Sett
 async def test_a_database_without_the_schema_says_to_migrate(fresh_db: Settings) -> None:
     async with pg_pool(fresh_db) as pool:
         store = PostgresClaimStore(pool)
-        for call in (store.claim([ask(1)]), store.payments_of([1]), store.next_counter()):
+        for call in (store.claim([ask(1)]), store.claims_of([1]), store.next_counter()):
             with pytest.raises(SchemaMissing, match="paystream db migrate"):
                 await call

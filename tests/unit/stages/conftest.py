@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from services.ports import WorkerPorts
 from services.settings import Settings
 from streams.stages.fraud import FraudDeps
 from streams.stages.reconcile import ReconcileDeps
 from streams.stages.settlement.batching import SettlementDeps
 from streams.stages.submitted import SubmittedDeps
-from streams.state import Balance, PaymentState, VelocityWindow
+from streams.state import Balance, PaymentState, VelocityWindow, payment_key
+from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore
 
 BLOCKED = Account.create().address
 
@@ -40,13 +42,15 @@ class World:
         self.payments: dict[str, PaymentState] = {}
         self.balances: dict[str, Balance] = {}
         self.velocity: dict[str, VelocityWindow] = {}
-        self.sequences: dict[str, str] = {}
         self.fraud = FraudDeps(
             self.settings, self.payments, self.balances, self.velocity, self.clock
         )
-        self.settlement = SettlementDeps(self.settings, self.payments, self.sequences, self.clock)
+        self.settlement = SettlementDeps(self.settings, self.payments, self.clock)
         self.submitted = SubmittedDeps(self.payments, self.balances, self.clock)
-        self.reconcile = ReconcileDeps(self.payments, self.balances, self.sequences, self.clock)
+        self.reconcile = ReconcileDeps(self.payments, self.balances, self.clock)
+        self.chain = FakeChain()
+        self.claims = MemoryClaimStore()
+        self.ports = WorkerPorts(self.chain, MemoryCursorStore(), self.claims)
 
 
 @pytest.fixture
@@ -73,3 +77,8 @@ def raw(body: dict[str, Any]) -> bytes:
 
 def summary(available: int = 0, held: int = 0, settled: int = 0) -> dict[str, int]:
     return {"available": available, "held": held, "settled": settled}
+
+
+def key_of(body: dict[str, Any]) -> str:
+    """The ``payments`` table key of a request body."""
+    return payment_key(str(body["payer_account"]), str(body["payment_id"]))

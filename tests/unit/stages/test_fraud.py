@@ -14,7 +14,7 @@ from schemas.payments import PaymentFailed, PaymentRequested, PaymentScored
 from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED
 from streams.stages.fraud import handle_request
 from streams.state import Balance, Status
-from tests.unit.stages.conftest import BLOCKED, World, raw, request, summary
+from tests.unit.stages.conftest import BLOCKED, World, key_of, raw, request, summary
 
 
 def _failed_code(world: World, body: dict[str, object]) -> str:
@@ -33,7 +33,7 @@ def test_approved_request_is_held_and_scored(world: World) -> None:
     scored = PaymentScored.model_validate_json(emit.payload())
     assert scored.request.amount == 1_500 and scored.fraud.decision == "APPROVE"
     assert world.balances["alice"].summary() == summary(available=3_500, held=1_500)
-    assert world.payments[body["payment_id"]].status == Status.SCORED
+    assert world.payments[key_of(body)].status == Status.SCORED
 
 
 def test_a_repeated_request_changes_nothing_and_republishes_the_same_record(world: World) -> None:
@@ -104,7 +104,7 @@ def test_a_replay_after_a_crash_that_lost_the_status_holds_once(world: World) ->
     world.balances["alice"] = Balance(available=5_000)
     body = request()
     handle_request(raw(body), "alice", world.fraud)
-    del world.payments[body["payment_id"]]  # the status write was lost
+    del world.payments[key_of(body)]  # the status write was lost
     outcome = handle_request(raw(body), "alice", world.fraud)
     assert outcome.note == "approved"
     assert world.balances["alice"].summary() == summary(available=4_000, held=1_000)
@@ -249,7 +249,6 @@ def test_a_retry_of_the_same_body_republishes_the_first_record(world: World) -> 
         {"amount": 2_000},
         {"payee_address": request()["payee_address"]},
         {"merchant_id": "shop"},
-        {"payer_account": "bob"},
     ],
 )
 def test_the_same_id_with_another_body_is_a_conflict_that_leaves_the_payment_alone(
@@ -315,7 +314,7 @@ def test_a_known_payment_without_a_digest_republishes_as_before(world: World) ->
     world.balances["alice"] = Balance(available=5_000)
     body = request()
     scored = _approved(world, body)
-    pid = body["payment_id"]
+    pid = key_of(body)
     assert world.payments[pid].request_digest is not None
     world.payments[pid] = world.payments[pid].model_copy(update={"request_digest": None})
     other = {**body, "amount": 2_000}
@@ -325,18 +324,38 @@ def test_a_known_payment_without_a_digest_republishes_as_before(world: World) ->
     assert emit.payload() == scored.model_dump_json().encode()
 
 
-@pytest.mark.parametrize("payer", ["alice", "bob", 42])
 def test_a_known_id_with_a_body_that_does_not_validate_gets_the_payments_records(
-    world: World, payer: object
+    world: World,
 ) -> None:
-    """As before this change; the records go to the known payment's partition."""
+    """The payer's retry with a broken body is the same payment's replay."""
     world.balances["alice"] = Balance(available=5_000)
     body = request()
     scored = _approved(world, body)
-    where = _home(world, payer) if isinstance(payer, str) else _away(world, "alice")
-    other = raw({**body, "amount": 10.5, "payer_account": payer})
-    outcome = handle_request(other, "", world.fraud, where)
+    other = raw({**body, "amount": 10.5})
+    outcome = handle_request(other, "", world.fraud, _home(world, "alice"))
     assert outcome.note == "duplicate"
     (emit,) = outcome.emits
     assert (emit.key, emit.partition) == ("alice", _home(world, "alice"))
     assert emit.payload() == scored.model_dump_json().encode()
+
+
+@pytest.mark.parametrize("payer", ["bob", 42])
+def test_another_payers_request_with_a_known_id_is_its_own_here(
+    world: World, payer: object
+) -> None:
+    """Payments are kept per payer: another payer's request with the same id is
+    decided as its own (its claim, when it is sent, decides which keeps the id),
+    and the first payment is left alone."""
+    world.balances["alice"] = Balance(available=5_000)
+    world.balances["bob"] = Balance(available=5_000)
+    body = request()
+    _approved(world, body)
+    before = world.payments[key_of(body)]
+    where = _home(world, payer) if isinstance(payer, str) else _away(world, "alice")
+    valid = handle_request(raw({**body, "payer_account": payer}), "", world.fraud, where)
+    assert valid.note == ("approved" if payer == "bob" else "INVALID_SCHEMA")
+    broken = handle_request(
+        raw({**body, "amount": 10.5, "payer_account": payer}), "", world.fraud, where
+    )
+    assert broken.note == ("duplicate" if payer == "bob" else "INVALID_AMOUNT")
+    assert world.payments[key_of(body)] == before

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
+
 from eth_account import Account
 
 from schemas.chain import CHAIN_EVENT, EventOrphaned, SettlementConfirmed
 from schemas.onchain import PaymentRecord
+from services.ports import ClaimRequest
 from services.settings import Settings
 from streams.listener import ChainListener
 from streams.runtime import DlqGuard
 from streams.state import partition_of
-from tests.support.fakes import FakeChain
+from tests.support.fakes import FakeChain, MemoryClaimStore
 
 
 async def test_settlements_wait_for_confirmations_then_go_to_their_partition() -> None:
-    chain = FakeChain()
-    listener = ChainListener(chain, Settings(confirmations_min=2), start_block=1)
-    sequence = (5 << 40) | 7
+    chain, claims = FakeChain(), MemoryClaimStore()
+    listener = ChainListener(chain, claims, Settings(confirmations_min=2), start_block=1)
+    ask = ClaimRequest(uuid.uuid4(), "alice", "d1", 5)
+    sequence = (await claims.claim([ask]))[ask.payment_id].sequence
     await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, sequence, 42)])
 
     first = await listener.poll(None)
@@ -26,13 +30,16 @@ async def test_settlements_wait_for_confirmations_then_go_to_their_partition() -
     (emit,) = second.emits
     record = CHAIN_EVENT.validate_json(emit.payload())
     assert isinstance(record, SettlementConfirmed) and record.sequence == sequence
+    assert (record.payment_id, record.payer_account) == (ask.payment_id, "alice")  # its claim
     assert emit.partition == partition_of(sequence) == 5
     assert (await listener.poll(second.cursor)).emits == []  # nothing twice
 
 
 async def test_a_shallow_reorg_settles_nothing_of_the_orphaned_block() -> None:
     chain = FakeChain()
-    listener = ChainListener(chain, Settings(confirmations_min=2), start_block=1)
+    listener = ChainListener(
+        chain, MemoryClaimStore(), Settings(confirmations_min=2), start_block=1
+    )
     chain.mine_empty()
     cursor = (await listener.poll(None)).cursor
     await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 1, 42)])
@@ -46,7 +53,9 @@ async def test_a_shallow_reorg_settles_nothing_of_the_orphaned_block() -> None:
 
 async def test_a_deep_reorg_reports_what_it_removed() -> None:
     chain = FakeChain()
-    listener = ChainListener(chain, Settings(confirmations_min=1), start_block=1)
+    listener = ChainListener(
+        chain, MemoryClaimStore(), Settings(confirmations_min=1), start_block=1
+    )
     await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 9, 42)])
     poll = await listener.poll(None)
     assert len(poll.emits) == 1

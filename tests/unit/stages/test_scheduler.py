@@ -32,7 +32,7 @@ from streams.stages.fraud import handle_request
 from streams.stages.settlement.batching import OpenBatch, handle_scored
 from streams.state import Balance, PaymentState, partition_of
 from streams.tables import ModelTable
-from tests.support.fakes import FakeChain, MemoryCursorStore
+from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore
 from tests.unit.stages.conftest import World, raw, request
 
 
@@ -87,6 +87,7 @@ class Harness:
     def __init__(self, world: World, chain: WatchedChain) -> None:
         self.world = world
         self.chain = chain
+        self.claims = MemoryClaimStore()
         self.sent: list[Emit] = []
         self.owned: set[int] = set(range(world.settings.kafka_partitions))
         self.monotonic = Monotonic()
@@ -114,7 +115,7 @@ class Harness:
         self.scheduler.sweep()
 
     async def _connect(self) -> WorkerPorts:
-        return WorkerPorts(chain=self.chain, cursors=MemoryCursorStore())
+        return WorkerPorts(chain=self.chain, cursors=MemoryCursorStore(), claims=self.claims)
 
     async def _flush(self) -> None:
         self.chain.calls.append("flush")

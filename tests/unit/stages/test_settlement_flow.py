@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from schemas.base import outcome_event_id
 from schemas.chain import DepositConfirmed, SettlementConfirmed
+from schemas.codes import FailureCode
 from schemas.onchain import BatchReceipt, PaymentRecord, account_ref
 from schemas.payments import PaymentFailed, PaymentSettled, PaymentSubmitted
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
@@ -27,9 +30,9 @@ from streams.stages.settlement.batching import (
     pending_batches,
     take_due_batches,
 )
-from streams.stages.settlement.submit import settle
+from streams.stages.settlement.submit import SettlementDeferred, claim_request, settle
 from streams.stages.submitted import handle_submitted
-from streams.state import Balance, PaymentState, Status, partition_of
+from streams.state import Balance, PaymentState, Status, partition_of, payment_key
 from tests.support.fakes import FakeChain
 from tests.unit.stages.conftest import World, raw, request, summary
 
@@ -45,36 +48,41 @@ def _approve(world: World, count: int, payer: str = "alice") -> list[bytes]:
 
 def _confirmed(world: World, emit: Emit, block: int = 10) -> bytes:
     record = PaymentSubmitted.model_validate_json(emit.payload())
-    state = world.payments[str(record.payment_id)]
+    state = world.payments[payment_key(record.payer_account, record.payment_id)]
     return (
         SettlementConfirmed(
             block_number=block,
             block_hash="0xbb",
             tx_hash=record.tx_hash or "0xaa",
             log_index=1,
-            sequence=record.sequence,
+            sequence=record.sequence or 0,
             payer_ref=account_ref("alice"),
             payee_address=state.payee_address,
             amount=state.amount,
             batch_id=record.batch_id,
+            payment_id=record.payment_id,
+            payer_account=record.payer_account,
         )
         .model_dump_json()
         .encode()
     )
 
 
-def test_sequences_are_consecutive_per_partition_and_batches_close_when_full(
+async def test_batches_close_when_full_and_their_claimed_sequences_are_consecutive(
     world: World,
 ) -> None:
     for offset, payload in enumerate(_approve(world, 4)):
         assert handle_scored(payload, 3, offset, world.settlement).note == "batched"
-    sequences = sorted(s.sequence or 0 for s in world.payments.values())
-    assert sequences == [(3 << 40) + i for i in range(4)]
-    assert {partition_of(s) for s in sequences} == {3}
+    assert {(s.partition, s.sequence) for s in world.payments.values()} == {(3, None)}
     full, open_ = take_due_batches(world.settlement, 0), world.settlement.batches.open[3]
     assert [len(b.members) for b in full] == [3] and len(open_.members) == 1
     world.clock.advance(world.settings.batch_wait_ms)
     assert [len(b.members) for b in take_due_batches(world.settlement, 0)] == [1]
+    emits = await settle(full[0], world.ports, world.settings, world.clock)
+    sequences = [PaymentSubmitted.model_validate_json(e.payload()).sequence or 0 for e in emits]
+    first = min(sequences)
+    assert sorted(sequences) == [first, first + 1, first + 2]
+    assert {partition_of(s) for s in sequences} == {3} == {e.partition for e in emits}
 
 
 def test_due_batches_keep_filling_while_the_chain_is_busy(world: World) -> None:
@@ -89,7 +97,7 @@ def test_due_batches_keep_filling_while_the_chain_is_busy(world: World) -> None:
     world.clock.advance(world.settings.batch_wait_ms)
     sending = limit - 1
     (merged,) = take_due_batches(world.settlement, sending)  # one transaction for both partitions
-    assert sorted(m.sequence or 0 for m in merged.members) == [5 << 40, (5 << 40) + 1, 6 << 40]
+    assert sorted(m.partition or 0 for m in merged.members) == [5, 5, 6]
     assert member_batches(merged) == {5 << 40, 6 << 40}
 
 
@@ -115,21 +123,63 @@ def test_merging_never_splits_a_batch_nor_exceeds_the_maximum() -> None:
     assert [(b.batch_id, len(b.members)) for b in merged] == [(1 << 40, 5), (3 << 40, 4)]
 
 
-def test_a_replayed_scored_record_gets_no_second_sequence(world: World) -> None:
+def test_a_replayed_scored_record_joins_no_second_batch(world: World) -> None:
     (payload,) = _approve(world, 1)
     handle_scored(payload, 0, 17, world.settlement)
     again = handle_scored(payload, 0, 17, world.settlement)
     assert again.note == "already batched"
-    assert [s.sequence for s in world.payments.values()] == [17]
-    assert world.sequences == {"17": next(iter(world.payments))}
+    assert [s.batch_id for s in world.payments.values()] == [17]
+    assert [len(b.members) for b in world.settlement.batches.open.values()] == [1]
+
+
+async def test_a_resent_batch_keeps_its_claimed_sequences(world: World) -> None:
+    """Whatever is replayed or re-sent, a payment is sent under one sequence."""
+    for offset, payload in enumerate(_approve(world, 2)):
+        handle_scored(payload, 1, offset, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    (batch,) = take_due_batches(world.settlement, 0)
+    first = await settle(batch, world.ports, world.settings, world.clock)
+    again = await settle(batch, world.ports, world.settings, world.clock)
+    sequences = [
+        [PaymentSubmitted.model_validate_json(e.payload()).sequence for e in emits]
+        for emits in (first, again)
+    ]
+    assert sequences[0] == sequences[1]
+    assert len(world.chain.settled) == 2  # the second transaction paid nothing
+
+
+async def test_one_id_from_two_payers_is_paid_once_the_other_gets_a_conflict(
+    world: World,
+) -> None:
+    pid = str(uuid.uuid4())
+    payloads = []
+    for payer in ("alice", "bob"):
+        world.balances[payer] = Balance(available=10_000)
+        body = request(payer, payment_id=pid)
+        (emit,) = handle_request(raw(body), payer, world.fraud).emits
+        payloads.append(emit.payload())
+    handle_scored(payloads[0], 2, 0, world.settlement)
+    handle_scored(payloads[1], 7, 0, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    (batch,) = take_due_batches(world.settlement, 0)
+    emits = await settle(batch, world.ports, world.settings, world.clock)
+    records = {e.key: PaymentSubmitted.model_validate_json(e.payload()) for e in emits}
+    assert (records["alice"].outcome, records["bob"].outcome) == ("SUBMITTED", "REJECTED")
+    assert records["bob"].code == "PAYMENT_ID_CONFLICT" and records["bob"].sequence is None
+    assert len(world.chain.settled) == 1
+    bob = next(e for e in emits if e.key == "bob")
+    (failed,) = handle_submitted(bob.payload(), world.submitted).emits
+    answer = PaymentFailed.model_validate_json(failed.payload())
+    assert answer.event_id != outcome_event_id("failed", uuid.UUID(pid))
+    assert world.balances["bob"].summary() == summary(available=10_000)
+    assert world.balances["alice"].summary() == summary(available=9_000, held=1_000)
 
 
 async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> None:
-    chain = FakeChain()
     for offset, payload in enumerate(_approve(world, 3)):
         handle_scored(payload, 1, offset, world.settlement)
     (batch,) = take_due_batches(world.settlement, 0)
-    emits = await settle(batch, chain, world.settings, world.clock)
+    emits = await settle(batch, world.ports, world.settings, world.clock)
     assert {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {
         "SUBMITTED"
     }
@@ -155,7 +205,8 @@ async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: 
         handle_scored(payload, 0, offset, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement, 0)
-    emits = await settle(batch, Refusing(), world.settings, world.clock)
+    world.ports = replace(world.ports, chain=Refusing())
+    emits = await settle(batch, world.ports, world.settings, world.clock)
     for emit in emits:
         (failed,) = handle_submitted(emit.payload(), world.submitted).emits
         assert failed.topic == PAYMENTS_FAILED
@@ -167,14 +218,13 @@ async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: 
     assert world.balances["alice"].summary() == summary(available=10**9)
 
 
-async def test_out_of_retries_only_unpaid_payments_time_out(world: World) -> None:
+async def test_out_of_retries_nothing_is_decided_and_the_holds_stay(world: World) -> None:
     class Flaky(FakeChain):
         async def settle_batch(
             self, batch_id: int, payments: Sequence[PaymentRecord]
         ) -> BatchReceipt:
             raise ChainUnavailable("node down")
 
-    chain = Flaky()
     world.settings = world.settings.model_copy(
         update={"settle_retries_max": 1, "settle_backoff_ms": 1}
     )
@@ -182,13 +232,58 @@ async def test_out_of_retries_only_unpaid_payments_time_out(world: World) -> Non
         handle_scored(payload, 0, offset, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement, 0)
-    chain.settled.add(batch.members[0].sequence or 0)  # paid by an earlier attempt
-    emits = await settle(batch, chain, world.settings, world.clock)
+    with pytest.raises(SettlementDeferred):
+        await settle(batch, replace(world.ports, chain=Flaky()), world.settings, world.clock)
+    assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
+
+
+async def test_a_refusal_fails_only_with_proof(world: World) -> None:
+    """Refused while a transaction of the operator waits in the pool: deferred.
+    Refused with nothing pending: what an earlier attempt paid is SUBMITTED, the
+    rest fails."""
+
+    class Refusing(FakeChain):
+        async def settle_batch(
+            self, batch_id: int, payments: Sequence[PaymentRecord]
+        ) -> BatchReceipt:
+            raise ContractReverted("EnforcedPause", (), b"")
+
+    for offset, payload in enumerate(_approve(world, 2)):
+        handle_scored(payload, 0, offset, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    (batch,) = take_due_batches(world.settlement, 0)
+    chain = Refusing(unmined=1)
+    ports = replace(world.ports, chain=chain)
+    with pytest.raises(SettlementDeferred):
+        await settle(batch, ports, world.settings, world.clock)
+    chain.unmined = 0
+    claims = await world.claims.claim([claim_request(m) for m in batch.members])
+    chain.settled.add(claims[batch.members[0].payment_id].sequence)  # an earlier attempt paid it
+    emits = await settle(batch, ports, world.settings, world.clock)
     outcomes = [PaymentSubmitted.model_validate_json(e.payload()) for e in emits]
-    assert sorted((o.outcome, o.code) for o in outcomes) == [
-        ("REJECTED", "SETTLEMENT_TIMEOUT"),
-        ("SUBMITTED", None),
+    assert sorted((o.outcome, o.code or "") for o in outcomes) == [
+        ("REJECTED", "SETTLEMENT_REJECTED"),
+        ("SUBMITTED", ""),
     ]
+
+
+async def test_a_refusal_never_fails_a_payment_already_submitted(world: World) -> None:
+    """Another transaction's refusal (a re-send) is no proof against the one
+    that carried the payment: the SUBMITTED payment keeps its hold."""
+    (payload,) = _approve(world, 1)
+    handle_scored(payload, 0, 0, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    (batch,) = take_due_batches(world.settlement, 0)
+    (sent,) = await settle(batch, world.ports, world.settings, world.clock)
+    handle_submitted(sent.payload(), world.submitted)
+    record = PaymentSubmitted.model_validate_json(sent.payload())
+    refused = record.model_copy(
+        update={"outcome": "REJECTED", "code": FailureCode.SETTLEMENT_REJECTED, "tx_hash": None}
+    )
+    outcome = handle_submitted(refused.model_dump_json().encode(), world.submitted)
+    assert outcome.emits == () and outcome.note.startswith("already submitted")
+    assert {s.status for s in world.payments.values()} == {Status.SUBMITTED}
+    assert world.balances["alice"].summary() == summary(10**9 - 1_000, 1_000)
 
 
 def test_unsent_batches_are_found_again_with_their_members(world: World) -> None:
@@ -205,6 +300,7 @@ def test_unsent_batches_are_found_again_with_their_members(world: World) -> None
     handled.failed(first.batch_id)  # given up: the sweeper sends it again
     again = pending_batches(world.payments.values(), world.clock(), handled)
     assert [b.batch_id for b in again] == [first.batch_id]
+    handled.done(second.batch_id, now_s=1000.0)  # sent: marked keep_s longer
     handled.take(first.batch_id, now_s=1000.0 + 601)  # long ago: forgotten, may be re-sent
     assert [
         b.batch_id for b in pending_batches(world.payments.values(), world.clock(), handled)
@@ -264,7 +360,7 @@ async def test_a_replayed_settlement_captures_once_even_if_the_capture_was_lost(
     handle_scored(payload, 4, 0, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement, 0)
-    (emit,) = await settle(batch, FakeChain(), world.settings, world.clock)
+    (emit,) = await settle(batch, world.ports, world.settings, world.clock)
     handle_submitted(emit.payload(), world.submitted)
     before = world.balances["alice"]
     confirmed = _confirmed(world, emit)
