@@ -194,7 +194,15 @@ async def preflight_worker(settings: Settings) -> None:
 
 
 async def open_pool(settings: Settings) -> AsyncConnectionPool:
-    """An opened pool, or ``StoreUnavailable`` naming the fix."""
+    """An opened pool, or ``StoreUnavailable`` naming the fix (one connection is
+    tried first: a pool that cannot connect logs every attempt)."""
+    try:
+        probe = await psycopg.AsyncConnection.connect(
+            settings.pg_conninfo, password=settings.pg_password.get_secret_value()
+        )
+    except psycopg.OperationalError as exc:
+        raise unavailable(settings, exc) from exc
+    await probe.close()
     pool = pg_pool(settings)
     try:
         await pool.open(wait=True, timeout=settings.connect_timeout_s)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import faust
 
 from schemas.cursor import Cursor
+from services.errors import InfrastructureError
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams.connection import Connection
@@ -69,4 +70,9 @@ def register(app: faust.App, listening: Listening) -> None:
 
     @app.timer(interval=listening.settings.listener_poll_ms / 1000, on_leader=True)
     async def listen() -> None:
-        await listening.tick()
+        try:
+            await listening.tick()
+        except InfrastructureError as exc:  # the cursor did not move: the next tick retries
+            log.warning("chain listener: %s; polling again next tick", exc)
+        except Exception:  # a timer that raises stops the worker
+            log.exception("chain listener: unexpected error; polling again next tick")

@@ -20,7 +20,7 @@ def test_three_sigkills_during_the_payments(faults: Faults) -> None:
     p.start(workers=1)
     payers = p.payers(20)
     p.fund(payers)
-    count, kills = scaled(1_000), scaled(3)
+    count, kills = scaled(2_000), scaled(3)
     window_s = count / RATE_PER_S
     with publishing(p.load(payers, payees=40), RATE_PER_S, count) as sent:
         for _ in range(kills):
