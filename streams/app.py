@@ -93,6 +93,6 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
     scheduler.register(
         app, Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer, owned)
     )
-    listening.register(app, Listening(settings, ports, runtime.send))
+    listening.register(app, Listening(settings, ports, runtime.send, flush_producer))
     web.register(app, tables.balances, runtime)
     return app

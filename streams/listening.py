@@ -1,8 +1,8 @@
 """The chain listener's timer: on the Faust leader only, poll the chain and
 publish what ``ChainListener`` found to ``chain.events``.
 
-The cursor is saved only after the records of a poll are sent, so a crash
-re-emits rather than skips (the reconciler recognises a replay). While this
+The cursor is saved only after the records of a poll are in Kafka (the
+producer is flushed first), so a crash re-emits rather than skips (the reconciler recognises a replay). While this
 worker leads it keeps the cursor in memory; when it has not polled for a while
 (ten poll intervals: it may just have become the leader), it loads the saved
 one, which another leader may have moved on.
@@ -33,10 +33,12 @@ class Listening:
         settings: Settings,
         connection: Connection,
         send: Callable[[Emit], Awaitable[None]],
+        flush_producer: Callable[[], Awaitable[None]],
     ) -> None:
         self.settings = settings
         self.connection = connection
-        self.send = send  # publishes a chain.events record
+        self.send = send  # publishes a chain.events record (into the producer's buffer)
+        self.flush_producer = flush_producer  # waits until what was sent is in Kafka
         self.listener: ChainListener | None = None  # built once the ports are connected
         self.cursor: Cursor | None = None  # the listener's, saved per block
         self.polled_at = 0.0  # monotonic time of the last poll
@@ -54,6 +56,8 @@ class Listening:
             log.warning("reorg: blocks from %s were replaced", poll.reorged_from)
         for emit in poll.emits:
             await self.send(emit)
+        if poll.emits:
+            await self.flush_producer()  # in Kafka before the cursor moves past them
         if poll.cursor is not None and poll.cursor is not self.cursor:
             await ports.cursors.save(poll.cursor)
             self.cursor = poll.cursor

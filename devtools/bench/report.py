@@ -85,9 +85,9 @@ def result_of(
         "raw_4hop_per_s": round(raw.per_s, 1),
         "faust_noop_per_s": round(noop.per_s, 1),
         "ratios": {
-            "pipeline_vs_raw": round(rate / raw.per_s, 4) if raw.per_s else None,
-            "faust_noop_vs_raw": round(noop.per_s / raw.per_s, 4) if raw.per_s else None,
-            "pipeline_vs_faust_noop": round(rate / noop.per_s, 4) if noop.per_s else None,
+            "pipeline_vs_raw": _ratio(rate, raw.per_s),
+            "faust_noop_vs_raw": _ratio(noop.per_s, raw.per_s),
+            "pipeline_vs_faust_noop": _ratio(rate, noop.per_s),
         },
         "stage_per_s": run.saturation.stage_per_s,
         "latency_ms": run.final.latency_ms,
@@ -217,3 +217,8 @@ def markdown(result: dict[str, Any], png: Path | None) -> str:
     if png is not None:
         lines += ["", f"![throughput and latency]({png.as_posix()})"]
     return "\n".join(lines) + "\n"
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    """``part / whole`` to four significant digits (a ratio of 0.003 keeps its digits)."""
+    return float(f"{part / whole:.4g}") if whole else None

@@ -28,7 +28,7 @@ def _ensure_partitions(settings: Settings, months: int) -> int:
     return int(row[0]) if row else 0
 
 
-def _prepare_schema(settings: Settings) -> None:
+def prepare_schema(settings: Settings) -> None:
     """Migrate, then make sure this month and the next two have partitions."""
     from services.store.schema import upgrade
 
@@ -108,7 +108,7 @@ def sink(settings: Settings) -> None:
     from streams.ops.topics import create_topics
     from streams.sink import LedgerSink, group_id
 
-    _prepare_schema(settings)
+    prepare_schema(settings)
     create_topics(settings)
     stopping = False
 

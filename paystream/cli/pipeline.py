@@ -36,10 +36,12 @@ def topics_create(settings: Settings) -> None:
 @click.option("--web-port", type=int, default=None, help="Port of the worker's web view.")
 @click.pass_obj
 def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
-    """Run one Faust worker in the foreground (several may share the partitions)."""
+    """Run one Faust worker in the foreground (several may share the partitions;
+    migrates the schema and creates the topics first)."""
     import asyncio
 
     from devtools.stack.process import port_open
+    from paystream.cli.db import prepare_schema
     from services.bootstrap import preflight_worker, worker_ports
     from streams.app import create_app
     from streams.ops.topics import create_topics
@@ -51,6 +53,7 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
             f"port {settings.worker_web_port} of the worker's web view is taken (another "
             "worker?): start this one with --web-port N"
         )
+    prepare_schema(settings)  # the claims and the send lock live in PostgreSQL
     create_topics(settings)
     asyncio.run(preflight_worker(settings))
     run_faust_worker(create_app(settings, lambda: worker_ports(settings)), loglevel)

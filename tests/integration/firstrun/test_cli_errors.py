@@ -89,15 +89,9 @@ def test_a_service_down(
     assert_one_line_fix(paystream(env, *command), fix)
 
 
-@pytest.mark.parametrize(
-    "command", [["audit", "verify"], ["db", "partitions"], ["reconcile"], ["worker"]]
-)
+@pytest.mark.parametrize("command", [["audit", "verify"], ["db", "partitions"], ["reconcile"]])
 def test_no_schema(fresh_db: Settings, deployed_state: dict[str, str], command: list[str]) -> None:
-    env = {
-        **deployed_state,
-        "PAYSTREAM_PG_DATABASE": fresh_db.pg_database,
-        "PAYSTREAM_WORKER_WEB_PORT": str(free_port()),
-    }
+    env = {**deployed_state, "PAYSTREAM_PG_DATABASE": fresh_db.pg_database}
     assert_one_line_fix(paystream(env, *command), "paystream db migrate")
 
 

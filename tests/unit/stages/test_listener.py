@@ -7,13 +7,17 @@ import uuid
 from eth_account import Account
 
 from schemas.chain import CHAIN_EVENT, EventOrphaned, SettlementConfirmed
+from schemas.cursor import Cursor
 from schemas.onchain import PaymentRecord
-from services.ports import ClaimRequest
+from services.ports import ClaimRequest, WorkerPorts
 from services.settings import Settings
+from streams.connection import Connection
 from streams.listener import ChainListener
+from streams.listening import Listening
+from streams.outcomes import Emit
 from streams.runtime import DlqGuard
 from streams.state import partition_of
-from tests.support.fakes import FakeChain, MemoryClaimStore
+from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore
 
 
 async def test_settlements_wait_for_confirmations_then_go_to_their_partition() -> None:
@@ -71,3 +75,32 @@ def test_dlq_guard_trips_only_when_nearly_everything_is_dead() -> None:
     guard = DlqGuard(window=10, max_ratio=0.9)
     assert not any(guard.record(dead=i % 2 == 0) for i in range(50))
     assert [guard.record(dead=True) for _ in range(10)][-1] is True
+
+
+async def test_the_cursor_moves_only_once_the_polled_records_are_in_kafka() -> None:
+    """A leader killed between sending and saving re-emits, never skips (audit
+    finding 3): the producer is flushed before the cursor is saved."""
+    chain, cursors = FakeChain(), MemoryCursorStore()
+    settings = Settings(confirmations_min=1, listener_start_block=1)
+    calls: list[str] = []
+
+    class Saving(MemoryCursorStore):
+        async def save(self, cursor: Cursor) -> None:
+            calls.append("save")
+            await cursors.save(cursor)
+
+    async def connect() -> WorkerPorts:
+        return WorkerPorts(chain, Saving(), MemoryClaimStore())
+
+    async def send(emit: Emit) -> None:
+        calls.append("send")
+
+    async def flush() -> None:
+        calls.append("flush")
+
+    connection = Connection(connect)
+    await connection.open()
+    await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 3, 42)])
+    await Listening(settings, connection, send, flush).tick()
+    assert calls == ["send", "flush", "save"]
+    assert (await cursors.load()) is not None
