@@ -2,8 +2,9 @@
 publish what ``ChainListener`` found to ``chain.events``.
 
 The cursor is saved only after the records of a poll are in Kafka (the
-producer is flushed first), so a crash re-emits rather than skips (the reconciler recognises a replay). While this
-worker leads it keeps the cursor in memory; when it has not polled for a while
+producer is flushed first), so a crash re-emits rather than skips (the
+reconciler recognises a replay). While this worker leads it keeps the cursor
+in memory; when it has not polled for a while
 (ten poll intervals: it may just have become the leader), it loads the saved
 one, which another leader may have moved on.
 """
