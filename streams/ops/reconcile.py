@@ -108,32 +108,74 @@ async def _postgres(
     return settled, ledger
 
 
+@dataclass(frozen=True)
+class Settled:
+    sequence: int
+    amount: int
+    block: int
+
+
+def compare_settlements(
+    report: Report,
+    on_chain: dict[int, Settled],
+    in_pg: dict[str, tuple[int, int]],
+    topic: dict[str, Settled],
+) -> None:
+    """The chain and PostgreSQL must agree on every settlement (sequence and
+    amount). The topic is a window (retention, or topics created again while
+    the contract was kept): every record it holds must be on chain and in
+    PostgreSQL, and every settlement mined since its oldest record must be in it."""
+    report.counts["payments.settled records"] = len(topic)
+    report.counts["settlements on chain"] = len(on_chain)
+    report.counts["settled payments in PostgreSQL"] = len(in_pg)
+    chain_amounts = {seq: s.amount for seq, s in on_chain.items()}
+    pg_amounts = {seq: amount for seq, amount in in_pg.values()}
+    for seq in sorted(set(chain_amounts) | set(pg_amounts)):
+        if chain_amounts.get(seq) != pg_amounts.get(seq):
+            report.mismatch(
+                "chain_vs_postgres",
+                sequence=seq,
+                chain=chain_amounts.get(seq),
+                postgres=pg_amounts.get(seq),
+            )
+    since = min((s.block for s in topic.values()), default=None)
+    in_topic = {s.sequence: s.amount for s in topic.values()}
+    before = [seq for seq, s in on_chain.items() if since is None or s.block < since]
+    report.counts["settlements older than the topic's first record"] = len(before)
+    for seq in sorted((set(chain_amounts) - set(before)) | set(in_topic)):
+        if chain_amounts.get(seq) != in_topic.get(seq):
+            report.mismatch(
+                "chain_vs_topic",
+                sequence=seq,
+                chain=chain_amounts.get(seq),
+                topic=in_topic.get(seq),
+            )
+    for pid, s in sorted(topic.items()):
+        if in_pg.get(pid) != (s.sequence, s.amount):
+            report.mismatch(
+                "postgres_vs_topic",
+                payment_id=pid,
+                postgres=in_pg.get(pid),
+                topic=(s.sequence, s.amount),
+            )
+
+
 async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
     report = Report()
     in_pg, ledger = await _postgres(bundle, settings)
-    settled = {}
+    topic: dict[str, Settled] = {}
     for _, value in read_topic(bundle.consumer, settings, settings.topic(PAYMENTS_SETTLED)):
         record = json.loads(value)
-        settled[record["payment_id"]] = (int(record["sequence"]), int(record["amount"]))
-    report.counts["payments.settled records"] = len(settled)
-
+        topic[record["payment_id"]] = Settled(
+            int(record["sequence"]), int(record["amount"]), int(record["block_number"])
+        )
     events = await bundle.chain.events(0, await bundle.chain.block_number())
-    on_chain = {e.payment.sequence: e.payment.amount for e in events if isinstance(e, SettledEvent)}
-    report.counts["settlements on chain"] = len(on_chain)
-    topic_by_sequence = {seq: amount for seq, amount in settled.values()}
-    for seq in sorted(set(on_chain) ^ set(topic_by_sequence)):
-        report.mismatch(
-            "chain_vs_topic",
-            sequence=seq,
-            chain=on_chain.get(seq),
-            topic=topic_by_sequence.get(seq),
-        )
-
-    report.counts["settled payments in PostgreSQL"] = len(in_pg)
-    for pid in sorted(set(in_pg) ^ set(settled)):
-        report.mismatch(
-            "postgres_vs_topic", payment_id=pid, postgres=in_pg.get(pid), topic=settled.get(pid)
-        )
+    on_chain = {
+        e.payment.sequence: Settled(e.payment.sequence, e.payment.amount, e.at.block_number)
+        for e in events
+        if isinstance(e, SettledEvent)
+    }
+    compare_settlements(report, on_chain, in_pg, topic)
     total = sum(ledger.values())
     report.counts["ledger total"] = total
     if total != 0:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import pytest
 from eth_account import Account
 
 from devtools.harness.load import request
@@ -62,12 +61,6 @@ def test_producer_on_librdkafkas_default_partitioner(faults: Faults) -> None:
     assert_invariants(p, ids, timeout_s=150)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: one payment id sent by two payers is paid twice on chain "
-    "(payment_paid_twice) with one settled event id",
-)
 def test_one_payment_id_from_two_payers(faults: Faults) -> None:
     """Pairs of payers on different partitions send one payment id each, with
     the documented producer; two workers share the partitions."""

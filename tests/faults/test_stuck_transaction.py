@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from services.chain.keys import ChainKeys
 from tests.faults.conftest import Faults
 from tests.faults.pipeline import FaultPipeline
@@ -72,12 +70,6 @@ def _stuck_round(p: FaultPipeline, payers: list[str]) -> list[str]:
     return ids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: a settlement tx abandoned after the sender's timeout is mined later: "
-    "paid on chain but failed and refunded (paid_without_settled_outcome)",
-)
 def test_stuck_transaction_mined_after_the_sender_gave_up(faults: Faults) -> None:
     p = faults.pipeline(**SENDER)
     p.start()

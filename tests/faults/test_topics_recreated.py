@@ -5,8 +5,6 @@ payment used."""
 
 from __future__ import annotations
 
-import pytest
-
 from devtools.harness.collect import Collector
 from streams.ops.topics import create_topics, delete_topics
 from tests.faults.conftest import Faults
@@ -49,12 +47,6 @@ def _recreate_topics(p: FaultPipeline) -> TopicFacts:
     return earlier
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: after the topics are re-created, new payments reuse sequence numbers "
-    "the contract already paid: skipped silently, no outcome (no_outcome)",
-)
 def test_topics_recreated_with_the_contract_kept(faults: Faults) -> None:
     p = faults.pipeline()
     p.start()
