@@ -34,6 +34,7 @@ import faust
 from faust.types import TP
 
 from schemas.topics import FRAUD_SCORED
+from services.errors import InfrastructureError
 from streams.connection import Connection
 from streams.outcomes import Emit
 from streams.stages.settlement.batching import (
@@ -246,6 +247,9 @@ class Scheduler:
                 ports = self.connection.ports
                 for emit in await settle(batch, ports, self.settings, self.deps.clock):
                     await self.send(emit)
+        except InfrastructureError as exc:  # deferred: its payments stay held
+            log.warning("batch %s: %s; the sweeper will retry", batch.batch_id, exc)
+            return False
         except Exception:
             log.exception("batch %s: submission failed; the sweeper will retry", batch.batch_id)
             return False
