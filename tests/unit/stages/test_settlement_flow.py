@@ -68,6 +68,20 @@ def _confirmed(world: World, emit: Emit, block: int = 10) -> bytes:
     )
 
 
+class Refusing(FakeChain):
+    async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
+        raise ContractReverted("EnforcedPause", (), b"")
+
+
+def _due_batch(world: World, count: int, partition: int = 0) -> OpenBatch:
+    """``count`` approved payments of one partition, batched and due."""
+    for offset, payload in enumerate(_approve(world, count)):
+        handle_scored(payload, partition, offset, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    (batch,) = take_due_batches(world.settlement, 0)
+    return batch
+
+
 async def test_batches_close_when_full_and_their_claimed_sequences_are_consecutive(
     world: World,
 ) -> None:
@@ -195,16 +209,7 @@ async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> 
 
 
 async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: World) -> None:
-    class Refusing(FakeChain):
-        async def settle_batch(
-            self, batch_id: int, payments: Sequence[PaymentRecord]
-        ) -> BatchReceipt:
-            raise ContractReverted("EnforcedPause", (), b"")
-
-    for offset, payload in enumerate(_approve(world, 2)):
-        handle_scored(payload, 0, offset, world.settlement)
-    world.clock.advance(world.settings.batch_wait_ms)
-    (batch,) = take_due_batches(world.settlement, 0)
+    batch = _due_batch(world, 2)
     world.ports = replace(world.ports, chain=Refusing())
     emits = await settle(batch, world.ports, world.settings, world.clock)
     for emit in emits:
@@ -228,10 +233,7 @@ async def test_out_of_retries_nothing_is_decided_and_the_holds_stay(world: World
     world.settings = world.settings.model_copy(
         update={"settle_retries_max": 1, "settle_backoff_ms": 1}
     )
-    for offset, payload in enumerate(_approve(world, 2)):
-        handle_scored(payload, 0, offset, world.settlement)
-    world.clock.advance(world.settings.batch_wait_ms)
-    (batch,) = take_due_batches(world.settlement, 0)
+    batch = _due_batch(world, 2)
     with pytest.raises(SettlementDeferred):
         await settle(batch, replace(world.ports, chain=Flaky()), world.settings, world.clock)
     assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
@@ -242,16 +244,7 @@ async def test_a_refusal_fails_only_with_proof(world: World) -> None:
     Refused with nothing pending: what an earlier attempt paid is SUBMITTED, the
     rest fails."""
 
-    class Refusing(FakeChain):
-        async def settle_batch(
-            self, batch_id: int, payments: Sequence[PaymentRecord]
-        ) -> BatchReceipt:
-            raise ContractReverted("EnforcedPause", (), b"")
-
-    for offset, payload in enumerate(_approve(world, 2)):
-        handle_scored(payload, 0, offset, world.settlement)
-    world.clock.advance(world.settings.batch_wait_ms)
-    (batch,) = take_due_batches(world.settlement, 0)
+    batch = _due_batch(world, 2)
     chain = Refusing(unmined=1)
     ports = replace(world.ports, chain=chain)
     with pytest.raises(SettlementDeferred):
