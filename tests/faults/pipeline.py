@@ -31,7 +31,7 @@ from devtools.harness.isolated import Isolated, free_port, isolated, private_cha
 from devtools.harness.load import LoadGenerator
 from devtools.harness.process import SinkProcess, WorkerProcess
 from devtools.stack.anvil import rpc
-from schemas.topics import CHAIN_EVENTS
+from schemas.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
 from services.bootstrap import kafka_consumer_config
 from services.chain.keys import ChainKeys
 from services.errors import PaystreamError
@@ -164,16 +164,26 @@ class FaultPipeline:
         )
 
     def wait_outcomes(self, ids: list[str], timeout_s: float, stall_s: float = STALL_S) -> int:
-        """Wait until these payments have an outcome, or none came for
-        ``stall_s``, or ``timeout_s`` passed; how many have one."""
+        """Wait until these payments have an outcome, or ``timeout_s`` passed, or
+        the pipeline stalled: no outcome came for ``stall_s`` and the workers'
+        consumer lag did not shrink meanwhile (a worker that recovers its tables
+        or works through a backlog after a restart is not stalled); how many
+        have one."""
         deadline = time.monotonic() + timeout_s
         last, changed = -1, time.monotonic()
+        lag_before: int | None = None
         while True:
             done = self.collector.wait_finished(ids, timeout_s=1.0)
             now = time.monotonic()
             if done != last:
-                last, changed = done, now
-            if done >= len(ids) or now - changed > stall_s or now > deadline:
+                last, changed, lag_before = done, now, None
+            if done >= len(ids) or now > deadline:
+                return done
+            if now - changed > stall_s:
+                lag = group_lag(self.settings, self.settings.app_id, WORKER_TOPICS)
+                if lag is None or lag_before is None or lag < lag_before:
+                    lag_before, changed = lag, now  # still working: look again later
+                    continue
                 return done
 
     def sleep(self, low_s: float, high_s: float) -> float:
@@ -231,24 +241,32 @@ class FaultPipeline:
 
     def _sink_caught_up(self) -> bool:
         """The ledger sink's group has committed every record of its topics."""
-        topics = [self.settings.topic(t) for t in DECODERS]
-        consumer = Consumer(kafka_consumer_config(self.settings, group_id(self.settings)))
-        try:
-            parts = [
-                TopicPartition(t, p)
-                for t in topics
-                for p in consumer.list_topics(t, timeout=10).topics[t].partitions
-            ]
-            committed = consumer.committed(parts, timeout=10)
-            for tp in committed:
-                high = consumer.get_watermark_offsets(tp, timeout=10)[1]
-                if high > 0 and tp.offset < high:
-                    return False
-            return True
-        except KafkaException:
-            return False
-        finally:
-            consumer.close()
+        return group_lag(self.settings, group_id(self.settings), tuple(DECODERS)) == 0
+
+
+WORKER_TOPICS = (PAYMENTS_REQUESTED, FRAUD_SCORED, CHAIN_SUBMITTED, CHAIN_EVENTS)
+
+
+def group_lag(settings: Settings, group: str, topics: tuple[str, ...]) -> int | None:
+    """Records of ``topics`` that consumer ``group`` has not committed yet (None:
+    Kafka did not answer)."""
+    names = [settings.topic(t) for t in topics]
+    consumer = Consumer(kafka_consumer_config(settings, group))
+    try:
+        parts = [
+            TopicPartition(t, p)
+            for t in names
+            for p in consumer.list_topics(t, timeout=10).topics[t].partitions
+        ]
+        lag = 0
+        for tp in consumer.committed(parts, timeout=10):
+            high = consumer.get_watermark_offsets(tp, timeout=10)[1]
+            lag += max(0, high - max(tp.offset, 0))
+        return lag
+    except KafkaException:
+        return None
+    finally:
+        consumer.close()
 
 
 def _worker_factory(settings: Settings, log_path: Path, env: dict[str, str]) -> Any:
