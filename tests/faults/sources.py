@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from services.bootstrap import chain_client, kafka_consumer_config
 from services.chain import rpc
 from services.chain.events import TRANSFER_TOPIC
 from services.settings import Settings
+from streams.tables import changelog_topic
 
 READ_TIMEOUT_S = 60.0
 RECONCILE_TIMEOUT_S = 180.0
@@ -113,9 +115,10 @@ class Facts:
     claims: dict[int, str] = field(default_factory=dict)  # sequence -> payment id (claimed)
 
 
-def read_topic(settings: Settings, base: str) -> list[Record]:
-    """Every record of a pipeline topic, from its start to its current end."""
-    topic = settings.topic(base)
+def read_topic(settings: Settings, base: str, name: str | None = None) -> list[Record]:
+    """Every record of a pipeline topic (or of the topic ``name``, e.g. a
+    table's changelog), from its start to its current end."""
+    topic = name or settings.topic(base)
     consumer = Consumer(kafka_consumer_config(settings, f"faults-{uuid.uuid4().hex[:8]}"))
     try:
         listed = consumer.list_topics(topic, timeout=30).topics.get(topic)
@@ -152,6 +155,28 @@ def _json(raw: bytes | None) -> Any:
         return json.loads(raw or b"")
     except ValueError:
         return None
+
+
+def stuck_states(settings: Settings, pids: set[str]) -> list[str]:
+    """What the ``payments`` table last said about payments that got no
+    outcome: counts by status, batched or not, and partition recorded or not."""
+    latest: dict[str, dict[str, Any]] = {}
+    name = changelog_topic(settings.app_id, "payments")
+    for r in read_topic(settings, "payments-changelog", name):
+        if isinstance(r.value, dict) and str(r.value.get("payment_id")) in pids:
+            latest[str(r.value["payment_id"])] = r.value
+    shapes = Counter(
+        (
+            v.get("status"),
+            "batched" if v.get("batch_id") is not None else "not batched",
+            "partition " + str(v.get("partition")),
+        )
+        for v in latest.values()
+    )
+    missing = len(pids) - len(latest)
+    return [f"{n} {shape}" for shape, n in shapes.most_common()] + (
+        [f"{missing} not in the payments table"] if missing else []
+    )
 
 
 def topic_facts(settings: Settings) -> TopicFacts:

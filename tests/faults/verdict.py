@@ -12,7 +12,7 @@ from devtools.harness.load import LoadGenerator, Sent
 from tests.faults.invariants import Violation, check, describe
 from tests.faults.pipeline import STALL_S, FaultPipeline
 from tests.faults.plan import SCALE, SEED
-from tests.faults.sources import TopicFacts, gather
+from tests.faults.sources import TopicFacts, gather, stuck_states
 
 
 @contextmanager
@@ -34,6 +34,9 @@ def verdict(
     notes = pipeline.rest(ids, timeout_s, stall_s)
     facts = gather(pipeline.settings, pipeline.env, earlier)
     violations = check(facts)
+    stuck = {v.detail.split(" ", 1)[0] for v in violations if v.kind == "no_outcome"}
+    if stuck:
+        notes += [f"no outcome, last state: {s}" for s in stuck_states(pipeline.settings, stuck)]
     pipeline.mark("checked")
     report = "\n".join(
         [
