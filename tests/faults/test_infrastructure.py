@@ -4,8 +4,6 @@ the fixture checks every one is healthy afterwards (other tests share them)."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.faults.conftest import Faults
 from tests.faults.pipeline import FaultPipeline
 from tests.faults.plan import MARKS, scaled
@@ -52,11 +50,6 @@ def _stores_round(p: FaultPipeline) -> None:
         p.mark("Redis started again")
 
 
-# Known to break some of the time (3 of 6 runs; audit finding 13): a Redis error in the
-# listener crashes the worker, which can hang in Faust's shutdown with its web view up
-# (no_outcome, paid_without_settled_outcome). Deselected from `make test`; `make faults`
-# runs it and fails when it breaks.
-@pytest.mark.intermittent
 def test_postgres_and_redis_restart_mid_run(faults: Faults) -> None:
     """PostgreSQL (the ledger) and then Redis (the listener's cursor) stopped
     for a few seconds while payments flow (x scale)."""
