@@ -19,11 +19,11 @@ from schemas.base import Record
 from schemas.chain import DepositConfirmed, EventOrphaned, SettlementConfirmed
 from schemas.cursor import Cursor, SeenBlock, SeenEvent
 from schemas.onchain import ChainEvent, SettledEvent
+from schemas.sequence import partition_of
 from schemas.topics import CHAIN_EVENTS
 from services.ports import ChainClient, Claim, ClaimStore
 from services.settings import Settings
 from streams.outcomes import Emit
-from streams.state import partition_of
 
 RECENT_BLOCKS = 64  # blocks whose hashes and events are kept for reorg detection
 

@@ -33,6 +33,7 @@ from datetime import timedelta
 import faust
 from faust.types import TP
 
+from schemas.sequence import partition_of
 from schemas.topics import FRAUD_SCORED
 from services.errors import InfrastructureError
 from streams.connection import Connection
@@ -45,7 +46,7 @@ from streams.stages.settlement.batching import (
     take_due_batches,
 )
 from streams.stages.settlement.submit import settle
-from streams.state import PaymentState, Status, partition_of
+from streams.state import PaymentState, Status
 from streams.tables import ModelTable
 
 log = logging.getLogger("paystream.streams")

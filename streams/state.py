@@ -10,10 +10,6 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-# Re-exported: the sequence number's layout lives in the wire contract.
-from schemas.sequence import SEQUENCE_PARTITION_SHIFT as SEQUENCE_PARTITION_SHIFT
-from schemas.sequence import partition_of as partition_of
-from schemas.sequence import sequence_of as sequence_of
 from services.errors import require
 
 NonNegative = Annotated[int, Field(ge=0)]

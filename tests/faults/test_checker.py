@@ -10,8 +10,8 @@ from typing import Any
 from eth_account import Account
 
 from schemas.onchain import DepositEvent, LogRef, SettledEvent, SettledPayment, account_ref
+from schemas.sequence import sequence_of
 from schemas.topics import CHAIN_SUBMITTED, PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_SETTLED
-from streams.state import sequence_of
 from tests.faults.invariants import check, describe
 from tests.faults.plan import MARKS
 from tests.faults.sources import (

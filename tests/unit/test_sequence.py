@@ -5,7 +5,6 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-import streams.state
 from schemas.sequence import (
     COUNTER_MAX,
     PARTITION_MAX,
@@ -29,9 +28,3 @@ def test_the_layout_is_partition_above_40_bits_of_counter() -> None:
     assert sequence_of(3, 5) == 3 * 2**40 + 5
     assert sequence_of(PARTITION_MAX, COUNTER_MAX) == 2**63 - 1
     assert partition_of(2**40 - 1) == 0 and partition_of(2**40) == 1
-
-
-def test_the_stream_state_re_exports_the_same_functions() -> None:
-    assert streams.state.sequence_of is sequence_of
-    assert streams.state.partition_of is partition_of
-    assert streams.state.SEQUENCE_PARTITION_SHIFT == SEQUENCE_PARTITION_SHIFT

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from schemas.payments import PaymentScored
+from schemas.sequence import sequence_of
 from services.settings import Settings
 from streams.outcomes import Outcome, dead, ignored
-from streams.state import PaymentState, Status, payment_key, sequence_of
+from streams.state import PaymentState, Status, payment_key
 
 
 @dataclass

@@ -9,6 +9,7 @@ from eth_account import Account
 from schemas.chain import CHAIN_EVENT, EventOrphaned, SettlementConfirmed
 from schemas.cursor import Cursor
 from schemas.onchain import PaymentRecord
+from schemas.sequence import partition_of
 from services.ports import ClaimRequest, WorkerPorts
 from services.settings import Settings
 from streams.connection import Connection
@@ -16,7 +17,6 @@ from streams.listener import ChainListener
 from streams.listening import Listening
 from streams.outcomes import Emit
 from streams.runtime import DlqGuard
-from streams.state import partition_of
 from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore
 
 

@@ -17,6 +17,7 @@ from faust.types import TP
 
 from schemas.onchain import BatchReceipt, PaymentRecord
 from schemas.payments import PaymentSubmitted
+from schemas.sequence import partition_of
 from schemas.topics import CHAIN_SUBMITTED, FRAUD_SCORED
 from services.ports import WorkerPorts
 from streams.connection import Connection
@@ -30,7 +31,7 @@ from streams.scheduler import (
 )
 from streams.stages.fraud import handle_request
 from streams.stages.settlement.batching import OpenBatch, handle_scored
-from streams.state import Balance, PaymentState, partition_of
+from streams.state import Balance, PaymentState
 from streams.tables import ModelTable
 from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore
 from tests.unit.stages.conftest import World, raw, request

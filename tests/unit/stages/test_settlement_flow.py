@@ -15,6 +15,7 @@ from schemas.chain import DepositConfirmed, SettlementConfirmed
 from schemas.codes import FailureCode
 from schemas.onchain import BatchReceipt, PaymentRecord, account_ref
 from schemas.payments import PaymentFailed, PaymentSettled, PaymentSubmitted
+from schemas.sequence import partition_of
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from services.chain.reverts import ContractReverted
 from services.errors import ChainUnavailable, InvariantViolation
@@ -32,7 +33,7 @@ from streams.stages.settlement.batching import (
 )
 from streams.stages.settlement.submit import SettlementDeferred, claim_request, settle
 from streams.stages.submitted import handle_submitted
-from streams.state import Balance, PaymentState, Status, partition_of, payment_key
+from streams.state import Balance, PaymentState, Status, payment_key
 from tests.support.fakes import FakeChain
 from tests.unit.stages.conftest import World, raw, request, summary
 
