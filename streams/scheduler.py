@@ -33,7 +33,6 @@ from datetime import timedelta
 import faust
 from faust.types import TP
 
-from schemas.sequence import partition_of
 from schemas.topics import FRAUD_SCORED
 from services.errors import InfrastructureError
 from streams.connection import Connection
@@ -42,6 +41,7 @@ from streams.stages.settlement.batching import (
     OpenBatch,
     SettlementDeps,
     member_batches,
+    member_partition,
     pending_batches,
     take_due_batches,
 )
@@ -115,14 +115,6 @@ class Submissions:
 
     def __contains__(self, batch_id: object) -> bool:
         return batch_id in self.sending or batch_id in self.sent
-
-
-def member_partition(member: PaymentState) -> int | None:
-    """A member's ``fraud.scored`` partition (from its sequence-shaped batch id
-    when the state does not say)."""
-    if member.partition is not None:
-        return member.partition
-    return None if member.batch_id is None else partition_of(member.batch_id)
 
 
 def batch_partitions(batch: OpenBatch) -> set[int]:

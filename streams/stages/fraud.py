@@ -168,14 +168,11 @@ def _process(obj: dict[str, Any], payment_id: uuid.UUID, here: Here, deps: Fraud
 
 def _republish(known: PaymentState, here: Here, deps: FraudDeps) -> Outcome:
     """A known payment id: publish again what was published for it (identical
-    records), to its payer's partition: where the request is read when it is a
-    replay or a retry of the same body; the known payment's own partition when
-    the new body does not validate or the state has no digest (a mere duplicate id)."""
+    records). Payments are kept per payer, so the known payment is this payer's
+    and ``here`` is its partition."""
     _align(deps.balances, known)
-    payer = known.payer_account
-    there = Here(payer, partition_for(payer, deps.settings.kafka_partitions)) if payer else here
     topics = (FRAUD_SCORED, PAYMENTS_FAILED)
-    emits = tuple(there.emit(t, known.outputs[t]) for t in topics if t in known.outputs)
+    emits = tuple(here.emit(t, known.outputs[t]) for t in topics if t in known.outputs)
     return Outcome(emits=emits, note="duplicate")
 
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from schemas.payments import PaymentScored
-from schemas.sequence import sequence_of
+from schemas.sequence import partition_of, sequence_of
 from services.settings import Settings
 from streams.outcomes import Outcome, dead, ignored
 from streams.state import PaymentState, Status, payment_key
@@ -82,6 +82,14 @@ def handle_scored(raw: bytes, partition: int, offset: int, deps: SettlementDeps)
     deps.payments[key] = state
     batch.members.append(state)
     return ignored("batched")
+
+
+def member_partition(member: PaymentState) -> int | None:
+    """A member's ``fraud.scored`` partition (from its sequence-shaped batch id
+    when the state, batched before it kept its partition, does not say)."""
+    if member.partition is not None:
+        return member.partition
+    return None if member.batch_id is None else partition_of(member.batch_id)
 
 
 def _due(batch: OpenBatch, settings: Settings, now: datetime) -> bool:

@@ -29,14 +29,13 @@ from typing import Literal
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.onchain import PaymentRecord, account_ref
 from schemas.payments import PaymentSubmitted
-from schemas.sequence import partition_of
 from schemas.topics import CHAIN_SUBMITTED
 from services.chain.reverts import ContractReverted
-from services.errors import InfrastructureError
+from services.errors import InfrastructureError, InvariantViolation
 from services.ports import ChainClient, Claim, ClaimRequest, WorkerPorts
 from services.settings import Settings
 from streams.outcomes import Emit
-from streams.stages.settlement.batching import OpenBatch
+from streams.stages.settlement.batching import OpenBatch, member_partition
 from streams.state import PaymentState
 
 log = logging.getLogger("paystream.streams")
@@ -68,10 +67,9 @@ CONFLICT = SubmitResult.rejected(
 
 
 def claim_request(member: PaymentState) -> ClaimRequest:
-    # Batched before the state kept its partition: a batch id is sequence-shaped.
-    partition = (
-        member.partition if member.partition is not None else partition_of(member.batch_id or 0)
-    )
+    partition = member_partition(member)
+    if partition is None:
+        raise InvariantViolation(f"batch member {member.payment_id} has no partition")
     return ClaimRequest(
         member.payment_id, member.payer_account, member.request_digest or "", partition
     )
