@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     listener_poll_ms: int = Field(default=100, ge=10)
     listener_max_blocks: int = Field(default=2_000, ge=1)
     listener_start_block: int = Field(default=0, ge=0)
+    # A partition with waiting records none of which reached its idle agent for
+    # this long stops the worker (exit 72) for a restart (streams/watchdog.py).
+    partition_stall_s: float = Field(default=60.0, gt=0)
     dlq_window: int = Field(default=200, ge=10)
     dlq_max_ratio: float = Field(default=0.9, gt=0, le=1)
     topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, gt=0)

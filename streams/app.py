@@ -7,6 +7,8 @@ time, and nothing here decides anything.
   batches to the chain, and dropping the batches of revoked partitions;
 - ``streams/listening.py``: the chain listener's timer (on the leader only);
 - ``streams/web.py``: the balance, windows and metrics views;
+- ``streams/watchdog.py``: stops the worker when a partition it was given is
+  never fetched (exit 72, for a restart);
 - ``streams/connection.py``: the worker's ports, from ``connect``
   (``services.bootstrap.worker_ports``) once the worker has started: the chain
   client needs the deployment.
@@ -20,10 +22,10 @@ from typing import Any
 
 import faust
 
-from schemas.topics import FRAUD_SCORED
+from schemas.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
 from services.ports import WorkerPorts
 from services.settings import Settings
-from streams import connection, listening, scheduler, web
+from streams import connection, listening, scheduler, watchdog, web
 from streams.agents import chain_events, chain_submitted, fraud_scored, payments_requested
 from streams.connection import Connection
 from streams.listening import Listening
@@ -95,4 +97,7 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
     )
     listening.register(app, Listening(settings, ports, runtime.send, flush_producer))
     web.register(app, tables.balances, runtime)
+    consumed = (PAYMENTS_REQUESTED, FRAUD_SCORED, CHAIN_SUBMITTED, CHAIN_EVENTS)
+    watched = [settings.topic(name) for name in consumed]
+    watchdog.register(app, watchdog.Watchdog(app, watched, runtime.progress))
     return app

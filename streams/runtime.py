@@ -25,6 +25,7 @@ from services.metrics.catalogue import Metrics
 from services.metrics.windows import RollingWindows
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome
+from streams.progress import Progress
 
 log = logging.getLogger("paystream.streams")
 
@@ -68,6 +69,7 @@ class Runtime:
     guard: DlqGuard
     windows: RollingWindows = field(default_factory=RollingWindows)
     metrics: Metrics = field(default_factory=Metrics.create)
+    progress: Progress = field(default_factory=Progress)  # what reached each agent
 
     @classmethod
     def build(cls, app: Any, settings: Settings, clock: Callable[[], datetime]) -> Runtime:
@@ -80,7 +82,10 @@ class Runtime:
             )
             for spec in TOPICS
         }
-        return cls(settings, topics, clock, DlqGuard(settings.dlq_window, settings.dlq_max_ratio))
+        guard = DlqGuard(settings.dlq_window, settings.dlq_max_ratio)
+        return cls(
+            settings, topics, clock, guard, progress=Progress(stall_s=settings.partition_stall_s)
+        )
 
     def observe(self, emit: Emit) -> None:
         """Count an output in the rolling windows and Prometheus (republished

@@ -20,16 +20,17 @@ async def run(stream: Any, handle: Handle[D], deps: D, runtime: Runtime, stage: 
         message = event.message
         raw: bytes = message.value or b""
         key = message.key.decode("utf-8", errors="replace") if message.key else ""
-        try:
-            outcome = handle(raw, key, message.partition, message.offset, deps)
-        except InvariantViolation as exc:
-            die(
-                EXIT_INVARIANT,
-                f"{stage}: invariant broken at {message.topic}"
-                f"[{message.partition}]@{message.offset}: {exc}",
-            )
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug must not lose the record
-            log.exception("%s: unexpected error", stage)
-            outcome = dead(f"{stage}: unexpected {type(exc).__name__}: {exc}")
-        await runtime.route(outcome, message, stage)
+        with runtime.progress.handling(message.topic, message.partition, message.offset):
+            try:
+                outcome = handle(raw, key, message.partition, message.offset, deps)
+            except InvariantViolation as exc:
+                die(
+                    EXIT_INVARIANT,
+                    f"{stage}: invariant broken at {message.topic}"
+                    f"[{message.partition}]@{message.offset}: {exc}",
+                )
+                return
+            except Exception as exc:  # noqa: BLE001 - a bug must not lose the record
+                log.exception("%s: unexpected error", stage)
+                outcome = dead(f"{stage}: unexpected {type(exc).__name__}: {exc}")
+            await runtime.route(outcome, message, stage)

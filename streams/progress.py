@@ -1,0 +1,72 @@
+"""What reached each agent, fed by the agent shell and read by the
+stalled-partition watchdog (``streams/watchdog.py``, which states the rule)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+Partition = tuple[str, int]
+
+
+@dataclass
+class Progress:
+    """What reached each agent: per partition the last offset and when, per topic
+    the last record and how many are in hand. Fed by the agent shell."""
+
+    clock: Callable[[], float] = time.monotonic
+    seen: dict[Partition, tuple[int, float]] = field(default_factory=dict)
+    last_event: dict[str, float] = field(default_factory=dict)
+    in_hand: dict[str, int] = field(default_factory=dict)
+    stall_s: float = 60.0
+
+    @contextmanager
+    def handling(self, topic: str, partition: int, offset: int) -> Iterator[None]:
+        now = self.clock()
+        self.seen[(topic, partition)] = (offset, now)
+        self.last_event[topic] = now
+        self.in_hand[topic] = self.in_hand.get(topic, 0) + 1
+        try:
+            yield
+        finally:
+            self.in_hand[topic] -= 1
+            self.last_event[topic] = self.clock()
+
+    def next_offset(self, tp: Partition, since: float) -> int | None:
+        """The next offset the agent will see on ``tp``, from what reached it
+        since ``since`` (None: nothing did)."""
+        seen = self.seen.get(tp)
+        return seen[0] + 1 if seen is not None and seen[1] >= since else None
+
+    def idle(self, topic: str, since: float, idle_s: float) -> bool:
+        """No record of ``topic`` in hand, and none reached its agent for ``idle_s``."""
+        if self.in_hand.get(topic, 0):
+            return False
+        return self.clock() - max(self.last_event.get(topic, 0.0), since) >= idle_s
+
+    def stalled(
+        self,
+        ends: Mapping[Partition, int],
+        positions: Mapping[Partition, int],
+        since: float,
+        idle_s: float,
+    ) -> list[Partition]:
+        """The partitions of ``ends`` that are stalled now (the rule is in
+        ``streams/watchdog.py``); ``since``: when the last rebalance ended.
+
+        ``positions``: the consumer's fetch position of the partitions no record
+        of which reached the agent since then.
+        """
+        now, out = self.clock(), []
+        for tp, end in ends.items():
+            if not self.idle(tp[0], since, idle_s):
+                continue
+            position = self.next_offset(tp, since)
+            if position is None:
+                position = positions.get(tp)
+            quiet_since = max(self.seen.get(tp, (0, 0.0))[1], since)
+            if position is not None and end > position and now - quiet_since >= self.stall_s:
+                out.append(tp)
+        return out

@@ -1,0 +1,133 @@
+"""The stalled-partition watchdog.
+
+After some rebalances Faust leaves one partition it was given unfetched
+(faust-streaming issue #629): records wait on it, its agent sits idle, and
+nothing reports a problem. Payments on it would never get an outcome.
+
+The agent shell tells ``Progress`` which records reach each agent. Every
+``CHECK_S`` the watchdog compares, for each partition of an agent's topic in this
+worker's active assignment, the next offset the agent will see with the
+partition's end offset. A partition is *stalled* when all of these hold:
+
+- it has records the agent has not seen;
+- no record of it reached the agent for ``stall_s`` (counted from the end of the
+  last rebalance at the earliest);
+- its agent is idle: no record of any partition for ``IDLE_S`` and none in hand.
+
+An idle agent rules out back-pressure (a full stream buffer keeps its agent
+busy), a slow chain (the settlement agent has read its records; the batches wait
+in the scheduler) and a rebalance or table recovery (no check runs then).
+
+On a stalled partition the worker logs what Faust and aiokafka hold for it and
+stops with exit code 72 (``EXIT_STALLED``) so that its supervisor restarts it:
+the restarted worker rejoins the group and gets a fresh assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from streams.progress import Partition, Progress
+from streams.runtime import die
+
+log = logging.getLogger("paystream.streams")
+
+EXIT_STALLED = 72
+CHECK_S = 5.0
+IDLE_S = 10.0
+KAFKA_TIMEOUT_S = 10.0
+
+
+class Watchdog:
+    """Finds stalled partitions of ``topics`` on this worker (see the module)."""
+
+    def __init__(self, app: faust.App, topics: Collection[str], progress: Progress) -> None:
+        self.app = app
+        self.topics = frozenset(topics)
+        self.progress = progress
+        self.generation: int | None = None
+        self.since = progress.clock()  # end of the last rebalance seen
+
+    def _settled(self) -> bool:
+        """False (and the window restarts) while or just after a rebalance."""
+        app = self.app
+        generation = app.consumer_generation_id
+        if app.rebalancing or app.in_recovery or generation != self.generation:
+            self.generation = None if (app.rebalancing or app.in_recovery) else generation
+            self.since = self.progress.clock()
+            return False
+        return True
+
+    async def check(self) -> list[Partition]:
+        """One check; the stalled partitions (logged with what Faust holds)."""
+        if not self._settled():
+            return []
+        actives = [tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics]
+        if not actives:
+            return []
+        consumer = self.app.consumer
+        highwaters = await asyncio.wait_for(consumer.highwaters(*actives), KAFKA_TIMEOUT_S)
+        ends = {(tp.topic, tp.partition): end for tp, end in highwaters.items()}
+        positions: dict[Partition, int] = {}
+        for tp in actives:
+            if self.progress.next_offset((tp.topic, tp.partition), self.since) is None:
+                position = await asyncio.wait_for(consumer.position(tp), KAFKA_TIMEOUT_S)
+                if position is not None:
+                    positions[(tp.topic, tp.partition)] = position
+        if not self._settled():  # a rebalance began while Kafka answered
+            return []
+        stalled = self.progress.stalled(ends, positions, self.since, IDLE_S)
+        for topic, partition in stalled:
+            log.error(
+                "partition %s[%s] stalled: %s records wait, none reached its agent for %.0f s; %s",
+                topic,
+                partition,
+                ends[(topic, partition)]
+                - (
+                    self.progress.next_offset((topic, partition), self.since)
+                    or positions[(topic, partition)]
+                ),
+                self.progress.stall_s,
+                describe(self.app, TP(topic, partition)),
+            )
+        return stalled
+
+
+def describe(app: Any, tp: TP) -> str:
+    """What Faust and aiokafka hold for ``tp`` (private state, for the diagnosis
+    only: any part that cannot be read is left out)."""
+    parts = []
+    consumer = app.consumer
+    for name in ("_active_partitions", "_paused_partitions", "_buffered_partitions"):
+        held = getattr(consumer, name, None)
+        if held is not None:
+            parts.append(f"in {name.strip('_')}: {tp in held}")
+    try:
+        aio = consumer._thread._consumer
+        fetcher = aio._fetcher
+        state = aio._subscription.subscription.assignment.state_value(tp)
+        parts.append(f"aiokafka paused: {state.paused}, valid position: {state.has_valid_position}")
+        parts.append(f"records buffered in aiokafka: {tp in fetcher._records}")
+    except Exception as exc:  # noqa: BLE001 - a diagnosis never fails the check
+        parts.append(f"aiokafka state unreadable ({type(exc).__name__})")
+    return "; ".join(parts)
+
+
+def register(app: faust.App, watchdog: Watchdog) -> None:
+    """The watchdog's timer; a stalled partition stops the worker (exit 72)."""
+
+    @app.timer(interval=CHECK_S)
+    async def watch_partitions() -> None:
+        try:
+            stalled = await watchdog.check()
+        except Exception:  # a timer must not raise; the next check runs
+            log.warning("partition watchdog: check failed; it runs again", exc_info=True)
+            return
+        if stalled:
+            die(EXIT_STALLED, f"stopping: partitions {sorted(stalled)} stalled; restart to rejoin")
