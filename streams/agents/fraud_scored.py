@@ -2,8 +2,9 @@
 its partition's open batch (``streams/stages/settlement/batching.py``); the
 scheduler (``streams/scheduler.py``) sends the batches.
 
-The record's partition and offset are the payment's sequence number, so this is
-the one handler that needs them."""
+The record's partition picks the batch, and the partition and offset of a
+batch's first record label it, so this is the one handler that needs them (the
+on-chain sequence number is claimed when the batch is sent)."""
 
 from __future__ import annotations
 
