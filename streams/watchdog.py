@@ -57,6 +57,8 @@ class Watchdog:
     def _settled(self) -> bool:
         """False (and the window restarts) while or just after a rebalance."""
         app = self.app
+        if app.should_stop:  # stopping: the consumer may be gone already
+            return False
         generation = app.consumer_generation_id
         if app.rebalancing or app.in_recovery or generation != self.generation:
             self.generation = None if (app.rebalancing or app.in_recovery) else generation

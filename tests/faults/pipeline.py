@@ -48,9 +48,12 @@ DEPOSIT = 10**11  # per payer: far more than a scenario spends, so nothing fails
 MAX_AMOUNT = 1_000_000
 CREDIT_TIMEOUT_S = 120.0
 REST_TIMEOUT_S = 30.0  # for the chain, the listener and the sink to catch up, together
-# No new outcome for this long (after the faults) means the rest are stuck: the
-# sweeper re-sends after 5 s and a dead worker's partitions move after 10 s.
-STALL_S = 20.0
+# No new outcome for this long (after the faults), with the workers' lag not
+# shrinking, means the rest are stuck: the sweeper re-sends after 5 s, a dead
+# worker's partitions move after 10 s, and a partition Faust never fetches stops
+# its worker after 20 s quiet (``partition_stall_s``) plus 10 s idle, for a restart
+# and a rebalance of about 20 s more.
+STALL_S = 75.0
 # Every scenario: the sweeper re-sends lost batches after 5 s, and the fraud
 # rules' velocity limits (120 requests a minute per payer) stay out of the way:
 # a REVIEW has no outcome today (audit finding 2), which is not what these test.
@@ -58,6 +61,7 @@ DEFAULTS: dict[str, object] = {
     "batch_timeout_s": 5.0,
     "fraud_velocity_max_count": 10**6,
     "fraud_velocity_max_amount": 10**15,
+    "partition_stall_s": 20.0,
 }
 # Faust's consumer session: a SIGKILLed worker's partitions are handed over
 # after 10 s instead of Faust's default 60 s. Faust reads its settings from the
