@@ -1,0 +1,103 @@
+"""The watchdog's check over a stand-in for the Faust app (the parts it reads):
+it waits for a settled assignment, asks the consumer only about partitions no
+record of which reached an agent since, and reports what stalled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import TP
+
+from streams.progress import Progress
+from streams.watchdog import IDLE_S, Watchdog
+
+T = "payments.requested"
+
+
+class Clock:
+    now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Consumer:
+    ends: dict[TP, int]
+    positions: dict[TP, int]
+    asked: list[TP] = field(default_factory=list)
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+    async def position(self, tp: TP) -> int:
+        self.asked.append(tp)
+        return self.positions[tp]
+
+
+@dataclass
+class Assignor:
+    actives: set[TP]
+
+    def assigned_actives(self) -> set[TP]:
+        return self.actives
+
+
+@dataclass
+class App:
+    consumer: Consumer
+    assignor: Assignor
+    consumer_generation_id: int = 1
+    rebalancing: bool = False
+    in_recovery: bool = False
+    should_stop: bool = False
+
+
+def setup() -> tuple[App, Clock, Progress, Watchdog]:
+    clock = Clock()
+    progress = Progress(clock=clock, stall_s=20.0)
+    ends = {TP(T, 0): 10, TP(T, 1): 5, TP("elsewhere", 0): 99}
+    app = App(Consumer(ends, {TP(T, 0): 10, TP(T, 1): 2}), Assignor(set(ends)))
+    app_: Any = app
+    return app, clock, progress, Watchdog(app_, [T], progress)
+
+
+async def test_a_partition_never_fetched_is_reported_once_the_assignment_settled() -> None:
+    app, clock, progress, watchdog = setup()
+    assert await watchdog.check() == []  # first sight of the generation: the window starts
+    with progress.handling(T, 0, 9):
+        pass
+    clock.now += 19
+    assert await watchdog.check() == []
+    clock.now += 1 + IDLE_S
+    assert await watchdog.check() == [(T, 1)]
+    assert app.consumer.asked[-1] == TP(T, 1)  # partition 0's next offset came from the agent
+    assert TP(T, 0) not in app.consumer.asked
+
+
+async def test_a_rebalance_restarts_the_window() -> None:
+    app, clock, _, watchdog = setup()
+    await watchdog.check()
+    clock.now += 15
+    app.rebalancing = True
+    assert await watchdog.check() == []
+    app.rebalancing, app.consumer_generation_id = False, 2
+    clock.now += 10
+    assert await watchdog.check() == []  # a new generation: the window starts again
+    clock.now += 19
+    assert await watchdog.check() == []
+    clock.now += 1
+    assert await watchdog.check() == [(T, 1)]
+
+
+async def test_nothing_is_checked_while_the_worker_stops_or_recovers() -> None:
+    app, clock, _, watchdog = setup()
+    await watchdog.check()
+    clock.now += 60
+    app.in_recovery = True
+    assert await watchdog.check() == []
+    app.in_recovery, app.should_stop = False, True
+    clock.now += 60
+    assert await watchdog.check() == []
+    assert app.consumer.asked == []
