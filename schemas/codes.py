@@ -17,6 +17,8 @@ class FailureCode(StrEnum):
     SETTLEMENT_REJECTED = "SETTLEMENT_REJECTED"  # the chain refused the batch for good
     SETTLEMENT_TIMEOUT = "SETTLEMENT_TIMEOUT"  # not confirmed in time and not on chain
     PAYMENT_ID_CONFLICT = "PAYMENT_ID_CONFLICT"  # the id was used for a different request
+    REVIEW_DENIED = "REVIEW_DENIED"  # held for review; an operator denied it
+    REVIEW_EXPIRED = "REVIEW_EXPIRED"  # held for review; no decision before it expired
 
 
 FAILURE_REASONS: dict[FailureCode, str] = {
@@ -34,4 +36,6 @@ FAILURE_REASONS: dict[FailureCode, str] = {
         "the payment id was already used for a different request (payer, payee, amount, "
         "currency or merchant differ); the first request keeps it"
     ),
+    FailureCode.REVIEW_DENIED: "held for review and denied by an operator",
+    FailureCode.REVIEW_EXPIRED: "held for review and not decided in time",
 }

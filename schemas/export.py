@@ -18,6 +18,7 @@ from schemas.payments import (
     PaymentSettled,
     PaymentSubmitted,
 )
+from schemas.review import ReviewDecision, ReviewHeld
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 
@@ -29,6 +30,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "payments.failed": PaymentFailed,
     "payments.dlq": DeadLetter,
     "reconciliation.alerts": ReconciliationAlert,
+    "payments.review": ReviewHeld,
+    "review.decisions": ReviewDecision,
 }
 
 

@@ -50,12 +50,22 @@ class FraudCheck(Frozen):
     check_duration_us: Annotated[int, Field(ge=0)]
 
 
+class Approval(Frozen):
+    """Who let a payment held for review through, and why."""
+
+    decided_by: str
+    note: str = ""
+    decided_at: AwareDatetime
+
+
 class PaymentScored(Record):
-    """``fraud.scored``: an approved request with its hold taken."""
+    """``fraud.scored``: an approved request with its hold taken (``approval``:
+    the fraud rules said REVIEW and an operator approved it)."""
 
     request: PaymentRequested
     fraud: FraudCheck
     scored_at: AwareDatetime
+    approval: Approval | None = None
 
 
 class PaymentSubmitted(Record):

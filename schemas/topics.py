@@ -14,6 +14,8 @@ PAYMENTS_SETTLED = "payments.settled"
 PAYMENTS_FAILED = "payments.failed"
 PAYMENTS_DLQ = "payments.dlq"
 RECONCILIATION_ALERTS = "reconciliation.alerts"
+PAYMENTS_REVIEW = "payments.review"
+REVIEW_DECISIONS = "review.decisions"
 
 
 @dataclass(frozen=True)
@@ -33,4 +35,6 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(PAYMENTS_FAILED, "payer account", "failed payments with a stable code"),
     TopicSpec(PAYMENTS_DLQ, "source key", "undecodable records with their bytes and offset"),
     TopicSpec(RECONCILIATION_ALERTS, "payer account", "chain and engine disagree"),
+    TopicSpec(PAYMENTS_REVIEW, "payer account", "payments held for a review decision"),
+    TopicSpec(REVIEW_DECISIONS, "payer account", "review decisions: approve, deny, expire"),
 )

@@ -1,11 +1,13 @@
 """The Faust app of a worker, wired from its parts; nothing connects at import
 time, and nothing here decides anything.
 
-- ``streams/agents/``: one agent per consumed topic, each a shell over a stage;
+- ``streams/agents/``: one agent per consumed topic, each a shell over a stage
+  (``review.decisions`` included: approvals, denials and expiries of holds);
 - ``streams/scheduler.py``: the batch flusher, the sweeper of unsent batches (of
   the ``fraud.scored`` partitions this worker actively owns), the submission of
   batches to the chain, and dropping the batches of revoked partitions;
 - ``streams/listening.py``: the chain listener's timer (on the leader only);
+- ``streams/reviews.py``: the expiry of holds for review nobody decided on;
 - ``streams/web.py``: the balance, windows and metrics views;
 - ``streams/watchdog.py``: stops the worker when a partition it was given is
   never fetched (exit 72, for a restart);
@@ -22,17 +24,30 @@ from typing import Any
 
 import faust
 
-from schemas.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
+from schemas.topics import (
+    CHAIN_EVENTS,
+    CHAIN_SUBMITTED,
+    FRAUD_SCORED,
+    PAYMENTS_REQUESTED,
+    REVIEW_DECISIONS,
+)
 from services.ports import WorkerPorts
 from services.settings import Settings
-from streams import connection, listening, scheduler, watchdog, web
-from streams.agents import chain_events, chain_submitted, fraud_scored, payments_requested
+from streams import connection, listening, reviews, scheduler, watchdog, web
+from streams.agents import (
+    chain_events,
+    chain_submitted,
+    fraud_scored,
+    payments_requested,
+    review_decisions,
+)
 from streams.connection import Connection
 from streams.listening import Listening
 from streams.runtime import Runtime
 from streams.scheduler import Scheduler
 from streams.stages.fraud import FraudDeps
 from streams.stages.reconcile import ReconcileDeps
+from streams.stages.review import ReviewDeps
 from streams.stages.settlement.batching import SettlementDeps
 from streams.stages.submitted import SubmittedDeps
 from streams.tables import declare_tables
@@ -83,10 +98,12 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
     settlement = SettlementDeps(settings, tables.payments, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
     reconcile = ReconcileDeps(tables.payments, tables.balances, utcnow)
+    review = ReviewDeps(settings, tables.payments, tables.balances, utcnow)
     payments_requested.register(app, runtime, fraud)
     fraud_scored.register(app, runtime, settlement)
     chain_submitted.register(app, runtime, submitted)
     chain_events.register(app, runtime, reconcile)
+    review_decisions.register(app, runtime, review)
 
     async def flush_producer() -> None:  # app.producer exists once the worker runs
         await app.producer.flush()
@@ -96,8 +113,12 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
         app, Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer, owned)
     )
     listening.register(app, Listening(settings, ports, runtime.send, flush_producer))
+    decided_here = scheduler.active_partitions(app, settings.topic(REVIEW_DECISIONS))
+    reviews.register(
+        app, reviews.ReviewExpiry(settings, tables.payments, decided_here, runtime.send, utcnow)
+    )
     web.register(app, tables.balances, runtime)
-    consumed = (PAYMENTS_REQUESTED, FRAUD_SCORED, CHAIN_SUBMITTED, CHAIN_EVENTS)
+    consumed = (PAYMENTS_REQUESTED, FRAUD_SCORED, CHAIN_SUBMITTED, CHAIN_EVENTS, REVIEW_DECISIONS)
     watched = [settings.topic(name) for name in consumed]
     watchdog.register(app, watchdog.Watchdog(app, watched, runtime.progress))
     return app

@@ -1,5 +1,5 @@
-"""``paystream sink``: the ledger sink. It reads outcomes, fraud checks and
-deposits from the topics in batches (at most ``batch_max`` records or
+"""``paystream sink``: the ledger sink. It reads outcomes, fraud checks,
+payments held for review and deposits from the topics in batches (at most ``batch_max`` records or
 ``flush_ms``), writes them through the ``LedgerStore`` in one transaction per
 batch, then commits the offsets. A crash between the two replays the batch,
 which the store recognises (``processed_events``)."""
@@ -16,11 +16,13 @@ from pydantic import TypeAdapter, ValidationError
 from schemas.chain import CHAIN_EVENT, DepositConfirmed
 from schemas.payments import DeadLetter, PaymentFailed, PaymentScored, PaymentSettled
 from schemas.records import SinkRecord
+from schemas.review import ReviewHeld
 from schemas.topics import (
     CHAIN_EVENTS,
     FRAUD_SCORED,
     PAYMENTS_DLQ,
     PAYMENTS_FAILED,
+    PAYMENTS_REVIEW,
     PAYMENTS_SETTLED,
 )
 from services.bootstrap import SinkBundle
@@ -41,13 +43,16 @@ DECODERS: dict[str, TypeAdapter[object]] = {
     PAYMENTS_FAILED: TypeAdapter(PaymentFailed),
     FRAUD_SCORED: TypeAdapter(PaymentScored),
     CHAIN_EVENTS: CHAIN_EVENT,  # type: ignore[dict-item]
+    PAYMENTS_REVIEW: TypeAdapter(ReviewHeld),
 }
 
 
 def decode(base_topic: str, raw: bytes) -> SinkRecord | None:
     """The record, or None when this topic's record is not for the ledger."""
     value = DECODERS[base_topic].validate_json(raw)
-    if isinstance(value, PaymentSettled | PaymentFailed | PaymentScored | DepositConfirmed):
+    if isinstance(
+        value, PaymentSettled | PaymentFailed | PaymentScored | DepositConfirmed | ReviewHeld
+    ):
         return value
     return None  # chain settlements and orphans: the reconciler's business
 

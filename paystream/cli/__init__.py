@@ -10,6 +10,7 @@ from paystream.cli.bench import bench
 from paystream.cli.chain import chain, deposit
 from paystream.cli.db import audit, db, reconcile, sink
 from paystream.cli.pipeline import demo, topics, worker
+from paystream.cli.review import review
 from paystream.cli.stack import stack
 from services.errors import PaystreamError
 from services.settings import Settings
@@ -37,6 +38,7 @@ cli.add_command(db)
 cli.add_command(audit)
 cli.add_command(sink)
 cli.add_command(reconcile)
+cli.add_command(review)
 cli.add_command(bench)
 
 

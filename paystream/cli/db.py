@@ -16,14 +16,14 @@ from services.store.errors import translated
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+def database(settings: Settings) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     """A connection whose errors a user can fix are one-line ``PaystreamError``s."""
     with translated(settings), pg_connection(settings) as conn:
         yield conn
 
 
 def _ensure_partitions(settings: Settings, months: int) -> int:
-    with _database(settings) as conn:
+    with database(settings) as conn:
         row = conn.execute("SELECT paystream_ensure_payment_partitions(%s)", (months,)).fetchone()
     return int(row[0]) if row else 0
 
@@ -86,7 +86,7 @@ def verify(settings: Settings) -> None:
     """Check every row of the audit chain; exit 1 on any edit, deletion or insertion."""
     from services.store.audit import verify as verify_chain
 
-    with _database(settings) as conn:
+    with database(settings) as conn:
         broken = verify_chain(conn)
         (count,) = conn.execute("SELECT count(*) FROM audit_log").fetchone() or (0,)
     for item in broken:

@@ -19,27 +19,51 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from schemas.chain import DepositConfirmed
 from schemas.codes import FailureCode
-from schemas.payments import PaymentFailed, PaymentScored, PaymentSettled
+from schemas.payments import PaymentFailed, PaymentRequested, PaymentScored, PaymentSettled
 from schemas.records import SinkRecord
+from schemas.review import ReviewHeld
 from services.errors import StoreUnavailable
 from services.store.ledger import Entry, deposit_entries, settlement_entries
 
 PAYMENT_COLUMNS = (
     "payment_id, created_at, payer_account, payee_address, merchant_id, amount, currency, "
-    "status, t_start, t_end, latency_ms, error_code, tx_hash, batch_id, sequence, block_number"
+    "status, t_start, t_end, latency_ms, error_code, tx_hash, batch_id, sequence, block_number, "
+    "review_expires_at"
 )
+# A row only moves forward: a batch may hold a payment's REVIEW row and its
+# outcome, and the sink reads its topics in no particular order among them.
+RANK = {"REVIEW": 0, "SCORED": 1}  # any other status is an outcome: 2
+_RANK_SQL = "CASE {} WHEN 'REVIEW' THEN 0 WHEN 'SCORED' THEN 1 ELSE 2 END"
+_AHEAD = f"{_RANK_SQL.format('excluded.status')} >= {_RANK_SQL.format('payments.status')}"
+_PROGRESS = [
+    "status",
+    "t_end",
+    "latency_ms",
+    "error_code",
+    "tx_hash",
+    "batch_id",
+    "sequence",
+    "block_number",
+    "review_expires_at",
+]
 # Rows are COPied into a session-local staging table, then upserted in one statement.
 STAGE_PAYMENTS = (
     "CREATE TEMP TABLE IF NOT EXISTS payments_stage "
     "(LIKE payments INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
+_SET = ", ".join(
+    [f"{c} = CASE WHEN {_AHEAD} THEN excluded.{c} ELSE payments.{c} END" for c in _PROGRESS]
+    # A failure record carries no payee, currency or merchant: keep the known ones.
+    + [
+        "payee_address = coalesce(nullif(payments.payee_address, ''), excluded.payee_address)",
+        "currency = coalesce(nullif(payments.currency, ''), excluded.currency)",
+        "merchant_id = coalesce(payments.merchant_id, excluded.merchant_id)",
+    ]
+)
 UPSERT_PAYMENT = f"""
 INSERT INTO payments ({PAYMENT_COLUMNS}) SELECT {PAYMENT_COLUMNS} FROM payments_stage
-ON CONFLICT (payment_id, created_at) DO UPDATE SET status = excluded.status,
-    t_end = excluded.t_end, latency_ms = excluded.latency_ms, error_code = excluded.error_code,
-    tx_hash = excluded.tx_hash, batch_id = excluded.batch_id, sequence = excluded.sequence,
-    block_number = excluded.block_number
-"""  # noqa: S608 - a constant column list, no input
+ON CONFLICT (payment_id, created_at) DO UPDATE SET {_SET}
+"""  # noqa: S608 - constant column and status lists, no input
 
 INSERT_FRAUD = """
 INSERT INTO fraud_checks (payment_id, checked_at, score, decision, rules_triggered,
@@ -116,7 +140,12 @@ class PostgresLedgerStore:
                 if r.fraud is not None:
                     frauds.append(_fraud_row(r.payment_id, r.failed_at, r.fraud))
             elif isinstance(r, PaymentScored):
+                if r.approval is not None:  # it had a REVIEW row
+                    payments.append(_request_row(r.request, "SCORED", r.scored_at, None))
                 frauds.append(_fraud_row(r.request.payment_id, r.scored_at, r.fraud))
+            elif isinstance(r, ReviewHeld):
+                payments.append(_request_row(r.request, "REVIEW", r.held_at, r.expires_at))
+                frauds.append(_fraud_row(r.request.payment_id, r.held_at, r.fraud))
             elif isinstance(r, DepositConfirmed):
                 entries += deposit_entries(
                     r.event_id, r.account, r.amount, self.token_symbol, r.occurred_at
@@ -125,7 +154,7 @@ class PostgresLedgerStore:
             if payments:
                 await c.execute(STAGE_PAYMENTS)
                 async with c.copy(f"COPY payments_stage ({PAYMENT_COLUMNS}) FROM STDIN") as copy:
-                    for row in payments:
+                    for row in _furthest(payments):
                         await copy.write_row(row)
                 await c.execute(UPSERT_PAYMENT)
             if frauds:
@@ -198,7 +227,56 @@ def _settled_row(r: PaymentSettled) -> tuple[Any, ...]:
         r.batch_id,
         r.sequence,
         r.block_number,
+        None,
     )
+
+
+def _request_row(
+    request: PaymentRequested, status: str, at: datetime, expires: datetime | None
+) -> tuple[Any, ...]:
+    """The row of a payment held for review (``REVIEW``) or approved after one."""
+    return (
+        request.payment_id,
+        request.requested_at,
+        request.payer_account,
+        request.payee_address,
+        request.merchant_id,
+        request.amount,
+        request.currency,
+        status,
+        request.requested_at,
+        at,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        expires,
+    )
+
+
+def _furthest(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """One row per payment (an upsert may touch a row once): the furthest
+    status, with the payee, merchant and currency of another row of the same
+    payment where the furthest has none (a failure record does not carry them)."""
+    best: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+    for row in rows:
+        key = (row[0], row[1])
+        kept = best.get(key)
+        if kept is None:
+            best[key] = row
+            continue
+        ahead, behind = (row, kept) if RANK.get(row[7], 2) >= RANK.get(kept[7], 2) else (kept, row)
+        best[key] = (
+            *ahead[:3],
+            ahead[3] or behind[3],
+            ahead[4] or behind[4],
+            ahead[5],
+            ahead[6] or behind[6],
+            *ahead[7:],
+        )
+    return list(best.values())
 
 
 def _has_row(r: PaymentFailed) -> bool:
@@ -211,7 +289,8 @@ def _has_row(r: PaymentFailed) -> bool:
 
 def _failed_row(r: PaymentFailed) -> tuple[Any, ...]:
     at = r.requested_at or r.failed_at
-    status = "FAILED" if r.code.startswith("SETTLEMENT_") else "REJECTED"
+    after_hold = r.code.startswith(("SETTLEMENT_", "REVIEW_"))
+    status = "FAILED" if after_hold else "REJECTED"
     return (
         r.payment_id,
         at,
@@ -225,6 +304,7 @@ def _failed_row(r: PaymentFailed) -> tuple[Any, ...]:
         r.failed_at,
         None,
         r.code.value,
+        None,
         None,
         None,
         None,

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,10 +26,11 @@ from schemas.base import Record, conflict_event_id, outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.partitioning import partition_for
 from schemas.payments import FraudCheck, PaymentFailed, PaymentRequested, PaymentScored
-from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED
+from schemas.review import ReviewHeld
+from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_REVIEW
 from services.fraud.rules import Velocity, score
 from services.settings import Settings
-from streams.outcomes import Emit, Outcome, dead, ignored
+from streams.outcomes import Emit, Outcome, dead
 from streams.state import Balance, PaymentState, Status, VelocityWindow, payment_key
 
 FIELD_CODES = {
@@ -171,7 +172,7 @@ def _republish(known: PaymentState, here: Here, deps: FraudDeps) -> Outcome:
     records). Payments are kept per payer, so the known payment is this payer's
     and ``here`` is its partition."""
     _align(deps.balances, known)
-    topics = (FRAUD_SCORED, PAYMENTS_FAILED)
+    topics = (PAYMENTS_REVIEW, FRAUD_SCORED, PAYMENTS_FAILED)
     emits = tuple(here.emit(t, known.outputs[t]) for t in topics if t in known.outputs)
     return Outcome(emits=emits, note="duplicate")
 
@@ -265,10 +266,7 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
         return _reject(deps, here, state, FailureCode.INSUFFICIENT_FUNDS, fraud=check)
     deps.balances[request.payer_account] = balance.hold(str(request.payment_id), request.amount)
     if verdict.decision == "REVIEW":
-        deps.payments[payment_key(request.payer_account, request.payment_id)] = state.moved(
-            Status.REVIEW
-        )
-        return ignored("review")
+        return _hold_for_review(request, check, state, here, deps)
     scored = PaymentScored(
         event_id=outcome_event_id("scored", request.payment_id),
         request=request,
@@ -278,3 +276,21 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
     approved = state.moved(Status.SCORED).with_output(FRAUD_SCORED, scored)
     deps.payments[payment_key(request.payer_account, request.payment_id)] = approved
     return Outcome(emits=(here.emit(FRAUD_SCORED, scored),), note="approved")
+
+
+def _hold_for_review(
+    request: PaymentRequested, check: FraudCheck, state: PaymentState, here: Here, deps: FraudDeps
+) -> Outcome:
+    """REVIEW: the hold is taken; the payment waits for a decision on
+    ``review.decisions`` (``streams/stages/review.py``) or its expiry."""
+    now = deps.clock()
+    held = ReviewHeld(
+        event_id=outcome_event_id("review", request.payment_id),
+        request=request,
+        fraud=check,
+        held_at=now,
+        expires_at=now + timedelta(seconds=deps.settings.review_expiry_s),
+    )
+    waiting = state.moved(Status.REVIEW).with_output(PAYMENTS_REVIEW, held)
+    deps.payments[payment_key(request.payer_account, request.payment_id)] = waiting
+    return Outcome(emits=(here.emit(PAYMENTS_REVIEW, held),), note="review")

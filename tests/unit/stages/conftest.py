@@ -14,6 +14,7 @@ from services.ports import WorkerPorts
 from services.settings import Settings
 from streams.stages.fraud import FraudDeps
 from streams.stages.reconcile import ReconcileDeps
+from streams.stages.review import ReviewDeps
 from streams.stages.settlement.batching import SettlementDeps
 from streams.stages.submitted import SubmittedDeps
 from streams.state import Balance, PaymentState, VelocityWindow, payment_key
@@ -48,6 +49,7 @@ class World:
         self.settlement = SettlementDeps(self.settings, self.payments, self.clock)
         self.submitted = SubmittedDeps(self.payments, self.balances, self.clock)
         self.reconcile = ReconcileDeps(self.payments, self.balances, self.clock)
+        self.review = ReviewDeps(self.settings, self.payments, self.balances, self.clock)
         self.chain = FakeChain()
         self.claims = MemoryClaimStore()
         self.ports = WorkerPorts(self.chain, MemoryCursorStore(), self.claims)
