@@ -39,7 +39,7 @@ def decide(world: World, body: dict[str, Any], verdict: str, partition: int | No
     decision = ReviewDecision(
         payment_id=body["payment_id"],
         payer_account="alice",
-        verdict=verdict,  # type: ignore[arg-type]
+        verdict=verdict,
         decided_by="ops",
         note="checked by phone",
         decided_at=world.clock(),
