@@ -76,16 +76,17 @@ def _read_to(
     return out
 
 
-def faust_balances(bundle: ReconcileBundle, settings: Settings) -> dict[str, int]:
-    """What the ledger must hold per payer, from the balances table's changelog,
-    decoded through the table's own value type."""
+def faust_balances(bundle: ReconcileBundle, settings: Settings) -> dict[str, Balance]:
+    """Each payer's balance (what the ledger must hold for it is its
+    ``on_ledger``), from the balances table's changelog, decoded through the
+    table's own value type."""
     latest: dict[str, bytes] = {}
     topic = changelog_topic(settings.app_id, "balances")
     for key, value in read_topic(bundle.consumer, settings, topic):
         if key is not None:
             latest[json.loads(key)] = value
     return {
-        account: Balance.model_validate_json(value).on_ledger
+        account: Balance.model_validate_json(value)
         for account, value in latest.items()
         if value and value != b"null"
     }
@@ -183,7 +184,11 @@ async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
 
     balances = faust_balances(bundle, settings)
     report.counts["accounts in the balances table"] = len(balances)
-    for account, faust in sorted(balances.items()):
+    # Payments in flight or held for review; none once every payment has its outcome.
+    report.counts["holds in the balances table"] = sum(len(b.holds) for b in balances.values())
+    report.counts["held in the balances table"] = sum(b.held for b in balances.values())
+    for account, balance in sorted(balances.items()):
+        faust = balance.on_ledger
         if ledger.get(account, 0) != faust:
             report.mismatch("balance", account=account, faust=faust, ledger=ledger.get(account, 0))
     return report

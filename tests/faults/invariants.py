@@ -296,13 +296,26 @@ def check_reconcile(facts: Facts) -> list[Violation]:
     return found
 
 
+def check_holds(facts: Facts) -> list[Violation]:
+    """(e) every hold ended: at rest, with every payment's outcome in, the
+    balances table holds nothing (a REVIEW, SCORED or SUBMITTED payment left
+    behind keeps its payer's money held)."""
+    counts = (facts.reconcile.report or {}).get("counts") or {}
+    holds = counts.get("holds in the balances table")
+    if holds is None or holds == 0:
+        return []
+    held = counts.get("held in the balances table")
+    return [Violation("holds_left", f"{holds} holds of {held} in total")]
+
+
 def check(facts: Facts) -> list[Violation]:
-    """Every invariant, in the order (a) to (d)."""
+    """Every invariant, in the order (a) to (e)."""
     return [
         *check_outcomes(facts),
         *check_payouts(facts),
         *check_ledger(facts),
         *check_reconcile(facts),
+        *check_holds(facts),
     ]
 
 

@@ -31,7 +31,13 @@ from devtools.harness.isolated import Isolated, free_port, isolated, private_cha
 from devtools.harness.load import LoadGenerator
 from devtools.harness.process import SinkProcess, WorkerProcess
 from devtools.stack.anvil import rpc
-from schemas.topics import CHAIN_EVENTS, CHAIN_SUBMITTED, FRAUD_SCORED, PAYMENTS_REQUESTED
+from schemas.topics import (
+    CHAIN_EVENTS,
+    CHAIN_SUBMITTED,
+    FRAUD_SCORED,
+    PAYMENTS_REQUESTED,
+    REVIEW_DECISIONS,
+)
 from services.bootstrap import kafka_consumer_config
 from services.chain.keys import ChainKeys
 from services.errors import PaystreamError
@@ -248,7 +254,7 @@ class FaultPipeline:
         return group_lag(self.settings, group_id(self.settings), tuple(DECODERS)) == 0
 
 
-WORKER_TOPICS = (PAYMENTS_REQUESTED, FRAUD_SCORED, CHAIN_SUBMITTED, CHAIN_EVENTS)
+WORKER_TOPICS = (PAYMENTS_REQUESTED, FRAUD_SCORED, CHAIN_SUBMITTED, CHAIN_EVENTS, REVIEW_DECISIONS)
 
 
 def group_lag(settings: Settings, group: str, topics: tuple[str, ...]) -> int | None:

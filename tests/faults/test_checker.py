@@ -137,3 +137,12 @@ def test_reconcile_mismatches_and_a_reconcile_that_did_not_run_are_reported() ->
     assert kinds(broken) == {"reconcile_mismatch"}
     crashed = _facts([_settled()], [_paid()], reconcile=ReconcileFacts(2, None, "boom"))
     assert kinds(crashed) == {"reconcile_failed"}
+
+
+def test_a_hold_left_in_the_balances_table_is_reported() -> None:
+    counts = {"holds in the balances table": 1, "held in the balances table": 500}
+    report = {"counts": counts, "mismatches": []}
+    left = _facts([_settled()], [_paid()], reconcile=ReconcileFacts(0, report, ""))
+    assert kinds(left) == {"holds_left"}
+    counts["holds in the balances table"] = 0
+    assert kinds(left) == set()
