@@ -52,7 +52,9 @@ def _at(when: datetime | None) -> str:
 
 
 def _decision_options(f: Any) -> Any:
-    f = click.argument("payment_id", type=click.UUID)(f)
+    f = click.argument(
+        "payment_ids", metavar="PAYMENT_ID...", nargs=-1, required=True, type=click.UUID
+    )(f)
     f = click.option("--note", default="", help="Why (kept with the decision).")(f)
     f = click.option(
         "--by", "decided_by", default=getpass.getuser, help="Who decides [default: you]."
@@ -68,49 +70,74 @@ def _decision_options(f: Any) -> Any:
 @_decision_options
 @click.pass_obj
 def approve(settings: Settings, /, **options: Any) -> None:
-    """Let a held payment through: it goes on to settlement."""
-    _decide(settings, "APPROVE", **options)
+    """Let held payments through: they go on to settlement."""
+    _decide_all(settings, "APPROVE", **options)
 
 
 @review.command()
 @_decision_options
 @click.pass_obj
 def deny(settings: Settings, /, **options: Any) -> None:
-    """Fail a held payment (REVIEW_DENIED) and release its hold."""
-    _decide(settings, "DENY", **options)
+    """Fail held payments (REVIEW_DENIED) and release their holds."""
+    _decide_all(settings, "DENY", **options)
 
 
-def _decide(
+def _decide_all(
     settings: Settings,
     verdict: str,
-    payment_id: uuid.UUID,
+    payment_ids: tuple[uuid.UUID, ...],
     note: str,
     decided_by: str,
     payer: str | None,
     wait: float,
     as_json: bool,
 ) -> None:
+    """Check that every payment is held (nothing is sent otherwise), record each
+    decision in the audit log, publish them, then wait until they are applied."""
     from paystream.cli.db import database
     from services.store import audit
-    from services.store.reviews import held_for_review, status_of
+    from services.store.reviews import status_of
 
     with database(settings) as conn:
-        held = [h for h in held_for_review(conn, payment_id) if payer in (None, h.payer_account)]
-        if not held:
-            raise PaystreamError(f"no payment {payment_id} is held for review")
-        if len(held) > 1:
-            payers = ", ".join(h.payer_account for h in held)
-            raise PaystreamError(f"{payment_id} is held for several payers ({payers}): use --payer")
-        payer = held[0].payer_account
-        detail = {"payer_account": payer, "verdict": verdict, "note": note}
-        audit.append(conn, decided_by, f"review.{verdict.lower()}", str(payment_id), detail)
-        _publish(settings, payment_id, payer, verdict, decided_by, note)
+        payers = {pid: _held_payer(conn, pid, payer) for pid in payment_ids}
+        for pid, who in payers.items():
+            detail = {"payer_account": who, "verdict": verdict, "note": note}
+            audit.append(conn, decided_by, f"review.{verdict.lower()}", str(pid), detail)
+        _publish(settings, payers, verdict, decided_by, note)
         deadline = time.monotonic() + wait
-        status = status_of(conn, payment_id, payer)
-        while status is not None and status[0] == "REVIEW" and time.monotonic() < deadline:
+        statuses = {pid: status_of(conn, pid, who) for pid, who in payers.items()}
+        while time.monotonic() < deadline and any(_waiting(s) for s in statuses.values()):
             time.sleep(0.5)
-            status = status_of(conn, payment_id, payer)
-    applied = status is not None and status[0] != "REVIEW"
+            statuses = {pid: status_of(conn, pid, who) for pid, who in payers.items()}
+    for pid, status in statuses.items():
+        _report(pid, payers[pid], verdict, status, wait, as_json)
+
+
+def _held_payer(conn: Any, payment_id: uuid.UUID, payer: str | None) -> str:
+    from services.store.reviews import held_for_review
+
+    held = [h for h in held_for_review(conn, payment_id) if payer in (None, h.payer_account)]
+    if not held:
+        raise PaystreamError(f"no payment {payment_id} is held for review")
+    if len(held) > 1:
+        payers = ", ".join(h.payer_account for h in held)
+        raise PaystreamError(f"{payment_id} is held for several payers ({payers}): use --payer")
+    return held[0].payer_account
+
+
+def _waiting(status: tuple[str, str | None] | None) -> bool:
+    return status is not None and status[0] == "REVIEW"
+
+
+def _report(
+    payment_id: uuid.UUID,
+    payer: str,
+    verdict: str,
+    status: tuple[str, str | None] | None,
+    wait: float,
+    as_json: bool,
+) -> None:
+    applied = status is not None and not _waiting(status)
     result = {
         "payment_id": str(payment_id),
         "payer_account": payer,
@@ -132,9 +159,9 @@ def _decide(
 
 
 def _publish(
-    settings: Settings, payment_id: uuid.UUID, payer: str, verdict: str, by: str, note: str
+    settings: Settings, payers: dict[uuid.UUID, str], verdict: str, by: str, note: str
 ) -> None:
-    """The decision, on its payer's partition of ``review.decisions``."""
+    """The decisions, each on its payer's partition of ``review.decisions``."""
     from confluent_kafka import Producer
 
     from schemas.partitioning import partition_for
@@ -142,20 +169,21 @@ def _publish(
     from schemas.topics import REVIEW_DECISIONS
     from services.bootstrap import kafka_producer_config
 
-    decision = ReviewDecision(
-        payment_id=payment_id,
-        payer_account=payer,
-        verdict=verdict,
-        decided_by=by[:64],
-        note=note[:500],
-        decided_at=datetime.now(UTC),
-    )
     producer = Producer(kafka_producer_config(settings))
-    producer.produce(
-        settings.topic(REVIEW_DECISIONS),
-        key=payer.encode(),
-        value=decision.model_dump_json().encode(),
-        partition=partition_for(payer, settings.kafka_partitions),
-    )
+    for payment_id, payer in payers.items():
+        decision = ReviewDecision(
+            payment_id=payment_id,
+            payer_account=payer,
+            verdict=verdict,
+            decided_by=by[:64],
+            note=note[:500],
+            decided_at=datetime.now(UTC),
+        )
+        producer.produce(
+            settings.topic(REVIEW_DECISIONS),
+            key=payer.encode(),
+            value=decision.model_dump_json().encode(),
+            partition=partition_for(payer, settings.kafka_partitions),
+        )
     if producer.flush(settings.connect_timeout_s * 3) > 0:
-        raise PaystreamError(f"Kafka at {settings.kafka_bootstrap} did not take the decision")
+        raise PaystreamError(f"Kafka at {settings.kafka_bootstrap} did not take the decisions")

@@ -63,13 +63,12 @@ def test_reviews_approved_denied_and_expired(faults: Faults) -> None:
     third = len(held) // 3
     approved = [h["payment_id"] for h in held[:third]]
     denied = [h["payment_id"] for h in held[third : 2 * third]]
-    for pid in approved:
-        review(p, "approve", pid, "--note", "called the payer", "--by", "ops", "--wait", "0")
+    review(p, "approve", *approved, "--note", "called the payer", "--by", "ops", "--wait", "0")
     p.supervisor.kill("worker-1")
     p.sleep(0.0, 2.0)
     p.supervisor.start("worker-1")
-    for pid in denied:
-        review(p, "deny", pid, "--by", "ops", "--wait", "0")
+    decided = review(p, "deny", *denied, "--by", "ops", "--wait", "60")
+    assert [d["status"] for d in decided] == ["FAILED"] * len(denied), decided
     p.mark(f"approved {len(approved)}, denied {len(denied)}, the rest left to expire")
     assert_invariants(p, ids, timeout_s=150 + EXPIRY_S)
     traces = p.collector.traces(ids)
