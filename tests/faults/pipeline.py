@@ -86,6 +86,7 @@ class FaultPipeline:
     started_s: float = field(default_factory=time.monotonic)
     timeline: list[str] = field(default_factory=list)
     since_block: int = 0  # chain events before it are on topics since deleted
+    worker_env: dict[str, str] = field(default_factory=dict)  # for workers declared next
 
     def mark(self, what: str) -> None:
         """Note a step and when it happened (seconds since the pipeline was built)."""
@@ -112,6 +113,7 @@ class FaultPipeline:
     def add_workers(self, count: int) -> list[str]:
         """Declare ``count`` more workers (each with a web port of its own)."""
         env = {**self.env, **FAUST_ENV, "PAYSTREAM_CHAIN_RPC_ENDPOINT": self.proxy.url}
+        env.update(self.worker_env)
         names = []
         for _ in range(count):
             name = f"worker-{len(self.workers) + 1}"

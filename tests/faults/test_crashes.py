@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
+from schemas.topics import PAYMENTS_REQUESTED
 from tests.faults.conftest import Faults
 from tests.faults.plan import MARKS, scaled
 from tests.faults.verdict import assert_invariants, publishing
@@ -12,6 +16,7 @@ from tests.faults.verdict import assert_invariants, publishing
 pytestmark = MARKS
 
 RATE_PER_S = 60.0
+INJECT = Path(__file__).parent / "inject"
 
 
 def test_three_sigkills_during_the_payments(faults: Faults) -> None:
@@ -60,3 +65,27 @@ def test_two_workers_one_killed(faults: Faults) -> None:
         ids = sent.result().ids
         p.mark(f"published {len(ids)} payments")
     assert_invariants(p, ids, timeout_s=120 + count / 20)
+
+
+def test_a_partition_faust_stops_fetching(faults: Faults) -> None:
+    """Faust stops fetching one partition of ``payments.requested`` while
+    payments flow (what faust-streaming issue #629 leaves behind after a
+    rebalance; injected in the worker, ``tests/faults/inject/``): the watchdog
+    stops the worker (exit 72), the supervisor restarts it, and the partition's
+    payments get their outcomes."""
+    p = faults.pipeline()
+    p.worker_env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(INJECT), os.environ.get("PYTHONPATH")))),
+        "PAYSTREAM_FAULT_UNFETCHED": f"{PAYMENTS_REQUESTED}:{p.rng.randrange(8)}:15",
+        "PAYSTREAM_FAULT_UNFETCHED_MARK": str(p.logs.parent / "unfetched"),
+    }
+    p.start(workers=1)
+    payers = p.payers(20)
+    p.fund(payers)
+    count = scaled(900)
+    with publishing(p.load(payers, payees=40), RATE_PER_S / 3, count) as sent:
+        ids = sent.result().ids
+        p.mark(f"published {len(ids)} payments")
+    assert_invariants(p, ids, timeout_s=120 + count / 20)
+    assert (p.logs.parent / "unfetched").exists(), "the fault was never injected"
+    assert p.supervisor.summary()["worker-1"]["crashes"] == [72]

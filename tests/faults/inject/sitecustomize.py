@@ -1,0 +1,60 @@
+"""A fault only a worker's own process can inject: Faust no longer fetching a
+partition it was given, which faust-streaming issue #629 leaves behind after
+some rebalances (the partition assigned, its records waiting, never fetched).
+
+Python imports this module at start-up when this directory is on
+``PYTHONPATH``; the scenario sets that for its workers only
+(``tests/faults/test_crashes.py``). With ``PAYSTREAM_FAULT_UNFETCHED`` set to
+``TOPIC:PARTITION:AFTER_S``, the worker's Faust consumer stops fetching that
+partition of ``TOPIC`` (without the prefix) ``AFTER_S`` seconds after the worker
+starts, as Faust does for a paused partition. It happens once per scenario:
+the file ``PAYSTREAM_FAULT_UNFETCHED_MARK`` records that it did, and a restarted
+worker leaves the partition alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+SPEC = os.environ.get("PAYSTREAM_FAULT_UNFETCHED")
+MARK = os.environ.get("PAYSTREAM_FAULT_UNFETCHED_MARK", "")
+
+
+def _install(spec: str, mark: str) -> None:
+    import asyncio
+    import logging
+    import time
+    from pathlib import Path
+    from typing import Any
+
+    from faust.types import TP
+
+    import streams.app
+
+    topic, partition, after_s = spec.split(":")
+    original = streams.app.create_app
+    started = time.monotonic()
+    fired: list[TP] = [TP("", 0)] if Path(mark).exists() else []  # once per scenario
+    log = logging.getLogger("paystream.faults")
+
+    def create_app(settings: Any, connect: Any) -> Any:
+        app = original(settings, connect)
+        tp = TP(settings.topic(topic), int(partition))
+
+        @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+        async def stop_fetching() -> None:
+            if fired or time.monotonic() - started < float(after_s):
+                return
+            if tp in app.assignor.assigned_actives():
+                fired.append(tp)
+                await asyncio.to_thread(Path(mark).write_text, f"{tp}\n")
+                log.warning("FAULT: Faust no longer fetches %s", tp)
+                app.consumer.pause_partitions({tp})
+
+        return app
+
+    streams.app.create_app = create_app
+
+
+if SPEC and MARK:
+    _install(SPEC, MARK)
