@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from schemas.topics import PAYMENTS_REQUESTED
 from tests.faults.conftest import Faults
 from tests.faults.plan import MARKS, scaled
@@ -38,13 +36,6 @@ def test_three_sigkills_during_the_payments(faults: Faults) -> None:
     assert_invariants(p, ids, timeout_s=120 + count / 20)
 
 
-# Known to break some of the time (1 of 5 runs at scale 1 after issue 12's fixes; it
-# passed at scale 10): after the rebalance that the restarted worker joins, one
-# partition it was given is never fetched, so its requests get no outcome (the verdict
-# says "not in the payments table"; nothing is paid twice). It matches faust-streaming
-# issue #629 (partitions that never get a fetch request after a rebalance). Deselected
-# from `make test`; `make faults` runs it and fails when it breaks.
-@pytest.mark.intermittent
 def test_two_workers_one_killed(faults: Faults) -> None:
     """Two workers share the partitions; the leader (it runs the chain
     listener) is SIGKILLed mid-run and comes back later (x scale): its
