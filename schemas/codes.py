@@ -10,6 +10,9 @@ class FailureCode(StrEnum):
     INVALID_AMOUNT = "INVALID_AMOUNT"  # not a positive integer of minor units
     AMOUNT_OVER_LIMIT = "AMOUNT_OVER_LIMIT"  # above the per-payment maximum
     INVALID_ADDRESS = "INVALID_ADDRESS"  # payee is not an EIP-55 checksummed address
+    PAYEE_NOT_PAYABLE = (
+        "PAYEE_NOT_PAYABLE"  # the zero address, the engine's contracts, a denied payee
+    )
     UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"  # not a configured token symbol
     SELF_PAYMENT = "SELF_PAYMENT"  # payer and payee are the same account
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"  # the payer's available balance is too low
@@ -26,6 +29,10 @@ FAILURE_REASONS: dict[FailureCode, str] = {
     FailureCode.INVALID_AMOUNT: "amount must be a positive integer of minor units",
     FailureCode.AMOUNT_OVER_LIMIT: "amount is above the per-payment limit",
     FailureCode.INVALID_ADDRESS: "payee_address must be an EIP-55 checksummed address",
+    FailureCode.PAYEE_NOT_PAYABLE: (
+        "the payee can never be paid (the zero address, the token or settlement contract, "
+        "or a payee on the payee denylist)"
+    ),
     FailureCode.UNKNOWN_CURRENCY: "currency is not a configured token",
     FailureCode.SELF_PAYMENT: "payer and payee are the same",
     FailureCode.INSUFFICIENT_FUNDS: "the payer's available balance is lower than the amount",

@@ -177,9 +177,10 @@ async def worker_ports(settings: Settings) -> WorkerPorts:
     )
 
 
-async def preflight_worker(settings: Settings) -> None:
+async def preflight_worker(settings: Settings) -> frozenset[str]:
     """What a worker needs before Faust starts: the contracts, the migrated
-    schema, and next sequence numbers that the contract has not paid."""
+    schema, and next sequence numbers that the contract has not paid. Returns
+    the contracts' addresses (token, settlement): payees that can never be paid."""
     pool = await open_pool(settings)
     try:
         client = await chain_client(settings)
@@ -187,6 +188,8 @@ async def preflight_worker(settings: Settings) -> None:
             await require_unused_sequences(
                 PostgresClaimStore(pool), client, settings.kafka_partitions
             )
+            deployment = client.deployment
+            return frozenset({deployment.token, deployment.settlement})
         finally:
             await client.w3.provider.disconnect()
     finally:

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     fraud_velocity_max_count: int = Field(default=120, gt=0)
     fraud_velocity_max_amount: int = Field(default=100_000_000_000, gt=0)
     fraud_blocklist: frozenset[str] = frozenset()
+    # Payees that can never be paid (e.g. addresses the token refuses to credit):
+    # PAYEE_NOT_PAYABLE before any hold, so one cannot revert a whole batch.
+    payee_denylist: frozenset[str] = frozenset()
     # A payment held for review that no operator decides on is denied (and its
     # hold released) this long after it was held: REVIEW_EXPIRED.
     review_expiry_s: int = Field(default=24 * 3600, gt=0)

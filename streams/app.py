@@ -78,9 +78,14 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]) -> faust.App:
+def create_app(
+    settings: Settings,
+    connect: Callable[[], Awaitable[WorkerPorts]],
+    unpayable: frozenset[str] = frozenset(),
+) -> faust.App:
     """The worker's app: its tables, agents, timers and views (``connect`` runs
-    when the worker starts)."""
+    when the worker starts; ``unpayable``: the contracts' addresses, refused as
+    payees)."""
     app = faust.App(
         settings.app_id,
         web_port=settings.worker_web_port,
@@ -94,7 +99,9 @@ def create_app(settings: Settings, connect: Callable[[], Awaitable[WorkerPorts]]
     ports = Connection(connect)
     connection.register(app, ports)
 
-    fraud = FraudDeps(settings, tables.payments, tables.balances, tables.velocity, utcnow)
+    fraud = FraudDeps(
+        settings, tables.payments, tables.balances, tables.velocity, utcnow, unpayable
+    )
     settlement = SettlementDeps(settings, tables.payments, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
     reconcile = ReconcileDeps(tables.payments, tables.balances, utcnow)

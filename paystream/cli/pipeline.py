@@ -55,8 +55,9 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
         )
     prepare_schema(settings)  # the claims and the send lock live in PostgreSQL
     create_topics(settings)
-    asyncio.run(preflight_worker(settings))
-    run_faust_worker(create_app(settings, lambda: worker_ports(settings)), loglevel)
+    contracts = asyncio.run(preflight_worker(settings))
+    app = create_app(settings, lambda: worker_ports(settings), unpayable=contracts)
+    run_faust_worker(app, loglevel)
 
 
 def run_faust_worker(app: Any, loglevel: str) -> None:

@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,9 @@ FIELD_CODES = {
 }
 
 
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
 @dataclass
 class FraudDeps:
     settings: Settings
@@ -47,6 +50,17 @@ class FraudDeps:
     balances: MutableMapping[str, Balance]
     velocity: MutableMapping[str, VelocityWindow]
     clock: Callable[[], datetime]
+    # Lower-case addresses that can never be paid besides the zero address and
+    # the payee denylist: the deployment's token and settlement contracts.
+    unpayable: frozenset[str] = frozenset()
+    refused: frozenset[str] = field(init=False)  # all of them, and the zero address
+
+    def __post_init__(self) -> None:
+        denied = {a.lower() for a in self.settings.payee_denylist}
+        self.refused = frozenset({ZERO_ADDRESS, *denied, *(a.lower() for a in self.unpayable)})
+
+    def payable(self, address: str) -> bool:
+        return address.lower() not in self.refused
 
 
 def _payment_id(obj: Any) -> uuid.UUID | None:
@@ -242,6 +256,8 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
         return _reject(deps, here, state, FailureCode.AMOUNT_OVER_LIMIT)
     if request.payee_address.lower() == request.payer_account.lower():
         return _reject(deps, here, state, FailureCode.SELF_PAYMENT)
+    if not deps.payable(request.payee_address):
+        return _reject(deps, here, state, FailureCode.PAYEE_NOT_PAYABLE)
 
     started = time.perf_counter_ns()
     now_ms = int(now.timestamp() * 1000)

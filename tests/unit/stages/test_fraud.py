@@ -7,12 +7,13 @@ import json
 from typing import Any
 
 import pytest
+from eth_account import Account
 
 from schemas.base import conflict_event_id, outcome_event_id
 from schemas.partitioning import partition_for
 from schemas.payments import PaymentFailed, PaymentRequested, PaymentScored
 from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED
-from streams.stages.fraud import handle_request
+from streams.stages.fraud import FraudDeps, handle_request
 from streams.state import Balance, Status
 from tests.unit.stages.conftest import BLOCKED, World, key_of, raw, request, summary
 
@@ -359,3 +360,27 @@ def test_another_payers_request_with_a_known_id_is_its_own_here(
     )
     assert broken.note == ("duplicate" if payer == "bob" else "INVALID_AMOUNT")
     assert world.payments[key_of(body)] == before
+
+
+@pytest.mark.parametrize("which", ["zero", "contract", "denied"])
+def test_a_payee_that_can_never_be_paid_is_refused_before_the_hold(
+    world: World, which: str
+) -> None:
+    contract, denied = Account.create().address, Account.create().address
+    listed = frozenset({denied.lower()})  # the lists are compared without case
+    settings = world.settings.model_copy(update={"payee_denylist": listed})
+    deps = FraudDeps(
+        settings,
+        world.payments,
+        world.balances,
+        world.velocity,
+        world.clock,
+        unpayable=frozenset({contract.lower()}),
+    )
+    world.balances["alice"] = Balance(available=5_000)
+    payee = {"zero": "0x" + "0" * 40, "contract": contract, "denied": denied}[which]
+    outcome = handle_request(raw(request(payee_address=payee)), "alice", deps)
+    (emit,) = outcome.emits
+    assert outcome.note == "PAYEE_NOT_PAYABLE", outcome
+    assert emit.topic == "payments.failed"
+    assert world.balances["alice"].summary() == summary(available=5_000)
