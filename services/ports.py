@@ -29,6 +29,9 @@ class ChainClient(Protocol):
     async def is_settled(self, sequence: int) -> bool:
         """Whether the payment with this sequence number has been paid."""
 
+    async def treasury_balance(self) -> int:
+        """What the settlement contract holds of the token, to pay batches from."""
+
     async def unmined_sends(self) -> int:
         """How many transactions the operator sent that are not mined yet (its
         pending nonce minus its confirmed one): while any is, a payment it may

@@ -129,6 +129,9 @@ class Web3ChainClient:
     async def is_settled(self, sequence: int) -> bool:
         return bool(await self.settlement.functions.isSettled(sequence).call())
 
+    async def treasury_balance(self) -> int:
+        return await self.token_balance(self.settlement.address)
+
     async def unmined_sends(self) -> int:
         operator = self.keys.operator.address
         pending = await self.w3.eth.get_transaction_count(operator, "pending")

@@ -14,7 +14,7 @@ from web3.exceptions import ContractLogicError, Web3Exception
 from services.chain import rpc
 from services.chain.fees import FeeCapExceeded, Fees, bumped, initial_fees
 from services.chain.nonces import NonceManager, SharedLock
-from services.chain.reverts import RevertDecoder
+from services.chain.reverts import ContractReverted, RevertDecoder
 from services.errors import ChainUnavailable
 from services.settings import Settings
 
@@ -187,4 +187,7 @@ class TxSender:
             await self.w3.eth.call(call, block_identifier=receipt["blockNumber"])  # type: ignore[arg-type]
         except ContractLogicError as exc:
             raise self.decoder.from_exception(exc) from exc
+        if "gas" in tx and int(receipt["gasUsed"]) >= int(tx["gas"]):
+            # The call succeeds with all the gas it wants: this one ran out.
+            raise ContractReverted("OutOfGas", (int(receipt["gasUsed"]),), b"")
         raise self.decoder.decode(b"")

@@ -23,6 +23,7 @@ from schemas.payments import PaymentSettled
 from schemas.records import SinkRecord
 from schemas.sequence import COUNTER_MAX, PARTITION_MAX, sequence_of
 from services.chain.packing import pack_batch
+from services.chain.reverts import ContractReverted
 from services.errors import require
 from services.ports import Claim, ClaimRequest
 from services.store.ledger import Entry, deposit_entries, settlement_entries
@@ -39,6 +40,9 @@ class FakeChain:
 
     forks: int = 0
     unmined: int = 0  # operator transactions in the pool (a test sets it)
+    paused: bool = False  # the contract's pause (a test sets it)
+    # Payees the token will not credit (the zero address, and any a test adds).
+    refusing: set[str] = field(default_factory=lambda: {"0x" + "0" * 40})
 
     def _hash(self, number: int) -> str:
         return "0x" + hashlib.sha256(f"block-{number}-{self.forks}".encode()).hexdigest()
@@ -59,6 +63,7 @@ class FakeChain:
     async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
         packed = pack_batch(payments)  # same validation as the real client
         tx_hash = "0x" + hashlib.sha256(packed + batch_id.to_bytes(8, "big")).hexdigest()
+        self._would_revert(payments)
         paid: list[SettledPayment] = []
         for p in payments:
             if p.sequence in self.settled:
@@ -78,8 +83,24 @@ class FakeChain:
             tx_hash, number, block_hash, 21_000 + 10_000 * len(payments), tuple(paid)
         )
 
+    def _would_revert(self, payments: Sequence[PaymentRecord]) -> None:
+        """The contract's reverts: paused, or a transfer the token refuses (a
+        payee it will not credit, or more than the treasury holds)."""
+        if self.paused:
+            raise ContractReverted("EnforcedPause", (), b"")
+        left = self.treasury
+        for p in payments:
+            if p.sequence in self.settled:
+                continue
+            if p.payee.lower() in self.refusing or p.amount > left:
+                raise ContractReverted("TransferFailed", (p.payee.lower(), p.amount), b"")
+            left -= p.amount
+
     async def is_settled(self, sequence: int) -> bool:
         return sequence in self.settled
+
+    async def treasury_balance(self) -> int:
+        return self.treasury
 
     async def unmined_sends(self) -> int:
         return self.unmined

@@ -14,6 +14,12 @@ contract refused its batch, none of the operator's transactions is still
 waiting in the node's pool and the chain says the payment is not paid. Out of
 retries, nothing is decided: ``SettlementDeferred`` leaves the batch, held, to
 the sweeper, which sends it again under the same sequence numbers.
+
+One bad payment fails alone. A payee the token will not credit reverts the
+whole batch (``TransferFailed``): only the payments to that payee are refused,
+and the rest are sent again at once. Reverts that say nothing about the
+payments (the contract paused, the treasury short, out of gas) are never
+failures: the batch waits, held, and the sweeper sends it again until they clear.
 """
 
 from __future__ import annotations
@@ -54,10 +60,15 @@ class SubmitResult:
     tx_hash: str | None = None
     code: FailureCode | None = None
     reason: str | None = None
+    payee: str | None = None  # a payee the token refused (lower case): only its payments
 
     @classmethod
-    def rejected(cls, code: FailureCode, reason: str) -> SubmitResult:
-        return cls("REJECTED", code=code, reason=reason)
+    def rejected(cls, code: FailureCode, reason: str, payee: str | None = None) -> SubmitResult:
+        return cls("REJECTED", code=code, reason=reason, payee=payee)
+
+
+# Reverts that say nothing about the payments: the batch waits and is sent again.
+TRANSIENT_REVERTS = frozenset({"EnforcedPause", "OutOfGas"})
 
 
 PAID = SubmitResult("SUBMITTED")  # refused now, but the chain says an earlier attempt paid it
@@ -93,14 +104,24 @@ async def settle(
     if not own:
         return emits
     own.sort(key=lambda m: m.sequence or 0)
-    records = [
+    while own:  # each round refuses at least one payee's payments, or ends
+        result = await _send(batch.batch_id, _records(own), ports.chain, settings)
+        if result.outcome == "SUBMITTED":
+            return emits + submitted_records(own, batch.batch_id, result, clock())
+        bad = [m for m in own if result.payee and m.payee_address.lower() == result.payee]
+        if not bad or len(bad) == len(own):
+            return emits + await _refused(own, batch.batch_id, result, ports.chain, clock)
+        log.warning("batch %s: %s; sending the others again", batch.batch_id, result.reason)
+        emits += await _refused(bad, batch.batch_id, result, ports.chain, clock)
+        own = [m for m in own if m not in bad]
+    return emits
+
+
+def _records(members: list[PaymentState]) -> list[PaymentRecord]:
+    return [
         PaymentRecord(m.payee_address, m.amount, m.sequence or 0, account_ref(m.payer_account))
-        for m in own
+        for m in members
     ]
-    result = await _send(batch.batch_id, records, ports.chain, settings)
-    if result.outcome == "SUBMITTED":
-        return emits + submitted_records(own, batch.batch_id, result, clock())
-    return emits + await _refused(own, batch.batch_id, result, ports.chain, clock)
 
 
 async def _send(
@@ -112,7 +133,7 @@ async def _send(
         try:
             receipt = await chain.settle_batch(batch_id, records)
         except ContractReverted as exc:
-            return SubmitResult.rejected(FailureCode.SETTLEMENT_REJECTED, str(exc))
+            return await _classified(batch_id, exc, records, chain)
         except InfrastructureError as exc:
             if attempt == settings.settle_retries_max:
                 raise SettlementDeferred(
@@ -132,6 +153,30 @@ async def _send(
         else:
             return SubmitResult("SUBMITTED", tx_hash=receipt.tx_hash)
     raise SettlementDeferred(f"batch {batch_id}: no attempt was made")  # retries_max < 0
+
+
+async def _classified(
+    batch_id: int, exc: ContractReverted, records: Sequence[PaymentRecord], chain: ChainClient
+) -> SubmitResult:
+    """A revert: deferred when it says nothing about the payments, narrowed to
+    a payee when the token refused one, else the whole batch's refusal."""
+    if exc.name in TRANSIENT_REVERTS:
+        raise SettlementDeferred(
+            f"batch {batch_id}: refused for now ({exc}); its payments stay held and the "
+            "sweeper sends it again until the condition clears"
+        )
+    if exc.name == "TransferFailed" and exc.args_decoded:
+        unpaid = [r for r in records if not await chain.is_settled(r.sequence)]
+        needed, held = sum(r.amount for r in unpaid), await chain.treasury_balance()
+        if held < needed:
+            raise SettlementDeferred(
+                f"batch {batch_id}: the treasury holds {held}, the batch needs {needed}; "
+                "its payments stay held and the sweeper sends it again once it is topped up"
+            )
+        payee = str(exc.args_decoded[0]).lower()
+        reason = f"payee {payee} cannot receive the token ({exc})"
+        return SubmitResult.rejected(FailureCode.SETTLEMENT_REJECTED, reason, payee)
+    return SubmitResult.rejected(FailureCode.SETTLEMENT_REJECTED, str(exc))
 
 
 async def _refused(

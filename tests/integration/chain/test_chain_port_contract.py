@@ -3,10 +3,14 @@ web3 client on anvil: what one does, the other must do."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from eth_account import Account
 
 from schemas.onchain import PaymentRecord, SettledEvent, account_ref
+from services.chain.client import Web3ChainClient
+from services.chain.reverts import ContractReverted
 from services.ports import ChainClient
 from tests.support.fakes import FakeChain
 
@@ -55,3 +59,58 @@ async def test_events_and_blocks_agree_with_receipts(port: ChainClient) -> None:
 async def test_nothing_is_unmined_once_a_settlement_returns(port: ChainClient) -> None:
     await port.settle_batch(15, _payments(40, 1))
     assert await port.unmined_sends() == 0
+
+
+async def pause(port: ChainClient, paused: bool) -> None:
+    if isinstance(port, FakeChain):
+        port.paused = paused
+        return
+    assert isinstance(port, Web3ChainClient)
+    await port.call_settlement(port.keys.admin, "pause" if paused else "unpause")
+
+
+async def leave_in_treasury(port: ChainClient, amount: int) -> None:
+    if isinstance(port, FakeChain):
+        port.treasury = amount
+        return
+    assert isinstance(port, Web3ChainClient)
+    held = await port.treasury_balance()
+    await port.call_settlement(port.keys.admin, "withdraw", port.keys.admin.address, held - amount)
+
+
+async def refused(
+    port: ChainClient, batch_id: int, payments: list[PaymentRecord]
+) -> tuple[str, tuple[Any, ...]]:
+    with pytest.raises(ContractReverted) as caught:
+        await port.settle_batch(batch_id, payments)
+    return caught.value.name, caught.value.args_decoded
+
+
+async def test_a_paused_contract_refuses_and_pays_once_unpaused(port: ChainClient) -> None:
+    payments = _payments(60, 2)
+    await pause(port, True)
+    assert (await refused(port, 21, payments))[0] == "EnforcedPause"
+    assert not await port.is_settled(60)
+    await pause(port, False)
+    assert len((await port.settle_batch(21, payments)).settled) == 2
+
+
+async def test_a_short_treasury_refuses_with_the_transfer_it_could_not_make(
+    port: ChainClient,
+) -> None:
+    payments = _payments(70, 3)  # amounts 10, 11, 12
+    await leave_in_treasury(port, 20)
+    assert await port.treasury_balance() == 20
+    name, args = await refused(port, 22, payments)
+    expected = ("TransferFailed", payments[1].payee.lower(), 11)
+    assert (name, str(args[0]).lower(), args[1]) == expected
+    assert not await port.is_settled(70)
+
+
+async def test_the_zero_address_reverts_the_whole_batch(port: ChainClient) -> None:
+    payments = _payments(80, 2)
+    zero = PaymentRecord("0x" + "0" * 40, 5, 82, account_ref("p"))
+    name, args = await refused(port, 23, [*payments, zero])
+    assert (name, str(args[0]).lower()) == ("TransferFailed", zero.payee)
+    assert not await port.is_settled(80)
+    assert len((await port.settle_batch(23, payments)).settled) == 2

@@ -70,8 +70,10 @@ def _confirmed(world: World, emit: Emit, block: int = 10) -> bytes:
 
 
 class Refusing(FakeChain):
+    """A contract that refuses every batch for good (its approvals do not verify)."""
+
     async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
-        raise ContractReverted("EnforcedPause", (), b"")
+        raise ContractReverted("NotEnoughApprovals", (0, 2), b"")
 
 
 def _due_batch(world: World, count: int, partition: int = 0) -> OpenBatch:
@@ -363,3 +365,39 @@ async def test_a_replayed_settlement_captures_once_even_if_the_capture_was_lost(
     handle_chain_event(confirmed, "ref", world.reconcile)
     handle_chain_event(confirmed, "ref", world.reconcile)
     assert world.balances["alice"].summary() == summary(10**9 - 1_000, 0, 1_000)
+
+
+@pytest.mark.parametrize("condition", ["paused", "treasury short"])
+async def test_a_revert_that_says_nothing_about_the_payments_is_never_a_failure(
+    world: World, condition: str
+) -> None:
+    """Paused, or short of funds: the batch stays held until it clears."""
+    batch = _due_batch(world, 2)
+    chain = FakeChain(paused=condition == "paused", treasury=1_500)
+    ports = replace(world.ports, chain=chain)
+    with pytest.raises(SettlementDeferred, match="sweeper sends it again"):
+        await settle(batch, ports, world.settings, world.clock)
+    assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
+    chain.paused, chain.treasury = False, 10**9  # unpaused, topped up
+    emits = await settle(batch, ports, world.settings, world.clock)
+    outcomes = {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits}
+    assert outcomes == {"SUBMITTED"} and len(chain.settled) == 2
+
+
+async def test_a_payee_the_token_refuses_fails_alone(world: World) -> None:
+    """One payee the token will not credit reverts the whole batch on chain; only
+    its payments are refused, the rest are paid in the same settle."""
+    batch = _due_batch(world, 3)  # a full batch (batch_max_payments)
+    bad = batch.members[1].payee_address
+    chain = FakeChain(refusing={bad.lower()})
+    emits = await settle(batch, replace(world.ports, chain=chain), world.settings, world.clock)
+    outcomes = {
+        r.payment_id: r for r in (PaymentSubmitted.model_validate_json(e.payload()) for e in emits)
+    }
+    refused = [m.payment_id for m in batch.members if m.payee_address == bad]
+    assert [i for i, r in outcomes.items() if r.outcome == "REJECTED"] == refused
+    assert bad.lower() in (outcomes[refused[0]].reason or "")
+    assert len(chain.settled) == 2
+    for emit in emits:
+        handle_submitted(emit.payload(), world.submitted)
+    assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
