@@ -10,8 +10,9 @@ the commands in ``paystream/cli/``.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from services.chain.keys import ChainKeys
 from services.chain.nonces import SharedLock
 from services.chain.sender import TxSender
 from services.identity import require_unused_sequences
+from services.metrics.lag import committed_offsets
 from services.ports import LedgerStore, WorkerPorts
 from services.settings import Settings
 from services.store.claims import PostgresClaimStore
@@ -257,3 +259,17 @@ async def reconcile_bundle(settings: Settings) -> AsyncIterator[ReconcileBundle]
             yield ReconcileBundle(client, pool, consumer)
     finally:
         await client.w3.provider.disconnect()
+
+
+def committed_offsets_reader(
+    settings: Settings,
+) -> Callable[[list[tuple[str, int]]], Awaitable[dict[tuple[str, int], int]]]:
+    """The worker group's committed offsets on Kafka, read in a thread (the
+    partition watchdog's view of where each agent will start)."""
+    config = kafka_consumer_config(settings, settings.app_id)
+    timeout_s = settings.connect_timeout_s * 2
+
+    async def committed(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        return await asyncio.to_thread(committed_offsets, config, partitions, timeout_s)
+
+    return committed

@@ -56,8 +56,8 @@ class Progress:
         """The partitions of ``ends`` that are stalled now (the rule is in
         ``streams/watchdog.py``); ``since``: when the last rebalance ended.
 
-        ``positions``: the consumer's fetch position of the partitions no record
-        of which reached the agent since then.
+        ``positions``: where the agent will start on the partitions no record
+        of which reached it since then (the group's committed offsets).
         """
         now, out = self.clock(), []
         for tp, end in ends.items():

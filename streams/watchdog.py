@@ -6,8 +6,9 @@ nothing reports a problem. Payments on it would never get an outcome.
 
 The agent shell tells ``Progress`` which records reach each agent. Every
 ``CHECK_S`` the watchdog compares, for each partition of an agent's topic in this
-worker's active assignment, the next offset the agent will see with the
-partition's end offset. A partition is *stalled* when all of these hold:
+worker's active assignment, the next offset the agent will see (the last one
+that reached it, or else the group's committed offset) with the partition's end
+offset. A partition is *stalled* when all of these hold:
 
 - it has records the agent has not seen;
 - no record of it reached the agent for ``stall_s`` (counted from the end of the
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import faust
@@ -44,13 +45,24 @@ IDLE_S = 10.0
 KAFKA_TIMEOUT_S = 10.0
 
 
-class Watchdog:
-    """Finds stalled partitions of ``topics`` on this worker (see the module)."""
+Committed = Callable[[list[Partition]], Awaitable[Mapping[Partition, int]]]
 
-    def __init__(self, app: faust.App, topics: Collection[str], progress: Progress) -> None:
+
+class Watchdog:
+    """Finds stalled partitions of ``topics`` on this worker (see the module).
+
+    ``committed``: the group's committed offsets on Kafka, where the agent will
+    start on a partition no record of which reached it since the rebalance (the
+    consumer's fetch position will not do: a partition left unfetched may have
+    its records fetched and stuck in the consumer's buffer)."""
+
+    def __init__(
+        self, app: faust.App, topics: Collection[str], progress: Progress, committed: Committed
+    ) -> None:
         self.app = app
         self.topics = frozenset(topics)
         self.progress = progress
+        self.committed = committed
         self.generation: int | None = None
         self.since = progress.clock()  # end of the last rebalance seen
 
@@ -68,20 +80,22 @@ class Watchdog:
 
     async def check(self) -> list[Partition]:
         """One check; the stalled partitions (logged with what Faust holds)."""
-        if not self._settled():
-            return []
-        actives = [tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics]
+        if not self._settled() or self.progress.clock() - self.since < self.progress.stall_s:
+            return []  # nothing can have stalled yet
+        progress, since = self.progress, self.since
+        actives = [
+            tp
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic in self.topics and progress.idle(tp.topic, since, IDLE_S)
+        ]
         if not actives:
             return []
-        consumer = self.app.consumer
-        highwaters = await asyncio.wait_for(consumer.highwaters(*actives), KAFKA_TIMEOUT_S)
+        highwaters = await asyncio.wait_for(self.app.consumer.highwaters(*actives), KAFKA_TIMEOUT_S)
         ends = {(tp.topic, tp.partition): end for tp, end in highwaters.items()}
-        positions: dict[Partition, int] = {}
-        for tp in actives:
-            if self.progress.next_offset((tp.topic, tp.partition), self.since) is None:
-                position = await asyncio.wait_for(consumer.position(tp), KAFKA_TIMEOUT_S)
-                if position is not None:
-                    positions[(tp.topic, tp.partition)] = position
+        unseen = [p for p in ends if progress.next_offset(p, since) is None]
+        positions: Mapping[Partition, int] = {}
+        if unseen:
+            positions = await asyncio.wait_for(self.committed(unseen), KAFKA_TIMEOUT_S)
         if not self._settled():  # a rebalance began while Kafka answered
             return []
         stalled = self.progress.stalled(ends, positions, self.since, IDLE_S)

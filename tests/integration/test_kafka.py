@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-from confluent_kafka import Producer
+import uuid
 
-from services.bootstrap import kafka_producer_config
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from services.bootstrap import kafka_consumer_config, kafka_producer_config
+from services.metrics.lag import committed_offsets
 from services.settings import Settings
 from tests.support.kafka import consume, fresh_topics
 
@@ -30,3 +33,25 @@ def test_produce_and_consume_keeps_key_order_per_partition(stack_healthy: Settin
     for key in {k for k, _ in sent}:
         assert len({p for k, _, p in received if k == key}) == 1
         assert [v for k, v, _ in received if k == key] == [v for k, v in sent if k == key]
+
+
+def test_committed_offsets_are_the_groups_next_offsets(stack_healthy: Settings) -> None:
+    """What the partition watchdog reads: a committed partition's offset, and
+    the first offset of one the group never committed."""
+    (topic,) = fresh_topics(stack_healthy, "test.committed")
+    producer = Producer(kafka_producer_config(stack_healthy))
+    for i in range(6):
+        producer.produce(topic, value=f"r-{i}".encode(), partition=0)
+    producer.produce(topic, value=b"other", partition=1)
+    assert producer.flush(30) == 0
+    group = f"test-committed-{uuid.uuid4().hex[:8]}"
+    config = kafka_consumer_config(stack_healthy, group)
+    committer = Consumer(config)
+    try:
+        committer.commit(offsets=[TopicPartition(topic, 0, 4)], asynchronous=False)
+    finally:
+        committer.close()
+    assert committed_offsets(config, [(topic, 0), (topic, 1)], 10.0) == {
+        (topic, 0): 4,
+        (topic, 1): 0,
+    }

@@ -37,8 +37,8 @@ def _install(spec: str, mark: str) -> None:
     fired: list[TP] = [TP("", 0)] if Path(mark).exists() else []  # once per scenario
     log = logging.getLogger("paystream.faults")
 
-    def create_app(settings: Any, connect: Any, unpayable: frozenset[str] = frozenset()) -> Any:
-        app = original(settings, connect, unpayable)
+    def create_app(settings: Any, *parts: Any, **options: Any) -> Any:
+        app = original(settings, *parts, **options)
         tp = TP(settings.topic(topic), int(partition))
 
         @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
