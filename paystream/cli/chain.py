@@ -50,6 +50,32 @@ def deploy_cmd(settings: Settings) -> None:
     click.echo(json.dumps(_run(go())))
 
 
+@chain.command("pause")
+@click.pass_obj
+def pause_cmd(settings: Settings) -> None:
+    """Stop settlement on the contract (admin key). Payments in flight stay held
+    and their batches are sent again once it is unpaused: none fails for it."""
+    _set_paused(settings, True)
+
+
+@chain.command("unpause")
+@click.pass_obj
+def unpause_cmd(settings: Settings) -> None:
+    """Let the contract settle again (admin key); held batches go out within
+    ``batch_timeout_s``."""
+    _set_paused(settings, False)
+
+
+def _set_paused(settings: Settings, paused: bool) -> None:
+    async def go() -> dict[str, Any]:
+        client = await chain_client(settings)
+        fn = "pause" if paused else "unpause"
+        receipt = await client.call_settlement(client.keys.admin, fn)
+        return {"paused": paused, "tx_hash": "0x" + bytes(receipt["transactionHash"]).hex()}
+
+    click.echo(json.dumps(_run(go())))
+
+
 @click.command()
 @click.argument("account")
 @click.argument("amount", type=click.IntRange(min=1))

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +32,7 @@ from devtools.harness.collect import Collector
 from devtools.harness.database import scratch_database
 from devtools.harness.isolated import Isolated, free_port, isolated, private_chain
 from devtools.harness.load import LoadGenerator
-from devtools.harness.process import SinkProcess, WorkerProcess
+from devtools.harness.process import CLI, SinkProcess, WorkerProcess
 from devtools.stack.anvil import rpc
 from schemas.topics import (
     CHAIN_EVENTS,
@@ -226,6 +229,23 @@ class FaultPipeline:
                 notes.append(f"{what} after {REST_TIMEOUT_S:.0f} s")
         self.mark("at rest")
         return notes
+
+    def cli(self, *args: str, timeout_s: float = 120.0) -> str:
+        """``paystream ARGS...`` with the scenario's settings; its standard output
+        (a failure raises, with its output)."""
+        done = subprocess.run(
+            [sys.executable, "-c", CLI, *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise PaystreamError(
+                f"paystream {' '.join(args)}: exit {done.returncode}: {done.stderr}"
+            )
+        return done.stdout
 
     def node(self, method: str, *params: object) -> Any:
         """One JSON-RPC call to the scenario's anvil (not through the proxy)."""

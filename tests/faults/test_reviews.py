@@ -6,13 +6,9 @@ hold is left."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from typing import Any
 
-from devtools.harness.process import CLI
 from tests.faults.conftest import Faults
 from tests.faults.pipeline import FaultPipeline
 from tests.faults.plan import MARKS, scaled
@@ -26,15 +22,8 @@ EXPIRY_S = 40  # the sweep runs every 30 s: expired ones fail 40 to 70 s after t
 
 def review(p: FaultPipeline, *args: str) -> list[dict[str, Any]]:
     """``paystream review ... --json`` with the scenario's env: its JSON lines."""
-    done = subprocess.run(
-        [sys.executable, "-c", CLI, "review", *args, "--json"],
-        env={**os.environ, **p.env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    out = p.cli("review", *args, "--json")
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
 def wait_held(p: FaultPipeline, at_least: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:

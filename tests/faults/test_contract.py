@@ -1,0 +1,75 @@
+"""The contract refuses batches for a while: paused by its admin, or its
+treasury short of funds. Neither says anything about the payments: they stay
+held, their batches are sent again, and every one settles once it clears."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.bootstrap import chain_client
+from tests.faults.conftest import Faults
+from tests.faults.pipeline import FaultPipeline
+from tests.faults.plan import MARKS, scaled
+from tests.faults.verdict import assert_invariants, publishing
+
+pytestmark = MARKS
+
+RATE_PER_S = 30.0
+OUTAGE_S = 30.0
+
+
+def assert_all_settled(p: FaultPipeline, ids: list[str]) -> None:
+    traces = p.collector.traces(ids)
+    failed = {pid: t.code for pid, t in traces.items() if t.code is not None}
+    assert not failed, f"{len(failed)} payments failed: {sorted(set(failed.values()))}"
+
+
+def test_contract_paused_for_30_s_mid_run(faults: Faults) -> None:
+    """``paystream chain pause`` while payments flow, ``unpause`` 30 s later."""
+    p = faults.pipeline()
+    p.start(workers=1)
+    payers = p.payers(20)
+    p.fund(payers)
+    count = scaled(600)
+    with publishing(p.load(payers, payees=40), RATE_PER_S, count) as sent:
+        p.sleep(2.0, 6.0)
+        p.cli("chain", "pause")
+        p.mark("contract paused")
+        p.sleep(OUTAGE_S, OUTAGE_S)
+        p.cli("chain", "unpause")
+        p.mark("contract unpaused")
+        ids = sent.result().ids
+    assert_invariants(p, ids, timeout_s=120 + count / 20)
+    assert_all_settled(p, ids)
+
+
+async def _move_treasury(p: FaultPipeline, keep: int | None) -> int:
+    """Withdraw all but ``keep`` of the treasury to the admin (``keep`` None:
+    send back all the admin holds); the treasury's balance after."""
+    client = await chain_client(p.settings)
+    admin = client.keys.admin
+    if keep is not None:
+        held = await client.treasury_balance()
+        await client.call_settlement(admin, "withdraw", admin.address, held - keep)
+    else:
+        back = await client.token_balance(admin.address)
+        await client.call_token(admin, "transfer", client.deployment.settlement, back)
+    return await client.treasury_balance()
+
+
+def test_treasury_short_then_topped_up(faults: Faults) -> None:
+    """The treasury holds too little for a batch while payments come in; 30 s
+    later the admin puts the funds back."""
+    p = faults.pipeline()
+    p.start(workers=1)
+    payers = p.payers(10)
+    p.fund(payers)
+    left = asyncio.run(_move_treasury(p, 1_500_000))
+    p.mark(f"treasury drained to {left}")
+    count = scaled(300)
+    with publishing(p.load(payers, payees=20), RATE_PER_S, count) as sent:
+        ids = sent.result().ids
+    p.sleep(OUTAGE_S, OUTAGE_S)
+    p.mark(f"treasury topped up to {asyncio.run(_move_treasury(p, None))}")
+    assert_invariants(p, ids, timeout_s=120 + count / 20)
+    assert_all_settled(p, ids)
