@@ -20,6 +20,7 @@ class Progress:
     seen: dict[Partition, tuple[int, float]] = field(default_factory=dict)
     last_event: dict[str, float] = field(default_factory=dict)
     in_hand: dict[str, int] = field(default_factory=dict)
+    busy_since: dict[str, float] = field(default_factory=dict)  # topic -> first in hand
     stall_s: float = 60.0
 
     @contextmanager
@@ -28,11 +29,23 @@ class Progress:
         self.seen[(topic, partition)] = (offset, now)
         self.last_event[topic] = now
         self.in_hand[topic] = self.in_hand.get(topic, 0) + 1
+        self.busy_since.setdefault(topic, now)
         try:
             yield
         finally:
             self.in_hand[topic] -= 1
             self.last_event[topic] = self.clock()
+            if not self.in_hand[topic]:
+                del self.busy_since[topic]
+
+    def agent_state(self, topic: str) -> str:
+        """How the agent of ``topic`` is doing, for a log line."""
+        now = self.clock()
+        if self.in_hand.get(topic, 0):
+            busy_s = now - self.busy_since.get(topic, now)
+            return f"{self.in_hand[topic]} record(s) in hand for {busy_s:.0f} s"
+        last = self.last_event.get(topic)
+        return "no record yet" if last is None else f"idle for {now - last:.0f} s"
 
     def next_offset(self, tp: Partition, since: float) -> int | None:
         """The next offset the agent will see on ``tp``, from what reached it
@@ -59,14 +72,21 @@ class Progress:
         ``positions``: where the agent will start on the partitions no record
         of which reached it since then (the group's committed offsets).
         """
-        now, out = self.clock(), []
+        lagging = self.lagging(ends, positions, since)
+        return [tp for tp in lagging if self.idle(tp[0], since, idle_s)]
+
+    def lagging(
+        self, ends: Mapping[Partition, int], positions: Mapping[Partition, int], since: float
+    ) -> dict[Partition, int]:
+        """The partitions with records waiting none of which reached their agent
+        for ``stall_s`` (since ``since`` at the earliest), busy agent or not:
+        how many records wait on each."""
+        now, out = self.clock(), {}
         for tp, end in ends.items():
-            if not self.idle(tp[0], since, idle_s):
-                continue
             position = self.next_offset(tp, since)
             if position is None:
                 position = positions.get(tp)
             quiet_since = max(self.seen.get(tp, (0, 0.0))[1], since)
             if position is not None and end > position and now - quiet_since >= self.stall_s:
-                out.append(tp)
+                out[tp] = end - position
         return out

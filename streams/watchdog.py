@@ -65,6 +65,8 @@ class Watchdog:
         self.committed = committed
         self.generation: int | None = None
         self.since = progress.clock()  # end of the last rebalance seen
+        self.known: dict[Partition, int] = {}  # committed offsets read in this window
+        self.warned: set[Partition] = set()  # lagging behind a busy agent, logged
 
     def _settled(self) -> bool:
         """False (and the window restarts) while or just after a rebalance."""
@@ -75,42 +77,53 @@ class Watchdog:
         if app.rebalancing or app.in_recovery or generation != self.generation:
             self.generation = None if (app.rebalancing or app.in_recovery) else generation
             self.since = self.progress.clock()
+            self.known.clear()
+            self.warned.clear()
             return False
         return True
 
     async def check(self) -> list[Partition]:
-        """One check; the stalled partitions (logged with what Faust holds)."""
+        """One check; the stalled partitions (logged with what Faust holds).
+        A partition that lags behind a busy agent is logged once per window."""
         if not self._settled() or self.progress.clock() - self.since < self.progress.stall_s:
             return []  # nothing can have stalled yet
         progress, since = self.progress, self.since
-        actives = [
-            tp
-            for tp in self.app.assignor.assigned_actives()
-            if tp.topic in self.topics and progress.idle(tp.topic, since, IDLE_S)
-        ]
+        actives = [tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics]
         if not actives:
             return []
         highwaters = await asyncio.wait_for(self.app.consumer.highwaters(*actives), KAFKA_TIMEOUT_S)
         ends = {(tp.topic, tp.partition): end for tp, end in highwaters.items()}
-        unseen = [p for p in ends if progress.next_offset(p, since) is None]
-        positions: Mapping[Partition, int] = {}
-        if unseen:
-            positions = await asyncio.wait_for(self.committed(unseen), KAFKA_TIMEOUT_S)
+        # Kafka is asked only about partitions not seen since the rebalance whose
+        # end moved past what it said before (a quiet partition costs nothing).
+        ask = [
+            p
+            for p, end in ends.items()
+            if progress.next_offset(p, since) is None and end > self.known.get(p, -1)
+        ]
+        if ask:
+            self.known.update(await asyncio.wait_for(self.committed(ask), KAFKA_TIMEOUT_S))
         if not self._settled():  # a rebalance began while Kafka answered
             return []
-        stalled = self.progress.stalled(ends, positions, self.since, IDLE_S)
+        lagging = progress.lagging(ends, self.known, since)
+        stalled = [p for p in lagging if progress.idle(p[0], since, IDLE_S)]
         for topic, partition in stalled:
             log.error(
                 "partition %s[%s] stalled: %s records wait, none reached its agent for %.0f s; %s",
                 topic,
                 partition,
-                ends[(topic, partition)]
-                - (
-                    self.progress.next_offset((topic, partition), self.since)
-                    or positions[(topic, partition)]
-                ),
-                self.progress.stall_s,
+                lagging[(topic, partition)],
+                progress.stall_s,
                 describe(self.app, TP(topic, partition)),
+            )
+        for p in lagging.keys() - set(stalled) - self.warned:
+            self.warned.add(p)
+            log.warning(
+                "partition %s[%s]: %s records wait, none reached its agent for %.0f s; "
+                "the agent is busy (%s)",
+                *p,
+                lagging[p],
+                progress.stall_s,
+                progress.agent_state(p[0]),
             )
         return stalled
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from faust.types import TP
 
 from streams.progress import Progress
@@ -107,3 +108,18 @@ async def test_nothing_is_checked_while_the_worker_stops_or_recovers() -> None:
     clock.now += 60
     assert await watchdog.check() == []
     assert committed.asked == []
+
+
+async def test_a_partition_behind_a_busy_agent_is_logged_once_not_stopped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, clock, committed, progress, watchdog = setup()
+    await watchdog.check()
+    clock.now += 30
+    with progress.handling(T, 0, 9):  # a record in hand (a send that blocks)
+        clock.now += 5
+        assert await watchdog.check() == []
+        assert await watchdog.check() == []
+    warned = [r.getMessage() for r in caplog.records if "the agent is busy" in r.getMessage()]
+    assert len(warned) == 1 and "1 record(s) in hand for 5 s" in warned[0], warned
+    assert set(committed.asked) == {(T, 1)}  # never partition 0: its agent saw it
