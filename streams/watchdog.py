@@ -67,6 +67,8 @@ class Watchdog:
         self.since = progress.clock()  # end of the last rebalance seen
         self.known: dict[Partition, int] = {}  # committed offsets read in this window
         self.warned: set[Partition] = set()  # lagging behind a busy agent, logged
+        self.unsettled_since: float | None = None  # a rebalance or recovery under way
+        self.unsettled_warned = False  # one that lasts, logged
 
     def _settled(self) -> bool:
         """False (and the window restarts) while or just after a rebalance."""
@@ -74,11 +76,28 @@ class Watchdog:
         if app.should_stop:  # stopping: the consumer may be gone already
             return False
         generation = app.consumer_generation_id
-        if app.rebalancing or app.in_recovery or generation != self.generation:
-            self.generation = None if (app.rebalancing or app.in_recovery) else generation
+        busy = app.rebalancing or app.in_recovery
+        now = self.progress.clock()
+        if busy:
+            began = self.unsettled_since = self.unsettled_since or now
+            if now - began >= self.progress.stall_s and not self.unsettled_warned:
+                self.unsettled_warned = True  # Faust itself may be stuck: say so, once
+                log.warning(
+                    "partition watchdog: rebalancing %s, in recovery %s for %.0f s: not checking",
+                    app.rebalancing,
+                    app.in_recovery,
+                    now - began,
+                )
+        else:
+            self.unsettled_since = None
+        if busy or generation != self.generation:
+            self.generation = None if busy else generation
             self.since = self.progress.clock()
             self.known.clear()
             self.warned.clear()
+            if not busy:
+                self.unsettled_warned = False
+                log.info("partition watchdog: watching generation %s", generation)
             return False
         return True
 
