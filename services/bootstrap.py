@@ -32,7 +32,7 @@ from services.chain.keys import ChainKeys
 from services.chain.nonces import SharedLock
 from services.chain.sender import TxSender
 from services.identity import require_unused_sequences
-from services.metrics.lag import committed_offsets
+from services.metrics.lag import GroupOffsets
 from services.ports import LedgerStore, WorkerPorts
 from services.settings import Settings
 from services.store.claims import PostgresClaimStore
@@ -261,15 +261,16 @@ async def reconcile_bundle(settings: Settings) -> AsyncIterator[ReconcileBundle]
         await client.w3.provider.disconnect()
 
 
-def committed_offsets_reader(
+def group_offsets_reader(
     settings: Settings,
-) -> Callable[[list[tuple[str, int]]], Awaitable[dict[tuple[str, int], int]]]:
-    """The worker group's committed offsets on Kafka, read in a thread (the
-    partition watchdog's view of where each agent will start)."""
-    config = kafka_consumer_config(settings, settings.app_id)
-    timeout_s = settings.connect_timeout_s * 2
+) -> Callable[[list[tuple[str, int]]], Awaitable[dict[tuple[str, int], tuple[int, int]]]]:
+    """The worker group's committed and end offsets on Kafka, read in a thread
+    with their own client (the partition watchdog's view of each partition)."""
+    offsets = GroupOffsets(
+        kafka_consumer_config(settings, settings.app_id), settings.connect_timeout_s * 2
+    )
 
-    async def committed(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        return await asyncio.to_thread(committed_offsets, config, partitions, timeout_s)
+    async def read(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+        return await asyncio.to_thread(offsets.read, partitions)
 
-    return committed
+    return read

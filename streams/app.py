@@ -81,12 +81,12 @@ def faust_options(settings: Settings) -> dict[str, Any]:
 def create_app(
     settings: Settings,
     connect: Callable[[], Awaitable[WorkerPorts]],
-    committed: watchdog.Committed,
+    offsets: watchdog.Offsets,
     unpayable: frozenset[str] = frozenset(),
 ) -> faust.App:
     """The worker's app: its tables, agents, timers and views (``connect`` runs
-    when the worker starts; ``committed`` reads the group's committed offsets,
-    for the partition watchdog; ``unpayable``: the contracts' addresses, refused
+    when the worker starts; ``offsets`` reads the group's committed and end
+    offsets, for the partition watchdog; ``unpayable``: the contracts' addresses, refused
     as payees)."""
     app = faust.App(
         settings.app_id,
@@ -129,5 +129,5 @@ def create_app(
     web.register(app, tables.balances, runtime)
     consumed = (PAYMENTS_REQUESTED, FRAUD_SCORED, CHAIN_SUBMITTED, CHAIN_EVENTS, REVIEW_DECISIONS)
     watched = [settings.topic(name) for name in consumed]
-    watchdog.register(app, watchdog.Watchdog(app, watched, runtime.progress, committed))
+    watchdog.register(app, watchdog.Watchdog(app, watched, runtime.progress, offsets))
     return app

@@ -45,30 +45,32 @@ IDLE_S = 10.0
 KAFKA_TIMEOUT_S = 10.0
 
 
-Committed = Callable[[list[Partition]], Awaitable[Mapping[Partition, int]]]
+Offsets = Callable[[list[Partition]], Awaitable[Mapping[Partition, tuple[int, int]]]]
 
 
 class Watchdog:
     """Finds stalled partitions of ``topics`` on this worker (see the module).
 
-    ``committed``: the group's committed offsets on Kafka, where the agent will
-    start on a partition no record of which reached it since the rebalance (the
-    consumer's fetch position will not do: a partition left unfetched may have
-    its records fetched and stuck in the consumer's buffer)."""
+    ``offsets``: per partition, the group's committed offset and the end offset,
+    read from Kafka with a client of their own, not through Faust's consumer
+    (its thread may be what is stuck). The committed offset is where the agent
+    will start on a partition none of whose records reached it since the
+    rebalance (the consumer's fetch position will not do: a partition left
+    unfetched may have its records stuck in the consumer's buffer)."""
 
     def __init__(
-        self, app: faust.App, topics: Collection[str], progress: Progress, committed: Committed
+        self, app: faust.App, topics: Collection[str], progress: Progress, offsets: Offsets
     ) -> None:
         self.app = app
         self.topics = frozenset(topics)
         self.progress = progress
-        self.committed = committed
+        self.offsets = offsets
         self.generation: int | None = None
         self.since = progress.clock()  # end of the last rebalance seen
-        self.known: dict[Partition, int] = {}  # committed offsets read in this window
         self.warned: set[Partition] = set()  # lagging behind a busy agent, logged
         self.unsettled_since: float | None = None  # a rebalance or recovery under way
         self.unsettled_warned = False  # one that lasts, logged
+        self.reading: asyncio.Future[Mapping[Partition, tuple[int, int]]] | None = None
 
     def _settled(self) -> bool:
         """False (and the window restarts) while or just after a rebalance."""
@@ -93,7 +95,6 @@ class Watchdog:
         if busy or generation != self.generation:
             self.generation = None if busy else generation
             self.since = self.progress.clock()
-            self.known.clear()
             self.warned.clear()
             if not busy:
                 self.unsettled_warned = False
@@ -107,23 +108,22 @@ class Watchdog:
         if not self._settled() or self.progress.clock() - self.since < self.progress.stall_s:
             return []  # nothing can have stalled yet
         progress, since = self.progress, self.since
-        actives = [tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics]
+        actives = [
+            (tp.topic, tp.partition)
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic in self.topics
+        ]
         if not actives:
             return []
-        highwaters = await asyncio.wait_for(self.app.consumer.highwaters(*actives), KAFKA_TIMEOUT_S)
-        ends = {(tp.topic, tp.partition): end for tp, end in highwaters.items()}
-        # Kafka is asked only about partitions not seen since the rebalance whose
-        # end moved past what it said before (a quiet partition costs nothing).
-        ask = [
-            p
-            for p, end in ends.items()
-            if progress.next_offset(p, since) is None and end > self.known.get(p, -1)
-        ]
-        if ask:
-            self.known.update(await asyncio.wait_for(self.committed(ask), KAFKA_TIMEOUT_S))
+        if self.reading is not None and not self.reading.done():
+            return []  # the last read has not come back: no pile of waiting reads
+        self.reading = asyncio.ensure_future(self.offsets(actives))
+        read = await asyncio.wait_for(asyncio.shield(self.reading), KAFKA_TIMEOUT_S)
         if not self._settled():  # a rebalance began while Kafka answered
             return []
-        lagging = progress.lagging(ends, self.known, since)
+        ends = {p: end for p, (_, end) in read.items()}
+        committed = {p: start for p, (start, _) in read.items()}
+        lagging = progress.lagging(ends, committed, since)
         stalled = [p for p in lagging if progress.idle(p[0], since, IDLE_S)]
         for topic, partition in stalled:
             log.error(
@@ -151,7 +151,7 @@ def describe(app: Any, tp: TP) -> str:
     """What Faust and aiokafka hold for ``tp`` (private state, for the diagnosis
     only: any part that cannot be read is left out)."""
     parts = []
-    consumer = app.consumer
+    consumer: Any = getattr(app, "consumer", None)
     for name in ("_active_partitions", "_paused_partitions", "_buffered_partitions"):
         held = getattr(consumer, name, None)
         if held is not None:

@@ -42,7 +42,7 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
 
     from devtools.stack.process import port_open
     from paystream.cli.db import prepare_schema
-    from services.bootstrap import committed_offsets_reader, preflight_worker, worker_ports
+    from services.bootstrap import group_offsets_reader, preflight_worker, worker_ports
     from streams.app import create_app
     from streams.ops.topics import create_topics
 
@@ -56,8 +56,8 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
     prepare_schema(settings)  # the claims and the send lock live in PostgreSQL
     create_topics(settings)
     contracts = asyncio.run(preflight_worker(settings))
-    committed = committed_offsets_reader(settings)
-    app = create_app(settings, lambda: worker_ports(settings), committed, unpayable=contracts)
+    offsets = group_offsets_reader(settings)
+    app = create_app(settings, lambda: worker_ports(settings), offsets, unpayable=contracts)
     run_faust_worker(app, loglevel)
 
 

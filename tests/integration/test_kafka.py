@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from services.bootstrap import kafka_consumer_config, kafka_producer_config
-from services.metrics.lag import committed_offsets
+from services.metrics.lag import GroupOffsets
 from services.settings import Settings
 from tests.support.kafka import consume, fresh_topics
 
@@ -35,9 +35,9 @@ def test_produce_and_consume_keeps_key_order_per_partition(stack_healthy: Settin
         assert [v for k, v, _ in received if k == key] == [v for k, v in sent if k == key]
 
 
-def test_committed_offsets_are_the_groups_next_offsets(stack_healthy: Settings) -> None:
-    """What the partition watchdog reads: a committed partition's offset, and
-    the first offset of one the group never committed."""
+def test_group_offsets_are_the_next_and_end_offsets(stack_healthy: Settings) -> None:
+    """What the partition watchdog reads: a committed partition's offset (the
+    first offset of one the group never committed) and the end offsets."""
     (topic,) = fresh_topics(stack_healthy, "test.committed")
     producer = Producer(kafka_producer_config(stack_healthy))
     for i in range(6):
@@ -51,7 +51,9 @@ def test_committed_offsets_are_the_groups_next_offsets(stack_healthy: Settings) 
         committer.commit(offsets=[TopicPartition(topic, 0, 4)], asynchronous=False)
     finally:
         committer.close()
-    assert committed_offsets(config, [(topic, 0), (topic, 1)], 10.0) == {
-        (topic, 0): 4,
-        (topic, 1): 0,
-    }
+    offsets = GroupOffsets(config, 10.0)
+    try:
+        read = offsets.read([(topic, 0), (topic, 1)])
+    finally:
+        offsets.close()
+    assert read == {(topic, 0): (4, 6), (topic, 1): (0, 1)}

@@ -1,6 +1,7 @@
-"""The watchdog's check over a stand-in for the Faust app (the parts it reads):
-it waits for a settled assignment, asks Kafka for committed offsets only of
-partitions no record of which reached an agent since, and reports what stalled."""
+"""The watchdog's check over a stand-in for the Faust app (the parts it reads)
+and Kafka's offsets: it waits for a settled assignment, judges a partition by
+what reached its agent since (else by the group's committed offset), and reports
+what stalled."""
 
 from __future__ import annotations
 
@@ -24,23 +25,18 @@ class Clock:
 
 
 @dataclass
-class Consumer:
-    ends: dict[TP, int]
+class Offsets:
+    """The group's committed and end offsets on Kafka, and what was asked."""
 
-    async def highwaters(self, *tps: TP) -> dict[TP, int]:
-        return {tp: self.ends[tp] for tp in tps}
-
-
-@dataclass
-class Committed:
-    """The group's committed offsets on Kafka, and which partitions were asked."""
-
-    offsets: dict[tuple[str, int], int]
+    committed: dict[tuple[str, int], int]
+    ends: dict[tuple[str, int], int]
     asked: list[tuple[str, int]] = field(default_factory=list)
 
-    async def __call__(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    async def __call__(
+        self, partitions: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
         self.asked += partitions
-        return {p: self.offsets[p] for p in partitions}
+        return {p: (self.committed[p], self.ends[p]) for p in partitions}
 
 
 @dataclass
@@ -53,7 +49,6 @@ class Assignor:
 
 @dataclass
 class App:
-    consumer: Consumer
     assignor: Assignor
     consumer_generation_id: int = 1
     rebalancing: bool = False
@@ -61,18 +56,17 @@ class App:
     should_stop: bool = False
 
 
-def setup() -> tuple[App, Clock, Committed, Progress, Watchdog]:
+def setup() -> tuple[App, Clock, Offsets, Progress, Watchdog]:
     clock = Clock()
     progress = Progress(clock=clock, stall_s=20.0)
-    ends = {TP(T, 0): 10, TP(T, 1): 5, TP("elsewhere", 0): 99}
-    app = App(Consumer(ends), Assignor(set(ends)))
-    committed = Committed({(T, 0): 10, (T, 1): 2})
+    app = App(Assignor({TP(T, 0), TP(T, 1), TP("elsewhere", 0)}))
+    offsets = Offsets({(T, 0): 10, (T, 1): 2}, {(T, 0): 10, (T, 1): 5})
     app_: Any = app
-    return app, clock, committed, progress, Watchdog(app_, [T], progress, committed)
+    return app, clock, offsets, progress, Watchdog(app_, [T], progress, offsets)
 
 
 async def test_a_partition_never_fetched_is_reported_once_the_assignment_settled() -> None:
-    _, clock, committed, progress, watchdog = setup()
+    _, clock, offsets, progress, watchdog = setup()
     assert await watchdog.check() == []  # first sight of the generation: the window starts
     with progress.handling(T, 0, 9):
         pass
@@ -80,7 +74,9 @@ async def test_a_partition_never_fetched_is_reported_once_the_assignment_settled
     assert await watchdog.check() == []
     clock.now += 1 + IDLE_S
     assert await watchdog.check() == [(T, 1)]
-    assert committed.asked == [(T, 1)]  # partition 0's next offset came from the agent
+    offsets.committed[(T, 0)] = 3  # the group's commit lags what reached the agent:
+    assert await watchdog.check() == [(T, 1)]  # partition 0 is judged by the agent
+    assert set(offsets.asked) == {(T, 0), (T, 1)}  # "elsewhere" is not watched
 
 
 async def test_a_rebalance_restarts_the_window() -> None:
@@ -99,7 +95,7 @@ async def test_a_rebalance_restarts_the_window() -> None:
 
 
 async def test_nothing_is_checked_while_the_worker_stops_or_recovers() -> None:
-    app, clock, committed, _, watchdog = setup()
+    app, clock, offsets, _, watchdog = setup()
     await watchdog.check()
     clock.now += 60
     app.in_recovery = True
@@ -107,13 +103,13 @@ async def test_nothing_is_checked_while_the_worker_stops_or_recovers() -> None:
     app.in_recovery, app.should_stop = False, True
     clock.now += 60
     assert await watchdog.check() == []
-    assert committed.asked == []
+    assert offsets.asked == []
 
 
 async def test_a_partition_behind_a_busy_agent_is_logged_once_not_stopped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _, clock, committed, progress, watchdog = setup()
+    _, clock, _, progress, watchdog = setup()
     await watchdog.check()
     clock.now += 30
     with progress.handling(T, 0, 9):  # a record in hand (a send that blocks)
@@ -122,4 +118,3 @@ async def test_a_partition_behind_a_busy_agent_is_logged_once_not_stopped(
         assert await watchdog.check() == []
     warned = [r.getMessage() for r in caplog.records if "the agent is busy" in r.getMessage()]
     assert len(warned) == 1 and "1 record(s) in hand for 5 s" in warned[0], warned
-    assert set(committed.asked) == {(T, 1)}  # never partition 0: its agent saw it
