@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from eth_typing import HexStr
+from eth_utils.crypto import keccak
 
 from devtools.harness.process import CLI
 from schemas.onchain import DepositEvent, SettledEvent
@@ -43,6 +44,7 @@ from streams.tables import changelog_topic
 
 READ_TIMEOUT_S = 60.0
 RECONCILE_TIMEOUT_S = 180.0
+WITHDRAWN_TOPIC = keccak(text="Withdrawn(address,uint256)")  # the admin moving treasury funds
 # The alerts and chain.events are no invariant's source: they explain a violation.
 CHECKED_TOPICS = (
     CHAIN_EVENTS,
@@ -199,9 +201,20 @@ async def chain_facts(settings: Settings, payees: set[str]) -> ChainFacts:
                 "toBlock": head,
             },
         )
+        withdrawals = await rpc.logs(
+            client.w3,
+            {
+                "address": client.settlement.address,
+                "topics": [HexStr("0x" + WITHDRAWN_TOPIC.hex())],
+                "fromBlock": 0,
+                "toBlock": head,
+            },
+        )
         balances = {p: await client.token_balance(p) for p in sorted(payees)}
     finally:
         await client.w3.provider.disconnect()
+    # The admin's withdrawals move treasury funds out too: they are no payouts.
+    admin_moves = {bytes(g["transactionHash"]) for g in withdrawals}
     transfers = [
         Transfer(
             payee="0x" + bytes(g["topics"][2][12:]).hex(),
@@ -210,6 +223,7 @@ async def chain_facts(settings: Settings, payees: set[str]) -> ChainFacts:
             log_index=int(g["logIndex"]),
         )
         for g in logs
+        if bytes(g["transactionHash"]) not in admin_moves
     ]
     return ChainFacts(
         transfers=transfers,
