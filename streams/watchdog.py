@@ -41,6 +41,7 @@ log = logging.getLogger("paystream.streams")
 
 EXIT_STALLED = 72
 CHECK_S = 5.0
+SUMMARY_EVERY = 12  # checks between two summary lines (one a minute)
 IDLE_S = 10.0
 KAFKA_TIMEOUT_S = 10.0
 
@@ -71,6 +72,7 @@ class Watchdog:
         self.unsettled_since: float | None = None  # a rebalance or recovery under way
         self.unsettled_warned = False  # one that lasts, logged
         self.reading: asyncio.Future[Mapping[Partition, tuple[int, int]]] | None = None
+        self.checks = 0  # completed checks, for the summary line
 
     def _settled(self) -> bool:
         """False (and the window restarts) while or just after a rebalance."""
@@ -124,6 +126,15 @@ class Watchdog:
         ends = {p: end for p, (_, end) in read.items()}
         committed = {p: start for p, (start, _) in read.items()}
         lagging = progress.lagging(ends, committed, since)
+        self.checks += 1
+        if self.checks % SUMMARY_EVERY == 1:
+            behind = {p: end - committed[p] for p, end in ends.items() if end > committed[p]}
+            log.info(
+                "partition watchdog: %d partitions, %d behind their committed offset %s",
+                len(ends),
+                len(behind),
+                dict(sorted(behind.items())[:8]),
+            )
         stalled = [p for p in lagging if progress.idle(p[0], since, IDLE_S)]
         for topic, partition in stalled:
             log.error(
