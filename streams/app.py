@@ -33,7 +33,7 @@ from schemas.topics import (
 )
 from services.ports import WorkerPorts
 from services.settings import Settings
-from streams import connection, listening, reviews, scheduler, watchdog, web
+from streams import commits, connection, listening, reviews, scheduler, watchdog, web
 from streams.agents import (
     chain_events,
     chain_submitted,
@@ -88,6 +88,7 @@ def create_app(
     when the worker starts; ``offsets`` reads the group's committed and end
     offsets, for the partition watchdog; ``unpayable``: the contracts' addresses, refused
     as payees)."""
+    commits.install()  # commit only past handled records (see streams/commits.py)
     app = faust.App(
         settings.app_id,
         web_port=settings.worker_web_port,
