@@ -10,18 +10,29 @@ being acked) and the next one is then acked: the skipped record is lost. Seen
 in the fault suite as ``chain.events`` records committed without reaching the
 reconciler, leaving their payments SUBMITTED though paid.
 
-``install`` replaces that one method with a version whose head check is exact:
-nothing is committed while the record at the committed offset is not acked. A
-record skipped that way is read again after the next rebalance or restart (its
-handlers are idempotent) instead of being lost.
+Faust also acks, as a "gap", the offsets between two records it read out of
+order (a prefetched record delivered before the ones a seek reads again), and
+then drops the older ones when they come (``Consumer._drain_messages`` skips
+offsets below the last read one).
+
+``install`` makes the head check exact (nothing is committed while the record
+at the committed offset is not acked) and stops the gap filling (the engine's
+topics are not compacted and carry no transaction markers: an offset jump is
+never a gap). A record skipped either way holds its partition's commit back;
+the partition watchdog (``streams/watchdog.py``) sees the records after the
+committed offset and restarts the worker, which reads them again (handlers are
+idempotent) instead of losing them.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faust.transport.consumer import Consumer
 from faust.utils.functional import consecutive_numbers
+
+log = logging.getLogger("paystream.streams")
 
 
 def next_commit(acked: list[int], committed: int | None) -> tuple[int | None, int]:
@@ -57,6 +68,18 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     return offset
 
 
+async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+    """Faust treats offsets it did not see between two records as a gap and
+    acks them. The engine's topics have none (not compacted, no transactions):
+    such a jump is records delivered out of order around a rebalance (a
+    prefetched one first), and acking the ones before it would lose them."""
+    log.warning(
+        "%s: offsets %s to %s not delivered yet; not acking them", tp, offset_from, offset_to - 1
+    )
+
+
 def install() -> None:
-    """Use the exact head check in every Faust consumer of this process."""
+    """Use the exact head check, and no gap filling, in every Faust consumer of
+    this process."""
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
+    Consumer._add_gap = _add_gap  # type: ignore[method-assign]

@@ -47,12 +47,6 @@ class Progress:
         last = self.last_event.get(topic)
         return "no record yet" if last is None else f"idle for {now - last:.0f} s"
 
-    def next_offset(self, tp: Partition, since: float) -> int | None:
-        """The next offset the agent will see on ``tp``, from what reached it
-        since ``since`` (None: nothing did)."""
-        seen = self.seen.get(tp)
-        return seen[0] + 1 if seen is not None and seen[1] >= since else None
-
     def idle(self, topic: str, since: float, idle_s: float) -> bool:
         """No record of ``topic`` in hand, and none reached its agent for ``idle_s``."""
         if self.in_hand.get(topic, 0):
@@ -62,30 +56,29 @@ class Progress:
     def stalled(
         self,
         ends: Mapping[Partition, int],
-        positions: Mapping[Partition, int],
+        committed: Mapping[Partition, int],
         since: float,
         idle_s: float,
     ) -> list[Partition]:
         """The partitions of ``ends`` that are stalled now (the rule is in
-        ``streams/watchdog.py``); ``since``: when the last rebalance ended.
-
-        ``positions``: where the agent will start on the partitions no record
-        of which reached it since then (the group's committed offsets).
-        """
-        lagging = self.lagging(ends, positions, since)
+        ``streams/watchdog.py``); ``since``: when the last rebalance ended;
+        ``committed``: the group's committed offsets."""
+        lagging = self.lagging(ends, committed, since)
         return [tp for tp in lagging if self.idle(tp[0], since, idle_s)]
 
     def lagging(
-        self, ends: Mapping[Partition, int], positions: Mapping[Partition, int], since: float
+        self, ends: Mapping[Partition, int], committed: Mapping[Partition, int], since: float
     ) -> dict[Partition, int]:
-        """The partitions with records waiting none of which reached their agent
-        for ``stall_s`` (since ``since`` at the earliest), busy agent or not:
-        how many records wait on each."""
+        """The partitions with records after the group's committed offset, none
+        of which reached their agent for ``stall_s`` (since ``since`` at the
+        earliest), busy agent or not: how many records wait on each.
+
+        The committed offset, not what reached the agent: a record Faust skips
+        around a rebalance (``streams/commits.py``) holds the commit back while
+        later ones reach the agent, and only a restart reads it again."""
         now, out = self.clock(), {}
         for tp, end in ends.items():
-            position = self.next_offset(tp, since)
-            if position is None:
-                position = positions.get(tp)
+            position = committed.get(tp)
             quiet_since = max(self.seen.get(tp, (0, 0.0))[1], since)
             if position is not None and end > position and now - quiet_since >= self.stall_s:
                 out[tp] = end - position

@@ -6,11 +6,11 @@ nothing reports a problem. Payments on it would never get an outcome.
 
 The agent shell tells ``Progress`` which records reach each agent. Every
 ``CHECK_S`` the watchdog compares, for each partition of an agent's topic in this
-worker's active assignment, the next offset the agent will see (the last one
-that reached it, or else the group's committed offset) with the partition's end
-offset. A partition is *stalled* when all of these hold:
+worker's active assignment, the group's committed offset with the partition's
+end offset. A partition is *stalled* when all of these hold:
 
-- it has records the agent has not seen;
+- it has records after the committed offset (never fetched, or skipped by
+  Faust around a rebalance: ``streams/commits.py`` keeps the commit behind them);
 - no record of it reached the agent for ``stall_s`` (counted from the end of the
   last rebalance at the earliest);
 - its agent is idle: no record of any partition for ``IDLE_S`` and none in hand.
@@ -54,10 +54,9 @@ class Watchdog:
 
     ``offsets``: per partition, the group's committed offset and the end offset,
     read from Kafka with a client of their own, not through Faust's consumer
-    (its thread may be what is stuck). The committed offset is where the agent
-    will start on a partition none of whose records reached it since the
-    rebalance (the consumer's fetch position will not do: a partition left
-    unfetched may have its records stuck in the consumer's buffer)."""
+    (its thread may be what is stuck). Not the consumer's fetch position: a
+    partition left unfetched may have its records stuck in the consumer's
+    buffer."""
 
     def __init__(
         self, app: faust.App, topics: Collection[str], progress: Progress, offsets: Offsets
