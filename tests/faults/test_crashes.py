@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from schemas.topics import PAYMENTS_REQUESTED
 from tests.faults.conftest import Faults
 from tests.faults.plan import MARKS, scaled
@@ -38,13 +36,6 @@ def test_three_sigkills_during_the_payments(faults: Faults) -> None:
     assert_invariants(p, ids, timeout_s=120 + count / 20)
 
 
-# Known to break some of the time (3 of 16 runs at scale 1 with the watchdog): a
-# few payments paid on chain stay SUBMITTED, their chain.events records committed
-# by the group but never handled by the reconciler, so the watchdog sees nothing
-# waiting (docs/guarantees.md, "Not yet guaranteed"). In the same runs it caught
-# and recovered the other kind, a partition Faust stopped fetching. Nothing is
-# ever paid twice. Deselected from `make test`; `make faults` runs it.
-@pytest.mark.intermittent
 def test_two_workers_one_killed(faults: Faults) -> None:
     """Two workers share the partitions; the leader (it runs the chain
     listener) is SIGKILLed mid-run and comes back later (x scale): its
