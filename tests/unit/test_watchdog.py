@@ -76,7 +76,7 @@ async def test_a_partition_never_fetched_is_reported_once_the_assignment_settled
     assert await watchdog.check() == [(T, 1)]
     assert set(offsets.asked) == {(T, 0), (T, 1)}  # "elsewhere" is not watched
     offsets.committed[(T, 0)] = 3  # a record skipped: the commit is held back
-    assert await watchdog.check() == [(T, 0), (T, 1)]
+    assert sorted(await watchdog.check()) == [(T, 0), (T, 1)]
 
 
 async def test_a_rebalance_restarts_the_window() -> None:
