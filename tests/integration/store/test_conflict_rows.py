@@ -3,12 +3,10 @@ that reused a payment id, not the payment; the payment's row must survive it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from schemas.base import conflict_event_id, outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
@@ -17,17 +15,9 @@ from schemas.records import SinkRecord
 from services.settings import Settings
 from services.store.postgres import PostgresLedgerStore
 from tests.integration.conftest import connect
-from tests.integration.store.support import deposit, postgres_store, settled
+from tests.integration.store.support import deposit, settled
 
 pytestmark = pytest.mark.integration
-
-
-@pytest_asyncio.fixture
-async def store(fresh_db: Settings) -> AsyncIterator[tuple[PostgresLedgerStore, Settings]]:
-    ledger, pool = postgres_store(fresh_db, {})
-    await pool.open()  # type: ignore[attr-defined]
-    yield ledger, fresh_db
-    await pool.close()  # type: ignore[attr-defined]
 
 
 def _conflict(first: PaymentSettled, at: Any, amount: int = 7) -> PaymentFailed:

@@ -5,12 +5,10 @@ the sink reads its topics in."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from schemas.base import outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
@@ -21,20 +19,12 @@ from services.settings import Settings
 from services.store.postgres import PostgresLedgerStore
 from services.store.reviews import held_for_review, status_of
 from tests.integration.conftest import connect
-from tests.integration.store.support import PAYEE, T0, postgres_store, settled
+from tests.integration.store.support import PAYEE, T0, settled
 
 pytestmark = pytest.mark.integration
 CHECK = FraudCheck(
     score=600, decision="REVIEW", rules_triggered=("VELOCITY_COUNT",), check_duration_us=40
 )
-
-
-@pytest_asyncio.fixture
-async def store(fresh_db: Settings) -> AsyncIterator[tuple[PostgresLedgerStore, Settings]]:
-    ledger, pool = postgres_store(fresh_db, {})
-    await pool.open()  # type: ignore[attr-defined]
-    yield ledger, fresh_db
-    await pool.close()  # type: ignore[attr-defined]
 
 
 def held(payer: str = "dora", amount: int = 500, at: datetime = T0) -> ReviewHeld:
