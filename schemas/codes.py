@@ -18,7 +18,7 @@ class FailureCode(StrEnum):
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"  # the payer's available balance is too low
     FRAUD_BLOCKED = "FRAUD_BLOCKED"  # the rules engine decided BLOCK
     SETTLEMENT_REJECTED = "SETTLEMENT_REJECTED"  # the chain refused the batch for good
-    SETTLEMENT_TIMEOUT = "SETTLEMENT_TIMEOUT"  # not confirmed in time and not on chain
+    SETTLEMENT_TIMEOUT = "SETTLEMENT_TIMEOUT"  # not mined in time, cancelled, proven unpaid
     PAYMENT_ID_CONFLICT = "PAYMENT_ID_CONFLICT"  # the id was used for a different request
     REVIEW_DENIED = "REVIEW_DENIED"  # held for review; an operator denied it
     REVIEW_EXPIRED = "REVIEW_EXPIRED"  # held for review; no decision before it expired
@@ -38,7 +38,10 @@ FAILURE_REASONS: dict[FailureCode, str] = {
     FailureCode.INSUFFICIENT_FUNDS: "the payer's available balance is lower than the amount",
     FailureCode.FRAUD_BLOCKED: "blocked by the fraud rules",
     FailureCode.SETTLEMENT_REJECTED: "the settlement transaction was refused by the chain",
-    FailureCode.SETTLEMENT_TIMEOUT: "the settlement was not confirmed in time",
+    FailureCode.SETTLEMENT_TIMEOUT: (
+        "the settlement transaction was not mined in time and was cancelled; the chain "
+        "shows the payment unpaid"
+    ),
     FailureCode.PAYMENT_ID_CONFLICT: (
         "the payment id was already used for a different request (payer, payee, amount, "
         "currency or merchant differ); the first request keeps it"

@@ -14,6 +14,7 @@ above an adapter catches a library's exception type.
     │   ├── StoreUnavailable        PostgreSQL did not answer in time
     │   ├── CacheUnavailable        Redis did not answer in time
     │   └── ChainUnavailable        the EVM node did not answer in time
+    ├── TransactionCancelled        not mined in time: an empty transaction took its nonce
     └── InvariantViolation          a broken invariant: crash the worker, never ack
 
 Tooling errors (the local stack's) extend the root in ``devtools/stack/errors.py``.
@@ -58,6 +59,12 @@ class CacheUnavailable(InfrastructureError):
 
 class ChainUnavailable(InfrastructureError):
     """The EVM node did not answer in time."""
+
+
+class TransactionCancelled(PaystreamError):
+    """A transaction was not mined within ``chain_cancel_after_s``: an empty
+    transaction replaced it at its nonce and was mined, so nothing it carried
+    can ever be executed."""
 
 
 class InvariantViolation(PaystreamError):

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     chain_receipt_poll_s: float = Field(default=0.1, gt=0)
     chain_replace_after_s: float = Field(default=12.0, gt=0)
     chain_max_replacements: int = Field(default=5, ge=0)
+    # A transaction not mined after this long is cancelled (an empty one takes
+    # its nonce); the payments it carried then fail with proof they are unpaid.
+    chain_cancel_after_s: float = Field(default=3_600.0, gt=0)
     chain_fee_bump_bps: int = Field(default=1_250, ge=1_250)
     chain_gas_margin_bps: int = Field(default=2_000, ge=0)
     # Settlement approvals: M of N signers for batches above the threshold.

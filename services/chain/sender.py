@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -15,7 +17,7 @@ from services.chain import rpc
 from services.chain.fees import FeeCapExceeded, Fees, bumped, initial_fees
 from services.chain.nonces import NonceManager, SharedLock
 from services.chain.reverts import ContractReverted, RevertDecoder
-from services.errors import ChainUnavailable
+from services.errors import ChainUnavailable, TransactionCancelled
 from services.settings import Settings
 
 Receipt = dict[str, Any]
@@ -25,6 +27,29 @@ log = logging.getLogger("paystream.chain")
 class NonceTaken(ChainUnavailable):
     """The account's confirmed nonce passed ours and none of our versions was
     mined: another transaction used the nonce, so this one can never be mined."""
+
+
+@dataclass
+class _Sent:
+    """What was sent at one nonce: the transaction, what is followed now (the
+    transaction, or its cancel), and every version's hash, newest last."""
+
+    tx: dict[str, Any]
+    following: dict[str, Any]
+    fees: Fees  # of the newest version
+    hashes: list[bytes] = field(default_factory=list)
+    cancels: set[bytes] = field(default_factory=set)
+    newest_raw: bytes = b""
+
+    @property
+    def nonce(self) -> int:
+        return int(self.tx["nonce"])
+
+    def add(self, tx_hash: bytes, raw: bytes, fees: Fees, cancel: bool) -> None:
+        self.hashes.append(tx_hash)
+        if cancel:
+            self.cancels.add(tx_hash)
+        self.fees, self.newest_raw = fees, raw
 
 
 class TxSender:
@@ -61,7 +86,9 @@ class TxSender:
         """Send ``tx`` (``to``, ``data``, optional ``value``/``gas``) from ``account``.
 
         Raises ContractReverted (decoded) if it would revert or did revert,
-        FeeCapExceeded when fees are above the cap, ChainUnavailable on timeout.
+        FeeCapExceeded when fees are above the cap, NonceTaken when another
+        transaction used its nonce, TransactionCancelled when it was not mined
+        within ``chain_cancel_after_s`` and its cancel was.
         """
         s = self.settings
         tx = {"from": account.address, "chainId": s.chain_id, "type": 2, "value": 0, **tx}
@@ -69,45 +96,63 @@ class TxSender:
             tx["gas"] = await self.estimate_gas(tx)
         fees = initial_fees(await self.base_fee(), s.chain_priority_fee_wei, s.chain_max_fee_wei)
         async with self.nonces.reserve(account.address) as nonce:
-            hashes = [await self._sign_and_send(account, {**tx, "nonce": nonce}, fees)]
-        return await self._await_receipt(account, {**tx, "nonce": nonce}, fees, hashes)
+            tx["nonce"] = nonce
+            sent = _Sent(tx, tx, fees)
+            await self._sign_and_send(account, sent, tx, fees)
+        return await self._await_receipt(account, sent)
 
-    async def _sign_and_send(self, account: LocalAccount, tx: dict[str, Any], fees: Fees) -> bytes:
+    async def _sign_and_send(
+        self, account: LocalAccount, sent: _Sent | None, tx: dict[str, Any], fees: Fees
+    ) -> bytes:
+        """Sign and send one version of ``tx``; recorded in ``sent`` (if given)
+        before the node is asked, so that a version the node took without
+        answering is still followed."""
         signed = account.sign_transaction({**tx, **fees.as_tx()})
+        raw = bytes(signed.raw_transaction)
+        if sent is not None:
+            sent.add(bytes(signed.hash), raw, fees, cancel=tx is not sent.tx)
+        return await self._broadcast(raw, tx["nonce"])
+
+    async def _broadcast(self, raw: bytes, nonce: int) -> bytes:
         try:
-            return bytes(await self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            return bytes(await self.w3.eth.send_raw_transaction(raw))
         except (Web3Exception, OSError, ValueError) as exc:
-            raise ChainUnavailable(f"sending nonce {tx['nonce']} failed: {exc}") from exc
+            raise ChainUnavailable(f"sending nonce {nonce} failed: {exc}") from exc
 
     async def _receipt(self, tx_hash: bytes) -> Receipt | None:
         return await rpc.receipt(self.w3, tx_hash)
 
-    async def _await_receipt(
-        self, account: LocalAccount, tx: dict[str, Any], fees: Fees, hashes: list[bytes]
-    ) -> Receipt:
-        """Follow every version of nonce ``tx['nonce']`` until one is mined, or
+    async def _await_receipt(self, account: LocalAccount, sent: _Sent) -> Receipt:
+        """Follow every version of nonce ``sent.nonce`` until one is mined, or
         until the account's confirmed nonce passes it without any of them.
 
         A sent nonce is never abandoned: whatever the fees or the node's
         answers, a version in the pool may still be mined and pay. Past
-        ``chain_receipt_timeout_s`` the wait is logged, not given up.
+        ``chain_receipt_timeout_s`` the wait is logged; a version the node
+        forgot is sent again; past ``chain_cancel_after_s`` the transaction is
+        cancelled, and only a mined cancel ends the wait without a receipt.
         """
         s = self.settings
-        nonce, started = tx["nonce"], time.monotonic()
+        nonce, started = sent.nonce, time.monotonic()
         replace_at, warn_at = started + s.chain_replace_after_s, started + s.chain_receipt_timeout_s
+        cancel_at = started + s.chain_cancel_after_s
         while True:
             try:
-                receipt = await self._first_receipt(hashes)
+                receipt = await self._first_receipt(sent.hashes)
                 if receipt is not None:
-                    return await self._checked(tx, receipt)
+                    return await self._mined(sent, receipt, time.monotonic() - started)
                 if await self._confirmed_count(account.address) > nonce:
-                    receipt = await self._first_receipt(hashes)  # mined since the poll above?
+                    receipt = await self._first_receipt(sent.hashes)  # mined since the poll above?
                     if receipt is not None:
-                        return await self._checked(tx, receipt)
+                        return await self._mined(sent, receipt, time.monotonic() - started)
                     raise NonceTaken(f"nonce {nonce} of {account.address} was used by another tx")
                 if time.monotonic() >= replace_at:
-                    await self._fill_gap(account, nonce, fees)
-                    fees = await self._replace(account, tx, fees, hashes)
+                    await self._fill_gap(account, nonce, sent.fees)
+                    await self._resend_if_forgotten(sent)
+                    if time.monotonic() >= cancel_at:
+                        await self._cancel(account, sent, time.monotonic() - started)
+                    else:
+                        await self._replace(account, sent)
                     replace_at = time.monotonic() + s.chain_replace_after_s
             except NonceTaken:
                 raise
@@ -121,14 +166,23 @@ class TxSender:
             if time.monotonic() >= warn_at:
                 log.warning(
                     "nonce %s of %s: not mined after %.0f s (%d versions); following until it "
-                    "is mined or replaced",
+                    "is mined or replaced (cancelled after %.0f s)",
                     nonce,
                     account.address,
                     time.monotonic() - started,
-                    len(hashes),
+                    len(sent.hashes),
+                    s.chain_cancel_after_s,
                 )
                 warn_at = time.monotonic() + s.chain_receipt_timeout_s
             await asyncio.sleep(s.chain_receipt_poll_s)
+
+    async def _mined(self, sent: _Sent, receipt: Receipt, waited_s: float) -> Receipt:
+        if bytes(receipt["transactionHash"]) in sent.cancels:
+            raise TransactionCancelled(
+                f"nonce {sent.nonce}: not mined in {waited_s:.0f} s; the empty transaction "
+                f"that cancelled it was mined in block {receipt['blockNumber']}"
+            )
+        return await self._checked(sent.tx, receipt)
 
     async def _first_receipt(self, hashes: list[bytes]) -> Receipt | None:
         for tx_hash in hashes:
@@ -140,6 +194,15 @@ class TxSender:
     async def _confirmed_count(self, address: str) -> int:
         return int(await self.w3.eth.get_transaction_count(address, "latest"))  # type: ignore[arg-type]
 
+    async def _resend_if_forgotten(self, sent: _Sent) -> None:
+        """The node dropped the newest version from its pool (evicted, restarted,
+        a reorg): send those same bytes again, whatever the replacement limit."""
+        newest = sent.hashes[-1]
+        if await rpc.call(self.w3, "eth_getTransactionByHash", ["0x" + newest.hex()]):
+            return
+        log.warning("nonce %s: the node forgot 0x%s; sending it again", sent.nonce, newest.hex())
+        await self._broadcast(sent.newest_raw, sent.nonce)
+
     async def _fill_gap(self, account: LocalAccount, nonce: int, fees: Fees) -> None:
         """If an earlier nonce left the pool (a reorg dropped its transaction),
         ours can never be mined: fill the gap with an empty self-transfer."""
@@ -147,36 +210,58 @@ class TxSender:
             if next_nonce >= nonce:
                 return
             log.warning("nonce %s of %s: filling the gap at %s", nonce, account.address, next_nonce)
-            filler = {
-                "from": account.address,
-                "to": account.address,
-                "value": 0,
-                "gas": 21_000,
-                "chainId": self.settings.chain_id,
-                "type": 2,
-                "nonce": next_nonce,
-            }
-            await self._sign_and_send(account, filler, fees)
+            await self._sign_and_send(account, None, self._empty(account, next_nonce), fees)
 
-    async def _replace(
-        self, account: LocalAccount, tx: dict[str, Any], fees: Fees, hashes: list[bytes]
-    ) -> Fees:
+    def _empty(self, account: LocalAccount, nonce: int) -> dict[str, Any]:
+        """A zero-value transfer to oneself: it only uses up the nonce."""
+        return {
+            "from": account.address,
+            "to": account.address,
+            "value": 0,
+            "gas": 21_000,
+            "chainId": self.settings.chain_id,
+            "type": 2,
+            "nonce": nonce,
+        }
+
+    async def _replace(self, account: LocalAccount, sent: _Sent) -> None:
         """Send a fee-bumped version (while replacements are allowed and the fees
-        stay under the cap); the fees of the newest version sent."""
+        stay under the cap)."""
         s = self.settings
-        if len(hashes) > s.chain_max_replacements:
-            return fees
+        if len(sent.hashes) > s.chain_max_replacements:
+            return
         try:
-            higher = bumped(fees, await self.base_fee(), s.chain_max_fee_wei, s.chain_fee_bump_bps)
+            higher = bumped(
+                sent.fees, await self.base_fee(), s.chain_max_fee_wei, s.chain_fee_bump_bps
+            )
         except FeeCapExceeded:
-            return fees  # wait at the fees already sent
+            return  # wait at the fees already sent
         # A refused replacement (e.g. "nonce too low": an earlier version was
         # mined) is not an error: the versions already sent are still followed.
+        with suppress(ChainUnavailable):
+            await self._sign_and_send(account, sent, sent.following, higher)
+
+    async def _cancel(self, account: LocalAccount, sent: _Sent, waited_s: float) -> None:
+        """Replace the transaction with an empty one at its nonce (fees bumped,
+        under the cap): once that is mined, no version of it can ever be.
+        Sent again, bumped, each round the cancel is not mined."""
+        s = self.settings
+        if sent.following is sent.tx:
+            log.warning(
+                "nonce %s of %s: not mined after %.0f s; cancelling it",
+                sent.nonce,
+                account.address,
+                waited_s,
+            )
+            sent.following = self._empty(account, sent.nonce)
         try:
-            hashes.append(await self._sign_and_send(account, tx, higher))
-        except ChainUnavailable:
-            return fees
-        return higher
+            higher = bumped(
+                sent.fees, await self.base_fee(), s.chain_max_fee_wei, s.chain_fee_bump_bps
+            )
+        except FeeCapExceeded:
+            return  # the cancel waits for fees under the cap too
+        with suppress(ChainUnavailable):
+            await self._sign_and_send(account, sent, sent.following, higher)
 
     async def _checked(self, tx: dict[str, Any], receipt: Receipt) -> Receipt:
         if int(receipt["status"]) == 1:

@@ -23,6 +23,7 @@ from tests.faults.verdict import assert_invariants
 pytestmark = MARKS
 
 PAYMENTS_PER_ROUND = 50
+CANCEL_AFTER_S = 20.0
 STUCK_S = 25.0  # longer than the sender's timeouts below allow it to wait
 SENDER = {
     "chain_receipt_timeout_s": 5.0,
@@ -79,3 +80,49 @@ def test_stuck_transaction_mined_after_the_sender_gave_up(faults: Faults) -> Non
     for _ in range(scaled(1)):
         ids += _stuck_round(p, payers)
     assert_invariants(p, ids, timeout_s=120)
+
+
+NEVER_LANDS = {
+    "chain_replace_after_s": 2.0,
+    "chain_max_replacements": 0,  # only the forgotten-version re-send puts it back
+    "chain_cancel_after_s": CANCEL_AFTER_S,
+}
+
+
+def _paused_round(p: FaultPipeline, payers: list[str], drop: bool, paused_s: float) -> list[str]:
+    """A round of payments sent while mining is paused for ``paused_s``; with
+    ``drop``, the node forgets every transaction in its pool once they are sent."""
+    p.node("evm_setIntervalMining", 0)
+    try:
+        ids = p.load(payers, payees=10).publish(None, count=PAYMENTS_PER_ROUND).ids
+        pending = _wait_sent(p)
+        if drop:
+            p.node("anvil_dropAllTransactions")
+            p.mark(f"the node forgot {pending} settlement txs ({_pending(p)} pending now)")
+        time.sleep(paused_s)
+        p.mark(f"{_pending(p)} txs pending after {paused_s:.0f} s without mining")
+    finally:
+        p.node("evm_setIntervalMining", 1)
+    return ids
+
+
+def test_a_transaction_that_never_lands_is_sent_again_or_cancelled(faults: Faults) -> None:
+    """Audit finding 2: a settlement transaction the chain never mines. Forgotten
+    by the node, it is sent again and pays; kept out of blocks past
+    ``chain_cancel_after_s``, it is cancelled and its payments fail with
+    SETTLEMENT_TIMEOUT once the cancel is mined (proof they are unpaid). Either
+    way every hold ends, and no payment is paid twice."""
+    p = faults.pipeline(**NEVER_LANDS)
+    p.start()
+    payers = p.payers(10)
+    p.fund(payers)
+    resent: list[str] = []
+    cancelled: list[str] = []
+    for _ in range(scaled(1)):
+        resent += _paused_round(p, payers, drop=True, paused_s=CANCEL_AFTER_S / 2)
+        assert p.wait_outcomes(resent, timeout_s=120) == len(resent)
+        cancelled += _paused_round(p, payers, drop=False, paused_s=CANCEL_AFTER_S + 10)
+    assert_invariants(p, resent + cancelled, timeout_s=120)
+    traces = p.collector.traces(resent + cancelled)
+    assert {traces[pid].code for pid in resent} == {None}
+    assert {traces[pid].code for pid in cancelled} == {"SETTLEMENT_TIMEOUT"}

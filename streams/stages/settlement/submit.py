@@ -13,7 +13,10 @@ Failure only with proof. A payment is refused (``REJECTED``) only when the
 contract refused its batch, none of the operator's transactions is still
 waiting in the node's pool and the chain says the payment is not paid. Out of
 retries, nothing is decided: ``SettlementDeferred`` leaves the batch, held, to
-the sweeper, which sends it again under the same sequence numbers.
+the sweeper, which sends it again under the same sequence numbers. A
+transaction the chain does not mine within ``chain_cancel_after_s`` is
+cancelled (an empty transaction takes its nonce); once the cancel is mined,
+its payments fail with ``SETTLEMENT_TIMEOUT``, with the same proof.
 
 One bad payment fails alone. A payee the token will not credit reverts the
 whole batch (``TransferFailed``): only the payments to that payee are refused,
@@ -37,7 +40,7 @@ from schemas.onchain import PaymentRecord, account_ref
 from schemas.payments import PaymentSubmitted
 from schemas.topics import CHAIN_SUBMITTED
 from services.chain.reverts import ContractReverted
-from services.errors import InfrastructureError, InvariantViolation
+from services.errors import InfrastructureError, InvariantViolation, TransactionCancelled
 from services.ports import ChainClient, Claim, ClaimRequest, WorkerPorts
 from services.settings import Settings
 from streams.outcomes import Emit
@@ -68,7 +71,9 @@ class SubmitResult:
 
 
 # Reverts that say nothing about the payments: the batch waits and is sent again.
-TRANSIENT_REVERTS = frozenset({"EnforcedPause", "OutOfGas"})
+# ApprovalExpired: a version signed long ago was mined late; the next attempt
+# is approved afresh.
+TRANSIENT_REVERTS = frozenset({"EnforcedPause", "OutOfGas", "ApprovalExpired"})
 
 
 PAID = SubmitResult("SUBMITTED")  # refused now, but the chain says an earlier attempt paid it
@@ -134,6 +139,8 @@ async def _send(
             receipt = await chain.settle_batch(batch_id, records)
         except ContractReverted as exc:
             return await _classified(batch_id, exc, records, chain)
+        except TransactionCancelled as exc:  # not mined in time; failed only with proof
+            return SubmitResult.rejected(FailureCode.SETTLEMENT_TIMEOUT, str(exc))
         except InfrastructureError as exc:
             if attempt == settings.settle_retries_max:
                 raise SettlementDeferred(

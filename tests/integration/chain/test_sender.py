@@ -12,6 +12,7 @@ from services.bootstrap import tx_sender
 from services.chain.client import Web3ChainClient
 from services.chain.fees import BPS
 from services.chain.sender import NonceTaken
+from services.errors import TransactionCancelled
 from tests.integration.chain.conftest import rpc
 
 pytestmark = pytest.mark.integration
@@ -130,3 +131,55 @@ async def test_a_nonce_used_by_another_transaction_is_reported_not_awaited_forev
             await asyncio.wait_for(sending, timeout=30)
     finally:
         await rpc(chain, "evm_setAutomine", True)
+
+
+async def test_a_transaction_the_node_forgot_is_sent_again(chain: Web3ChainClient) -> None:
+    """The node drops our transaction from its pool (evicted, restarted): past
+    the replacement limit, the sender still sends the same bytes again."""
+    settings = chain.settings.model_copy(
+        update={"chain_max_replacements": 0, "chain_replace_after_s": 0.3}
+    )
+    chain.sender = tx_sender(chain.w3, settings)
+    payee = Account.create().address
+    await rpc(chain, "evm_setAutomine", False)
+    try:
+        sending = asyncio.create_task(chain.call_token(chain.keys.admin, "mint", payee, 9))
+        await asyncio.sleep(0.2)
+        await rpc(chain, "anvil_dropAllTransactions")
+        assert await _pool_size(chain) == 0
+        await asyncio.sleep(4 * settings.chain_replace_after_s)
+        assert await _pool_size(chain) == 1  # sent again
+        await rpc(chain, "evm_mine")
+        receipt = await asyncio.wait_for(sending, timeout=30)
+    finally:
+        await rpc(chain, "evm_setAutomine", True)
+    assert receipt["status"] == 1
+    assert await chain.token_balance(payee) == 9
+
+
+async def test_a_transaction_not_mined_in_time_is_cancelled(chain: Web3ChainClient) -> None:
+    """Past ``chain_cancel_after_s`` an empty transaction takes the nonce; once
+    it is mined, the sender says so (TransactionCancelled) and the original
+    can never be mined."""
+    settings = chain.settings.model_copy(
+        update={"chain_replace_after_s": 0.3, "chain_cancel_after_s": 1.0}
+    )
+    chain.sender = tx_sender(chain.w3, settings)
+    admin, payee = chain.keys.admin, Account.create().address
+    await rpc(chain, "evm_setAutomine", False)
+    try:
+        nonce = await chain.w3.eth.get_transaction_count(admin.address, "pending")
+        sending = asyncio.create_task(chain.call_token(admin, "mint", payee, 3))
+        await asyncio.sleep(3 * settings.chain_cancel_after_s)
+        await rpc(chain, "evm_mine")
+        with pytest.raises(TransactionCancelled, match=f"nonce {nonce}"):
+            await asyncio.wait_for(sending, timeout=30)
+    finally:
+        await rpc(chain, "evm_setAutomine", True)
+    assert await chain.w3.eth.get_transaction_count(admin.address, "latest") == nonce + 1
+    assert await chain.token_balance(payee) == 0
+
+
+async def _pool_size(chain: Web3ChainClient) -> int:
+    status = await rpc(chain, "txpool_status")
+    return int(status["pending"], 16) + int(status["queued"], 16)

@@ -12,10 +12,15 @@ from eth_account import Account
 
 from services.ports import WorkerPorts
 from services.settings import Settings
-from streams.stages.fraud import FraudDeps
+from streams.stages.fraud import FraudDeps, handle_request
 from streams.stages.reconcile import ReconcileDeps
 from streams.stages.review import ReviewDeps
-from streams.stages.settlement.batching import SettlementDeps
+from streams.stages.settlement.batching import (
+    OpenBatch,
+    SettlementDeps,
+    handle_scored,
+    take_due_batches,
+)
 from streams.stages.submitted import SubmittedDeps
 from streams.state import Balance, PaymentState, VelocityWindow, payment_key
 from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore
@@ -84,3 +89,21 @@ def summary(available: int = 0, held: int = 0, settled: int = 0) -> dict[str, in
 def key_of(body: dict[str, Any]) -> str:
     """The ``payments`` table key of a request body."""
     return payment_key(str(body["payer_account"]), str(body["payment_id"]))
+
+
+def approve(world: World, count: int, payer: str = "alice") -> list[bytes]:
+    world.balances.setdefault(payer, Balance(available=10**9))
+    scored = []
+    for _ in range(count):
+        (emit,) = handle_request(raw(request(payer)), payer, world.fraud).emits
+        scored.append(emit.payload())
+    return scored
+
+
+def due_batch(world: World, count: int, partition: int = 0) -> OpenBatch:
+    """``count`` approved payments of one partition, batched and due."""
+    for offset, payload in enumerate(approve(world, count)):
+        handle_scored(payload, partition, offset, world.settlement)
+    world.clock.advance(world.settings.batch_wait_ms)
+    (batch,) = take_due_batches(world.settlement, 0)
+    return batch

@@ -35,16 +35,7 @@ from streams.stages.settlement.submit import SettlementDeferred, claim_request, 
 from streams.stages.submitted import handle_submitted
 from streams.state import Balance, PaymentState, Status, payment_key
 from tests.support.fakes import FakeChain
-from tests.unit.stages.conftest import World, raw, request, summary
-
-
-def _approve(world: World, count: int, payer: str = "alice") -> list[bytes]:
-    world.balances.setdefault(payer, Balance(available=10**9))
-    scored = []
-    for _ in range(count):
-        (emit,) = handle_request(raw(request(payer)), payer, world.fraud).emits
-        scored.append(emit.payload())
-    return scored
+from tests.unit.stages.conftest import World, approve, due_batch, raw, request, summary
 
 
 def _confirmed(world: World, emit: Emit, block: int = 10) -> bytes:
@@ -76,19 +67,10 @@ class Refusing(FakeChain):
         raise ContractReverted("NotEnoughApprovals", (0, 2), b"")
 
 
-def _due_batch(world: World, count: int, partition: int = 0) -> OpenBatch:
-    """``count`` approved payments of one partition, batched and due."""
-    for offset, payload in enumerate(_approve(world, count)):
-        handle_scored(payload, partition, offset, world.settlement)
-    world.clock.advance(world.settings.batch_wait_ms)
-    (batch,) = take_due_batches(world.settlement, 0)
-    return batch
-
-
 async def test_batches_close_when_full_and_their_claimed_sequences_are_consecutive(
     world: World,
 ) -> None:
-    for offset, payload in enumerate(_approve(world, 4)):
+    for offset, payload in enumerate(approve(world, 4)):
         assert handle_scored(payload, 3, offset, world.settlement).note == "batched"
     assert {(s.partition, s.sequence) for s in world.payments.values()} == {(3, None)}
     full, open_ = take_due_batches(world.settlement, 0), world.settlement.batches.open[3]
@@ -105,7 +87,7 @@ async def test_batches_close_when_full_and_their_claimed_sequences_are_consecuti
 def test_due_batches_keep_filling_while_the_chain_is_busy(world: World) -> None:
     limit = world.settings.settle_inflight_max
     sending = limit  # that many transactions are still on their way
-    payloads = _approve(world, 3)
+    payloads = approve(world, 3)
     handle_scored(payloads[0], 5, 0, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     assert take_due_batches(world.settlement, sending) == []
@@ -141,7 +123,7 @@ def test_merging_never_splits_a_batch_nor_exceeds_the_maximum() -> None:
 
 
 def test_a_replayed_scored_record_joins_no_second_batch(world: World) -> None:
-    (payload,) = _approve(world, 1)
+    (payload,) = approve(world, 1)
     handle_scored(payload, 0, 17, world.settlement)
     again = handle_scored(payload, 0, 17, world.settlement)
     assert again.note == "already batched"
@@ -151,7 +133,7 @@ def test_a_replayed_scored_record_joins_no_second_batch(world: World) -> None:
 
 async def test_a_resent_batch_keeps_its_claimed_sequences(world: World) -> None:
     """Whatever is replayed or re-sent, a payment is sent under one sequence."""
-    for offset, payload in enumerate(_approve(world, 2)):
+    for offset, payload in enumerate(approve(world, 2)):
         handle_scored(payload, 1, offset, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement, 0)
@@ -193,7 +175,7 @@ async def test_one_id_from_two_payers_is_paid_once_the_other_gets_a_conflict(
 
 
 async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> None:
-    for offset, payload in enumerate(_approve(world, 3)):
+    for offset, payload in enumerate(approve(world, 3)):
         handle_scored(payload, 1, offset, world.settlement)
     (batch,) = take_due_batches(world.settlement, 0)
     emits = await settle(batch, world.ports, world.settings, world.clock)
@@ -212,7 +194,7 @@ async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> 
 
 
 async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: World) -> None:
-    batch = _due_batch(world, 2)
+    batch = due_batch(world, 2)
     world.ports = replace(world.ports, chain=Refusing())
     emits = await settle(batch, world.ports, world.settings, world.clock)
     for emit in emits:
@@ -236,7 +218,7 @@ async def test_out_of_retries_nothing_is_decided_and_the_holds_stay(world: World
     world.settings = world.settings.model_copy(
         update={"settle_retries_max": 1, "settle_backoff_ms": 1}
     )
-    batch = _due_batch(world, 2)
+    batch = due_batch(world, 2)
     with pytest.raises(SettlementDeferred):
         await settle(batch, replace(world.ports, chain=Flaky()), world.settings, world.clock)
     assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
@@ -247,7 +229,7 @@ async def test_a_refusal_fails_only_with_proof(world: World) -> None:
     Refused with nothing pending: what an earlier attempt paid is SUBMITTED, the
     rest fails."""
 
-    batch = _due_batch(world, 2)
+    batch = due_batch(world, 2)
     chain = Refusing(unmined=1)
     ports = replace(world.ports, chain=chain)
     with pytest.raises(SettlementDeferred):
@@ -266,7 +248,7 @@ async def test_a_refusal_fails_only_with_proof(world: World) -> None:
 async def test_a_refusal_never_fails_a_payment_already_submitted(world: World) -> None:
     """Another transaction's refusal (a re-send) is no proof against the one
     that carried the payment: the SUBMITTED payment keeps its hold."""
-    (payload,) = _approve(world, 1)
+    (payload,) = approve(world, 1)
     handle_scored(payload, 0, 0, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement, 0)
@@ -283,7 +265,7 @@ async def test_a_refusal_never_fails_a_payment_already_submitted(world: World) -
 
 
 def test_unsent_batches_are_found_again_with_their_members(world: World) -> None:
-    for offset, payload in enumerate(_approve(world, 4)):
+    for offset, payload in enumerate(approve(world, 4)):
         handle_scored(payload, 2, offset, world.settlement)
     world.clock.advance(60_000)
     handled = Submissions(keep_s=600)
@@ -340,7 +322,7 @@ def test_deposits_are_credited_once(world: World) -> None:
 
 
 def test_illegal_transitions_break_an_invariant(world: World) -> None:
-    (payload,) = _approve(world, 1)
+    (payload,) = approve(world, 1)
     state = next(iter(world.payments.values()))
     with pytest.raises(InvariantViolation):
         state.moved(Status.SETTLED)
@@ -352,7 +334,7 @@ def test_illegal_transitions_break_an_invariant(world: World) -> None:
 async def test_a_replayed_settlement_captures_once_even_if_the_capture_was_lost(
     world: World,
 ) -> None:
-    (payload,) = _approve(world, 1)
+    (payload,) = approve(world, 1)
     handle_scored(payload, 4, 0, world.settlement)
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement, 0)
@@ -365,39 +347,3 @@ async def test_a_replayed_settlement_captures_once_even_if_the_capture_was_lost(
     handle_chain_event(confirmed, "ref", world.reconcile)
     handle_chain_event(confirmed, "ref", world.reconcile)
     assert world.balances["alice"].summary() == summary(10**9 - 1_000, 0, 1_000)
-
-
-@pytest.mark.parametrize("condition", ["paused", "treasury short"])
-async def test_a_revert_that_says_nothing_about_the_payments_is_never_a_failure(
-    world: World, condition: str
-) -> None:
-    """Paused, or short of funds: the batch stays held until it clears."""
-    batch = _due_batch(world, 2)
-    chain = FakeChain(paused=condition == "paused", treasury=1_500)
-    ports = replace(world.ports, chain=chain)
-    with pytest.raises(SettlementDeferred, match="sweeper sends it again"):
-        await settle(batch, ports, world.settings, world.clock)
-    assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
-    chain.paused, chain.treasury = False, 10**9  # unpaused, topped up
-    emits = await settle(batch, ports, world.settings, world.clock)
-    outcomes = {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits}
-    assert outcomes == {"SUBMITTED"} and len(chain.settled) == 2
-
-
-async def test_a_payee_the_token_refuses_fails_alone(world: World) -> None:
-    """One payee the token will not credit reverts the whole batch on chain; only
-    its payments are refused, the rest are paid in the same settle."""
-    batch = _due_batch(world, 3)  # a full batch (batch_max_payments)
-    bad = batch.members[1].payee_address
-    chain = FakeChain(refusing={bad.lower()})
-    emits = await settle(batch, replace(world.ports, chain=chain), world.settings, world.clock)
-    outcomes = {
-        r.payment_id: r for r in (PaymentSubmitted.model_validate_json(e.payload()) for e in emits)
-    }
-    refused = [m.payment_id for m in batch.members if m.payee_address == bad]
-    assert [i for i, r in outcomes.items() if r.outcome == "REJECTED"] == refused
-    assert bad.lower() in (outcomes[refused[0]].reason or "")
-    assert len(chain.settled) == 2
-    for emit in emits:
-        handle_submitted(emit.payload(), world.submitted)
-    assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)

@@ -1,0 +1,105 @@
+"""Submission when the chain refuses or does not mine: reverts that say
+nothing about the payments wait, a payee the token refuses fails alone, and a
+transaction cancelled after ``chain_cancel_after_s`` fails its payments only
+with proof."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pytest
+
+from schemas.onchain import BatchReceipt, PaymentRecord
+from schemas.payments import PaymentFailed, PaymentSubmitted
+from services.chain.reverts import ContractReverted
+from services.errors import TransactionCancelled
+from streams.stages.settlement.submit import SettlementDeferred, settle
+from streams.stages.submitted import handle_submitted
+from tests.support.fakes import FakeChain
+from tests.unit.stages.conftest import World, due_batch, summary
+
+
+@pytest.mark.parametrize("condition", ["paused", "treasury short"])
+async def test_a_revert_that_says_nothing_about_the_payments_is_never_a_failure(
+    world: World, condition: str
+) -> None:
+    """Paused, or short of funds: the batch stays held until it clears."""
+    batch = due_batch(world, 2)
+    chain = FakeChain(paused=condition == "paused", treasury=1_500)
+    ports = replace(world.ports, chain=chain)
+    with pytest.raises(SettlementDeferred, match="sweeper sends it again"):
+        await settle(batch, ports, world.settings, world.clock)
+    assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
+    chain.paused, chain.treasury = False, 10**9  # unpaused, topped up
+    emits = await settle(batch, ports, world.settings, world.clock)
+    outcomes = {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits}
+    assert outcomes == {"SUBMITTED"} and len(chain.settled) == 2
+
+
+async def test_a_payee_the_token_refuses_fails_alone(world: World) -> None:
+    """One payee the token will not credit reverts the whole batch on chain; only
+    its payments are refused, the rest are paid in the same settle."""
+    batch = due_batch(world, 3)  # a full batch (batch_max_payments)
+    bad = batch.members[1].payee_address
+    chain = FakeChain(refusing={bad.lower()})
+    emits = await settle(batch, replace(world.ports, chain=chain), world.settings, world.clock)
+    outcomes = {
+        r.payment_id: r for r in (PaymentSubmitted.model_validate_json(e.payload()) for e in emits)
+    }
+    refused = [m.payment_id for m in batch.members if m.payee_address == bad]
+    assert [i for i, r in outcomes.items() if r.outcome == "REJECTED"] == refused
+    assert bad.lower() in (outcomes[refused[0]].reason or "")
+    assert len(chain.settled) == 2
+    for emit in emits:
+        handle_submitted(emit.payload(), world.submitted)
+    assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
+
+
+class ApprovalExpiredOnce(FakeChain):
+    """A version approved long ago is mined after its approvals expired."""
+
+    expired: bool = True
+
+    async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
+        if self.expired:
+            self.expired = False
+            raise ContractReverted("ApprovalExpired", (0,), b"")
+        return await super().settle_batch(batch_id, payments)
+
+
+async def test_expired_approvals_are_asked_again_not_a_failure(world: World) -> None:
+    batch = due_batch(world, 2)
+    ports = replace(world.ports, chain=ApprovalExpiredOnce())
+    with pytest.raises(SettlementDeferred):
+        await settle(batch, ports, world.settings, world.clock)
+    emits = await settle(batch, ports, world.settings, world.clock)
+    assert {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {
+        "SUBMITTED"
+    }
+
+
+class Cancelling(FakeChain):
+    """The chain never mines the batch: its cancel is mined instead."""
+
+    async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
+        raise TransactionCancelled(f"batch {batch_id}: cancelled")
+
+
+async def test_a_cancelled_transaction_fails_its_payments_only_with_proof(world: World) -> None:
+    """Cancelled while another transaction of the operator waits in the pool:
+    deferred (it might carry them). With nothing pending: what the chain shows
+    paid is SUBMITTED, the rest fails with SETTLEMENT_TIMEOUT and its hold ends."""
+    batch = due_batch(world, 2)
+    chain = Cancelling(unmined=1)
+    ports = replace(world.ports, chain=chain)
+    with pytest.raises(SettlementDeferred):
+        await settle(batch, ports, world.settings, world.clock)
+    chain.unmined = 0
+    emits = await settle(batch, ports, world.settings, world.clock)
+    outcomes = [PaymentSubmitted.model_validate_json(e.payload()) for e in emits]
+    assert {(o.outcome, o.code) for o in outcomes} == {("REJECTED", "SETTLEMENT_TIMEOUT")}
+    for emit in emits:
+        (failed,) = handle_submitted(emit.payload(), world.submitted).emits
+        assert PaymentFailed.model_validate_json(failed.payload()).code == "SETTLEMENT_TIMEOUT"
+    assert world.balances["alice"].summary() == summary(available=10**9)
