@@ -23,9 +23,10 @@ class PaymentRecord:
     """One payment of a batch, as the contract sees it."""
 
     payee: str  # EIP-55 address
-    amount: int  # token base units
+    amount: int  # token base units, what the payer pays
     sequence: int  # engine-assigned payment number, the double-payment guard's key
     payer_ref: int
+    fee: int = 0  # of the amount, to the platform's fee recipient; the payee gets the rest
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,11 @@ class SettledPayment:
     """A settled payment as the chain tells it (decoded by services/chain/events.py)."""
 
     payee: str
-    amount: int
+    amount: int  # what the payer paid: the payee got amount - fee
     sequence: int
     payer_ref: int
     batch_id: int
+    fee: int = 0
 
 
 @dataclass(frozen=True)

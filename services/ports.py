@@ -32,6 +32,13 @@ class ChainClient(Protocol):
     async def treasury_balance(self) -> int:
         """What the settlement contract holds of the token, to pay batches from."""
 
+    async def payee_accepts(self, payee: str) -> bool:
+        """Whether the token would move one unit from the treasury to ``payee``
+        (a call, nothing is sent): False for a payee the token refuses."""
+
+    async def fees_collected(self) -> int:
+        """What the contract's fee recipient holds of the token: every fee paid."""
+
     async def unmined_sends(self) -> int:
         """How many transactions the operator sent that are not mined yet (its
         pending nonce minus its confirmed one): while any is, a payment it may

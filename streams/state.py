@@ -57,6 +57,7 @@ class PaymentState(_Value):
     amount: NonNegative
     currency: str
     merchant_id: str | None = None
+    fee: NonNegative = 0  # of the amount, to the platform; fixed when the payment is scored
     status: Status
     requested_at: AwareDatetime
     # Where the payment's state lives: its payer's partition (set when batched;

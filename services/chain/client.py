@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
-from web3.exceptions import BlockNotFound
+from web3.exceptions import BlockNotFound, ContractLogicError
 
 from schemas.onchain import BatchReceipt, ChainEvent, PaymentRecord, SettledEvent
 from services.chain import artifacts, rpc
@@ -131,6 +131,17 @@ class Web3ChainClient:
 
     async def treasury_balance(self) -> int:
         return await self.token_balance(self.settlement.address)
+
+    async def payee_accepts(self, payee: str) -> bool:
+        transfer = self.token.functions.transfer(self.w3.to_checksum_address(payee), 1)
+        try:
+            return bool(await transfer.call({"from": self.settlement.address}))
+        except ContractLogicError:
+            return False
+
+    async def fees_collected(self) -> int:
+        recipient = await self.settlement.functions.feeRecipient().call()
+        return await self.token_balance(str(recipient))
 
     async def unmined_sends(self) -> int:
         operator = self.keys.operator.address

@@ -96,6 +96,7 @@ async def deploy_contracts(settings: Settings, keys: ChainKeys, sender: TxSender
         token,
         keys.admin.address,
         keys.operator.address,
+        keys.fees.address,
         signers,
         settings.chain_required_approvals,
         settings.chain_approval_threshold,

@@ -1,15 +1,16 @@
 """Decoding the settlement contract's logs into typed events.
 
 A settled payment is told by three logs of one transaction: the token's
-``Transfer(treasury, payee, amount)``, immediately followed by the contract's
-anonymous 16-byte ``PaymentSettled`` (sequence | payer reference), and, closing
-the transaction, ``BatchSettled(batchId, ...)``. See docs/chain.md.
+``Transfer(treasury, payee, amount - fee)``, immediately followed by the
+contract's anonymous ``PaymentSettled`` (sequence | payer reference, 16 bytes,
+then the fee, 12 bytes, when it is not 0), and, closing the transaction after
+the batch's one fee transfer, ``BatchSettled(batchId, ...)``. See docs/chain.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_abi.abi import decode
@@ -21,7 +22,8 @@ from services.errors import InvariantViolation, require
 
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
 DEPOSITED_TOPIC = keccak(text="Deposited(uint64,address,uint256,string)")
-BATCH_SETTLED_TOPIC = keccak(text="BatchSettled(uint64,uint256,uint256,uint256)")
+BATCH_SETTLED_TOPIC = keccak(text="BatchSettled(uint64,uint256,uint256,uint256,uint256)")
+PAYMENT_SETTLED_BYTES = (16, 28)  # without a fee, with one
 
 
 def _hex(value: Any) -> str:
@@ -42,7 +44,7 @@ class _Open:
     """PaymentSettled logs of one transaction waiting for its BatchSettled."""
 
     tx_hash: str
-    payments: list[tuple[int, int, str, int, LogRef]]
+    payments: list[tuple[SettledPayment, LogRef]]  # batch id 0 until BatchSettled
 
 
 def decode_logs(logs: Iterable[Any], settlement: str, token: str) -> list[ChainEvent]:
@@ -64,7 +66,7 @@ def decode_logs(logs: Iterable[Any], settlement: str, token: str) -> list[ChainE
                 last_transfer = (at, receiver, int.from_bytes(data[:32], "big"))
         elif address != settlement:
             continue
-        elif not topics and len(data) == 16:
+        elif not topics and len(data) in PAYMENT_SETTLED_BYTES:
             if last_transfer is None:
                 raise InvariantViolation(f"PaymentSettled at {at} has no token Transfer")
             require(
@@ -75,15 +77,17 @@ def decode_logs(logs: Iterable[Any], settlement: str, token: str) -> list[ChainE
             )
             if open_batch is None or open_batch.tx_hash != at.tx_hash:
                 open_batch = _Open(at.tx_hash, [])
-            sequence, payer_ref = int.from_bytes(data[:8], "big"), int.from_bytes(data[8:], "big")
-            _, payee, amount = last_transfer
-            open_batch.payments.append((sequence, payer_ref, payee, amount, at))
+            sequence, payer_ref = int.from_bytes(data[:8], "big"), int.from_bytes(data[8:16], "big")
+            fee = int.from_bytes(data[16:], "big")
+            _, payee, net = last_transfer
+            paid = SettledPayment(payee, net + fee, sequence, payer_ref, 0, fee)
+            open_batch.payments.append((paid, at))
         elif topics and topics[0] == BATCH_SETTLED_TOPIC:
             batch_id = int.from_bytes(topics[1], "big")
             if open_batch is not None and open_batch.tx_hash == at.tx_hash:
                 events.extend(
-                    SettledEvent(SettledPayment(payee, amount, seq, ref, batch_id), where)
-                    for seq, ref, payee, amount, where in open_batch.payments
+                    SettledEvent(replace(paid, batch_id=batch_id), where)
+                    for paid, where in open_batch.payments
                 )
             open_batch = None
         elif topics and topics[0] == DEPOSITED_TOPIC:

@@ -1,7 +1,8 @@
 """The chain accounts paystream uses, and EIP-712 batch approvals.
 
 Locally every key is derived from the configured mnemonic (anvil funds them):
-index 0 admin, 1 operator (sends batches), 2.. the N approval signers, and
+index 0 admin, 1 operator (sends batches), 2.. the N approval signers,
+``FEES_INDEX`` the platform's fee account (the contract's fee recipient) and
 ``FUNDER_INDEX`` the account that makes demo and test deposits.
 """
 
@@ -21,6 +22,7 @@ Account.enable_unaudited_hdwallet_features()
 ADMIN_INDEX = 0
 OPERATOR_INDEX = 1
 FIRST_SIGNER_INDEX = 2
+FEES_INDEX = 18
 FUNDER_INDEX = 19
 
 
@@ -36,6 +38,7 @@ class ChainKeys:
     admin: LocalAccount
     operator: LocalAccount
     signers: tuple[LocalAccount, ...]
+    fees: LocalAccount
     funder: LocalAccount
 
     @classmethod
@@ -46,6 +49,7 @@ class ChainKeys:
             signers=tuple(
                 derive(settings, FIRST_SIGNER_INDEX + i) for i in range(settings.chain_signer_count)
             ),
+            fees=derive(settings, FEES_INDEX),
             funder=derive(settings, FUNDER_INDEX),
         )
 

@@ -28,6 +28,8 @@ from services.errors import require
 from services.ports import Claim, ClaimRequest
 from services.store.ledger import Entry, deposit_entries, settlement_entries
 
+FAKE_FEE_RECIPIENT = "0x" + "fe" * 20
+
 
 @dataclass
 class FakeChain:
@@ -38,6 +40,7 @@ class FakeChain:
     settled: set[int] = field(default_factory=set)
     blocks: list[tuple[str, list[ChainEvent]]] = field(default_factory=list)
 
+    fees: int = 0  # paid to the fee recipient
     forks: int = 0
     unmined: int = 0  # operator transactions in the pool (a test sets it)
     paused: bool = False  # the contract's pause (a test sets it)
@@ -70,8 +73,9 @@ class FakeChain:
                 continue
             self.settled.add(p.sequence)
             self.treasury -= p.amount
-            self.balances[p.payee] = self.balances.get(p.payee, 0) + p.amount
-            paid.append(SettledPayment(p.payee, p.amount, p.sequence, p.payer_ref, batch_id))
+            self.balances[p.payee] = self.balances.get(p.payee, 0) + p.amount - p.fee
+            self.fees += p.fee
+            paid.append(SettledPayment(p.payee, p.amount, p.sequence, p.payer_ref, batch_id, p.fee))
         number = len(self.blocks) + 1
         block_hash = self._hash(number)
         events: list[ChainEvent] = [
@@ -85,16 +89,26 @@ class FakeChain:
 
     def _would_revert(self, payments: Sequence[PaymentRecord]) -> None:
         """The contract's reverts: paused, or a transfer the token refuses (a
-        payee it will not credit, or more than the treasury holds)."""
+        payee it will not credit, or more than the treasury holds), in the
+        contract's order: each payee's amount - fee, then the batch's fees."""
         if self.paused:
             raise ContractReverted("EnforcedPause", (), b"")
-        left = self.treasury
+        left, fees = self.treasury, 0
         for p in payments:
             if p.sequence in self.settled:
                 continue
-            if p.payee.lower() in self.refusing or p.amount > left:
-                raise ContractReverted("TransferFailed", (p.payee.lower(), p.amount), b"")
-            left -= p.amount
+            net = p.amount - p.fee
+            if p.payee.lower() in self.refusing or net > left:
+                raise ContractReverted("TransferFailed", (p.payee.lower(), net), b"")
+            left, fees = left - net, fees + p.fee
+        if fees > left or (fees and FAKE_FEE_RECIPIENT in self.refusing):
+            raise ContractReverted("TransferFailed", (FAKE_FEE_RECIPIENT, fees), b"")
+
+    async def payee_accepts(self, payee: str) -> bool:
+        return payee.lower() not in self.refusing and self.treasury > 0
+
+    async def fees_collected(self) -> int:
+        return self.fees
 
     async def is_settled(self, sequence: int) -> bool:
         return sequence in self.settled

@@ -30,13 +30,20 @@ SETTLEMENT = "0x" + "5e" * 20
 TOKEN = "0x" + "70" * 20
 
 
-def test_pack_batch_layout_is_48_bytes_big_endian() -> None:
-    packed = pack_batch([PaymentRecord(PAYEE, 1_000_000, 7, 2**64 - 1)])
-    assert len(packed) == 48
+def test_pack_batch_layout_is_60_bytes_big_endian() -> None:
+    packed = pack_batch([PaymentRecord(PAYEE, 1_000_000, 7, 2**64 - 1, 2_500)])
+    assert len(packed) == 60
     assert packed[:20] == bytes.fromhex("ab" * 20)
     assert int.from_bytes(packed[20:32], "big") == 1_000_000
     assert int.from_bytes(packed[32:40], "big") == 7
     assert packed[40:48] == b"\xff" * 8
+    assert int.from_bytes(packed[48:60], "big") == 2_500
+
+
+@pytest.mark.parametrize("fee", [-1, 1_000])
+def test_pack_batch_refuses_a_fee_not_below_the_amount(fee: int) -> None:
+    with pytest.raises(InvariantViolation):
+        pack_batch([PaymentRecord(PAYEE, 1_000, 1, 1, fee)])
 
 
 @pytest.mark.parametrize("amount", [0, -1, 2**96])
@@ -130,12 +137,23 @@ def _word(value: int | str) -> bytes:
 
 def test_decode_pairs_payment_logs_with_transfers_and_the_batch() -> None:
     logs = [
-        _log(TOKEN, 0, [TRANSFER_TOPIC, _word(SETTLEMENT), _word(PAYEE)], _word(500)),
-        _log(SETTLEMENT, 1, [], (3).to_bytes(8, "big") + (9).to_bytes(8, "big")),
-        _log(SETTLEMENT, 2, [BATCH_SETTLED_TOPIC, _word(42)], encode(["uint256"] * 3, [1, 0, 500])),
+        _log(TOKEN, 0, [TRANSFER_TOPIC, _word(SETTLEMENT), _word(PAYEE)], _word(480)),
+        _log(
+            SETTLEMENT,
+            1,
+            [],
+            (3).to_bytes(8, "big") + (9).to_bytes(8, "big") + (20).to_bytes(12, "big"),
+        ),
+        _log(TOKEN, 2, [TRANSFER_TOPIC, _word(SETTLEMENT), _word(TOKEN)], _word(20)),  # the fees
         _log(
             SETTLEMENT,
             3,
+            [BATCH_SETTLED_TOPIC, _word(42)],
+            encode(["uint256"] * 4, [1, 0, 500, 20]),
+        ),
+        _log(
+            SETTLEMENT,
+            4,
             [DEPOSITED_TOPIC, _word(77), _word(PAYEE)],
             encode(["uint256", "string"], [1_000, "alice"]),
             tx="cc",
@@ -144,19 +162,20 @@ def test_decode_pairs_payment_logs_with_transfers_and_the_batch() -> None:
     settled, deposit = decode_logs(reversed(logs), SETTLEMENT, TOKEN)
     assert isinstance(settled, SettledEvent) and isinstance(deposit, DepositEvent)
     p = settled.payment
-    assert (p.payee.lower(), p.amount, p.sequence, p.payer_ref, p.batch_id) == (
+    assert (p.payee.lower(), p.amount, p.sequence, p.payer_ref, p.batch_id, p.fee) == (
         PAYEE,
         500,
         3,
         9,
         42,
+        20,
     )
     assert settled.at.log_index == 1
     assert (deposit.account, deposit.account_ref, deposit.amount) == ("alice", 77, 1_000)
 
 
 def test_decode_refuses_a_payment_log_without_its_transfer() -> None:
-    orphan = _log(SETTLEMENT, 1, [], bytes(16))
+    orphan = _log(SETTLEMENT, 1, [], bytes(28))
     with pytest.raises(InvariantViolation):
         decode_logs([orphan], SETTLEMENT, TOKEN)
 

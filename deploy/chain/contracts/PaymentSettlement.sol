@@ -13,20 +13,22 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// @notice Holds the treasury in one ERC-20 token, takes deposits for payer
 /// accounts, and pays batches of payments in one call. Every payment carries a
 /// sequence number assigned by the engine; a bitmap over those numbers makes
-/// sure that no payment is ever paid twice. Batches above a value threshold
-/// need M-of-N EIP-712 approvals from registered signers.
-/// @dev Packed batch format (`payments`), 48 bytes per payment, big-endian:
+/// sure that no payment is ever paid twice. A payment's fee goes to the
+/// platform's fee recipient, the rest to the payee. Batches above a value
+/// threshold need M-of-N EIP-712 approvals from registered signers.
+/// @dev Packed batch format (`payments`), 60 bytes per payment, big-endian:
 ///   [0..20)  payee address
-///   [20..32) amount (uint96, token base units)
+///   [20..32) amount (uint96, token base units, what the payer pays)
 ///   [32..40) sequence number (uint64, the engine's payment number)
 ///   [40..48) payer reference (uint64, the engine's account reference)
+///   [48..60) fee (uint96, below the amount; the payee receives amount - fee)
 contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     using SafeERC20 for IERC20;
 
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     bytes32 public constant BATCH_APPROVAL_TYPEHASH =
         keccak256("BatchApproval(uint64 batchId,bytes32 paymentsHash,uint256 nonce,uint256 deadline)");
-    uint256 private constant RECORD_BYTES = 48;
+    uint256 private constant RECORD_BYTES = 60;
     uint256 public constant MAX_BATCH = 1024;
 
     IERC20 public immutable token;
@@ -41,22 +43,28 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     uint256 public approvalThreshold;
     /// @notice Approval nonces already consumed.
     mapping(uint256 => bool) public approvalNonceUsed;
+    /// @notice Where the fees of each batch go, in one transfer per batch.
+    address public feeRecipient;
 
     /// @notice One per settled payment, kept lean because it is paid 200 times a
-    /// batch: an anonymous log (no topic) whose 16 data bytes are the payment's
-    /// sequence number and payer reference (uint64 each, big-endian), emitted
-    /// right after the token's `Transfer(treasury, payee, amount)` of the same
-    /// payment. Payee and amount are read from that Transfer (what the token
-    /// really moved), the batch id from the `BatchSettled` that closes the
-    /// transaction. It is this contract's only log without topics.
-    /// Solidity cannot declare a 16-byte event, so it is emitted with `log0`.
-    event BatchSettled(uint64 indexed batchId, uint256 paidCount, uint256 skippedCount, uint256 paidAmount);
+    /// batch: an anonymous log (no topic) whose data are the payment's sequence
+    /// number and payer reference (uint64 each) and, when it is not 0, its fee
+    /// (uint96), big-endian (16 or 28 bytes), emitted right after the token's `Transfer(treasury, payee,
+    /// amount - fee)` of the same payment. Payee and net amount are read from
+    /// that Transfer (what the token really moved), the batch id from the
+    /// `BatchSettled` that closes the transaction, after the one fee transfer
+    /// of the batch. It is this contract's only log without topics.
+    /// Solidity cannot declare such an event, so it is emitted with `log0`.
+    event BatchSettled(
+        uint64 indexed batchId, uint256 paidCount, uint256 skippedCount, uint256 paidAmount, uint256 feeAmount
+    );
     /// @notice `account` is the engine's account id (1-64 of [A-Za-z0-9_-]);
     /// `accountRef` = uint64(bytes8(keccak256(account))) lets clients filter by account.
     event Deposited(uint64 indexed accountRef, address indexed from, uint256 amount, string account);
     event Withdrawn(address indexed to, uint256 amount);
     event SignerSet(address indexed signer, bool active);
     event ApprovalPolicySet(uint256 requiredApprovals, uint256 approvalThreshold);
+    event FeeRecipientSet(address indexed feeRecipient);
 
     error EmptyOrMalformedBatch(uint256 length);
     error BatchTooLarge(uint256 count);
@@ -67,6 +75,8 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     error SignersNotAscending(address signer);
     error UnknownSigner(address signer);
     error ZeroAmount();
+    error FeeNotBelowAmount(uint256 sequence);
+    error InvalidFeeRecipient();
     error InvalidAccount();
     error InvalidPolicy();
     error TokenHasNoCode(address token);
@@ -76,6 +86,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         IERC20 token_,
         address admin,
         address operator,
+        address feeRecipient_,
         address[] memory signers,
         uint256 requiredApprovals_,
         uint256 approvalThreshold_
@@ -85,6 +96,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         token = token_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, operator);
+        _setFeeRecipient(feeRecipient_);
         for (uint256 i = 0; i < signers.length; ++i) {
             _setSigner(signers[i], true);
         }
@@ -178,7 +190,8 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         }
     }
 
-    /// @dev Pays every payment of the batch not paid before; returns the batch total.
+    /// @dev Pays every payment of the batch not paid before (amount - fee to its
+    /// payee), then the batch's fees to the fee recipient; returns the batch total.
     /// The hot loop reads calldata directly and keeps the current bitmap word in
     /// memory; amounts are uint96 and batches at most MAX_BATCH long, so the sums
     /// cannot overflow.
@@ -190,6 +203,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
 
         uint256 paidCount;
         uint256 paidAmount;
+        uint256 feeAmount;
         uint256 wordIndex = type(uint256).max;
         uint256 word;
         uint256 at;
@@ -199,7 +213,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         unchecked {
             for (uint256 end = at + length; at < end; at += RECORD_BYTES) {
                 uint256 payment;
-                uint256 refs;
+                uint256 refs; // sequence 8 | payer reference 8 | fee 12 | 4 bytes beyond
                 assembly {
                     payment := calldataload(at)
                     refs := calldataload(add(at, 32))
@@ -208,6 +222,8 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
                 if (amount == 0) revert ZeroAmount();
                 total += amount;
                 uint256 sequence = refs >> 192;
+                uint256 fee = (refs >> 32) & type(uint96).max;
+                if (fee >= amount) revert FeeNotBelowAmount(sequence);
                 if (sequence >> 8 != wordIndex) {
                     if (wordIndex != type(uint256).max) _settledWords[wordIndex] = word;
                     wordIndex = sequence >> 8;
@@ -216,19 +232,22 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
                 uint256 bit = 1 << (sequence & 0xff);
                 if (word & bit != 0) continue; // paid before: never move these funds again
                 word |= bit;
-                _pay(payment >> 96, amount);
+                _pay(payment >> 96, amount - fee);
                 assembly {
-                    // PaymentSettled: sequence | payer reference, 16 bytes.
+                    // PaymentSettled: sequence | payer reference (| fee, when not 0).
                     let ptr := mload(0x40)
-                    calldatacopy(ptr, add(at, 32), 16)
-                    log0(ptr, 16)
+                    let size := add(16, mul(12, iszero(iszero(fee))))
+                    calldatacopy(ptr, add(at, 32), size)
+                    log0(ptr, size)
                 }
                 ++paidCount;
                 paidAmount += amount;
+                feeAmount += fee;
             }
         }
         _settledWords[wordIndex] = word;
-        emit BatchSettled(batchId, paidCount, count - paidCount, paidAmount);
+        if (feeAmount != 0) _pay(uint256(uint160(feeRecipient)), feeAmount);
+        emit BatchSettled(batchId, paidCount, count - paidCount, paidAmount, feeAmount);
     }
 
     /// @dev `token.transfer(payee, amount)` with SafeERC20's acceptance rule
@@ -262,6 +281,10 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         _setApprovalPolicy(requiredApprovals_, approvalThreshold_);
     }
 
+    function setFeeRecipient(address feeRecipient_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setFeeRecipient(feeRecipient_);
+    }
+
     function pause() external onlyRole(DEFAULT_ADMIN_ROLE) {
         _pause();
     }
@@ -275,6 +298,12 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         if (amount == 0) revert ZeroAmount();
         token.safeTransfer(to, amount);
         emit Withdrawn(to, amount);
+    }
+
+    function _setFeeRecipient(address feeRecipient_) private {
+        if (feeRecipient_ == address(0) || feeRecipient_ == address(this)) revert InvalidFeeRecipient();
+        feeRecipient = feeRecipient_;
+        emit FeeRecipientSet(feeRecipient_);
     }
 
     function _setSigner(address signer, bool active) private {

@@ -114,6 +114,11 @@ async def settle(
         if result.outcome == "SUBMITTED":
             return emits + submitted_records(own, batch.batch_id, result, clock())
         bad = [m for m in own if result.payee and m.payee_address.lower() == result.payee]
+        if result.payee and not bad:
+            raise SettlementDeferred(
+                f"batch {batch.batch_id}: the token refused {result.payee}, no payee of the "
+                "batch (the fee recipient?); its payments stay held until that is fixed"
+            )
         if not bad or len(bad) == len(own):
             return emits + await _refused(own, batch.batch_id, result, ports.chain, clock)
         log.warning("batch %s: %s; sending the others again", batch.batch_id, result.reason)
@@ -124,7 +129,9 @@ async def settle(
 
 def _records(members: list[PaymentState]) -> list[PaymentRecord]:
     return [
-        PaymentRecord(m.payee_address, m.amount, m.sequence or 0, account_ref(m.payer_account))
+        PaymentRecord(
+            m.payee_address, m.amount, m.sequence or 0, account_ref(m.payer_account), m.fee
+        )
         for m in members
     ]
 
@@ -175,12 +182,15 @@ async def _classified(
     if exc.name == "TransferFailed" and exc.args_decoded:
         unpaid = [r for r in records if not await chain.is_settled(r.sequence)]
         needed, held = sum(r.amount for r in unpaid), await chain.treasury_balance()
-        if held < needed:
-            raise SettlementDeferred(
-                f"batch {batch_id}: the treasury holds {held}, the batch needs {needed}; "
-                "its payments stay held and the sweeper sends it again once it is topped up"
-            )
         payee = str(exc.args_decoded[0]).lower()
+        # Short now, or short at the pending state (other batches in flight spend
+        # first): a payee refused only when the token refuses it one unit.
+        if held < needed or await chain.payee_accepts(payee):
+            raise SettlementDeferred(
+                f"batch {batch_id}: the treasury holds {held}, the batch needs {needed} "
+                f"({exc}); its payments stay held and the sweeper sends it again once the "
+                "treasury can pay it"
+            )
         reason = f"payee {payee} cannot receive the token ({exc})"
         return SubmitResult.rejected(FailureCode.SETTLEMENT_REJECTED, reason, payee)
     return SubmitResult.rejected(FailureCode.SETTLEMENT_REJECTED, str(exc))

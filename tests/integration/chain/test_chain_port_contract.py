@@ -3,6 +3,7 @@ web3 client on anvil: what one does, the other must do."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -114,3 +115,37 @@ async def test_the_zero_address_reverts_the_whole_batch(port: ChainClient) -> No
     assert (name, str(args[0]).lower()) == ("TransferFailed", zero.payee)
     assert not await port.is_settled(80)
     assert len((await port.settle_batch(23, payments)).settled) == 2
+
+
+async def payee_balance(port: ChainClient, payee: str) -> int:
+    if isinstance(port, FakeChain):
+        return port.balances.get(payee, 0)
+    assert isinstance(port, Web3ChainClient)
+    return await port.token_balance(payee)
+
+
+async def test_fees_go_to_the_fee_recipient_and_the_rest_to_the_payee(port: ChainClient) -> None:
+    before = await port.fees_collected()
+    payments = [replace(p, amount=1_000, fee=25 * i) for i, p in enumerate(_payments(90, 3))]
+    receipt = await port.settle_batch(24, payments)
+    assert [(s.sequence, s.amount, s.fee) for s in receipt.settled] == [
+        (90, 1_000, 0),
+        (91, 1_000, 25),
+        (92, 1_000, 50),
+    ]
+    assert [await payee_balance(port, p.payee) for p in payments] == [1_000, 975, 950]
+    assert await port.fees_collected() == before + 75
+    events = await port.events(receipt.block_number, receipt.block_number)
+    assert [e.payment for e in events if isinstance(e, SettledEvent)] == list(receipt.settled)
+    assert await port.settle_batch(24, payments) is not None
+    assert await port.fees_collected() == before + 75  # paid once
+
+
+async def test_a_payee_the_token_refuses_is_told_apart_from_a_short_treasury(
+    port: ChainClient,
+) -> None:
+    payee = Account.create().address
+    assert await port.payee_accepts(payee)
+    assert not await port.payee_accepts("0x" + "0" * 40)  # the token refuses the zero address
+    await leave_in_treasury(port, 0)
+    assert not await port.payee_accepts(payee)

@@ -16,7 +16,7 @@ from services.chain.reverts import ContractReverted
 from services.errors import TransactionCancelled
 from streams.stages.settlement.submit import SettlementDeferred, settle
 from streams.stages.submitted import handle_submitted
-from tests.support.fakes import FakeChain
+from tests.support.fakes import FAKE_FEE_RECIPIENT, FakeChain
 from tests.unit.stages.conftest import World, due_batch, summary
 
 
@@ -103,3 +103,30 @@ async def test_a_cancelled_transaction_fails_its_payments_only_with_proof(world:
         (failed,) = handle_submitted(emit.payload(), world.submitted).emits
         assert PaymentFailed.model_validate_json(failed.payload()).code == "SETTLEMENT_TIMEOUT"
     assert world.balances["alice"].summary() == summary(available=10**9)
+
+
+class SpentByOthers(FakeChain):
+    """The batch's estimate ran at the pending state, where batches in flight
+    had spent the treasury: the token refused a payee it accepts."""
+
+    async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
+        raise ContractReverted("TransferFailed", (payments[0].payee.lower(), 1), b"")
+
+
+async def test_a_transfer_refused_to_a_payee_the_token_accepts_is_no_failure(
+    world: World,
+) -> None:
+    batch = due_batch(world, 2)
+    with pytest.raises(SettlementDeferred, match="once the treasury can pay it"):
+        await settle(
+            batch, replace(world.ports, chain=SpentByOthers()), world.settings, world.clock
+        )
+
+
+async def test_the_fee_recipient_refused_fails_no_payment(world: World) -> None:
+    batch = due_batch(world, 2)
+    batch.members = [m.model_copy(update={"fee": 10}) for m in batch.members]
+    chain = FakeChain(refusing={FAKE_FEE_RECIPIENT})
+    with pytest.raises(SettlementDeferred, match="fee recipient"):
+        await settle(batch, replace(world.ports, chain=chain), world.settings, world.clock)
+    assert chain.settled == set()
