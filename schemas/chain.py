@@ -25,7 +25,8 @@ class SettlementConfirmed(_OnChain):
     sequence: Annotated[int, Field(ge=0)]
     payer_ref: Annotated[int, Field(ge=0)]
     payee_address: Address
-    amount: MinorUnits
+    amount: MinorUnits  # what the payer paid; the payee got amount - fee
+    fee: Annotated[int, Field(ge=0)] = 0  # to the platform's fee recipient
     batch_id: Annotated[int, Field(ge=0)]
     # The payment that claimed the sequence (from PostgreSQL); None: no claim.
     payment_id: uuid.UUID | None = None

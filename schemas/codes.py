@@ -14,6 +14,8 @@ class FailureCode(StrEnum):
         "PAYEE_NOT_PAYABLE"  # the zero address, the engine's contracts, a denied payee
     )
     UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"  # not a configured token symbol
+    UNKNOWN_MERCHANT = "UNKNOWN_MERCHANT"  # merchant_id names no registered merchant
+    NOT_MERCHANT_PAYEE = "NOT_MERCHANT_PAYEE"  # the payee is not the merchant's payout address
     SELF_PAYMENT = "SELF_PAYMENT"  # payer and payee are the same account
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"  # the payer's available balance is too low
     FRAUD_BLOCKED = "FRAUD_BLOCKED"  # the rules engine decided BLOCK
@@ -34,6 +36,10 @@ FAILURE_REASONS: dict[FailureCode, str] = {
         "or a payee on the payee denylist)"
     ),
     FailureCode.UNKNOWN_CURRENCY: "currency is not a configured token",
+    FailureCode.UNKNOWN_MERCHANT: "merchant_id names no registered merchant",
+    FailureCode.NOT_MERCHANT_PAYEE: (
+        "a payment for a merchant must be paid to the merchant's payout address"
+    ),
     FailureCode.SELF_PAYMENT: "payer and payee are the same",
     FailureCode.INSUFFICIENT_FUNDS: "the payer's available balance is lower than the amount",
     FailureCode.FRAUD_BLOCKED: "blocked by the fraud rules",

@@ -66,6 +66,9 @@ class PaymentScored(Record):
     fraud: FraudCheck
     scored_at: AwareDatetime
     approval: Approval | None = None
+    # The platform's fee out of the amount (the merchant's rate when scored);
+    # the payee is paid amount - fee.
+    fee: Annotated[int, Field(ge=0)] = 0
 
 
 class PaymentSubmitted(Record):
@@ -93,7 +96,8 @@ class PaymentSettled(Record):
     payment_id: uuid.UUID
     payer_account: AccountId
     payee_address: Address
-    amount: MinorUnits
+    amount: MinorUnits  # what the payer paid
+    fee: Annotated[int, Field(ge=0)] = 0  # of it, to the platform; the payee got amount - fee
     currency: str
     merchant_id: AccountId | None = None
     tx_hash: str

@@ -38,6 +38,7 @@ from services.settings import Settings
 from services.store.claims import PostgresClaimStore
 from services.store.errors import translated, unavailable
 from services.store.locks import advisory_lock
+from services.store.merchants import PostgresMerchants
 from services.store.postgres import PostgresLedgerStore
 
 # The send lock is held for one pending-nonce read and one send, each bounded by
@@ -176,6 +177,7 @@ async def worker_ports(settings: Settings) -> WorkerPorts:
         chain=client,
         cursors=RedisCursorStore(redis_client(settings), key),
         claims=PostgresClaimStore(pool),
+        merchants=PostgresMerchants(pool),
     )
 
 

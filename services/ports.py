@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel
 
 from schemas.cursor import Cursor
+from schemas.merchants import Merchant
 from schemas.onchain import BatchReceipt, ChainEvent, PaymentRecord
 from schemas.records import SinkRecord
 
@@ -76,6 +77,13 @@ class CursorStore(Protocol):
         """Replace the saved cursor."""
 
 
+class Merchants(Protocol):
+    """The registered merchants that can be paid (they have a payout address)."""
+
+    async def load(self) -> dict[str, Merchant]:
+        """Every such merchant, by id."""
+
+
 class LedgerStore(Protocol):
     """The system of record: outcomes, fraud checks, the double-entry ledger."""
 
@@ -98,6 +106,7 @@ class WorkerPorts:
     chain: ChainClient
     cursors: CursorStore  # the chain listener's, one per deployment
     claims: ClaimStore  # payments' on-chain identities (PostgreSQL)
+    merchants: Merchants  # who may be paid for a merchant, and at which fee
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     # A payment held for review that no operator decides on is denied (and its
     # hold released) this long after it was held: REVIEW_EXPIRED.
     review_expiry_s: int = Field(default=24 * 3600, gt=0)
+    merchant_refresh_s: float = Field(default=30.0, gt=0)  # workers reload the merchants
 
     # Stream pipeline.
     app_id: str = "paystream"

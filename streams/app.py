@@ -34,6 +34,7 @@ from schemas.topics import (
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams import commits, connection, listening, reviews, scheduler, watchdog, web
+from streams import merchants as streams_merchants
 from streams.agents import (
     chain_events,
     chain_submitted,
@@ -43,6 +44,7 @@ from streams.agents import (
 )
 from streams.connection import Connection
 from streams.listening import Listening
+from streams.merchants import MerchantDirectory
 from streams.runtime import Runtime
 from streams.scheduler import Scheduler
 from streams.stages.fraud import FraudDeps
@@ -102,14 +104,16 @@ def create_app(
     ports = Connection(connect)
     connection.register(app, ports)
 
+    merchants = MerchantDirectory(ports)
     fraud = FraudDeps(
-        settings, tables.payments, tables.balances, tables.velocity, utcnow, unpayable
+        settings, tables.payments, tables.balances, tables.velocity, utcnow, unpayable, merchants
     )
     settlement = SettlementDeps(settings, tables.payments, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
     reconcile = ReconcileDeps(tables.payments, tables.balances, utcnow)
     review = ReviewDeps(settings, tables.payments, tables.balances, utcnow)
-    payments_requested.register(app, runtime, fraud)
+    payments_requested.register(app, runtime, fraud, merchants)
+    streams_merchants.register(app, merchants, settings.merchant_refresh_s)
     fraud_scored.register(app, runtime, settlement)
     chain_submitted.register(app, runtime, submitted)
     chain_events.register(app, runtime, reconcile)

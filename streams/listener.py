@@ -69,6 +69,7 @@ def _emit(event: ChainEvent, claims: dict[int, Claim]) -> Emit:
             payer_ref=p.payer_ref,
             payee_address=p.payee,
             amount=p.amount,
+            fee=p.fee,
             batch_id=p.batch_id,
             payment_id=claim.payment_id if claim else None,
             payer_account=claim.payer_account if claim else None,

@@ -1,8 +1,9 @@
 """The ledger rules: which balanced entries an outcome writes.
 
-A settled payment of amount A through a merchant with fee f basis points writes
-payer -A, payee +(A - fee), platform fee +fee, where fee = floor(A * f / 10,000)
-(the rounding remainder stays with the payee). A confirmed deposit D writes
+A settled payment of amount A with fee F writes payer -A, payee +(A - F),
+platform fee +F: exactly what the contract moved. F is fixed when the payment
+is scored, floor(A * f / 10,000) for a merchant whose rate is f basis points
+(``fee_of``; the rounding remainder stays with the payee). A confirmed deposit D writes
 account +D and treasury -D. Every set of entries sums to zero.
 """
 
@@ -42,11 +43,11 @@ def settlement_entries(
     payee: str,
     amount: int,
     currency: str,
-    fee_bps: int,
+    fee: int,
     at: datetime,
 ) -> list[Entry]:
     require(amount > 0, "settled amount must be positive: %s", amount)
-    fee = fee_of(amount, fee_bps)
+    require(0 <= fee < amount, "fee %s not below the amount %s", fee, amount)
     entries = [
         Entry(event_id, payment_id, payer, "payer", -amount, currency, at),
         Entry(event_id, payment_id, payee, "payee", amount - fee, currency, at),

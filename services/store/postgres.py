@@ -28,7 +28,7 @@ from services.store.ledger import Entry, deposit_entries, settlement_entries
 PAYMENT_COLUMNS = (
     "payment_id, created_at, payer_account, payee_address, merchant_id, amount, currency, "
     "status, t_start, t_end, latency_ms, error_code, tx_hash, batch_id, sequence, block_number, "
-    "review_expires_at"
+    "review_expires_at, fee"
 )
 # A row only moves forward: a batch may hold a payment's REVIEW row and its
 # outcome, and the sink reads its topics in no particular order among them.
@@ -45,6 +45,7 @@ _PROGRESS = [
     "sequence",
     "block_number",
     "review_expires_at",
+    "fee",
 ]
 # Rows are COPied into a session-local staging table, then upserted in one statement.
 STAGE_PAYMENTS = (
@@ -117,7 +118,6 @@ class PostgresLedgerStore:
         )
         new = {row[0] for row in await cur.fetchall()}
         todo = [r for r in records if r.event_id in new]
-        fees = await self._fees(conn, todo)
         entries: list[Entry] = []
         payments: list[tuple[Any, ...]] = []
         frauds: list[tuple[Any, ...]] = []
@@ -131,7 +131,7 @@ class PostgresLedgerStore:
                     r.payee_address,
                     r.amount,
                     r.currency,
-                    fees.get(r.merchant_id or "", 0),
+                    r.fee,
                     r.settled_at,
                 )
             elif isinstance(r, PaymentFailed):
@@ -180,18 +180,6 @@ class PostgresLedgerStore:
                 await c.execute(UPSERT_METRIC, metric)
         return len(todo)
 
-    async def _fees(self, conn: AsyncConnection[Any], records: list[SinkRecord]) -> dict[str, int]:
-        ids = sorted(
-            {r.merchant_id for r in records if isinstance(r, PaymentSettled) and r.merchant_id}
-        )
-        if not ids:
-            return {}
-        cur = await conn.execute(
-            "SELECT merchant_id, fee_percentage_bps FROM merchants WHERE merchant_id = ANY(%s)",
-            (ids,),
-        )
-        return {str(m): int(f) for m, f in await cur.fetchall()}
-
     async def balance(self, account: str, as_of: datetime | None = None) -> int:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
@@ -228,6 +216,7 @@ def _settled_row(r: PaymentSettled) -> tuple[Any, ...]:
         r.sequence,
         r.block_number,
         None,
+        r.fee,
     )
 
 
@@ -253,6 +242,7 @@ def _request_row(
         None,
         None,
         expires,
+        0,
     )
 
 
@@ -309,6 +299,7 @@ def _failed_row(r: PaymentFailed) -> tuple[Any, ...]:
         None,
         None,
         None,
+        0,
     )
 
 

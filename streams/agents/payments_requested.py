@@ -1,7 +1,8 @@
 """The fraud agent (consumes ``payments.requested``): each request is scored,
 and an approved one holds its amount (``streams/stages/fraud.py``). The
 record's partition goes with it: a request read off its payer's partition is
-re-routed there before any state is written."""
+re-routed there before any state is written. A request naming a merchant the
+worker does not know yet waits for the merchant directory to reload."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import faust
 
 from schemas.topics import PAYMENTS_REQUESTED
 from streams.agents.shell import run
+from streams.merchants import MerchantDirectory
 from streams.outcomes import Outcome
 from streams.runtime import Runtime
 from streams.stages.fraud import FraudDeps, handle_request
@@ -20,7 +22,9 @@ def handle(raw: bytes, key: str, partition: int, _offset: int, deps: FraudDeps) 
     return handle_request(raw, key, deps, partition)
 
 
-def register(app: faust.App, runtime: Runtime, deps: FraudDeps) -> None:
+def register(
+    app: faust.App, runtime: Runtime, deps: FraudDeps, merchants: MerchantDirectory
+) -> None:
     @app.agent(runtime.topics[PAYMENTS_REQUESTED], name="fraud")
     async def fraud_agent(stream: Any) -> None:
-        await run(stream, handle, deps, runtime, "fraud")
+        await run(stream, handle, deps, runtime, "fraud", merchants.prepare)

@@ -1,5 +1,8 @@
 """``paystream reconcile``: PostgreSQL, the Faust balances, the ``payments.settled``
-topic and the chain's events must tell the same story.
+topic and the chain's events must tell the same story: every settlement with
+the same amount and fee, the fees the chain paid to the fee recipient equal to
+the ledger's fee account, and the treasury holding at least what the ledger
+owes the payers.
 
 It is handed its sources by ``services.bootstrap.reconcile_bundle``. PostgreSQL
 is read first: a database without the schema stops it at once with the command
@@ -21,6 +24,7 @@ from services.bootstrap import ReconcileBundle
 from services.errors import BrokerUnavailable
 from services.settings import Settings
 from services.store.errors import translated
+from services.store.ledger import FEE_ACCOUNT, TREASURY_ACCOUNT
 from streams.state import Balance
 from streams.tables import changelog_topic
 
@@ -95,13 +99,17 @@ def faust_balances(bundle: ReconcileBundle, settings: Settings) -> dict[str, Bal
 async def _postgres(
     bundle: ReconcileBundle, settings: Settings
 ) -> tuple[dict[str, Any], dict[str, int]]:
-    """Settled payments (id -> (sequence, amount)) and ledger sums per account."""
+    """Settled payments (id -> (sequence, amount, fee)) and ledger sums per account."""
     with translated(settings):
         async with bundle.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT payment_id::text, sequence, amount FROM payments WHERE status = 'SETTLED'"
+                "SELECT payment_id::text, sequence, amount, fee FROM payments"
+                " WHERE status = 'SETTLED'"
             )
-            settled = {pid: (int(seq), int(amount)) for pid, seq, amount in await cur.fetchall()}
+            settled = {
+                pid: (int(seq), int(amount), int(fee))
+                for pid, seq, amount, fee in await cur.fetchall()
+            }
             cur = await conn.execute(
                 "SELECT account, sum(amount) FROM ledger_entries GROUP BY account"
             )
@@ -114,23 +122,28 @@ class Settled:
     sequence: int
     amount: int
     block: int
+    fee: int = 0
+
+    @property
+    def paid(self) -> tuple[int, int]:
+        return self.amount, self.fee
 
 
 def compare_settlements(
     report: Report,
     on_chain: dict[int, Settled],
-    in_pg: dict[str, tuple[int, int]],
+    in_pg: dict[str, tuple[int, int, int]],
     topic: dict[str, Settled],
 ) -> None:
-    """The chain and PostgreSQL must agree on every settlement (sequence and
-    amount). The topic is a window (retention, or topics created again while
+    """The chain and PostgreSQL must agree on every settlement (sequence, amount
+    and fee). The topic is a window (retention, or topics created again while
     the contract was kept): every record it holds must be on chain and in
     PostgreSQL, and every settlement mined since its oldest record must be in it."""
     report.counts["payments.settled records"] = len(topic)
     report.counts["settlements on chain"] = len(on_chain)
     report.counts["settled payments in PostgreSQL"] = len(in_pg)
-    chain_amounts = {seq: s.amount for seq, s in on_chain.items()}
-    pg_amounts = {seq: amount for seq, amount in in_pg.values()}
+    chain_amounts = {seq: s.paid for seq, s in on_chain.items()}
+    pg_amounts = {seq: (amount, fee) for seq, amount, fee in in_pg.values()}
     for seq in sorted(set(chain_amounts) | set(pg_amounts)):
         if chain_amounts.get(seq) != pg_amounts.get(seq):
             report.mismatch(
@@ -140,7 +153,7 @@ def compare_settlements(
                 postgres=pg_amounts.get(seq),
             )
     since = min((s.block for s in topic.values()), default=None)
-    in_topic = {s.sequence: s.amount for s in topic.values()}
+    in_topic = {s.sequence: s.paid for s in topic.values()}
     before = [seq for seq, s in on_chain.items() if since is None or s.block < since]
     report.counts["settlements older than the topic's first record"] = len(before)
     for seq in sorted((set(chain_amounts) - set(before)) | set(in_topic)):
@@ -152,13 +165,31 @@ def compare_settlements(
                 topic=in_topic.get(seq),
             )
     for pid, s in sorted(topic.items()):
-        if in_pg.get(pid) != (s.sequence, s.amount):
+        if in_pg.get(pid) != (s.sequence, s.amount, s.fee):
             report.mismatch(
                 "postgres_vs_topic",
                 payment_id=pid,
                 postgres=in_pg.get(pid),
-                topic=(s.sequence, s.amount),
+                topic=(s.sequence, s.amount, s.fee),
             )
+
+
+def compare_fees_and_treasury(
+    report: Report, fees_paid: int, ledger: dict[str, int], treasury: int
+) -> None:
+    """The fees the chain paid out equal the ledger's fee account; the treasury
+    holds at least what the ledger owes the payers (their accounts: neither a
+    payee's address nor the platform's accounts)."""
+    report.counts["fees paid on chain"] = fees_paid
+    report.counts["fees in the ledger"] = ledger.get(FEE_ACCOUNT, 0)
+    if fees_paid != ledger.get(FEE_ACCOUNT, 0):
+        report.mismatch("fees", chain=fees_paid, ledger=ledger.get(FEE_ACCOUNT, 0))
+    platform = {FEE_ACCOUNT, TREASURY_ACCOUNT}
+    owed = sum(v for a, v in ledger.items() if a not in platform and not a.startswith("0x"))
+    report.counts["owed to payers"] = owed
+    report.counts["treasury on chain"] = treasury
+    if treasury < owed:
+        report.mismatch("treasury_insolvent", treasury=treasury, owed=owed)
 
 
 async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
@@ -168,11 +199,16 @@ async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
     for _, value in read_topic(bundle.consumer, settings, settings.topic(PAYMENTS_SETTLED)):
         record = json.loads(value)
         topic[record["payment_id"]] = Settled(
-            int(record["sequence"]), int(record["amount"]), int(record["block_number"])
+            int(record["sequence"]),
+            int(record["amount"]),
+            int(record["block_number"]),
+            int(record.get("fee") or 0),
         )
     events = await bundle.chain.events(0, await bundle.chain.block_number())
     on_chain = {
-        e.payment.sequence: Settled(e.payment.sequence, e.payment.amount, e.at.block_number)
+        e.payment.sequence: Settled(
+            e.payment.sequence, e.payment.amount, e.at.block_number, e.payment.fee
+        )
         for e in events
         if isinstance(e, SettledEvent)
     }
@@ -181,6 +217,9 @@ async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
     report.counts["ledger total"] = total
     if total != 0:
         report.mismatch("ledger_not_balanced", total=total)
+    compare_fees_and_treasury(
+        report, sum(s.fee for s in on_chain.values()), ledger, await bundle.chain.treasury_balance()
+    )
 
     balances = faust_balances(bundle, settings)
     report.counts["accounts in the balances table"] = len(balances)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from schemas.base import Record, conflict_event_id, outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
+from schemas.merchants import Merchant
 from schemas.partitioning import partition_for
 from schemas.payments import FraudCheck, PaymentFailed, PaymentRequested, PaymentScored
 from schemas.review import ReviewHeld
@@ -53,6 +54,8 @@ class FraudDeps:
     # Lower-case addresses that can never be paid besides the zero address and
     # the payee denylist: the deployment's token and settlement contracts.
     unpayable: frozenset[str] = frozenset()
+    # The registered merchants (the worker's MerchantDirectory, kept fresh).
+    merchants: Mapping[str, Merchant] = field(default_factory=dict)
     refused: frozenset[str] = field(init=False)  # all of them, and the zero address
 
     def __post_init__(self) -> None:
@@ -258,6 +261,13 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
         return _reject(deps, here, state, FailureCode.SELF_PAYMENT)
     if not deps.payable(request.payee_address):
         return _reject(deps, here, state, FailureCode.PAYEE_NOT_PAYABLE)
+    if request.merchant_id is not None:
+        merchant = deps.merchants.get(request.merchant_id)
+        if merchant is None:
+            return _reject(deps, here, state, FailureCode.UNKNOWN_MERCHANT, request.merchant_id)
+        if not merchant.pays_to(request.payee_address):
+            return _reject(deps, here, state, FailureCode.NOT_MERCHANT_PAYEE, request.merchant_id)
+        state = state.model_copy(update={"fee": merchant.fee_for(request.amount)})
 
     started = time.perf_counter_ns()
     now_ms = int(now.timestamp() * 1000)
@@ -288,6 +298,7 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
         request=request,
         fraud=check,
         scored_at=deps.clock(),
+        fee=state.fee,
     )
     approved = state.moved(Status.SCORED).with_output(FRAUD_SCORED, scored)
     deps.payments[payment_key(request.payer_account, request.payment_id)] = approved

@@ -85,12 +85,16 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
         balance = deps.balances.get(state.payer_account, Balance())
         deps.balances[state.payer_account] = balance.aligned(state)
         return republish(state.outputs, (PAYMENTS_SETTLED,), state.payer_account, "duplicate")
-    if (state.payee_address, state.amount) != (event.payee_address, event.amount):
+    if (state.payee_address, state.amount, state.fee) != (
+        event.payee_address,
+        event.amount,
+        event.fee,
+    ):
         return _alert(
             key,
             "MISMATCH",
-            f"chain paid {event.amount} to {event.payee_address}, engine expected "
-            f"{state.amount} to {state.payee_address}",
+            f"chain paid {event.amount} (fee {event.fee}) to {event.payee_address}, engine "
+            f"expected {state.amount} (fee {state.fee}) to {state.payee_address}",
             sequence=event.sequence,
             tx_hash=event.tx_hash,
         )
@@ -113,6 +117,7 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
         payer_account=state.payer_account,
         payee_address=state.payee_address,
         amount=state.amount,
+        fee=state.fee,
         currency=state.currency,
         merchant_id=state.merchant_id,
         tx_hash=event.tx_hash,

@@ -83,6 +83,7 @@ def _approve(
         fraud=held.fraud,
         scored_at=deps.clock(),
         approval=approval,
+        fee=state.fee,
     )
     deps.payments[key] = state.moved(Status.SCORED).with_output(FRAUD_SCORED, scored)
     emit = Emit(FRAUD_SCORED, state.payer_account, scored, home)

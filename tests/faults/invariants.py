@@ -36,6 +36,7 @@ from schemas.topics import (
     PAYMENTS_SETTLED,
     RECONCILIATION_ALERTS,
 )
+from services.store.ledger import FEE_ACCOUNT
 from tests.faults.sources import Facts, Record
 
 
@@ -65,6 +66,7 @@ class Outcome:
     payer: str | None
     payee: str | None
     amount: int | None
+    fee: int = 0  # of the amount, to the platform's fee recipient
 
 
 def _pid(value: Any) -> str | None:
@@ -105,6 +107,7 @@ def _outcome(r: Record) -> Outcome | None:
         payer=v.get("payer_account"),
         payee=v.get("payee_address"),
         amount=int(v["amount"]) if v.get("amount") is not None else None,
+        fee=int(v.get("fee") or 0),
     )
 
 
@@ -215,11 +218,12 @@ def check_payouts(facts: Facts) -> list[Violation]:
                 )
             )
     on_chain = {
-        e.payment.sequence: (e.payment.payee, e.payment.amount) for e in facts.chain.settled
+        e.payment.sequence: (e.payment.payee, e.payment.amount, e.payment.fee)
+        for e in facts.chain.settled
     }
     for s, o in by_sequence.items():
         paid_as = on_chain.get(s) if s is not None else None
-        if paid_as != (o.payee, o.amount):
+        if paid_as != (o.payee, o.amount, o.fee):
             found.append(Violation("settled_but_not_paid", f"{o}; the chain paid {paid_as}"))
     found += [
         Violation("payment_paid_twice", f"{pid}: paid under sequences {sorted(seqs)}")
@@ -230,7 +234,8 @@ def check_payouts(facts: Facts) -> list[Violation]:
 
 
 def _payee_totals(facts: Facts, outcomes: dict[str, list[Outcome]]) -> list[Violation]:
-    """Per payee: token Transfers out of the contract = settled payments (one per id)."""
+    """Per payee: token Transfers out of the contract = settled payments (one per
+    id) less their fees; to the fee recipient: those fees."""
     received: Counter[str] = Counter()
     for t in facts.chain.transfers:
         received[t.payee.lower()] += t.amount
@@ -238,7 +243,8 @@ def _payee_totals(facts: Facts, outcomes: dict[str, list[Outcome]]) -> list[Viol
     for got in outcomes.values():
         first = next((o for o in got if o.kind == "settled"), None)
         if first is not None and first.payee is not None and first.amount is not None:
-            owed[first.payee.lower()] += first.amount
+            owed[first.payee.lower()] += first.amount - first.fee
+            owed[facts.chain.fee_recipient] += first.fee
     return [
         Violation(
             "payee_paid_other_than_settled",
@@ -273,6 +279,14 @@ def check_ledger(facts: Facts) -> list[Violation]:
                     f"{deposited[payer]}, paid out {paid_out[account_ref(payer)]})",
                 )
             )
+    fees = ledger.get(FEE_ACCOUNT, 0)
+    if facts.chain.fees_held != fees:
+        found.append(
+            Violation(
+                "fees_ledger_vs_chain",
+                f"the fee recipient holds {facts.chain.fees_held}, the ledger's fees {fees}",
+            )
+        )
     for payee, balance in sorted(facts.chain.balances.items()):
         if is_checksum_address(payee) and ledger.get(payee, 0) != balance:
             found.append(

@@ -99,6 +99,8 @@ class ChainFacts:
     deposits: list[DepositEvent]
     balances: dict[str, int]  # payee -> token balance
     head: int
+    fee_recipient: str = ""  # lower case
+    fees_held: int = 0  # the fee recipient's token balance
 
 
 @dataclass
@@ -211,6 +213,8 @@ async def chain_facts(settings: Settings, payees: set[str]) -> ChainFacts:
             },
         )
         balances = {p: await client.token_balance(p) for p in sorted(payees)}
+        fee_recipient = str(await client.settlement.functions.feeRecipient().call()).lower()
+        fees_held = await client.fees_collected()
     finally:
         await client.w3.provider.disconnect()
     # The admin's withdrawals move treasury funds out too: they are no payouts.
@@ -231,6 +235,8 @@ async def chain_facts(settings: Settings, payees: set[str]) -> ChainFacts:
         deposits=[e for e in events if isinstance(e, DepositEvent)],
         balances=balances,
         head=head,
+        fee_recipient=fee_recipient,
+        fees_held=fees_held,
     )
 
 

@@ -5,6 +5,7 @@ this, a scenario that "passes" could only mean the checker saw nothing."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from eth_account import Account
@@ -146,3 +147,38 @@ def test_a_hold_left_in_the_balances_table_is_reported() -> None:
     assert kinds(left) == {"holds_left"}
     counts["holds in the balances table"] = 0
     assert kinds(left) == set()
+
+
+FEE = 50
+FEE_RECIPIENT = "0x" + "fe" * 20
+
+
+def _with_fee(facts: Facts, fee_taken: int) -> Facts:
+    """The payment carried a 50 fee; the chain took ``fee_taken`` of it."""
+    settled = facts.topics.records[PAYMENTS_SETTLED][0]
+    facts.topics.records[PAYMENTS_SETTLED] = [replace(settled, value=settled.value | {"fee": FEE})]
+    event = facts.chain.settled[0]
+    facts.chain.settled = [replace(event, payment=replace(event.payment, fee=fee_taken))]
+    facts.chain.transfers = [
+        Transfer(PAYEE.lower(), AMOUNT - fee_taken, "0xaa", 0),
+        Transfer(FEE_RECIPIENT, fee_taken, "0xaa", 2),
+    ]
+    facts.chain.balances = {PAYEE: AMOUNT - fee_taken}
+    facts.chain.fee_recipient, facts.chain.fees_held = FEE_RECIPIENT, fee_taken
+    facts.ledger = {
+        PAYER: DEPOSIT - AMOUNT,
+        PAYEE: AMOUNT - FEE,
+        "platform:fees": FEE,
+        "treasury:chain": -DEPOSIT,
+    }
+    return facts
+
+
+def test_a_fee_paid_on_chain_as_booked_is_clean_and_one_not_paid_is_reported() -> None:
+    assert check(_with_fee(_facts([_settled()], [_paid()]), FEE)) == []
+    assert kinds(_with_fee(_facts([_settled()], [_paid()]), 0)) == {
+        "settled_but_not_paid",
+        "payee_paid_other_than_settled",
+        "payee_ledger_vs_chain",
+        "fees_ledger_vs_chain",
+    }

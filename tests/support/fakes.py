@@ -11,6 +11,7 @@ from datetime import datetime
 
 from schemas.chain import DepositConfirmed
 from schemas.cursor import Cursor
+from schemas.merchants import Merchant
 from schemas.onchain import (
     BatchReceipt,
     ChainEvent,
@@ -148,7 +149,6 @@ class MemoryLedgerStore:
     """The ledger rules of services/store/ledger.py over lists and dicts."""
 
     token_symbol: str = "PTUSD"
-    merchant_fees: dict[str, int] = field(default_factory=dict)
     processed: set[tuple[str, uuid.UUID]] = field(default_factory=set)
     entries: list[Entry] = field(default_factory=list)
 
@@ -167,7 +167,7 @@ class MemoryLedgerStore:
                     r.payee_address,
                     r.amount,
                     r.currency,
-                    self.merchant_fees.get(r.merchant_id or "", 0),
+                    r.fee,
                     r.settled_at,
                 )
             elif isinstance(r, DepositConfirmed):
@@ -218,3 +218,19 @@ class MemoryClaimStore:
 
     async def next_counter(self) -> int:
         return self.counter
+
+
+@dataclass
+class MemoryMerchants:
+    """The merchants port over a dict (what ``paystream merchants create`` registered)."""
+
+    merchants: dict[str, Merchant] = field(default_factory=dict)
+    loads: int = 0
+
+    def add(self, merchant: Merchant) -> Merchant:
+        self.merchants[merchant.merchant_id] = merchant
+        return merchant
+
+    async def load(self) -> dict[str, Merchant]:
+        self.loads += 1
+        return dict(self.merchants)

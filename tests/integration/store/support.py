@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +13,6 @@ from services.bootstrap import pg_pool
 from services.settings import Settings
 from services.store.postgres import PostgresLedgerStore
 from services.store.schema import upgrade
-from tests.integration.conftest import connect
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PAYEE = Account.from_key(b"\x11" * 32).address
@@ -34,7 +32,7 @@ def deposit(account: str, amount: int, at: datetime = T0) -> DepositConfirmed:
 
 
 def settled(
-    payer: str, amount: int, merchant: str | None = None, at: datetime = T0 + timedelta(minutes=1)
+    payer: str, amount: int, fee: int = 0, at: datetime = T0 + timedelta(minutes=1)
 ) -> PaymentSettled:
     return PaymentSettled(
         occurred_at=at,
@@ -42,8 +40,9 @@ def settled(
         payer_account=payer,
         payee_address=PAYEE,
         amount=amount,
+        fee=fee,
         currency="PTUSD",
-        merchant_id=merchant,
+        merchant_id="shop" if fee else None,
         tx_hash="0xaa",
         block_number=2,
         block_hash="0xbb",
@@ -55,14 +54,7 @@ def settled(
     )
 
 
-def postgres_store(settings: Settings, fees: dict[str, int]) -> tuple[PostgresLedgerStore, object]:
+def postgres_store(settings: Settings) -> tuple[PostgresLedgerStore, object]:
     upgrade(settings)
-    with connect(settings, settings.pg_database) as conn:
-        for merchant, bps in fees.items():
-            conn.execute(
-                "INSERT INTO merchants (merchant_id, name, fee_percentage_bps, api_key_hash,"
-                " api_key_prefix) VALUES (%s, %s, %s, %s, %s)",
-                (merchant, merchant, bps, hashlib.sha256(b"key").digest(), "ps_test"),
-            )
     pool = pg_pool(settings)
     return PostgresLedgerStore(pool, "PTUSD"), pool

@@ -25,26 +25,25 @@ from tests.integration.conftest import connect
 from tests.integration.store.support import PAYEE, T0, deposit, postgres_store, settled
 from tests.support.fakes import MemoryLedgerStore
 
-FEES = {"shop": 250}  # 2.5 %
-
 
 @pytest_asyncio.fixture(params=["memory", "postgres"])
 async def ledger(request: pytest.FixtureRequest) -> AsyncIterator[LedgerStore]:
     if request.param == "memory":
-        yield MemoryLedgerStore(merchant_fees=dict(FEES))
+        yield MemoryLedgerStore()
         return
     fresh: Settings = request.getfixturevalue("fresh_db")
-    store, pool = postgres_store(fresh, FEES)
+    store, pool = postgres_store(fresh)
     await pool.open()  # type: ignore[attr-defined]
     yield store
     await pool.close()  # type: ignore[attr-defined]
 
 
-async def test_settlement_with_a_merchant_fee_balances_to_zero(ledger: LedgerStore) -> None:
+async def test_settlement_with_a_fee_balances_to_zero(ledger: LedgerStore) -> None:
+    """The fee the record carries (fixed when scored), whatever the merchant's rate now."""
     assert await ledger.apply("sink", [deposit("alice", 10_000)]) == 1
-    assert await ledger.apply("sink", [settled("alice", 1_999, merchant="shop")]) == 1
+    assert await ledger.apply("sink", [settled("alice", 1_999, fee=49)]) == 1
     assert await ledger.balance("alice") == 10_000 - 1_999
-    assert await ledger.balance(FEE_ACCOUNT) == 49  # floor(1999 * 250 / 10000)
+    assert await ledger.balance(FEE_ACCOUNT) == 49
     assert await ledger.balance(PAYEE) == 1_999 - 49
     assert await ledger.balance(TREASURY_ACCOUNT) == -10_000
     assert await ledger.ledger_total() == 0
@@ -72,7 +71,7 @@ operation = st.one_of(
         st.just("pay"),
         st.sampled_from(["a", "b", "c"]),
         st.integers(1, 10**9),
-        st.sampled_from([None, "shop"]),
+        st.integers(0, 10_000),  # fee basis points
     ),
     st.tuples(st.just("replay"), st.integers(0, 50)),
 )
@@ -86,7 +85,7 @@ async def _run(store: LedgerStore, ops: list[tuple[Any, ...]]) -> None:
             record: Any = deposit(op[1], op[2])
             expected[op[1]] += op[2]
         elif op[0] == "pay":
-            record = settled(op[1], op[2], merchant=op[3])
+            record = settled(op[1], op[2], fee=op[2] * op[3] // 10_001)
             expected[op[1]] -= op[2]
         elif applied:
             record = applied[op[1] % len(applied)]  # at-least-once delivery
@@ -102,7 +101,7 @@ async def _run(store: LedgerStore, ops: list[tuple[Any, ...]]) -> None:
 @hsettings(max_examples=100, deadline=None)
 @given(ops=st.lists(operation, max_size=40))
 def test_random_histories_keep_the_books_balanced_in_memory(ops: list[tuple[Any, ...]]) -> None:
-    asyncio.run(_run(MemoryLedgerStore(merchant_fees=dict(FEES)), ops))
+    asyncio.run(_run(MemoryLedgerStore(), ops))
 
 
 @pytest.mark.integration
@@ -120,7 +119,7 @@ async def _postgres_history(settings: Settings, ops: list[tuple[Any, ...]]) -> N
     with connect(settings, settings.pg_database) as conn:
         exists = conn.execute("SELECT to_regclass('ledger_entries')").fetchone()
     if exists == (None,):
-        postgres_store(settings, FEES)
+        postgres_store(settings)
     else:
         with connect(settings, settings.pg_database) as conn:
             conn.execute("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_append_only")

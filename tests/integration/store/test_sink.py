@@ -41,7 +41,7 @@ async def _drain(settings: Settings) -> int:
 def test_sink_writes_once_and_replays_change_nothing(fresh_db: Settings) -> None:
     run = uuid.uuid4().hex[:8]
     settings = fresh_db.model_copy(update={"app_id": f"sink-{run}", "topic_prefix": f"sink-{run}."})
-    postgres_store(settings, {})
+    postgres_store(settings)
     create_topics(settings)
     producer = Producer(kafka_producer_config(settings))
     records = [deposit("dora", 5_000)] + [settled("dora", 100 + i) for i in range(50)]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from schemas.merchants import Merchant
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams.stages.fraud import FraudDeps, handle_request
@@ -23,7 +24,7 @@ from streams.stages.settlement.batching import (
 )
 from streams.stages.submitted import SubmittedDeps
 from streams.state import Balance, PaymentState, VelocityWindow, payment_key
-from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore
+from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore, MemoryMerchants
 
 BLOCKED = Account.create().address
 
@@ -48,8 +49,14 @@ class World:
         self.payments: dict[str, PaymentState] = {}
         self.balances: dict[str, Balance] = {}
         self.velocity: dict[str, VelocityWindow] = {}
+        self.merchants: dict[str, Merchant] = {}
         self.fraud = FraudDeps(
-            self.settings, self.payments, self.balances, self.velocity, self.clock
+            self.settings,
+            self.payments,
+            self.balances,
+            self.velocity,
+            self.clock,
+            merchants=self.merchants,
         )
         self.settlement = SettlementDeps(self.settings, self.payments, self.clock)
         self.submitted = SubmittedDeps(self.payments, self.balances, self.clock)
@@ -57,7 +64,9 @@ class World:
         self.review = ReviewDeps(self.settings, self.payments, self.balances, self.clock)
         self.chain = FakeChain()
         self.claims = MemoryClaimStore()
-        self.ports = WorkerPorts(self.chain, MemoryCursorStore(), self.claims)
+        self.ports = WorkerPorts(
+            self.chain, MemoryCursorStore(), self.claims, MemoryMerchants(self.merchants)
+        )
 
 
 @pytest.fixture

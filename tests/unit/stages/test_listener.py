@@ -17,7 +17,7 @@ from streams.listener import ChainListener
 from streams.listening import Listening
 from streams.outcomes import Emit
 from streams.runtime import DlqGuard
-from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore
+from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore, MemoryMerchants
 
 
 async def test_settlements_wait_for_confirmations_then_go_to_their_partition() -> None:
@@ -90,7 +90,7 @@ async def test_the_cursor_moves_only_once_the_polled_records_are_in_kafka() -> N
             await cursors.save(cursor)
 
     async def connect() -> WorkerPorts:
-        return WorkerPorts(chain, Saving(), MemoryClaimStore())
+        return WorkerPorts(chain, Saving(), MemoryClaimStore(), MemoryMerchants())
 
     async def send(emit: Emit) -> None:
         calls.append("send")

@@ -33,7 +33,7 @@ from streams.stages.fraud import handle_request
 from streams.stages.settlement.batching import OpenBatch, handle_scored
 from streams.state import Balance, PaymentState
 from streams.tables import ModelTable
-from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore
+from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore, MemoryMerchants
 from tests.unit.stages.conftest import World, raw, request
 
 
@@ -116,7 +116,12 @@ class Harness:
         self.scheduler.sweep()
 
     async def _connect(self) -> WorkerPorts:
-        return WorkerPorts(chain=self.chain, cursors=MemoryCursorStore(), claims=self.claims)
+        return WorkerPorts(
+            chain=self.chain,
+            cursors=MemoryCursorStore(),
+            claims=self.claims,
+            merchants=MemoryMerchants(),
+        )
 
     async def _flush(self) -> None:
         self.chain.calls.append("flush")
