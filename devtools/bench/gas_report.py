@@ -51,9 +51,11 @@ class GasReport:
         settings: Settings,
         sender: TxSender,
         batch_sizes: tuple[int, ...] = BATCH_SIZES,
+        fee_bps: int = 0,
     ) -> None:
         self.w3 = w3
         self.batch_sizes = batch_sizes
+        self.fee_bps = fee_bps  # each payment's fee, in basis points of its amount
         # Approvals are not what is measured here: every batch stays below the threshold.
         self.settings = settings.model_copy(update={"chain_approval_threshold": 2**255})
         self.keys = ChainKeys.from_settings(settings)
@@ -63,7 +65,9 @@ class GasReport:
     def _batch(self, payees: list[str]) -> list[PaymentRecord]:
         records = []
         for i, payee in enumerate(payees):
-            records.append(PaymentRecord(payee, AMOUNT + i, self._sequence, secrets.randbits(64)))
+            amount = AMOUNT + i
+            fee = amount * self.fee_bps // 10_000
+            records.append(PaymentRecord(payee, amount, self._sequence, secrets.randbits(64), fee))
             self._sequence += 1
         return records
 

@@ -59,7 +59,9 @@ def new_payees(count: int) -> list[str]:
     return [str(Account.create().address) for _ in range(count)]
 
 
-def request(payer: str, payee: str, amount: int) -> PaymentRequested:
+def request(
+    payer: str, payee: str, amount: int, merchant_id: str | None = None
+) -> PaymentRequested:
     """A request with a new payment id, requested now."""
     return PaymentRequested(
         payment_id=uuid.uuid4(),
@@ -67,6 +69,7 @@ def request(payer: str, payee: str, amount: int) -> PaymentRequested:
         payee_address=payee,
         amount=amount,
         currency=CURRENCY,
+        merchant_id=merchant_id,
         requested_at=datetime.now(UTC),
     )
 
@@ -96,13 +99,16 @@ class Sent:
 class LoadGenerator:
     """Requests from ``payers`` (in turn) to ``payees`` (at random), amounts
     uniform in 1..``max_amount``; ``seed`` fixes the payees and amounts chosen
-    (payment ids are always new: runs on the same topics never collide)."""
+    (payment ids are always new: runs on the same topics never collide). A
+    payee in ``merchant_of`` is paid as that merchant's payout address (the
+    request names the merchant)."""
 
     settings: Settings
     payers: Sequence[str]
     payees: Sequence[str]
     max_amount: int
     seed: int = 11
+    merchant_of: dict[str, str] = field(default_factory=dict)  # payee -> merchant id
     record_bytes: int = 0  # mean size of the last publish's records
     _producer: Producer = field(init=False, repr=False)
     _failures: list[KafkaError] = field(default_factory=list, init=False, repr=False)
@@ -127,7 +133,9 @@ class LoadGenerator:
     def next_request(self) -> PaymentRequested:
         payer = self.payers[self._next_payer % len(self.payers)]
         self._next_payer += 1
-        return request(payer, self._rng.choice(self.payees), self._rng.randint(1, self.max_amount))
+        payee = self._rng.choice(self.payees)
+        amount = self._rng.randint(1, self.max_amount)
+        return request(payer, payee, amount, self.merchant_of.get(payee))
 
     def publish(
         self,

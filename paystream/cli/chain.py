@@ -104,9 +104,16 @@ def deposit(settings: Settings, account: str, amount: int) -> None:
 
 
 @chain.command("gas-report")
+@click.option(
+    "--fee-bps",
+    type=click.IntRange(0, 9_999),
+    default=0,
+    show_default=True,
+    help="Each payment's fee (basis points): with fees, one more transfer per batch.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON list.")
 @click.pass_obj
-def gas_report(settings: Settings, as_json: bool) -> None:
+def gas_report(settings: Settings, fee_bps: int, as_json: bool) -> None:
     """Gas per payment of batched settlement vs one-by-one ERC-20 transfers."""
     from rich.console import Console
     from rich.progress import Progress
@@ -118,9 +125,8 @@ def gas_report(settings: Settings, as_json: bool) -> None:
         w3 = web3_client(settings)
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("gas report", total=1 + 2 * len(BATCH_SIZES))
-            return await GasReport(w3, settings, tx_sender(w3, settings)).run(
-                lambda step: bar.update(task, advance=1, description=step)
-            )
+            report = GasReport(w3, settings, tx_sender(w3, settings), fee_bps=fee_bps)
+            return await report.run(lambda step: bar.update(task, advance=1, description=step))
 
     rows = _run(go())
     if as_json:

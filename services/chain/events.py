@@ -3,7 +3,7 @@
 A settled payment is told by three logs of one transaction: the token's
 ``Transfer(treasury, payee, amount - fee)``, immediately followed by the
 contract's anonymous ``PaymentSettled`` (sequence | payer reference, 16 bytes,
-then the fee, 12 bytes, when it is not 0), and, closing the transaction after
+then the fee, 8 bytes, when it is not 0), and, closing the transaction after
 the batch's one fee transfer, ``BatchSettled(batchId, ...)``. See docs/chain.md.
 """
 
@@ -23,7 +23,7 @@ from services.errors import InvariantViolation, require
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
 DEPOSITED_TOPIC = keccak(text="Deposited(uint64,address,uint256,string)")
 BATCH_SETTLED_TOPIC = keccak(text="BatchSettled(uint64,uint256,uint256,uint256,uint256)")
-PAYMENT_SETTLED_BYTES = (16, 28)  # without a fee, with one
+PAYMENT_SETTLED_BYTES = (16, 24)  # without a fee, with one
 
 
 def _hex(value: Any) -> str:

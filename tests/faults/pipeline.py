@@ -171,11 +171,20 @@ class FaultPipeline:
         running[0].wait_credited(payers, DEPOSIT, CREDIT_TIMEOUT_S, running[1:])
         self.mark(f"funded {len(payers)} payers")
 
-    def load(self, payers: list[str], payees: int) -> LoadGenerator:
-        """Requests from these payers to fresh payees, with the scenario's seed."""
+    def load(
+        self, payers: list[str], payees: int, merchant_of: dict[str, str] | None = None
+    ) -> LoadGenerator:
+        """Requests from these payers to fresh payees (and the payout addresses
+        in ``merchant_of``, naming their merchant), with the scenario's seed."""
         fresh = [str(Account.create().address) for _ in range(payees)]
+        merchants = merchant_of or {}
         return LoadGenerator(
-            self.settings, payers, fresh, MAX_AMOUNT, seed=self.rng.randrange(2**31)
+            self.settings,
+            payers,
+            fresh + list(merchants),
+            MAX_AMOUNT,
+            seed=self.rng.randrange(2**31),
+            merchant_of=merchants,
         )
 
     def wait_outcomes(self, ids: list[str], timeout_s: float, stall_s: float = STALL_S) -> int:

@@ -30,14 +30,14 @@ SETTLEMENT = "0x" + "5e" * 20
 TOKEN = "0x" + "70" * 20
 
 
-def test_pack_batch_layout_is_60_bytes_big_endian() -> None:
+def test_pack_batch_layout_is_56_bytes_big_endian() -> None:
     packed = pack_batch([PaymentRecord(PAYEE, 1_000_000, 7, 2**64 - 1, 2_500)])
-    assert len(packed) == 60
+    assert len(packed) == 56
     assert packed[:20] == bytes.fromhex("ab" * 20)
     assert int.from_bytes(packed[20:32], "big") == 1_000_000
     assert int.from_bytes(packed[32:40], "big") == 7
     assert packed[40:48] == b"\xff" * 8
-    assert int.from_bytes(packed[48:60], "big") == 2_500
+    assert int.from_bytes(packed[48:56], "big") == 2_500
 
 
 @pytest.mark.parametrize("fee", [-1, 1_000])
@@ -142,7 +142,7 @@ def test_decode_pairs_payment_logs_with_transfers_and_the_batch() -> None:
             SETTLEMENT,
             1,
             [],
-            (3).to_bytes(8, "big") + (9).to_bytes(8, "big") + (20).to_bytes(12, "big"),
+            (3).to_bytes(8, "big") + (9).to_bytes(8, "big") + (20).to_bytes(8, "big"),
         ),
         _log(TOKEN, 2, [TRANSFER_TOPIC, _word(SETTLEMENT), _word(TOKEN)], _word(20)),  # the fees
         _log(
@@ -175,7 +175,7 @@ def test_decode_pairs_payment_logs_with_transfers_and_the_batch() -> None:
 
 
 def test_decode_refuses_a_payment_log_without_its_transfer() -> None:
-    orphan = _log(SETTLEMENT, 1, [], bytes(28))
+    orphan = _log(SETTLEMENT, 1, [], bytes(24))
     with pytest.raises(InvariantViolation):
         decode_logs([orphan], SETTLEMENT, TOKEN)
 

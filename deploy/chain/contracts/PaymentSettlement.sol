@@ -16,19 +16,19 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// sure that no payment is ever paid twice. A payment's fee goes to the
 /// platform's fee recipient, the rest to the payee. Batches above a value
 /// threshold need M-of-N EIP-712 approvals from registered signers.
-/// @dev Packed batch format (`payments`), 60 bytes per payment, big-endian:
+/// @dev Packed batch format (`payments`), 56 bytes per payment, big-endian:
 ///   [0..20)  payee address
 ///   [20..32) amount (uint96, token base units, what the payer pays)
 ///   [32..40) sequence number (uint64, the engine's payment number)
 ///   [40..48) payer reference (uint64, the engine's account reference)
-///   [48..60) fee (uint96, below the amount; the payee receives amount - fee)
+///   [48..56) fee (uint64, below the amount; the payee receives amount - fee)
 contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     using SafeERC20 for IERC20;
 
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     bytes32 public constant BATCH_APPROVAL_TYPEHASH =
         keccak256("BatchApproval(uint64 batchId,bytes32 paymentsHash,uint256 nonce,uint256 deadline)");
-    uint256 private constant RECORD_BYTES = 60;
+    uint256 private constant RECORD_BYTES = 56;
     uint256 public constant MAX_BATCH = 1024;
 
     IERC20 public immutable token;
@@ -48,8 +48,8 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
 
     /// @notice One per settled payment, kept lean because it is paid 200 times a
     /// batch: an anonymous log (no topic) whose data are the payment's sequence
-    /// number and payer reference (uint64 each) and, when it is not 0, its fee
-    /// (uint96), big-endian (16 or 28 bytes), emitted right after the token's `Transfer(treasury, payee,
+    /// number and payer reference and, when it is not 0, its fee (uint64 each),
+    /// big-endian (16 or 24 bytes), emitted right after the token's `Transfer(treasury, payee,
     /// amount - fee)` of the same payment. Payee and net amount are read from
     /// that Transfer (what the token really moved), the batch id from the
     /// `BatchSettled` that closes the transaction, after the one fee transfer
@@ -213,17 +213,19 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         unchecked {
             for (uint256 end = at + length; at < end; at += RECORD_BYTES) {
                 uint256 payment;
-                uint256 refs; // sequence 8 | payer reference 8 | fee 12 | 4 bytes beyond
+                uint256 refs; // sequence 8 | payer reference 8 | fee 8 | 8 bytes beyond
                 assembly {
                     payment := calldataload(at)
                     refs := calldataload(add(at, 32))
                 }
                 uint256 amount = payment & type(uint96).max;
-                if (amount == 0) revert ZeroAmount();
-                total += amount;
                 uint256 sequence = refs >> 192;
-                uint256 fee = (refs >> 32) & type(uint96).max;
-                if (fee >= amount) revert FeeNotBelowAmount(sequence);
+                uint256 fee = (refs >> 64) & type(uint64).max;
+                if (amount <= fee) {
+                    if (amount == 0) revert ZeroAmount();
+                    revert FeeNotBelowAmount(sequence);
+                }
+                total += amount;
                 if (sequence >> 8 != wordIndex) {
                     if (wordIndex != type(uint256).max) _settledWords[wordIndex] = word;
                     wordIndex = sequence >> 8;
@@ -236,7 +238,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
                 assembly {
                     // PaymentSettled: sequence | payer reference (| fee, when not 0).
                     let ptr := mload(0x40)
-                    let size := add(16, mul(12, iszero(iszero(fee))))
+                    let size := add(16, mul(8, iszero(iszero(fee))))
                     calldatacopy(ptr, add(at, 32), size)
                     log0(ptr, size)
                 }
