@@ -23,6 +23,8 @@ from services.settings import Settings
 Receipt = dict[str, Any]
 log = logging.getLogger("paystream.chain")
 
+NONCE_TAKEN_AFTER_S = 2.0  # the confirmed nonce past ours this long, and still no receipt
+
 
 class NonceTaken(ChainUnavailable):
     """The account's confirmed nonce passed ours and none of our versions was
@@ -136,16 +138,25 @@ class TxSender:
         nonce, started = sent.nonce, time.monotonic()
         replace_at, warn_at = started + s.chain_replace_after_s, started + s.chain_receipt_timeout_s
         cancel_at = started + s.chain_cancel_after_s
+        taken_at: float | None = None  # when the confirmed nonce was first seen past ours
         while True:
             try:
                 receipt = await self._first_receipt(sent.hashes)
                 if receipt is not None:
                     return await self._mined(sent, receipt, time.monotonic() - started)
                 if await self._confirmed_count(account.address) > nonce:
-                    receipt = await self._first_receipt(sent.hashes)  # mined since the poll above?
-                    if receipt is not None:
-                        return await self._mined(sent, receipt, time.monotonic() - started)
-                    raise NonceTaken(f"nonce {nonce} of {account.address} was used by another tx")
+                    # A node may count a mined nonce before it serves the
+                    # receipt: only a receipt absent for a while proves the
+                    # nonce another transaction's.
+                    taken_at = taken_at or time.monotonic()
+                    if time.monotonic() - taken_at >= NONCE_TAKEN_AFTER_S:
+                        ours = ", ".join("0x" + h.hex() for h in sent.hashes)
+                        raise NonceTaken(
+                            f"nonce {nonce} of {account.address} was used by another tx "
+                            f"(ours: {ours})"
+                        )
+                    await asyncio.sleep(s.chain_receipt_poll_s)
+                    continue
                 if time.monotonic() >= replace_at:
                     await self._fill_gap(account, nonce, sent.fees)
                     await self._resend_if_forgotten(sent)
