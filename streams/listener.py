@@ -51,7 +51,9 @@ def _seen(event: ChainEvent) -> SeenEvent:
     )
 
 
-def _emit(event: ChainEvent, claims: dict[int, Claim]) -> Emit:
+def chain_record(event: ChainEvent, claims: dict[int, Claim]) -> Emit:
+    """The ``chain.events`` record of a confirmed event (a settlement names the
+    payment that claimed its sequence, if any)."""
     at = event.at
     where: dict[str, Any] = {
         # The same log always gets the same event id, however often it is emitted.
@@ -134,7 +136,7 @@ class ChainListener:
         events = await self.chain.events(cursor.last_block + 1, to)
         paid = [e.payment.sequence for e in events if isinstance(e, SettledEvent)]
         claims = await self.claims.claims_of(paid) if paid else {}
-        result.emits += [_emit(e, claims) for e in events]
+        result.emits += [chain_record(e, claims) for e in events]
         result.cursor = await self._advance(cursor, to, events)
         return result
 

@@ -18,7 +18,7 @@ from schemas.payments import PaymentFailed, PaymentScored, PaymentSettled
 from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_SETTLED
 from services.ports import WorkerPorts
 from streams.connection import Connection
-from streams.listener import _emit
+from streams.listener import chain_record
 from streams.merchants import MerchantDirectory, named_merchant
 from streams.stages.fraud import handle_request
 from streams.stages.reconcile import handle_chain_event
@@ -87,7 +87,7 @@ async def test_a_merchant_payment_pays_its_fee_on_chain_and_settles_with_it(worl
     assert world.chain.balances[to_checksum_address(SHOP.payout_address)] == 1_999 - 49
     (event,) = await world.chain.events(1, await world.chain.block_number())
     claims = await world.claims.claims_of([world.payments[key_of(body)].sequence or 0])
-    record = _emit(event, claims)
+    record = chain_record(event, claims)
     outcome = handle_chain_event(record.payload(), "ref", world.reconcile)
     (settled,) = outcome.emits
     assert settled.topic == PAYMENTS_SETTLED
