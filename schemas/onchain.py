@@ -18,6 +18,9 @@ def account_ref(account_id: str) -> int:
     return int.from_bytes(keccak(text=account_id)[:8], "big")
 
 
+ZERO_ADDRESS = "0x" + "0" * 40  # no key holds it: the token refuses to credit it
+
+
 @dataclass(frozen=True)
 class PaymentRecord:
     """One payment of a batch, as the contract sees it."""

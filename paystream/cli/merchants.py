@@ -12,9 +12,8 @@ import click
 from eth_utils.address import is_address, is_checksum_address
 
 from schemas.merchants import FEE_BPS_MAX, Merchant
+from schemas.onchain import ZERO_ADDRESS
 from services.settings import Settings
-
-ZERO_ADDRESS = "0x" + "0" * 40
 
 
 @click.group()

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from schemas.base import Record, conflict_event_id, outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.merchants import Merchant
+from schemas.onchain import ZERO_ADDRESS
 from schemas.partitioning import partition_for
 from schemas.payments import FraudCheck, PaymentFailed, PaymentRequested, PaymentScored
 from schemas.review import ReviewHeld
@@ -39,9 +40,6 @@ FIELD_CODES = {
     "payee_address": FailureCode.INVALID_ADDRESS,
     "currency": FailureCode.UNKNOWN_CURRENCY,
 }
-
-
-ZERO_ADDRESS = "0x" + "0" * 40
 
 
 @dataclass
