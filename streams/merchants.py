@@ -4,7 +4,9 @@ fraud stage to check a request's merchant and fix its fee.
 Loaded from PostgreSQL (the ``Merchants`` port) every ``merchant_refresh_s``,
 and at once when a request names a merchant it does not know (at most once a
 second), before the request is decided: a merchant registered a moment ago is
-known to the first payment that names it. If PostgreSQL cannot be read for
+known to a payment that names it, unless the directory was reloaded less than
+a second before that payment and after the registration (then the payment is
+refused ``UNKNOWN_MERCHANT``). If PostgreSQL cannot be read for
 such a request, the worker stops with ``EXIT_MERCHANTS`` (73) instead of
 rejecting a payment for a merchant that may exist; its supervisor restarts it
 and the request is read again.

@@ -58,8 +58,8 @@ def create(
     actor: str,
     as_json: bool,
 ) -> None:
-    """Register a merchant NAME (recorded in the audit log). Workers know it as
-    soon as a payment names it."""
+    """Register a merchant NAME (recorded in the audit log). Workers load it when
+    a payment names it (at most once a second)."""
     from pydantic import ValidationError
 
     from paystream.cli.db import database
