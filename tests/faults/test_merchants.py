@@ -1,6 +1,6 @@
 """Merchant payments with fees, while the worker is SIGKILLed: each merchant is
 registered with ``paystream merchants create`` (one of them while payments
-already flow: the first payment that names it must find it), the contract pays
+already flow: the payments that name it must find it), the contract pays
 amount - fee to the payout address and the fees to the platform's fee
 recipient, and the invariants check both against the ledger to the unit.
 Requests naming a merchant with another payee are refused up front."""
