@@ -65,7 +65,7 @@ REST_TIMEOUT_S = 30.0  # for the chain, the listener and the sink to catch up, t
 STALL_S = 75.0
 # Every scenario: the sweeper re-sends lost batches after 5 s, and the fraud
 # rules' velocity limits (120 requests a minute per payer) stay out of the way:
-# a REVIEW has no outcome today (audit finding 2), which is not what these test.
+# reviews have a scenario of their own (test_reviews.py).
 DEFAULTS: dict[str, object] = {
     "batch_timeout_s": 5.0,
     "fraud_velocity_max_count": 10**6,

@@ -117,6 +117,27 @@ async def test_the_zero_address_reverts_the_whole_batch(port: ChainClient) -> No
     assert len((await port.settle_batch(23, payments)).settled) == 2
 
 
+async def blacklist(port: ChainClient, payee: str) -> None:
+    if isinstance(port, FakeChain):
+        port.refusing.add(payee.lower())
+        return
+    assert isinstance(port, Web3ChainClient)
+    await port.call_token(port.keys.admin, "setBlacklisted", payee, True)
+
+
+async def test_a_payee_the_token_blacklisted_reverts_the_batch_naming_it(
+    port: ChainClient,
+) -> None:
+    payments = _payments(100, 3)
+    await blacklist(port, payments[1].payee)
+    assert not await port.payee_accepts(payments[1].payee)
+    name, args = await refused(port, 25, payments)
+    assert (name, str(args[0]).lower()) == ("TransferFailed", payments[1].payee.lower())
+    assert not await port.is_settled(100)
+    kept = [payments[0], payments[2]]
+    assert len((await port.settle_batch(25, kept)).settled) == 2
+
+
 async def payee_balance(port: ChainClient, payee: str) -> int:
     if isinstance(port, FakeChain):
         return port.balances.get(payee, 0)
