@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter
 
 from schemas.base import AccountId, Address, Record
 from schemas.money import MinorUnits
+from schemas.payments import ChainPayout
 
 
 class _OnChain(Record):
@@ -64,3 +65,10 @@ class ReconciliationAlert(Record):
     detail: str
     sequence: int | None = None
     tx_hash: str | None = None
+    # A MISMATCH names its payment and what the chain paid. A payment still held
+    # (SCORED or SUBMITTED) is moved to MISMATCH, its hold kept, until an
+    # operator accepts or rejects the chain's payout.
+    payment_id: uuid.UUID | None = None
+    payer_account: AccountId | None = None
+    chain: ChainPayout | None = None
+    held: bool = False

@@ -21,6 +21,7 @@ class FailureCode(StrEnum):
     FRAUD_BLOCKED = "FRAUD_BLOCKED"  # the rules engine decided BLOCK
     SETTLEMENT_REJECTED = "SETTLEMENT_REJECTED"  # the chain refused the batch for good
     SETTLEMENT_TIMEOUT = "SETTLEMENT_TIMEOUT"  # not mined in time, cancelled, proven unpaid
+    SETTLEMENT_MISMATCH = "SETTLEMENT_MISMATCH"  # paid otherwise on chain; an operator rejected it
     PAYMENT_ID_CONFLICT = "PAYMENT_ID_CONFLICT"  # the id was used for a different request
     REVIEW_DENIED = "REVIEW_DENIED"  # held for review; an operator denied it
     REVIEW_EXPIRED = "REVIEW_EXPIRED"  # held for review; no decision before it expired
@@ -47,6 +48,11 @@ FAILURE_REASONS: dict[FailureCode, str] = {
     FailureCode.SETTLEMENT_TIMEOUT: (
         "the settlement transaction was not mined in time and was cancelled; the chain "
         "shows the payment unpaid"
+    ),
+    FailureCode.SETTLEMENT_MISMATCH: (
+        "the chain paid this payment's sequence differently from the request (payee, "
+        "amount or fee) and an operator rejected that payout as its settlement; the payer "
+        "is not charged"
     ),
     FailureCode.PAYMENT_ID_CONFLICT: (
         "the payment id was already used for a different request (payer, payee, amount, "

@@ -90,6 +90,36 @@ class PaymentSubmitted(Record):
     submitted_at: AwareDatetime
 
 
+class ChainPayout(Frozen):
+    """What the chain paid under a payment's sequence number, when it differs
+    from the payment (a MISMATCH): the payee got ``amount - fee``, the fee
+    recipient ``fee``."""
+
+    sequence: Annotated[int, Field(ge=0)]
+    payee_address: Address
+    amount: MinorUnits
+    fee: Annotated[int, Field(ge=0)] = 0
+    batch_id: Annotated[int, Field(ge=0)]
+    tx_hash: str
+    block_number: Annotated[int, Field(ge=0)]
+    block_hash: str
+
+
+class Resolution(Frozen):
+    """An operator's decision on a MISMATCH (``paystream mismatches accept|reject``).
+    ACCEPT: the chain's payout is the payment's settlement; the payer is charged
+    the payment's amount. REJECT: it is not; the payment fails
+    (``SETTLEMENT_MISMATCH``) and the payer is charged nothing. Either way the
+    ledger books what the chain paid, and the difference from what the payer
+    was charged goes to the platform's suspense account."""
+
+    verdict: Literal["ACCEPT", "REJECT"]
+    decided_by: Annotated[str, Field(min_length=1, max_length=64)]
+    note: Annotated[str, Field(max_length=500)] = ""
+    decided_at: AwareDatetime
+    chain: ChainPayout
+
+
 class PaymentSettled(Record):
     """``payments.settled``: confirmed on chain and captured."""
 
@@ -108,6 +138,8 @@ class PaymentSettled(Record):
     requested_at: AwareDatetime
     settled_at: AwareDatetime
     latency_ms: Annotated[int, Field(ge=0)]
+    # Set when the chain paid it differently and an operator accepted that payout.
+    resolution: Resolution | None = None
 
 
 class PaymentFailed(Record):
@@ -121,6 +153,8 @@ class PaymentFailed(Record):
     fraud: FraudCheck | None = None
     requested_at: AwareDatetime | None = None
     failed_at: AwareDatetime
+    # SETTLEMENT_MISMATCH: what the chain paid all the same, and who rejected it.
+    resolution: Resolution | None = None
 
 
 class DeadLetter(Record):

@@ -12,7 +12,9 @@ from pydantic import AwareDatetime, Field
 from schemas.base import AccountId, Record
 from schemas.payments import FraudCheck, PaymentRequested
 
-Verdict = Literal["APPROVE", "DENY", "EXPIRE"]
+# APPROVE, DENY, EXPIRE end a review; ACCEPT, REJECT end a MISMATCH (the chain's
+# payout accepted as the payment's settlement, or rejected).
+Verdict = Literal["APPROVE", "DENY", "EXPIRE", "ACCEPT", "REJECT"]
 _REVIEW_NAMESPACE = uuid.UUID("5f0c1d55-5d0e-4a53-9c8e-7f4c3a2b1e90")
 
 
@@ -27,8 +29,9 @@ class ReviewHeld(Record):
 
 
 class ReviewDecision(Record):
-    """``review.decisions`` (key: payer account): what ends a review. Only the
-    first decision for a payment counts; later ones are recorded and ignored."""
+    """``review.decisions`` (key: payer account): what ends a review or a
+    MISMATCH. Only the first decision for a payment counts; later ones are
+    recorded and ignored."""
 
     payment_id: uuid.UUID
     payer_account: AccountId

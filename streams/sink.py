@@ -1,8 +1,8 @@
 """``paystream sink``: the ledger sink. It reads outcomes, fraud checks,
-payments held for review and deposits from the topics in batches (at most ``batch_max`` records or
-``flush_ms``), writes them through the ``LedgerStore`` in one transaction per
-batch, then commits the offsets. A crash between the two replays the batch,
-which the store recognises (``processed_events``)."""
+payments held for review, deposits and the reconciler's alerts from the topics
+in batches (at most ``batch_max`` records or ``flush_ms``), writes them through
+the ``LedgerStore`` in one transaction per batch, then commits the offsets. A
+crash between the two replays the batch, which the store recognises (``processed_events``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from confluent_kafka import Message, Producer
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.chain import CHAIN_EVENT, DepositConfirmed
+from schemas.chain import CHAIN_EVENT, DepositConfirmed, ReconciliationAlert
 from schemas.payments import DeadLetter, PaymentFailed, PaymentScored, PaymentSettled
 from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
@@ -24,6 +24,7 @@ from schemas.topics import (
     PAYMENTS_FAILED,
     PAYMENTS_REVIEW,
     PAYMENTS_SETTLED,
+    RECONCILIATION_ALERTS,
 )
 from services.bootstrap import SinkBundle
 from services.errors import StoreUnavailable
@@ -44,6 +45,7 @@ DECODERS: dict[str, TypeAdapter[object]] = {
     FRAUD_SCORED: TypeAdapter(PaymentScored),
     CHAIN_EVENTS: CHAIN_EVENT,  # type: ignore[dict-item]
     PAYMENTS_REVIEW: TypeAdapter(ReviewHeld),
+    RECONCILIATION_ALERTS: TypeAdapter(ReconciliationAlert),
 }
 
 
@@ -51,7 +53,13 @@ def decode(base_topic: str, raw: bytes) -> SinkRecord | None:
     """The record, or None when this topic's record is not for the ledger."""
     value = DECODERS[base_topic].validate_json(raw)
     if isinstance(
-        value, PaymentSettled | PaymentFailed | PaymentScored | DepositConfirmed | ReviewHeld
+        value,
+        PaymentSettled
+        | PaymentFailed
+        | PaymentScored
+        | DepositConfirmed
+        | ReviewHeld
+        | ReconciliationAlert,
     ):
         return value
     return None  # chain settlements and orphans: the reconciler's business

@@ -20,6 +20,9 @@ class Status(StrEnum):
     REVIEW = "REVIEW"  # held, waiting for a human decision (review API: later)
     SCORED = "SCORED"  # approved and held; gets a sequence number when batched
     SUBMITTED = "SUBMITTED"  # in a batch transaction sent to the chain
+    # Paid on chain otherwise than requested (payee, amount or fee): held until
+    # an operator accepts or rejects the chain's payout (``paystream mismatches``).
+    MISMATCH = "MISMATCH"
     CONFIRMED = "CONFIRMED"
     SETTLED = "SETTLED"
     REJECTED = "REJECTED"  # failed before any hold
@@ -29,8 +32,9 @@ class Status(StrEnum):
 LEGAL: dict[Status, frozenset[Status]] = {
     Status.REQUESTED: frozenset({Status.SCORED, Status.REVIEW, Status.REJECTED}),
     Status.REVIEW: frozenset({Status.SCORED, Status.FAILED}),
-    Status.SCORED: frozenset({Status.SUBMITTED, Status.FAILED}),
-    Status.SUBMITTED: frozenset({Status.CONFIRMED, Status.FAILED}),
+    Status.SCORED: frozenset({Status.SUBMITTED, Status.MISMATCH, Status.FAILED}),
+    Status.SUBMITTED: frozenset({Status.CONFIRMED, Status.MISMATCH, Status.FAILED}),
+    Status.MISMATCH: frozenset({Status.CONFIRMED, Status.FAILED}),
     Status.CONFIRMED: frozenset({Status.SETTLED}),
     Status.SETTLED: frozenset(),
     Status.REJECTED: frozenset(),
@@ -92,7 +96,9 @@ class PaymentState(_Value):
 
 RECENT_DEPOSITS = 256
 RECENT_FINISHED = 1024  # payment ids whose hold was captured or released
-HELD_STATUSES = frozenset({Status.REVIEW, Status.SCORED, Status.SUBMITTED, Status.CONFIRMED})
+HELD_STATUSES = frozenset(
+    {Status.REVIEW, Status.SCORED, Status.SUBMITTED, Status.MISMATCH, Status.CONFIRMED}
+)
 
 
 class Balance(_Value):

@@ -10,6 +10,7 @@ from paystream.cli.bench import bench
 from paystream.cli.chain import chain, deposit
 from paystream.cli.db import audit, db, reconcile, sink
 from paystream.cli.merchants import merchants
+from paystream.cli.mismatches import mismatches
 from paystream.cli.pipeline import demo, topics, worker
 from paystream.cli.review import review
 from paystream.cli.stack import stack
@@ -41,6 +42,7 @@ cli.add_command(sink)
 cli.add_command(reconcile)
 cli.add_command(review)
 cli.add_command(merchants)
+cli.add_command(mismatches)
 cli.add_command(bench)
 
 

@@ -4,7 +4,10 @@ A settled payment of amount A with fee F writes payer -A, payee +(A - F),
 platform fee +F: exactly what the contract moved. F is fixed when the payment
 is scored, floor(A * f / 10,000) for a merchant whose rate is f basis points
 (``fee_of``; the rounding remainder stays with the payee). A confirmed deposit D writes
-account +D and treasury -D. Every set of entries sums to zero.
+account +D and treasury -D. A MISMATCH an operator resolved books what the
+chain paid: payee +(X - F'), platform fee +F', the payer -C (C: the payment's
+amount if accepted, 0 if rejected) and the platform's suspense account C - X
+(``resolution_entries``). Every set of entries sums to zero.
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from schemas.chain import DepositConfirmed
+from schemas.payments import PaymentFailed, PaymentSettled
+from schemas.records import SinkRecord
 from services.errors import require
 
 FEE_ACCOUNT = "platform:fees"
 TREASURY_ACCOUNT = "treasury:chain"
+# What the platform is owed (positive) or out of pocket (negative) because the
+# chain paid a payment otherwise than requested: recovered by hand.
+SUSPENSE_ACCOUNT = "platform:suspense"
 BPS = 10_000
 
 
@@ -25,7 +34,7 @@ class Entry:
     event_id: uuid.UUID
     payment_id: uuid.UUID | None
     account: str
-    kind: str  # payer | payee | fee | deposit | treasury
+    kind: str  # payer | payee | fee | suspense | deposit | treasury
     amount: int  # signed minor units
     currency: str
     at: datetime
@@ -57,6 +66,32 @@ def settlement_entries(
     return _balanced(entries)
 
 
+def resolution_entries(
+    event_id: uuid.UUID,
+    payment_id: uuid.UUID,
+    payer: str,
+    charged: int,
+    chain_payee: str,
+    chain_amount: int,
+    chain_fee: int,
+    currency: str,
+    at: datetime,
+) -> list[Entry]:
+    """A resolved MISMATCH: the chain's payout as it happened, the payer
+    charged ``charged``, the difference to the suspense account."""
+    require(0 <= chain_fee <= chain_amount, "fee %s above %s", chain_fee, chain_amount)
+    require(charged >= 0, "charged %s", charged)
+    entries = [
+        Entry(event_id, payment_id, payer, "payer", -charged, currency, at),
+        Entry(event_id, payment_id, chain_payee, "payee", chain_amount - chain_fee, currency, at),
+        Entry(event_id, payment_id, FEE_ACCOUNT, "fee", chain_fee, currency, at),
+        Entry(
+            event_id, payment_id, SUSPENSE_ACCOUNT, "suspense", charged - chain_amount, currency, at
+        ),
+    ]
+    return _balanced(entries)
+
+
 def deposit_entries(
     event_id: uuid.UUID, account: str, amount: int, currency: str, at: datetime
 ) -> list[Entry]:
@@ -72,3 +107,36 @@ def deposit_entries(
 def _balanced(entries: list[Entry]) -> list[Entry]:
     require(sum(e.amount for e in entries) == 0, "entries do not balance: %s", entries)
     return [e for e in entries if e.amount != 0]
+
+
+def entries_of(r: SinkRecord, token_symbol: str) -> list[Entry]:
+    """The entries a sink record writes (none for most): a settlement, a
+    resolved MISMATCH (settled or failed) and a deposit (in ``token_symbol``)."""
+    if isinstance(r, PaymentSettled | PaymentFailed) and r.resolution is not None:
+        chain = r.resolution.chain
+        accepted = isinstance(r, PaymentSettled)
+        return resolution_entries(
+            r.event_id,
+            r.payment_id,
+            r.payer_account or "",
+            (r.amount or 0) if accepted else 0,
+            chain.payee_address,
+            chain.amount,
+            chain.fee,
+            r.currency if isinstance(r, PaymentSettled) else token_symbol,
+            r.settled_at if isinstance(r, PaymentSettled) else r.failed_at,
+        )
+    if isinstance(r, PaymentSettled):
+        return settlement_entries(
+            r.event_id,
+            r.payment_id,
+            r.payer_account,
+            r.payee_address,
+            r.amount,
+            r.currency,
+            r.fee,
+            r.settled_at,
+        )
+    if isinstance(r, DepositConfirmed):
+        return deposit_entries(r.event_id, r.account, r.amount, token_symbol, r.occurred_at)
+    return []

@@ -17,13 +17,13 @@ from psycopg.errors import OperationalError
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from schemas.chain import DepositConfirmed
+from schemas.chain import ReconciliationAlert
 from schemas.codes import FailureCode
 from schemas.payments import PaymentFailed, PaymentRequested, PaymentScored, PaymentSettled
 from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
 from services.errors import StoreUnavailable
-from services.store.ledger import Entry, deposit_entries, settlement_entries
+from services.store.ledger import Entry, entries_of
 
 PAYMENT_COLUMNS = (
     "payment_id, created_at, payer_account, payee_address, merchant_id, amount, currency, "
@@ -70,6 +70,10 @@ INSERT_FRAUD = """
 INSERT INTO fraud_checks (payment_id, checked_at, score, decision, rules_triggered,
     check_duration_ms)
 VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (payment_id) DO NOTHING
+"""
+
+INSERT_LOG = """
+INSERT INTO reconciliation_log (run_at, kind, payment_id, detail) VALUES (%s, %s, %s, %s)
 """
 
 UPSERT_METRIC = """
@@ -121,24 +125,21 @@ class PostgresLedgerStore:
         entries: list[Entry] = []
         payments: list[tuple[Any, ...]] = []
         frauds: list[tuple[Any, ...]] = []
+        logs: list[tuple[Any, ...]] = []
         for r in todo:
+            entries += entries_of(r, self.token_symbol)
             if isinstance(r, PaymentSettled):
                 payments.append(_settled_row(r))
-                entries += settlement_entries(
-                    r.event_id,
-                    r.payment_id,
-                    r.payer_account,
-                    r.payee_address,
-                    r.amount,
-                    r.currency,
-                    r.fee,
-                    r.settled_at,
-                )
             elif isinstance(r, PaymentFailed):
                 if _has_row(r):
                     payments.append(_failed_row(r))
                 if r.fraud is not None:
                     frauds.append(_fraud_row(r.payment_id, r.failed_at, r.fraud))
+            elif isinstance(r, ReconciliationAlert):
+                logs.append((r.occurred_at, r.kind, r.payment_id, Jsonb(r.model_dump(mode="json"))))
+            if isinstance(r, PaymentSettled | PaymentFailed) and r.resolution is not None:
+                detail = Jsonb(r.resolution.model_dump(mode="json"))
+                logs.append((r.occurred_at, "RESOLVED", r.payment_id, detail))
             elif isinstance(r, PaymentScored):
                 if r.approval is not None:  # it had a REVIEW row
                     payments.append(_request_row(r.request, "SCORED", r.scored_at, None))
@@ -146,10 +147,6 @@ class PostgresLedgerStore:
             elif isinstance(r, ReviewHeld):
                 payments.append(_request_row(r.request, "REVIEW", r.held_at, r.expires_at))
                 frauds.append(_fraud_row(r.request.payment_id, r.held_at, r.fraud))
-            elif isinstance(r, DepositConfirmed):
-                entries += deposit_entries(
-                    r.event_id, r.account, r.amount, self.token_symbol, r.occurred_at
-                )
         async with conn.cursor() as c:
             if payments:
                 await c.execute(STAGE_PAYMENTS)
@@ -159,6 +156,8 @@ class PostgresLedgerStore:
                 await c.execute(UPSERT_PAYMENT)
             if frauds:
                 await c.executemany(INSERT_FRAUD, frauds)
+            if logs:
+                await c.executemany(INSERT_LOG, logs)
             if entries:
                 async with c.copy(
                     "COPY ledger_entries (event_id, payment_id, account, kind, "

@@ -2,7 +2,9 @@
 topic and the chain's events must tell the same story: every settlement with
 the same amount and fee, the fees the chain paid to the fee recipient equal to
 the ledger's fee account, and the treasury holding at least what the ledger
-owes the payers.
+owes the payers. A payment the chain paid otherwise than requested (a MISMATCH)
+counts with what the chain paid once an operator resolved it (``paystream
+mismatches``); until then it is reported here.
 
 It is handed its sources by ``services.bootstrap.reconcile_bundle``. PostgreSQL
 is read first: a database without the schema stops it at once with the command
@@ -19,12 +21,12 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from schemas.onchain import SettledEvent
-from schemas.topics import PAYMENTS_SETTLED
+from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED
 from services.bootstrap import ReconcileBundle
 from services.errors import BrokerUnavailable
 from services.settings import Settings
 from services.store.errors import translated
-from services.store.ledger import FEE_ACCOUNT, TREASURY_ACCOUNT
+from services.store.ledger import FEE_ACCOUNT, SUSPENSE_ACCOUNT, TREASURY_ACCOUNT
 from streams.state import Balance
 from streams.tables import changelog_topic
 
@@ -110,6 +112,13 @@ async def _postgres(
                 pid: (int(seq), int(amount), int(fee))
                 for pid, seq, amount, fee in await cur.fetchall()
             }
+            # A resolved MISMATCH: the ledger booked what the chain paid.
+            cur = await conn.execute(
+                "SELECT payment_id::text, detail FROM reconciliation_log WHERE kind = 'RESOLVED'"
+            )
+            for pid, detail in await cur.fetchall():
+                chain = detail["chain"]
+                settled[pid] = (int(chain["sequence"]), int(chain["amount"]), int(chain["fee"]))
             cur = await conn.execute(
                 "SELECT account, sum(amount) FROM ledger_entries GROUP BY account"
             )
@@ -184,7 +193,7 @@ def compare_fees_and_treasury(
     report.counts["fees in the ledger"] = ledger.get(FEE_ACCOUNT, 0)
     if fees_paid != ledger.get(FEE_ACCOUNT, 0):
         report.mismatch("fees", chain=fees_paid, ledger=ledger.get(FEE_ACCOUNT, 0))
-    platform = {FEE_ACCOUNT, TREASURY_ACCOUNT}
+    platform = {FEE_ACCOUNT, TREASURY_ACCOUNT, SUSPENSE_ACCOUNT}
     owed = sum(v for a, v in ledger.items() if a not in platform and not a.startswith("0x"))
     report.counts["owed to payers"] = owed
     report.counts["treasury on chain"] = treasury
@@ -192,18 +201,30 @@ def compare_fees_and_treasury(
         report.mismatch("treasury_insolvent", treasury=treasury, owed=owed)
 
 
+def topic_settlements(bundle: ReconcileBundle, settings: Settings) -> dict[str, Settled]:
+    """What the outcome topics say the chain paid, by payment id: every
+    ``payments.settled`` record, and the rejected MISMATCHes of
+    ``payments.failed`` (a resolved MISMATCH counts with the chain's payout)."""
+    topic: dict[str, Settled] = {}
+    for name in (PAYMENTS_SETTLED, PAYMENTS_FAILED):
+        for _, value in read_topic(bundle.consumer, settings, settings.topic(name)):
+            record = json.loads(value)
+            paid = (record.get("resolution") or {}).get("chain") or record
+            if name == PAYMENTS_FAILED and paid is record:
+                continue
+            topic[record["payment_id"]] = Settled(
+                int(paid["sequence"]),
+                int(paid["amount"]),
+                int(paid["block_number"]),
+                int(paid.get("fee") or 0),
+            )
+    return topic
+
+
 async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
     report = Report()
     in_pg, ledger = await _postgres(bundle, settings)
-    topic: dict[str, Settled] = {}
-    for _, value in read_topic(bundle.consumer, settings, settings.topic(PAYMENTS_SETTLED)):
-        record = json.loads(value)
-        topic[record["payment_id"]] = Settled(
-            int(record["sequence"]),
-            int(record["amount"]),
-            int(record["block_number"]),
-            int(record.get("fee") or 0),
-        )
+    topic = topic_settlements(bundle, settings)
     events = await bundle.chain.events(0, await bundle.chain.block_number())
     on_chain = {
         e.payment.sequence: Settled(

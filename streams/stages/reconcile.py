@@ -1,6 +1,8 @@
 """Reconciler (consumes ``chain.events``): match confirmed settlements with the
 payments the engine sent, capture holds, credit deposits, publish outcomes.
-Disagreements are published as alerts, never silently accepted."""
+Disagreements are published as alerts, never silently accepted: a payment the
+chain paid otherwise than requested keeps its hold in MISMATCH until an
+operator accepts or rejects the chain's payout (``streams/stages/mismatch.py``)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from schemas.chain import (
     ReconciliationAlert,
     SettlementConfirmed,
 )
-from schemas.payments import PaymentSettled
-from schemas.topics import PAYMENTS_SETTLED, RECONCILIATION_ALERTS
+from schemas.payments import ChainPayout, PaymentSettled
+from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.state import Balance, PaymentState, Status, payment_key
 
@@ -57,6 +59,48 @@ def handle_chain_event(raw: bytes, key: str, deps: ReconcileDeps) -> Outcome:
     return _settled(event, key, deps)
 
 
+def chain_payout(event: SettlementConfirmed) -> ChainPayout:
+    return ChainPayout(
+        sequence=event.sequence,
+        payee_address=event.payee_address,
+        amount=event.amount,
+        fee=event.fee,
+        batch_id=event.batch_id,
+        tx_hash=event.tx_hash,
+        block_number=event.block_number,
+        block_hash=event.block_hash,
+    )
+
+
+def _mismatch(
+    entry: str, state: PaymentState, event: SettlementConfirmed, key: str, deps: ReconcileDeps
+) -> Outcome:
+    """The chain paid the payment's sequence otherwise than requested. A payment
+    still held moves to MISMATCH (its hold kept) until an operator decides
+    (``streams/stages/mismatch.py``); one already ended only raises the alert."""
+    detail = (
+        f"chain paid {event.amount} (fee {event.fee}) to {event.payee_address}, engine "
+        f"expected {state.amount} (fee {state.fee}) to {state.payee_address}"
+    )
+    held = state.status in (Status.SCORED, Status.SUBMITTED)
+    alert = ReconciliationAlert(
+        **({"event_id": outcome_event_id("mismatch", state.payment_id)} if held else {}),
+        kind="MISMATCH",
+        detail=detail if held else f"{detail}; the payment is {state.status} in the engine",
+        sequence=event.sequence,
+        tx_hash=event.tx_hash,
+        payment_id=state.payment_id,
+        payer_account=state.payer_account,
+        chain=chain_payout(event),
+        held=held,
+    )
+    if held:
+        moved = state.moved(Status.MISMATCH, tx_hash=event.tx_hash, sequence=event.sequence)
+        deps.payments[entry] = moved.with_output(RECONCILIATION_ALERTS, alert)
+    emit = Emit(RECONCILIATION_ALERTS, key, alert)
+    return Outcome(emits=(emit,), note="alert:MISMATCH")
+
+
 def _deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
     balance = deps.balances.get(event.account, Balance())
     credited = balance.credit(f"{event.tx_hash}:{event.log_index}", event.amount)
@@ -81,23 +125,18 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
             sequence=event.sequence,
             tx_hash=event.tx_hash,
         )
-    if state.status == Status.SETTLED:
+    if state.status == Status.SETTLED or RECONCILIATION_ALERTS in state.outputs:
+        # Settled, or held in MISMATCH (perhaps resolved since): the same records again.
         balance = deps.balances.get(state.payer_account, Balance())
         deps.balances[state.payer_account] = balance.aligned(state)
-        return republish(state.outputs, (PAYMENTS_SETTLED,), state.payer_account, "duplicate")
+        topics = (RECONCILIATION_ALERTS, PAYMENTS_SETTLED, PAYMENTS_FAILED)
+        return republish(state.outputs, topics, state.payer_account, "duplicate")
     if (state.payee_address, state.amount, state.fee) != (
         event.payee_address,
         event.amount,
         event.fee,
     ):
-        return _alert(
-            key,
-            "MISMATCH",
-            f"chain paid {event.amount} (fee {event.fee}) to {event.payee_address}, engine "
-            f"expected {state.amount} (fee {state.fee}) to {state.payee_address}",
-            sequence=event.sequence,
-            tx_hash=event.tx_hash,
-        )
+        return _mismatch(entry, state, event, key, deps)
     if state.status not in (Status.SCORED, Status.SUBMITTED):
         return _alert(
             key,
@@ -105,6 +144,9 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
             f"paid on chain but {state.status} in the engine",
             sequence=event.sequence,
             tx_hash=event.tx_hash,
+            payment_id=state.payment_id,
+            payer_account=state.payer_account,
+            chain=chain_payout(event),
         )
     if state.status == Status.SCORED:  # chain.submitted not seen yet
         state = state.moved(Status.SUBMITTED, tx_hash=event.tx_hash, sequence=event.sequence)

@@ -1,7 +1,8 @@
 """Review stage (consumes ``review.decisions``): the decision that ends a hold
 for review. APPROVE publishes the payment to ``fraud.scored`` (it goes on to a
 batch like any approved payment); DENY and EXPIRE fail it and release its hold
-(``REVIEW_DENIED``, ``REVIEW_EXPIRED``).
+(``REVIEW_DENIED``, ``REVIEW_EXPIRED``). ACCEPT and REJECT end a MISMATCH
+instead (``streams/stages/mismatch.py``).
 
 The first decision applied wins. A decision for a payment that is no longer in
 REVIEW publishes again what the first one published (a replay after a crash
@@ -23,9 +24,17 @@ from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.partitioning import partition_for
 from schemas.payments import Approval, PaymentFailed, PaymentScored
 from schemas.review import ReviewDecision, ReviewHeld
-from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REVIEW, REVIEW_DECISIONS
+from schemas.topics import (
+    FRAUD_SCORED,
+    PAYMENTS_FAILED,
+    PAYMENTS_REVIEW,
+    PAYMENTS_SETTLED,
+    RECONCILIATION_ALERTS,
+    REVIEW_DECISIONS,
+)
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
+from streams.stages.mismatch import resolve
 from streams.state import Balance, PaymentState, Status, payment_key
 
 
@@ -50,13 +59,26 @@ def handle_decision(raw: bytes, partition: int | None, deps: ReviewDeps) -> Outc
         return Outcome(emits=(Emit(REVIEW_DECISIONS, payer, decision, home),), note="rerouted")
     key = payment_key(payer, decision.payment_id)
     state = deps.payments.get(key)
-    if state is None or PAYMENTS_REVIEW not in state.outputs:
-        return dead(f"no payment {decision.payment_id} of {payer} was held for review")
-    if state.status != Status.REVIEW:
+    on_mismatch = decision.verdict in ("ACCEPT", "REJECT")
+    held_in, marker = (
+        (Status.MISMATCH, RECONCILIATION_ALERTS)
+        if on_mismatch
+        else (Status.REVIEW, PAYMENTS_REVIEW)
+    )
+    if state is None or marker not in state.outputs:
+        return dead(f"no payment {decision.payment_id} of {payer} was held in {held_in}")
+    if state.status != held_in:
         balance = deps.balances.get(payer, Balance())
         deps.balances[payer] = balance.aligned(state)
-        topics = (FRAUD_SCORED, PAYMENTS_FAILED)
+        topics = (
+            (PAYMENTS_SETTLED, PAYMENTS_FAILED) if on_mismatch else (FRAUD_SCORED, PAYMENTS_FAILED)
+        )
         return republish(state.outputs, topics, payer, f"already decided: {state.status}")
+    if on_mismatch:
+        balance = deps.balances.get(payer, Balance())
+        final, ended, outcome = resolve(state, decision, balance, home, deps.clock())
+        deps.payments[key], deps.balances[payer] = final, ended
+        return outcome
     held = ReviewHeld.model_validate_json(state.outputs[PAYMENTS_REVIEW])
     now = deps.clock()
     if decision.verdict == "EXPIRE" and now < held.expires_at:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.chain import DepositConfirmed
 from schemas.cursor import Cursor
 from schemas.merchants import Merchant
 from schemas.onchain import (
@@ -20,14 +19,13 @@ from schemas.onchain import (
     SettledEvent,
     SettledPayment,
 )
-from schemas.payments import PaymentSettled
 from schemas.records import SinkRecord
 from schemas.sequence import COUNTER_MAX, PARTITION_MAX, sequence_of
 from services.chain.packing import pack_batch
 from services.chain.reverts import ContractReverted
 from services.errors import require
 from services.ports import Claim, ClaimRequest
-from services.store.ledger import Entry, deposit_entries, settlement_entries
+from services.store.ledger import Entry, entries_of
 
 FAKE_FEE_RECIPIENT = "0x" + "fe" * 20
 
@@ -159,21 +157,7 @@ class MemoryLedgerStore:
                 continue
             self.processed.add((consumer, r.event_id))
             new += 1
-            if isinstance(r, PaymentSettled):
-                self.entries += settlement_entries(
-                    r.event_id,
-                    r.payment_id,
-                    r.payer_account,
-                    r.payee_address,
-                    r.amount,
-                    r.currency,
-                    r.fee,
-                    r.settled_at,
-                )
-            elif isinstance(r, DepositConfirmed):
-                self.entries += deposit_entries(
-                    r.event_id, r.account, r.amount, self.token_symbol, r.occurred_at
-                )
+            self.entries += entries_of(r, self.token_symbol)
         return new
 
     async def balance(self, account: str, as_of: datetime | None = None) -> int:

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from eth_account import Account
 
+from schemas.base import outcome_event_id
 from schemas.chain import DepositConfirmed
-from schemas.payments import PaymentSettled
+from schemas.codes import FAILURE_REASONS, FailureCode
+from schemas.payments import ChainPayout, PaymentFailed, PaymentSettled, Resolution
 from services.bootstrap import pg_pool
 from services.settings import Settings
 from services.store.postgres import PostgresLedgerStore
@@ -16,6 +18,7 @@ from services.store.schema import upgrade
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PAYEE = Account.from_key(b"\x11" * 32).address
+OTHER_PAYEE = Account.from_key(b"\x22" * 32).address
 
 
 def deposit(account: str, amount: int, at: datetime = T0) -> DepositConfirmed:
@@ -51,6 +54,44 @@ def settled(
         requested_at=at - timedelta(seconds=1),
         settled_at=at,
         latency_ms=1000,
+    )
+
+
+def resolved(
+    payer: str, amount: int, verdict: str, paid: int, fee: int = 0
+) -> PaymentSettled | PaymentFailed:
+    """A payment of ``amount`` the chain paid otherwise (``paid``, with ``fee``, to
+    OTHER_PAYEE), its MISMATCH accepted (settled) or rejected (failed)."""
+    request = settled(payer, amount)
+    chain = ChainPayout(
+        sequence=request.sequence,
+        payee_address=OTHER_PAYEE,
+        amount=paid,
+        fee=fee,
+        batch_id=1,
+        tx_hash="0xcc",
+        block_number=3,
+        block_hash="0xdd",
+    )
+    resolution = Resolution(
+        verdict="ACCEPT" if verdict == "ACCEPT" else "REJECT",
+        decided_by="ops",
+        decided_at=request.settled_at,
+        chain=chain,
+    )
+    if verdict == "ACCEPT":
+        return request.model_copy(update={"resolution": resolution})
+    code = FailureCode.SETTLEMENT_MISMATCH
+    return PaymentFailed(
+        event_id=outcome_event_id("failed", request.payment_id),
+        payment_id=request.payment_id,
+        payer_account=payer,
+        amount=amount,
+        code=code,
+        reason=FAILURE_REASONS[code],
+        requested_at=request.requested_at,
+        failed_at=request.settled_at,
+        resolution=resolution,
     )
 
 

@@ -19,10 +19,18 @@ from schemas.records import SinkRecord
 from services.bootstrap import pg_pool
 from services.ports import LedgerStore
 from services.settings import Settings
-from services.store.ledger import FEE_ACCOUNT, TREASURY_ACCOUNT
+from services.store.ledger import FEE_ACCOUNT, SUSPENSE_ACCOUNT, TREASURY_ACCOUNT
 from services.store.postgres import PostgresLedgerStore
 from tests.integration.conftest import connect
-from tests.integration.store.support import PAYEE, T0, deposit, postgres_store, settled
+from tests.integration.store.support import (
+    OTHER_PAYEE,
+    PAYEE,
+    T0,
+    deposit,
+    postgres_store,
+    resolved,
+    settled,
+)
 from tests.support.fakes import MemoryLedgerStore
 
 
@@ -46,6 +54,25 @@ async def test_settlement_with_a_fee_balances_to_zero(ledger: LedgerStore) -> No
     assert await ledger.balance(FEE_ACCOUNT) == 49
     assert await ledger.balance(PAYEE) == 1_999 - 49
     assert await ledger.balance(TREASURY_ACCOUNT) == -10_000
+    assert await ledger.ledger_total() == 0
+
+
+async def test_a_resolved_mismatch_books_what_the_chain_paid(ledger: LedgerStore) -> None:
+    """Accepted: the payer pays the amount, the chain's payee and fee recipient
+    get what the chain paid them, suspense the difference. Rejected: the payer
+    pays nothing and suspense all of it."""
+    await ledger.apply("sink", [deposit("dan", 10_000)])
+    assert await ledger.apply("sink", [resolved("dan", 1_000, "ACCEPT", paid=1_500, fee=15)]) == 1
+    assert await ledger.balance("dan") == 9_000
+    assert await ledger.balance(OTHER_PAYEE) == 1_485
+    assert await ledger.balance(FEE_ACCOUNT) == 15
+    assert await ledger.balance(SUSPENSE_ACCOUNT) == -500
+    rejected = resolved("dan", 2_000, "REJECT", paid=700)
+    assert await ledger.apply("sink", [rejected, rejected]) == 1
+    assert await ledger.balance("dan") == 9_000
+    assert await ledger.balance(OTHER_PAYEE) == 1_485 + 700
+    assert await ledger.balance(SUSPENSE_ACCOUNT) == -500 - 700
+    assert await ledger.balance(PAYEE) == 0
     assert await ledger.ledger_total() == 0
 
 

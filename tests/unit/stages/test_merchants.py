@@ -117,7 +117,8 @@ async def test_a_settlement_with_another_fee_is_a_mismatch(world: World) -> None
     )
     outcome = handle_chain_event(paid_in_full.model_dump_json().encode(), "ref", world.reconcile)
     assert outcome.note == "alert:MISMATCH"
-    assert world.payments[key_of(body)].status == Status.SCORED
+    assert world.payments[key_of(body)].status == Status.MISMATCH  # held for an operator
+    assert world.balances["alice"].held == 1_000
 
 
 def test_requests_name_their_merchant_or_none() -> None:

@@ -1,0 +1,156 @@
+"""A payment the chain paid otherwise than requested keeps its hold in MISMATCH
+until an operator accepts the chain's payout (SETTLED, the hold captured) or
+rejects it (FAILED with SETTLEMENT_MISMATCH, the hold released); the first
+decision wins and a replay publishes the same records again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_account import Account
+
+from schemas.chain import ReconciliationAlert, SettlementConfirmed
+from schemas.onchain import account_ref
+from schemas.partitioning import partition_for
+from schemas.payments import PaymentFailed, PaymentSettled
+from schemas.review import ReviewDecision
+from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
+from streams.outcomes import Outcome
+from streams.stages.fraud import handle_request
+from streams.stages.reconcile import handle_chain_event
+from streams.stages.review import handle_decision
+from streams.state import Balance, Status
+from tests.unit.stages.conftest import World, key_of, raw, request, summary
+
+OTHER_PAYEE = Account.create().address
+ALICE = partition_for("alice", 8)
+
+
+def paid_otherwise(world: World, amount: int = 1_000) -> tuple[dict[str, Any], Outcome]:
+    """A scored payment of ``amount``; the chain pays 1,500 to another payee under
+    its sequence (what a second operator key, or a bug, could do)."""
+    world.balances["alice"] = Balance(available=10_000)
+    body = request(amount=amount)
+    assert handle_request(raw(body), "alice", world.fraud).note == "approved"
+    event = SettlementConfirmed(
+        block_number=3,
+        block_hash="0xbb",
+        tx_hash="0xaa",
+        log_index=1,
+        sequence=7,
+        payer_ref=account_ref("alice"),
+        payee_address=OTHER_PAYEE,
+        amount=1_500,
+        fee=15,
+        batch_id=4,
+        payment_id=body["payment_id"],
+        payer_account="alice",
+    )
+    return body, handle_chain_event(event.model_dump_json().encode(), "alice", world.reconcile)
+
+
+def decide(world: World, body: dict[str, Any], verdict: str) -> Outcome:
+    decision = ReviewDecision(
+        payment_id=body["payment_id"],
+        payer_account="alice",
+        verdict=verdict,
+        decided_by="ops",
+        note="ticket 42",
+        decided_at=world.clock(),
+    )
+    return handle_decision(decision.model_dump_json().encode(), ALICE, world.review)
+
+
+def test_a_payment_paid_otherwise_is_held_in_mismatch_with_the_chains_payout(
+    world: World,
+) -> None:
+    body, outcome = paid_otherwise(world)
+    (emit,) = outcome.emits
+    assert emit.topic == RECONCILIATION_ALERTS and isinstance(emit.value, ReconciliationAlert)
+    alert = emit.value
+    assert (alert.kind, alert.held, str(alert.payment_id)) == ("MISMATCH", True, body["payment_id"])
+    assert alert.chain is not None
+    assert (alert.chain.payee_address, alert.chain.amount, alert.chain.fee) == (
+        OTHER_PAYEE,
+        1_500,
+        15,
+    )
+    state = world.payments[key_of(body)]
+    assert (state.status, state.sequence, state.tx_hash) == (Status.MISMATCH, 7, "0xaa")
+    assert world.balances["alice"].summary() == summary(available=9_000, held=1_000)
+    _, replay = paid_otherwise_again(world, body)
+    assert [e.payload() for e in replay.emits] == [emit.payload()]
+
+
+def paid_otherwise_again(world: World, body: dict[str, Any]) -> tuple[None, Outcome]:
+    """The same chain event read again (a replay after a crash)."""
+    state = world.payments[key_of(body)]
+    alert = ReconciliationAlert.model_validate_json(state.outputs[RECONCILIATION_ALERTS])
+    assert alert.chain is not None
+    event = SettlementConfirmed(
+        block_number=alert.chain.block_number,
+        block_hash=alert.chain.block_hash,
+        tx_hash=alert.chain.tx_hash,
+        log_index=1,
+        sequence=alert.chain.sequence,
+        payer_ref=account_ref("alice"),
+        payee_address=alert.chain.payee_address,
+        amount=alert.chain.amount,
+        fee=alert.chain.fee,
+        batch_id=alert.chain.batch_id,
+        payment_id=body["payment_id"],
+        payer_account="alice",
+    )
+    return None, handle_chain_event(event.model_dump_json().encode(), "alice", world.reconcile)
+
+
+def test_accepting_settles_it_as_requested_with_the_chains_payout_attached(
+    world: World,
+) -> None:
+    body, _ = paid_otherwise(world)
+    (emit,) = decide(world, body, "ACCEPT").emits
+    assert emit.topic == PAYMENTS_SETTLED and emit.partition == ALICE
+    settled = emit.value
+    assert isinstance(settled, PaymentSettled) and settled.resolution is not None
+    assert (settled.amount, settled.payee_address) == (1_000, body["payee_address"])
+    assert (settled.resolution.verdict, settled.resolution.decided_by) == ("ACCEPT", "ops")
+    assert (settled.resolution.chain.amount, settled.sequence) == (1_500, 7)
+    assert world.payments[key_of(body)].status == Status.SETTLED
+    assert world.balances["alice"].summary() == summary(available=9_000, settled=1_000)
+
+
+def test_rejecting_fails_it_and_releases_the_hold(world: World) -> None:
+    body, _ = paid_otherwise(world)
+    (emit,) = decide(world, body, "REJECT").emits
+    assert emit.topic == PAYMENTS_FAILED and isinstance(emit.value, PaymentFailed)
+    failed = emit.value
+    assert failed.code == "SETTLEMENT_MISMATCH" and "ticket 42" in failed.reason
+    assert failed.resolution is not None and failed.resolution.chain.payee_address == OTHER_PAYEE
+    assert world.payments[key_of(body)].status == Status.FAILED
+    assert world.balances["alice"].summary() == summary(available=10_000)
+
+
+def test_the_first_decision_wins_and_a_replay_publishes_it_again(world: World) -> None:
+    body, _ = paid_otherwise(world)
+    first = decide(world, body, "REJECT")
+    again = decide(world, body, "ACCEPT")
+    assert [e.payload() for e in again.emits] == [e.payload() for e in first.emits]
+    assert world.balances["alice"].summary() == summary(available=10_000)
+    _, chain_replay = paid_otherwise_again(world, body)  # after the decision: nothing new
+    assert world.payments[key_of(body)].status == Status.FAILED
+    state = world.payments[key_of(body)]
+    assert {e.topic: e.payload().decode() for e in chain_replay.emits} == {
+        RECONCILIATION_ALERTS: state.outputs[RECONCILIATION_ALERTS],
+        PAYMENTS_FAILED: state.outputs[PAYMENTS_FAILED],
+    }
+    assert world.balances["alice"].summary() == summary(available=10_000)
+
+
+def test_review_and_mismatch_decisions_apply_only_to_their_own_holds(world: World) -> None:
+    body, _ = paid_otherwise(world)
+    assert decide(world, body, "APPROVE").dead_letter is not None
+    assert world.payments[key_of(body)].status == Status.MISMATCH
+    plain = request()
+    handle_request(raw(plain), "alice", world.fraud)
+    assert decide(world, plain, "ACCEPT").dead_letter is not None
+    assert world.payments[key_of(plain)].status == Status.SCORED
