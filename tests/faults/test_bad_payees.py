@@ -17,9 +17,9 @@ from eth_account import Account
 
 from devtools.harness.load import request
 from schemas.onchain import ZERO_ADDRESS
-from services.bootstrap import chain_client
+from tests.faults.admin import blacklist
 from tests.faults.conftest import Faults
-from tests.faults.pipeline import MAX_AMOUNT, FaultPipeline
+from tests.faults.pipeline import MAX_AMOUNT
 from tests.faults.plan import MARKS, scaled
 from tests.faults.producers import publish
 from tests.faults.verdict import assert_invariants
@@ -30,12 +30,6 @@ BATCH = 200
 BLACKLISTED_PER_BATCH = 3
 
 
-async def _blacklist(p: FaultPipeline, address: str) -> None:
-    client = await chain_client(p.settings)
-    await client.call_token(client.keys.admin, "setBlacklisted", address, True)
-    assert not await client.payee_accepts(address)
-
-
 def test_zero_and_blacklisted_payees_inside_merged_batches_of_200(faults: Faults) -> None:
     # Batches wait up to 3 s, so the payments published at once are sent in full
     # transactions of batch_max_payments (200) each.
@@ -44,7 +38,7 @@ def test_zero_and_blacklisted_payees_inside_merged_batches_of_200(faults: Faults
     payers = p.payers(10)
     p.fund(payers)
     blacklisted = str(Account.create().address)
-    asyncio.run(_blacklist(p, blacklisted))
+    asyncio.run(blacklist(p, blacklisted))
     p.mark(f"token blacklisted {blacklisted}")
     count = scaled(BATCH)
     payees = [str(Account.create().address) for _ in range(20)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.bootstrap import chain_client
+from tests.faults.admin import move_treasury
 from tests.faults.conftest import Faults
 from tests.faults.pipeline import FaultPipeline
 from tests.faults.plan import MARKS, scaled
@@ -43,20 +43,6 @@ def test_contract_paused_for_30_s_mid_run(faults: Faults) -> None:
     assert_all_settled(p, ids)
 
 
-async def _move_treasury(p: FaultPipeline, keep: int | None) -> int:
-    """Withdraw all but ``keep`` of the treasury to the admin (``keep`` None:
-    send back all the admin holds); the treasury's balance after."""
-    client = await chain_client(p.settings)
-    admin = client.keys.admin
-    if keep is not None:
-        held = await client.treasury_balance()
-        await client.call_settlement(admin, "withdraw", admin.address, held - keep)
-    else:
-        back = await client.token_balance(admin.address)
-        await client.call_token(admin, "transfer", client.deployment.settlement, back)
-    return await client.treasury_balance()
-
-
 def test_treasury_short_then_topped_up(faults: Faults) -> None:
     """The treasury holds too little for a batch while payments come in; 30 s
     later the admin puts the funds back."""
@@ -64,12 +50,12 @@ def test_treasury_short_then_topped_up(faults: Faults) -> None:
     p.start(workers=1)
     payers = p.payers(10)
     p.fund(payers)
-    left = asyncio.run(_move_treasury(p, 1_500_000))
+    left = asyncio.run(move_treasury(p, 1_500_000))
     p.mark(f"treasury drained to {left}")
     count = scaled(300)
     with publishing(p.load(payers, payees=20), RATE_PER_S, count) as sent:
         ids = sent.result().ids
     p.sleep(OUTAGE_S, OUTAGE_S)
-    p.mark(f"treasury topped up to {asyncio.run(_move_treasury(p, None))}")
+    p.mark(f"treasury topped up to {asyncio.run(move_treasury(p, None))}")
     assert_invariants(p, ids, timeout_s=120 + count / 20)
     assert_all_settled(p, ids)
