@@ -14,6 +14,7 @@ class FailureCode(StrEnum):
         "PAYEE_NOT_PAYABLE"  # the zero address, the engine's contracts, a denied payee
     )
     UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"  # not a configured token symbol
+    REQUESTED_AT_OUT_OF_WINDOW = "REQUESTED_AT_OUT_OF_WINDOW"  # too far from the engine's clock
     UNKNOWN_MERCHANT = "UNKNOWN_MERCHANT"  # merchant_id names no registered merchant
     NOT_MERCHANT_PAYEE = "NOT_MERCHANT_PAYEE"  # the payee is not the merchant's payout address
     SELF_PAYMENT = "SELF_PAYMENT"  # payer and payee are the same account
@@ -37,6 +38,10 @@ FAILURE_REASONS: dict[FailureCode, str] = {
         "or a payee on the payee denylist)"
     ),
     FailureCode.UNKNOWN_CURRENCY: "currency is not a configured token",
+    FailureCode.REQUESTED_AT_OUT_OF_WINDOW: (
+        "requested_at is further from the engine's clock than requested_at_window_s "
+        "(24 h by default), either way"
+    ),
     FailureCode.UNKNOWN_MERCHANT: "merchant_id names no registered merchant",
     FailureCode.NOT_MERCHANT_PAYEE: (
         "a payment for a merchant must be paid to the merchant's payout address"

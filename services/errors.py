@@ -67,6 +67,12 @@ class TransactionCancelled(PaystreamError):
     can ever be executed."""
 
 
+class RecordsRefused(PaystreamError):
+    """The ledger store refused a batch for what a record holds (a value out of
+    a column's range, a character PostgreSQL cannot store): writing it again
+    cannot help. The sink narrows the batch to the record and dead-letters it."""
+
+
 class InvariantViolation(PaystreamError):
     """An invariant of the engine does not hold; the worker must stop."""
 

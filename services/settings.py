@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # Payments: tokens by symbol with their decimals, and the per-payment limit.
     currencies: dict[str, int] = {"PTUSD": 6}
     max_payment_amount: int = Field(default=1_000_000_000_000, gt=0)  # minor units
+    # A request whose requested_at is further than this from the engine's clock
+    # (either way) is refused (REQUESTED_AT_OUT_OF_WINDOW): a wrong clock or a
+    # stale request must not set latencies, partitions or review expiries.
+    requested_at_window_s: int = Field(default=24 * 3600, gt=0)
 
     # Fraud rules (amounts in minor units).
     fraud_review_amount: int = Field(default=10_000_000_000, gt=0)

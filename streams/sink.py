@@ -2,7 +2,10 @@
 payments held for review, deposits and the reconciler's alerts from the topics
 in batches (at most ``batch_max`` records or ``flush_ms``), writes them through
 the ``LedgerStore`` in one transaction per batch, then commits the offsets. A
-crash between the two replays the batch, which the store recognises (``processed_events``)."""
+crash between the two replays the batch, which the store recognises
+(``processed_events``). A record the store refuses (``RecordsRefused``) goes to
+the DLQ with the store's reason and its source offset; the rest of its batch
+is written: one bad record never wedges the sink."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from schemas.topics import (
     RECONCILIATION_ALERTS,
 )
 from services.bootstrap import SinkBundle
-from services.errors import StoreUnavailable
+from services.errors import RecordsRefused, StoreUnavailable
 from services.settings import Settings
 
 log = logging.getLogger("paystream.sink")
@@ -85,7 +88,20 @@ class LedgerSink:
             self.settings.topic(PAYMENTS_DLQ), key=key, value=record.model_dump_json().encode()
         )
 
-    async def _write(self, records: list[SinkRecord]) -> int:
+    async def _write(self, batch: list[tuple[Message, SinkRecord]]) -> int:
+        """Write a batch; a record the store refuses for what it holds goes to the
+        DLQ with the store's reason, the batch halved until it is found."""
+        try:
+            return await self._apply([record for _, record in batch])
+        except RecordsRefused as exc:
+            if len(batch) == 1:
+                log.error("the ledger store refused a record (to the DLQ): %s", exc)
+                self._dead(self.producer, batch[0][0], f"refused by the ledger store: {exc}")
+                return 0
+            half = len(batch) // 2
+            return await self._write(batch[:half]) + await self._write(batch[half:])
+
+    async def _apply(self, records: list[SinkRecord]) -> int:
         delay = 0.2
         for attempt in range(6):
             try:
@@ -97,9 +113,10 @@ class LedgerSink:
                 delay *= 2
         return 0
 
-    def _records(self, msgs: list[Message]) -> list[SinkRecord]:
-        """The ledger's records of a batch; undecodable ones go to the DLQ."""
-        records: list[SinkRecord] = []
+    def _records(self, msgs: list[Message]) -> list[tuple[Message, SinkRecord]]:
+        """The ledger's records of a batch, with their messages; undecodable ones
+        go to the DLQ."""
+        records: list[tuple[Message, SinkRecord]] = []
         for msg in msgs:
             error = msg.error()
             if error is not None:  # a consumer event (e.g. a missing topic), not a record
@@ -111,7 +128,7 @@ class LedgerSink:
                 self._dead(self.producer, msg, f"undecodable: {exc}")
                 continue
             if record is not None:
-                records.append(record)
+                records.append((msg, record))
         return records
 
     async def run(

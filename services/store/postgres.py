@@ -2,7 +2,9 @@
 
 ``apply`` writes a batch in one transaction: the ``processed_events`` rows
 (consumer, event id) first, then only the effects of the events that were new.
-A replayed batch therefore changes nothing.
+A replayed batch therefore changes nothing. A batch PostgreSQL refuses for what
+a record holds (``DataError``, ``IntegrityError``) is ``RecordsRefused``; one
+it cannot write for now is ``StoreUnavailable``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.errors import OperationalError
+from psycopg.errors import DataError, IntegrityError, OperationalError
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -22,7 +24,7 @@ from schemas.codes import FailureCode
 from schemas.payments import PaymentFailed, PaymentRequested, PaymentScored, PaymentSettled
 from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
-from services.errors import StoreUnavailable
+from services.errors import RecordsRefused, StoreUnavailable
 from services.store.ledger import Entry, entries_of
 
 PAYMENT_COLUMNS = (
@@ -111,6 +113,8 @@ class PostgresLedgerStore:
                 return await self._apply(conn, consumer, unique)
         except (OperationalError, PoolTimeout) as exc:
             raise StoreUnavailable(f"ledger batch not written: {exc}") from exc
+        except (DataError, IntegrityError) as exc:  # the records, not the database
+            raise RecordsRefused(f"{type(exc).__name__}: {str(exc).strip()[:500]}") from exc
 
     async def _apply(
         self, conn: AsyncConnection[Any], consumer: str, records: list[SinkRecord]

@@ -253,6 +253,9 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
     )
     if request.currency not in s.currencies:
         return _reject(deps, here, state, FailureCode.UNKNOWN_CURRENCY, request.currency)
+    if abs(request.requested_at - now) > timedelta(seconds=s.requested_at_window_s):
+        detail = f"{request.requested_at.isoformat()} vs {now.isoformat()}"
+        return _reject(deps, here, state, FailureCode.REQUESTED_AT_OUT_OF_WINDOW, detail)
     if request.amount > s.max_payment_amount:
         return _reject(deps, here, state, FailureCode.AMOUNT_OVER_LIMIT)
     if request.payee_address.lower() == request.payer_account.lower():

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from schemas.records import SinkRecord
 from services.bootstrap import pg_pool
+from services.errors import RecordsRefused
 from services.ports import LedgerStore
 from services.settings import Settings
 from services.store.ledger import FEE_ACCOUNT, SUSPENSE_ACCOUNT, TREASURY_ACCOUNT
@@ -74,6 +75,15 @@ async def test_a_resolved_mismatch_books_what_the_chain_paid(ledger: LedgerStore
     assert await ledger.balance(SUSPENSE_ACCOUNT) == -500 - 700
     assert await ledger.balance(PAYEE) == 0
     assert await ledger.ledger_total() == 0
+
+
+async def test_a_record_the_store_cannot_keep_refuses_its_batch(ledger: LedgerStore) -> None:
+    """All or nothing: the sink then narrows the batch to the record."""
+    poison = settled("erin", 100).model_copy(update={"currency": "PT\x00USD"})
+    with pytest.raises(RecordsRefused):
+        await ledger.apply("sink", [deposit("erin", 1_000), poison])
+    assert await ledger.balance("erin") == 0
+    assert await ledger.apply("sink", [deposit("erin", 1_000)]) == 1
 
 
 async def test_a_replayed_batch_changes_nothing(ledger: LedgerStore) -> None:

@@ -44,15 +44,20 @@ def test_sink_writes_once_and_replays_change_nothing(fresh_db: Settings) -> None
     postgres_store(settings)
     create_topics(settings)
     producer = Producer(kafka_producer_config(settings))
-    records = [deposit("dora", 5_000)] + [settled("dora", 100 + i) for i in range(50)]
+    # A settlement 30 days after its request: its latency no longer fits an integer.
+    late = settled("dora", 1).model_copy(update={"latency_ms": 30 * 24 * 3600 * 1000})
+    records = [deposit("dora", 5_000), late] + [settled("dora", 100 + i) for i in range(50)]
     for r in records:
         topic = CHAIN_EVENTS if r.__class__.__name__ == "DepositConfirmed" else PAYMENTS_SETTLED
         producer.produce(settings.topic(topic), key=b"dora", value=r.model_dump_json().encode())
         producer.produce(settings.topic(topic), key=b"dora", value=r.model_dump_json().encode())
     producer.produce(settings.topic(PAYMENTS_SETTLED), key=b"dora", value=b"{not json")
+    # Valid JSON the schema takes, but PostgreSQL cannot store (a NUL in a text column).
+    refused = settled("dora", 7).model_copy(update={"currency": "PT\x00USD"})
+    producer.produce(settings.topic(PAYMENTS_SETTLED), key=b"dora", value=refused.model_dump_json())
     assert producer.flush(30) == 0
 
-    assert asyncio.run(_drain(settings)) == 51  # each record delivered twice, written once
+    assert asyncio.run(_drain(settings)) == 52  # each record delivered twice, written once
     replay = settings.model_copy(update={"app_id": f"sink-{run}-replay"})  # reads all again
     assert asyncio.run(_drain(replay)) == 0
 
@@ -65,13 +70,18 @@ def test_sink_writes_once_and_replays_change_nothing(fresh_db: Settings) -> None
                 await store.ledger_total(),
             )
 
-    spent = sum(100 + i for i in range(50))
+    spent = 1 + sum(100 + i for i in range(50))
     assert asyncio.run(books()) == (5_000 - spent, spent, 0)
-    # Each sink that read the poison reported it (the replay included), with its bytes.
+    # Each sink that read a poison record reported it (the replay included), with
+    # its bytes and why: the undecodable one, and the one PostgreSQL refused.
     dead = [
         json.loads(m.value() or b"{}")
-        for m in consume(settings, settings.topic(PAYMENTS_DLQ), 2, timeout_s=20)
+        for m in consume(settings, settings.topic(PAYMENTS_DLQ), 4, timeout_s=20)
     ]
-    assert len(dead) == 2
-    assert {base64.b64decode(d["value_b64"]) for d in dead} == {b"{not json"}
+    assert len(dead) == 4
+    assert sorted(base64.b64decode(d["value_b64"]) for d in dead) == sorted(
+        [b"{not json", refused.model_dump_json().encode()] * 2
+    )
     assert {d["stage"] for d in dead} == {"ledger-sink"}
+    refusals = [d["error"] for d in dead if "refused by the ledger store" in d["error"]]
+    assert len(refusals) == 2 and all("DataError" in e and "NUL" in e for e in refusals), dead

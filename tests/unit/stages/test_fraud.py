@@ -25,6 +25,12 @@ def _failed_code(world: World, body: dict[str, object]) -> str:
     return PaymentFailed.model_validate_json(emit.payload()).code.value
 
 
+def test_a_request_a_day_old_is_still_in_time(world: World) -> None:
+    world.balances["alice"] = Balance(available=5_000)
+    late = request(requested_at="2026-11-21T12:00:01+00:00")  # 23:59:59 before the clock
+    assert handle_request(raw(late), "alice", world.fraud).note == "approved"
+
+
 def test_approved_request_is_held_and_scored(world: World) -> None:
     world.balances["alice"] = Balance(available=5_000)
     body = request(amount="1500")
@@ -59,6 +65,9 @@ def test_a_repeated_request_changes_nothing_and_republishes_the_same_record(worl
         ({"requested_at": "2026-11-22T12:00:00"}, "INVALID_SCHEMA"),
         ({"surprise": 1}, "INVALID_SCHEMA"),
         ({"amount": 10**13}, "AMOUNT_OVER_LIMIT"),
+        ({"requested_at": "1970-01-01T00:00:00+00:00"}, "REQUESTED_AT_OUT_OF_WINDOW"),
+        ({"requested_at": 0}, "REQUESTED_AT_OUT_OF_WINDOW"),  # lax JSON: a Unix time
+        ({"requested_at": "2026-11-23T12:00:01+00:00"}, "REQUESTED_AT_OUT_OF_WINDOW"),
         ({"payee_address": BLOCKED}, "FRAUD_BLOCKED"),
     ],
 )
