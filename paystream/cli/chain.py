@@ -13,7 +13,7 @@ import click
 from devtools.bench.gas_report import GasRow
 from schemas.onchain import account_ref
 from services.bootstrap import chain_client, tx_sender, web3_client
-from services.chain.deployment import deploy, deployment_json
+from services.chain.deployment import deploy, deployment_file, deployment_json, load_deployment
 from services.chain.keys import ChainKeys
 from services.errors import PaystreamError
 from services.settings import Settings
@@ -35,12 +35,27 @@ def chain() -> None:
 
 
 @chain.command("deploy")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the recorded contracts even with payments in flight on them "
+    "(only when that chain's state is gone).",
+)
 @click.pass_obj
-def deploy_cmd(settings: Settings) -> None:
-    """Deploy the token and PaymentSettlement once; print the addresses as JSON."""
+def deploy_cmd(settings: Settings, force: bool) -> None:
+    """Deploy the token and PaymentSettlement once; print the addresses as JSON.
+
+    A new contract replacing a recorded one starts with an empty record of paid
+    sequence numbers: it would pay again a payment the old one paid. So it is
+    refused while payments that claimed a sequence have no outcome yet."""
 
     async def go() -> dict[str, Any]:
         w3 = web3_client(settings)
+        replacing = deployment_file(settings).exists() and (
+            await load_deployment(w3, settings) is None
+        )
+        if replacing and not force:
+            _refuse_with_payments_in_flight(settings)
         deployment, new = await deploy(
             w3, settings, ChainKeys.from_settings(settings), tx_sender(w3, settings)
         )
@@ -48,6 +63,21 @@ def deploy_cmd(settings: Settings) -> None:
         return deployment_json(deployment)
 
     click.echo(json.dumps(_run(go())))
+
+
+def _refuse_with_payments_in_flight(settings: Settings) -> None:
+    from paystream.cli.db import database
+    from services.store.claims import unfinished_claims
+
+    with database(settings) as conn:
+        pending = unfinished_claims(conn)
+    if pending:
+        raise PaystreamError(
+            f"{pending} payment(s) claimed a sequence number on the recorded contract "
+            f"({deployment_file(settings)}) and have no outcome yet; a new contract would "
+            "pay them again. Let them settle or fail first, or pass --force if that "
+            "chain's state is gone"
+        )
 
 
 @chain.command("pause")

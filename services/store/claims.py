@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.errors import (
     OperationalError,
@@ -145,3 +146,17 @@ def _translated(what: str) -> Iterator[None]:
         raise InvariantViolation(f"{what}: a sequence number was claimed twice: {exc}") from exc
     except SequenceGeneratorLimitExceeded as exc:
         raise InvariantViolation(f"{what}: the settlement counter is exhausted: {exc}") from exc
+
+
+UNFINISHED = """
+SELECT count(*) FROM payment_claims c
+WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.payment_id = c.payment_id
+                  AND p.status IN ('SETTLED', 'FAILED', 'REJECTED'))
+"""
+
+
+def unfinished_claims(conn: psycopg.Connection[Any]) -> int:
+    """Payments that claimed a sequence number and have no outcome in PostgreSQL
+    yet: the current contract may have paid them, or may still."""
+    row = conn.execute(UNFINISHED).fetchone()
+    return int(row[0]) if row else 0
