@@ -9,8 +9,9 @@ are part of the names; secrets are ``SecretStr`` and never printed. Build it onc
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The well-known development mnemonic of anvil/hardhat: its keys hold test ether
 # on a local chain only. A real deployment sets PAYSTREAM_CHAIN_MNEMONIC.
 _LOCAL_MNEMONIC = "test test test test test test test test test test test junk"
+_LOCAL_PG_PASSWORD = "paystream-local"  # noqa: S105 - the public local default, refused elsewhere
+LOCAL_CHAIN_ID = 31337  # anvil's: the only chain the public defaults may be used on
 
 
 class Settings(BaseSettings):
@@ -29,6 +32,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        hide_input_in_errors=True,  # a refused value may be a secret
     )
 
     # Where the local stack keeps its data, logs, pid files and downloads.
@@ -44,7 +48,7 @@ class Settings(BaseSettings):
     # PostgreSQL.
     pg_port: int = Field(default=55432, ge=1, le=65535)
     pg_user: str = "paystream"
-    pg_password: SecretStr = SecretStr("paystream-local")
+    pg_password: SecretStr = SecretStr(_LOCAL_PG_PASSWORD)
     pg_database: str = "paystream"
     pg_pool_min_size: int = Field(default=1, ge=0)
     pg_pool_max_size: int = Field(default=8, ge=1)
@@ -56,11 +60,12 @@ class Settings(BaseSettings):
     # EVM node (anvil locally).
     anvil_port: int = Field(default=18545, ge=1, le=65535)
     anvil_block_time_s: float = Field(default=1.0, ge=0)
-    chain_id: int = Field(default=31337, ge=1)
+    chain_id: int = Field(default=LOCAL_CHAIN_ID, ge=1)
     chain_mnemonic: SecretStr = SecretStr(_LOCAL_MNEMONIC)
     chain_rpc_timeout_s: float = Field(default=10.0, gt=0)
     # A remote node's JSON-RPC URL; unset means the local anvil (host + anvil_port).
-    chain_rpc_endpoint: str | None = None
+    # A secret (providers put API keys in it): only its scheme and host are shown.
+    chain_rpc_endpoint: SecretStr | None = None
     # Transactions: EIP-1559 tip and cap, receipt polling, replacement of stuck ones.
     chain_priority_fee_wei: int = Field(default=1_000_000_000, ge=0)
     chain_max_fee_wei: int = Field(default=500_000_000_000, gt=0)
@@ -153,7 +158,37 @@ class Settings(BaseSettings):
 
     @property
     def chain_rpc_url(self) -> str:
-        return self.chain_rpc_endpoint or f"http://{self.host}:{self.anvil_port}"
+        """The node's URL, secret included: for connecting, never for printing."""
+        if self.chain_rpc_endpoint is not None:
+            return self.chain_rpc_endpoint.get_secret_value()
+        return f"http://{self.host}:{self.anvil_port}"
+
+    @property
+    def chain_rpc_shown(self) -> str:
+        """The node's URL as messages show it: scheme and host only."""
+        parts = urlsplit(self.chain_rpc_url)
+        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+
+    @model_validator(mode="after")
+    def _no_public_secrets_on_a_real_chain(self) -> Settings:
+        """anvil's mnemonic and the local database password are public: refused
+        on any chain but the local one (``LOCAL_CHAIN_ID``)."""
+        if self.chain_id == LOCAL_CHAIN_ID:
+            return self
+        public = [
+            name
+            for name, value, default in (
+                ("PAYSTREAM_CHAIN_MNEMONIC", self.chain_mnemonic, _LOCAL_MNEMONIC),
+                ("PAYSTREAM_PG_PASSWORD", self.pg_password, _LOCAL_PG_PASSWORD),
+            )
+            if value.get_secret_value() == default
+        ]
+        if public:
+            raise ValueError(
+                f"chain id {self.chain_id} is not the local chain ({LOCAL_CHAIN_ID}): "
+                f"set {' and '.join(public)} (the defaults are public)"
+            )
+        return self
 
     def topic(self, name: str) -> str:
         """The Kafka name of a pipeline topic (see schemas/topics.py)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from pydantic import ValidationError
 
 from paystream.cli.bench import bench
 from paystream.cli.chain import chain, deposit
@@ -53,4 +54,10 @@ def main() -> None:
         cli()
     except PaystreamError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:  # the settings (PAYSTREAM_* variables, .env)
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        click.echo(f"error: invalid settings: {problems}", err=True)
         sys.exit(1)

@@ -42,7 +42,7 @@ async def require_node(w3: AsyncWeb3[Any], settings: Settings) -> int:
         return int(await w3.eth.chain_id)
     except (OSError, TimeoutError, ClientError, Web3Exception) as exc:
         raise ChainUnavailable(
-            f"the EVM node at {settings.chain_rpc_url} does not answer ({type(exc).__name__}): "
+            f"the EVM node at {settings.chain_rpc_shown} does not answer ({type(exc).__name__}): "
             "start the stack with `paystream stack up`, or check PAYSTREAM_ANVIL_PORT"
         ) from exc
 

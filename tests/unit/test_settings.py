@@ -30,6 +30,41 @@ def test_secrets_never_appear_in_repr_or_urls(monkeypatch: pytest.MonkeyPatch) -
     assert "junk" not in repr(settings)
 
 
+def test_a_remote_endpoint_is_a_secret_shown_by_host_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAYSTREAM_CHAIN_RPC_ENDPOINT", "https://node.example:8545/v3/KEY123")
+    settings = Settings()
+    assert settings.chain_rpc_url == "https://node.example:8545/v3/KEY123"
+    assert settings.chain_rpc_shown == "https://node.example:8545"
+    assert "KEY123" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("secrets", "refused"),
+    [
+        ({}, ["PAYSTREAM_CHAIN_MNEMONIC", "PAYSTREAM_PG_PASSWORD"]),
+        ({"PAYSTREAM_CHAIN_MNEMONIC": "own words"}, ["PAYSTREAM_PG_PASSWORD"]),
+        ({"PAYSTREAM_CHAIN_MNEMONIC": "own words", "PAYSTREAM_PG_PASSWORD": "own"}, []),
+    ],
+)
+def test_public_defaults_are_refused_off_the_local_chain(
+    monkeypatch: pytest.MonkeyPatch, secrets: dict[str, str], refused: list[str]
+) -> None:
+    Settings()  # the local chain (31337) takes them
+    monkeypatch.setenv("PAYSTREAM_CHAIN_ID", "1")
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    if not refused:
+        assert Settings().chain_id == 1
+        return
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Settings()
+    message = str(caught.value)
+    assert all(name in message for name in refused), message
+    assert "own" not in message  # a secret never appears in the error
+
+
 def test_invalid_port_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYSTREAM_REDIS_PORT", "70000")
     with pytest.raises(pydantic.ValidationError):
