@@ -31,6 +31,7 @@ from services.chain.deployment import require_deployment
 from services.chain.keys import ChainKeys
 from services.chain.nonces import SharedLock
 from services.chain.sender import TxSender
+from services.errors import ConfigError
 from services.identity import require_unused_sequences
 from services.metrics.lag import GroupOffsets
 from services.ports import LedgerStore, WorkerPorts
@@ -159,7 +160,7 @@ def tx_sender(
 
 def ledger_store(pool: AsyncConnectionPool, settings: Settings) -> PostgresLedgerStore:
     """The PostgreSQL ledger on an (opened) pool; deposits are in the first token."""
-    return PostgresLedgerStore(pool, next(iter(settings.currencies)))
+    return PostgresLedgerStore(pool, settings.currency[0])
 
 
 async def worker_ports(settings: Settings) -> WorkerPorts:
@@ -184,7 +185,8 @@ async def worker_ports(settings: Settings) -> WorkerPorts:
 async def preflight_worker(settings: Settings) -> frozenset[str]:
     """What a worker needs before Faust starts: the contracts, the migrated
     schema, and next sequence numbers that the contract has not paid. Returns
-    the contracts' addresses (token, settlement): payees that can never be paid."""
+    the contracts' addresses (token, settlement): payees that can never be paid.
+    The configured currency must be the deployed token's symbol and decimals."""
     pool = await open_pool(settings)
     try:
         client = await chain_client(settings)
@@ -192,6 +194,13 @@ async def preflight_worker(settings: Settings) -> frozenset[str]:
             await require_unused_sequences(
                 PostgresClaimStore(pool), client, settings.kafka_partitions
             )
+            token = await client.token_identity()
+            if token != settings.currency:
+                raise ConfigError(
+                    f"the deployed token is {token[0]} with {token[1]} decimals, but "
+                    f"PAYSTREAM_CURRENCIES says {settings.currency[0]} with "
+                    f"{settings.currency[1]}: set it to the token the contract pays in"
+                )
             deployment = client.deployment
             return frozenset({deployment.token, deployment.settlement})
         finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     chain_approval_ttl_s: int = Field(default=300, gt=0)
 
     # Payments: tokens by symbol with their decimals, and the per-payment limit.
+    # The token the contract pays in: {symbol: decimals}, exactly one (a worker
+    # checks it against the deployed token before it starts).
     currencies: dict[str, int] = {"PTUSD": 6}
     max_payment_amount: int = Field(default=1_000_000_000_000, gt=0)  # minor units
     # A request whose requested_at is further than this from the engine's clock
@@ -168,6 +170,21 @@ class Settings(BaseSettings):
         """The node's URL as messages show it: scheme and host only."""
         parts = urlsplit(self.chain_rpc_url)
         return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+
+    @field_validator("currencies")
+    @classmethod
+    def _one_token(cls, value: dict[str, int]) -> dict[str, int]:
+        if len(value) != 1:
+            raise ValueError(
+                "the settlement contract pays in one token: PAYSTREAM_CURRENCIES names "
+                'exactly its symbol and decimals, e.g. {"USDC": 6}'
+            )
+        return value
+
+    @property
+    def currency(self) -> tuple[str, int]:
+        """The one token's symbol and decimals."""
+        return next(iter(self.currencies.items()))
 
     @model_validator(mode="after")
     def _no_public_secrets_on_a_real_chain(self) -> Settings:

@@ -123,6 +123,11 @@ class Web3ChainClient:
             await self.call_token(depositor, "approve", self.settlement.address, 2**256 - 1)
         return await self.call_settlement(depositor, "deposit", account, amount)
 
+    async def token_identity(self) -> tuple[str, int]:
+        """The token's symbol and decimals."""
+        symbol = await self.token.functions.symbol().call()
+        return str(symbol), int(await self.token.functions.decimals().call())
+
     async def token_balance(self, address: str) -> int:
         return int(await self.token.functions.balanceOf(address).call())
 

@@ -104,6 +104,24 @@ def test_no_contracts(stack_healthy: Settings, tmp_path: Path, command: list[str
     assert_one_line_fix(paystream(env, *command), "paystream chain deploy")
 
 
+@pytest.mark.parametrize(
+    ("currencies", "fix"),
+    [
+        ('{"USDC": 6}', "the deployed token is PTUSD with 6 decimals"),
+        ('{"PTUSD": 6, "EURC": 6}', "PAYSTREAM_CURRENCIES names exactly"),
+    ],
+)
+def test_a_currency_other_than_the_token(
+    deployed_state: dict[str, str], currencies: str, fix: str
+) -> None:
+    env = {
+        **deployed_state,
+        "PAYSTREAM_CURRENCIES": currencies,
+        "PAYSTREAM_WORKER_WEB_PORT": str(free_port()),
+    }
+    assert_one_line_fix(paystream(env, "worker"), fix)
+
+
 def test_no_topics_is_an_empty_report(fresh_db: Settings, deployed_state: dict[str, str]) -> None:
     env = {**deployed_state, "PAYSTREAM_PG_DATABASE": fresh_db.pg_database}
     assert paystream(env, "db", "migrate").returncode == 0
