@@ -13,7 +13,10 @@ from eth_utils.address import is_checksum_address
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 ACCOUNT_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-_ACCOUNT = re.compile(ACCOUNT_PATTERN)
+# Ledger accounts are payer ids, payee addresses and the platform's names with a
+# colon (``platform:fees``): a payer id shaped like an address would share its
+# ledger account with that payee, so none is accepted.
+_ADDRESS_SHAPE = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -29,7 +32,13 @@ def _checksummed(value: str) -> str:
     return value
 
 
-AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
+def _not_an_address(value: str) -> str:
+    if _ADDRESS_SHAPE.match(value):
+        raise ValueError("an account id cannot have the form of an address (0x and 40 hex digits)")
+    return value
+
+
+AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN), AfterValidator(_not_an_address)]
 Address = Annotated[str, AfterValidator(_checksummed)]
 
 

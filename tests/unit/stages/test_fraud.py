@@ -62,6 +62,7 @@ def test_a_repeated_request_changes_nothing_and_republishes_the_same_record(worl
         ({"payee_address": "0x" + "ab" * 20}, "INVALID_ADDRESS"),
         ({"currency": "DOGE"}, "UNKNOWN_CURRENCY"),
         ({"payer_account": "no spaces"}, "INVALID_SCHEMA"),
+        ({"payer_account": "0x" + "ab" * 20}, "INVALID_SCHEMA"),  # a payee's ledger name
         ({"requested_at": "2026-11-22T12:00:00"}, "INVALID_SCHEMA"),
         ({"surprise": 1}, "INVALID_SCHEMA"),
         ({"amount": 10**13}, "AMOUNT_OVER_LIMIT"),
