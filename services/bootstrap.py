@@ -26,8 +26,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from services.cache.cursor import RedisCursorStore
-from services.chain.client import Web3ChainClient, decoder_for_contracts
-from services.chain.deployment import require_deployment
+from services.chain.client import Deployment, Web3ChainClient, decoder_for_contracts
+from services.chain.deployment import (
+    deploy,
+    deployment_file,
+    load_deployment,
+    require_deployment,
+)
 from services.chain.keys import ChainKeys
 from services.chain.nonces import SharedLock
 from services.chain.sender import TxSender
@@ -36,7 +41,7 @@ from services.identity import require_unused_sequences
 from services.metrics.lag import GroupOffsets
 from services.ports import LedgerStore, WorkerPorts
 from services.settings import Settings
-from services.store.claims import PostgresClaimStore
+from services.store.claims import PostgresClaimStore, unfinished_claims
 from services.store.errors import translated, unavailable
 from services.store.locks import advisory_lock
 from services.store.merchants import PostgresMerchants
@@ -180,6 +185,33 @@ async def worker_ports(settings: Settings) -> WorkerPorts:
         claims=PostgresClaimStore(pool),
         merchants=PostgresMerchants(pool),
     )
+
+
+async def deploy_guarded(settings: Settings, force: bool = False) -> tuple[Deployment, bool]:
+    """Deploy the contracts unless recorded (returns them and whether they are
+    new). A new contract replacing a recorded one starts with an empty record of
+    paid sequence numbers and would pay again what the old one paid: refused
+    while claimed payments have no outcome in PostgreSQL, unless ``force`` (for
+    a chain whose state is gone)."""
+    w3 = web3_client(settings)
+    try:
+        replacing = deployment_file(settings).exists() and (
+            await load_deployment(w3, settings) is None
+        )
+        if replacing and not force:
+            with translated(settings), pg_connection(settings) as conn:
+                pending = unfinished_claims(conn)
+            if pending:
+                raise ConfigError(
+                    f"{pending} payment(s) claimed a sequence number on the recorded contract "
+                    f"({deployment_file(settings)}) and have no outcome yet; a new contract "
+                    "would pay them again. Let them settle or fail first, or pass --force if "
+                    "that chain's state is gone"
+                )
+        keys = ChainKeys.from_settings(settings)
+        return await deploy(w3, settings, keys, tx_sender(w3, settings))
+    finally:
+        await w3.provider.disconnect()
 
 
 async def preflight_worker(settings: Settings) -> frozenset[str]:

@@ -14,9 +14,7 @@ from pathlib import Path
 
 from devtools.stack.anvil import AnvilService
 from devtools.stack.base import StatePaths
-from services.bootstrap import tx_sender, web3_client
-from services.chain.deployment import deploy
-from services.chain.keys import ChainKeys
+from services.bootstrap import deploy_guarded
 from services.settings import Settings
 from streams.ops.topics import create_topics
 
@@ -70,9 +68,6 @@ def isolated(base: Settings, name: str, state_dir: Path, **overrides: object) ->
 
 
 async def deploy_once(settings: Settings) -> None:
-    """Deploy the contracts for these settings, unless already deployed."""
-    w3 = web3_client(settings)
-    try:
-        await deploy(w3, settings, ChainKeys.from_settings(settings), tx_sender(w3, settings))
-    finally:
-        await w3.provider.disconnect()
+    """Deploy the contracts for these settings, unless already deployed (never
+    over payments in flight: ``deploy_guarded``)."""
+    await deploy_guarded(settings)

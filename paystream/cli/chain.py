@@ -12,9 +12,8 @@ import click
 
 from devtools.bench.gas_report import GasRow
 from schemas.onchain import account_ref
-from services.bootstrap import chain_client, tx_sender, web3_client
-from services.chain.deployment import deploy, deployment_file, deployment_json, load_deployment
-from services.chain.keys import ChainKeys
+from services.bootstrap import chain_client, deploy_guarded, tx_sender, web3_client
+from services.chain.deployment import deployment_json
 from services.errors import PaystreamError
 from services.settings import Settings
 
@@ -50,34 +49,11 @@ def deploy_cmd(settings: Settings, force: bool) -> None:
     refused while payments that claimed a sequence have no outcome yet."""
 
     async def go() -> dict[str, Any]:
-        w3 = web3_client(settings)
-        replacing = deployment_file(settings).exists() and (
-            await load_deployment(w3, settings) is None
-        )
-        if replacing and not force:
-            _refuse_with_payments_in_flight(settings)
-        deployment, new = await deploy(
-            w3, settings, ChainKeys.from_settings(settings), tx_sender(w3, settings)
-        )
+        deployment, new = await deploy_guarded(settings, force=force)
         click.echo("deployed" if new else "already deployed", err=True)
         return deployment_json(deployment)
 
     click.echo(json.dumps(_run(go())))
-
-
-def _refuse_with_payments_in_flight(settings: Settings) -> None:
-    from paystream.cli.db import database
-    from services.store.claims import unfinished_claims
-
-    with database(settings) as conn:
-        pending = unfinished_claims(conn)
-    if pending:
-        raise PaystreamError(
-            f"{pending} payment(s) claimed a sequence number on the recorded contract "
-            f"({deployment_file(settings)}) and have no outcome yet; a new contract would "
-            "pay them again. Let them settle or fail first, or pass --force if that "
-            "chain's state is gone"
-        )
 
 
 @chain.command("pause")
