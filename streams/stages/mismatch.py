@@ -25,11 +25,12 @@ from datetime import datetime
 from schemas.base import outcome_event_id
 from schemas.chain import ReconciliationAlert
 from schemas.codes import FAILURE_REASONS, FailureCode
-from schemas.payments import ChainPayout, PaymentFailed, PaymentSettled, Resolution
+from schemas.payments import PaymentFailed, Resolution
 from schemas.review import ReviewDecision
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from services.errors import require
 from streams.outcomes import Emit, Outcome
+from streams.stages.reconcile import settled_record
 from streams.state import Balance, PaymentState, Status
 
 
@@ -52,7 +53,7 @@ def resolve(
     )
     key = str(state.payment_id)
     if resolution.verdict == "ACCEPT":
-        settled = _settled(state, chain, resolution, now)
+        settled = settled_record(state, chain, now, resolution)
         final = state.moved(Status.CONFIRMED).moved(Status.SETTLED)
         emit = Emit(PAYMENTS_SETTLED, state.payer_account, settled, home)
         outcome = Outcome(emits=(emit,), note="mismatch accepted")
@@ -61,30 +62,6 @@ def resolve(
     final = state.moved(Status.FAILED).with_output(PAYMENTS_FAILED, failed)
     emit = Emit(PAYMENTS_FAILED, state.payer_account, failed, home)
     return final, balance.release(key), Outcome(emits=(emit,), note=failed.code.value)
-
-
-def _settled(
-    state: PaymentState, chain: ChainPayout, resolution: Resolution, now: datetime
-) -> PaymentSettled:
-    return PaymentSettled(
-        event_id=outcome_event_id("settled", state.payment_id),
-        payment_id=state.payment_id,
-        payer_account=state.payer_account,
-        payee_address=state.payee_address,
-        amount=state.amount,
-        fee=state.fee,
-        currency=state.currency,
-        merchant_id=state.merchant_id,
-        tx_hash=chain.tx_hash,
-        block_number=chain.block_number,
-        block_hash=chain.block_hash,
-        batch_id=chain.batch_id,
-        sequence=chain.sequence,
-        requested_at=state.requested_at,
-        settled_at=now,
-        latency_ms=max(0, int((now - state.requested_at).total_seconds() * 1000)),
-        resolution=resolution,
-    )
 
 
 def _failed(state: PaymentState, resolution: Resolution, now: datetime) -> PaymentFailed:

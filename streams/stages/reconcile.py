@@ -21,7 +21,7 @@ from schemas.chain import (
     ReconciliationAlert,
     SettlementConfirmed,
 )
-from schemas.payments import ChainPayout, PaymentSettled
+from schemas.payments import ChainPayout, PaymentSettled, Resolution
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.state import Balance, PaymentState, Status, payment_key
@@ -69,6 +69,32 @@ def chain_payout(event: SettlementConfirmed) -> ChainPayout:
         tx_hash=event.tx_hash,
         block_number=event.block_number,
         block_hash=event.block_hash,
+    )
+
+
+def settled_record(
+    state: PaymentState, chain: ChainPayout, now: datetime, resolution: Resolution | None = None
+) -> PaymentSettled:
+    """A payment's ``payments.settled`` record: the request's facts, where the
+    chain paid it, and (for a resolved MISMATCH) the operator's resolution."""
+    return PaymentSettled(
+        event_id=outcome_event_id("settled", state.payment_id),
+        payment_id=state.payment_id,
+        payer_account=state.payer_account,
+        payee_address=state.payee_address,
+        amount=state.amount,
+        fee=state.fee,
+        currency=state.currency,
+        merchant_id=state.merchant_id,
+        tx_hash=chain.tx_hash,
+        block_number=chain.block_number,
+        block_hash=chain.block_hash,
+        batch_id=chain.batch_id,
+        sequence=chain.sequence,
+        requested_at=state.requested_at,
+        settled_at=now,
+        latency_ms=max(0, int((now - state.requested_at).total_seconds() * 1000)),
+        resolution=resolution,
     )
 
 
@@ -153,24 +179,7 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
     now = deps.clock()
     balance = deps.balances.get(state.payer_account, Balance())
     deps.balances[state.payer_account] = balance.capture(str(state.payment_id))
-    settled = PaymentSettled(
-        event_id=outcome_event_id("settled", state.payment_id),
-        payment_id=state.payment_id,
-        payer_account=state.payer_account,
-        payee_address=state.payee_address,
-        amount=state.amount,
-        fee=state.fee,
-        currency=state.currency,
-        merchant_id=state.merchant_id,
-        tx_hash=event.tx_hash,
-        block_number=event.block_number,
-        block_hash=event.block_hash,
-        batch_id=event.batch_id,
-        sequence=event.sequence,
-        requested_at=state.requested_at,
-        settled_at=now,
-        latency_ms=max(0, int((now - state.requested_at).total_seconds() * 1000)),
-    )
+    settled = settled_record(state, chain_payout(event), now)
     final = state.moved(Status.CONFIRMED).moved(Status.SETTLED)
     final = final.with_output(PAYMENTS_SETTLED, settled)
     deps.payments[entry] = final
