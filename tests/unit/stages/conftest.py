@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from schemas.chain import SettlementConfirmed
 from schemas.merchants import Merchant
+from schemas.onchain import account_ref
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams.stages.fraud import FraudDeps, handle_request
@@ -116,3 +118,26 @@ def due_batch(world: World, count: int, partition: int = 0) -> OpenBatch:
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement, 0)
     return batch
+
+
+def confirmed(payment_id: Any, payee: str, amount: int, fee: int = 0) -> bytes:
+    """The ``chain.events`` record of alice's payment settled on chain (sequence 7,
+    block 3, transaction 0xaa) with this payee, amount and fee."""
+    return (
+        SettlementConfirmed(
+            block_number=3,
+            block_hash="0xbb",
+            tx_hash="0xaa",
+            log_index=1,
+            sequence=7,
+            payer_ref=account_ref("alice"),
+            payee_address=payee,
+            amount=amount,
+            fee=fee,
+            batch_id=4,
+            payment_id=payment_id,
+            payer_account="alice",
+        )
+        .model_dump_json()
+        .encode()
+    )

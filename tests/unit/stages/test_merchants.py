@@ -11,9 +11,7 @@ import pytest
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
-from schemas.chain import SettlementConfirmed
 from schemas.merchants import Merchant
-from schemas.onchain import account_ref
 from schemas.payments import PaymentFailed, PaymentScored, PaymentSettled
 from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_SETTLED
 from services.ports import WorkerPorts
@@ -27,7 +25,7 @@ from streams.stages.settlement.submit import settle
 from streams.stages.submitted import handle_submitted
 from streams.state import Balance, Status
 from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore, MemoryMerchants
-from tests.unit.stages.conftest import World, key_of, raw, request, summary
+from tests.unit.stages.conftest import World, confirmed, key_of, raw, request, summary
 
 SHOP = Merchant(
     merchant_id="shop",
@@ -101,21 +99,9 @@ async def test_a_settlement_with_another_fee_is_a_mismatch(world: World) -> None
     body = _pay_shop(1_000)
     _decided(world, body)
     state = world.payments[key_of(body)]
-    paid_in_full = SettlementConfirmed(  # the chain paid the payee without taking the fee
-        block_number=3,
-        block_hash="0xbb",
-        tx_hash="0xaa",
-        log_index=1,
-        sequence=7,
-        payer_ref=account_ref("alice"),
-        payee_address=state.payee_address,
-        amount=1_000,
-        fee=0,
-        batch_id=1,
-        payment_id=state.payment_id,
-        payer_account="alice",
-    )
-    outcome = handle_chain_event(paid_in_full.model_dump_json().encode(), "ref", world.reconcile)
+    # The chain paid the payee without taking the fee.
+    paid_in_full = confirmed(state.payment_id, state.payee_address, 1_000, fee=0)
+    outcome = handle_chain_event(paid_in_full, "ref", world.reconcile)
     assert outcome.note == "alert:MISMATCH"
     assert world.payments[key_of(body)].status == Status.MISMATCH  # held for an operator
     assert world.balances["alice"].held == 1_000

@@ -9,8 +9,7 @@ from typing import Any
 
 from eth_account import Account
 
-from schemas.chain import ReconciliationAlert, SettlementConfirmed
-from schemas.onchain import account_ref
+from schemas.chain import ReconciliationAlert
 from schemas.partitioning import partition_for
 from schemas.payments import PaymentFailed, PaymentSettled
 from schemas.review import ReviewDecision
@@ -20,7 +19,7 @@ from streams.stages.fraud import handle_request
 from streams.stages.reconcile import handle_chain_event
 from streams.stages.review import handle_decision
 from streams.state import Balance, Status
-from tests.unit.stages.conftest import World, key_of, raw, request, summary
+from tests.unit.stages.conftest import World, confirmed, key_of, raw, request, summary
 
 OTHER_PAYEE = Account.create().address
 ALICE = partition_for("alice", 8)
@@ -32,21 +31,12 @@ def paid_otherwise(world: World, amount: int = 1_000) -> tuple[dict[str, Any], O
     world.balances["alice"] = Balance(available=10_000)
     body = request(amount=amount)
     assert handle_request(raw(body), "alice", world.fraud).note == "approved"
-    event = SettlementConfirmed(
-        block_number=3,
-        block_hash="0xbb",
-        tx_hash="0xaa",
-        log_index=1,
-        sequence=7,
-        payer_ref=account_ref("alice"),
-        payee_address=OTHER_PAYEE,
-        amount=1_500,
-        fee=15,
-        batch_id=4,
-        payment_id=body["payment_id"],
-        payer_account="alice",
-    )
-    return body, handle_chain_event(event.model_dump_json().encode(), "alice", world.reconcile)
+    return body, handle_chain_event(paid(body), "alice", world.reconcile)
+
+
+def paid(body: dict[str, Any]) -> bytes:
+    """The chain's record of the payment: 1,500 (fee 15) to OTHER_PAYEE."""
+    return confirmed(body["payment_id"], OTHER_PAYEE, 1_500, fee=15)
 
 
 def decide(world: World, body: dict[str, Any], verdict: str) -> Outcome:
@@ -78,30 +68,8 @@ def test_a_payment_paid_otherwise_is_held_in_mismatch_with_the_chains_payout(
     state = world.payments[key_of(body)]
     assert (state.status, state.sequence, state.tx_hash) == (Status.MISMATCH, 7, "0xaa")
     assert world.balances["alice"].summary() == summary(available=9_000, held=1_000)
-    _, replay = paid_otherwise_again(world, body)
+    replay = handle_chain_event(paid(body), "alice", world.reconcile)  # after a crash
     assert [e.payload() for e in replay.emits] == [emit.payload()]
-
-
-def paid_otherwise_again(world: World, body: dict[str, Any]) -> tuple[None, Outcome]:
-    """The same chain event read again (a replay after a crash)."""
-    state = world.payments[key_of(body)]
-    alert = ReconciliationAlert.model_validate_json(state.outputs[RECONCILIATION_ALERTS])
-    assert alert.chain is not None
-    event = SettlementConfirmed(
-        block_number=alert.chain.block_number,
-        block_hash=alert.chain.block_hash,
-        tx_hash=alert.chain.tx_hash,
-        log_index=1,
-        sequence=alert.chain.sequence,
-        payer_ref=account_ref("alice"),
-        payee_address=alert.chain.payee_address,
-        amount=alert.chain.amount,
-        fee=alert.chain.fee,
-        batch_id=alert.chain.batch_id,
-        payment_id=body["payment_id"],
-        payer_account="alice",
-    )
-    return None, handle_chain_event(event.model_dump_json().encode(), "alice", world.reconcile)
 
 
 def test_accepting_settles_it_as_requested_with_the_chains_payout_attached(
@@ -136,7 +104,7 @@ def test_the_first_decision_wins_and_a_replay_publishes_it_again(world: World) -
     again = decide(world, body, "ACCEPT")
     assert [e.payload() for e in again.emits] == [e.payload() for e in first.emits]
     assert world.balances["alice"].summary() == summary(available=10_000)
-    _, chain_replay = paid_otherwise_again(world, body)  # after the decision: nothing new
+    chain_replay = handle_chain_event(paid(body), "alice", world.reconcile)  # nothing new
     assert world.payments[key_of(body)].status == Status.FAILED
     state = world.payments[key_of(body)]
     assert {e.topic: e.payload().decode() for e in chain_replay.emits} == {
