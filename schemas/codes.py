@@ -22,6 +22,7 @@ class FailureCode(StrEnum):
     FRAUD_BLOCKED = "FRAUD_BLOCKED"  # the rules engine decided BLOCK
     SETTLEMENT_REJECTED = "SETTLEMENT_REJECTED"  # the chain refused the batch for good
     SETTLEMENT_TIMEOUT = "SETTLEMENT_TIMEOUT"  # not mined in time, cancelled, proven unpaid
+    SIGNER_REFUSED = "SIGNER_REFUSED"  # the approval signer's policy refuses it for good
     SETTLEMENT_MISMATCH = "SETTLEMENT_MISMATCH"  # paid otherwise on chain; an operator rejected it
     PAYMENT_ID_CONFLICT = "PAYMENT_ID_CONFLICT"  # the id was used for a different request
     REVIEW_DENIED = "REVIEW_DENIED"  # held for review; an operator denied it
@@ -53,6 +54,10 @@ FAILURE_REASONS: dict[FailureCode, str] = {
     FailureCode.SETTLEMENT_TIMEOUT: (
         "the settlement transaction was not mined in time and was cancelled; the chain "
         "shows the payment unpaid"
+    ),
+    FailureCode.SIGNER_REFUSED: (
+        "the approval signer's policy refuses this payment for good (its payee is not "
+        "allowed, or its amount alone is above the signer's per-batch cap)"
     ),
     FailureCode.SETTLEMENT_MISMATCH: (
         "the chain paid this payment's sequence differently from the request (payee, "

@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from services.cache.cursor import RedisCursorStore
+from services.chain.approvals import SignerClient
 from services.chain.client import Deployment, Web3ChainClient, decoder_for_contracts
 from services.chain.deployment import (
     deploy,
@@ -33,7 +34,7 @@ from services.chain.deployment import (
     load_deployment,
     require_deployment,
 )
-from services.chain.keys import ChainKeys
+from services.chain.keys import ChainKeys, optional_operator_key, worker_key
 from services.chain.nonces import SharedLock
 from services.chain.sender import TxSender
 from services.errors import ConfigError
@@ -127,14 +128,16 @@ def kafka_consumer_config(settings: Settings, group_id: str) -> dict[str, object
 
 
 async def chain_client(
-    settings: Settings, shared_lock: SharedLock | None = None
+    settings: Settings, shared_lock: SharedLock | None = None, worker: bool = False
 ) -> Web3ChainClient:
     """The chain client for the deployed contracts (run `paystream chain deploy` first).
 
     Its HTTP connections are kept alive and pooled (web3's default session closes
     each connection after one request), and web3's validation middleware is off:
     it asks the node for the chain id before every call, and the client signs
-    every transaction with ``settings.chain_id`` itself.
+    every transaction with ``settings.chain_id`` itself. A worker's client holds
+    the operator key and no other (``worker_key``); a command's, the operator
+    key if it has one.
     """
     w3 = web3_client(settings)
     timeout = ClientTimeout(total=settings.chain_rpc_timeout_s)
@@ -151,9 +154,10 @@ async def chain_client(
     return Web3ChainClient(
         w3,
         settings,
-        ChainKeys.from_settings(settings),
+        worker_key(settings) if worker else optional_operator_key(settings),
         deployment,
         tx_sender(w3, settings, shared_lock),
+        SignerClient(settings),
     )
 
 
@@ -177,7 +181,7 @@ async def worker_ports(settings: Settings) -> WorkerPorts:
     lock = advisory_lock(
         pool, "paystream-sender", SEND_LOCK_WAIT_RPCS * settings.chain_rpc_timeout_s
     )
-    client = await chain_client(settings, shared_lock=lock)
+    client = await chain_client(settings, shared_lock=lock, worker=True)
     key = f"paystream:listener:{settings.app_id}:{client.deployment.settlement}"
     return WorkerPorts(
         chain=client,
@@ -221,7 +225,7 @@ async def preflight_worker(settings: Settings) -> frozenset[str]:
     The configured currency must be the deployed token's symbol and decimals."""
     pool = await open_pool(settings)
     try:
-        client = await chain_client(settings)
+        client = await chain_client(settings, worker=True)
         try:
             await require_unused_sequences(
                 PostgresClaimStore(pool), client, settings.kafka_partitions
@@ -236,7 +240,7 @@ async def preflight_worker(settings: Settings) -> frozenset[str]:
             deployment = client.deployment
             return frozenset({deployment.token, deployment.settlement})
         finally:
-            await client.w3.provider.disconnect()
+            await client.close()
     finally:
         await pool.close()
 
@@ -301,7 +305,7 @@ async def reconcile_bundle(settings: Settings) -> AsyncIterator[ReconcileBundle]
         async with pg_pool(settings) as pool:
             yield ReconcileBundle(client, pool, consumer)
     finally:
-        await client.w3.provider.disconnect()
+        await client.close()
 
 
 def group_offsets_reader(

@@ -17,9 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The well-known development mnemonic of anvil/hardhat: its keys hold test ether
-# on a local chain only. A real deployment sets PAYSTREAM_CHAIN_MNEMONIC.
-_LOCAL_MNEMONIC = "test test test test test test test test test test test junk"
+# on a local chain only, where every role's key is derived from it when none is set.
+LOCAL_MNEMONIC = "test test test test test test test test test test test junk"
 _LOCAL_PG_PASSWORD = "paystream-local"  # noqa: S105 - the public local default, refused elsewhere
+_LOCAL_SIGNER_TOKEN = "paystream-local-signer"  # noqa: S105 - likewise
 LOCAL_CHAIN_ID = 31337  # anvil's: the only chain the public defaults may be used on
 
 
@@ -61,7 +62,15 @@ class Settings(BaseSettings):
     anvil_port: int = Field(default=18545, ge=1, le=65535)
     anvil_block_time_s: float = Field(default=1.0, ge=0)
     chain_id: int = Field(default=LOCAL_CHAIN_ID, ge=1)
-    chain_mnemonic: SecretStr = SecretStr(_LOCAL_MNEMONIC)
+    # Keys, one per role (services/chain/keys.py). Each process is given only
+    # its own: a worker the operator key, `paystream signer` the signers'
+    # mnemonic, admin commands the admin key, the on-call the pauser key. Unset,
+    # a key is derived from the mnemonic, which defaults to anvil's public one
+    # on the local chain only.
+    chain_mnemonic: SecretStr | None = None
+    chain_operator_key: SecretStr | None = None
+    chain_admin_key: SecretStr | None = None
+    chain_pauser_key: SecretStr | None = None
     chain_rpc_timeout_s: float = Field(default=10.0, gt=0)
     # A remote node's JSON-RPC URL; unset means the local anvil (host + anvil_port).
     # A secret (providers put API keys in it): only its scheme and host are shown.
@@ -83,6 +92,17 @@ class Settings(BaseSettings):
     chain_required_approvals: int = Field(default=2, ge=1)
     chain_approval_threshold: int = Field(default=1_000_000_000_000, ge=0)  # token base units
     chain_approval_ttl_s: int = Field(default=300, gt=0)
+    # The contract's rolling daily cap on all settlement (token base units; a
+    # token bucket refilled at this much per day, see PaymentSettlement.sol).
+    chain_daily_cap: int = Field(default=100_000_000_000_000, gt=0, lt=2**96)
+
+    # The approval signer (`paystream signer`): a process of its own, on this
+    # host, holding the approval keys and enforcing its policy file.
+    signer_port: int = Field(default=6070, ge=1, le=65535)
+    signer_token: SecretStr = SecretStr(_LOCAL_SIGNER_TOKEN)  # workers send it as a bearer token
+    signer_mnemonic: SecretStr | None = None  # unset: the chain mnemonic's keys 2..
+    signer_policy_file: Path = PROJECT_ROOT / "deploy" / "local" / "signer-policy.json"
+    signer_timeout_s: float = Field(default=5.0, gt=0)
 
     # Payments: tokens by symbol with their decimals, and the per-payment limit.
     # The token the contract pays in: {symbol: decimals}, exactly one (a worker
@@ -159,6 +179,10 @@ class Settings(BaseSettings):
         return f"redis://{self.host}:{self.redis_port}/{self.redis_db}"
 
     @property
+    def signer_url(self) -> str:
+        return f"http://{self.host}:{self.signer_port}"
+
+    @property
     def chain_rpc_url(self) -> str:
         """The node's URL, secret included: for connecting, never for printing."""
         if self.chain_rpc_endpoint is not None:
@@ -195,10 +219,12 @@ class Settings(BaseSettings):
         public = [
             name
             for name, value, default in (
-                ("PAYSTREAM_CHAIN_MNEMONIC", self.chain_mnemonic, _LOCAL_MNEMONIC),
+                ("PAYSTREAM_CHAIN_MNEMONIC", self.chain_mnemonic, LOCAL_MNEMONIC),
+                ("PAYSTREAM_SIGNER_MNEMONIC", self.signer_mnemonic, LOCAL_MNEMONIC),
                 ("PAYSTREAM_PG_PASSWORD", self.pg_password, _LOCAL_PG_PASSWORD),
+                ("PAYSTREAM_SIGNER_TOKEN", self.signer_token, _LOCAL_SIGNER_TOKEN),
             )
-            if value.get_secret_value() == default
+            if value is not None and value.get_secret_value() == default
         ]
         if public:
             raise ValueError(

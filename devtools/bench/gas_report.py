@@ -18,6 +18,7 @@ from eth_account import Account
 from web3 import AsyncWeb3
 
 from schemas.onchain import PaymentRecord
+from services.chain.approvals import SignerClient
 from services.chain.client import Deployment, Web3ChainClient
 from services.chain.deployment import deploy_contracts
 from services.chain.keys import ChainKeys
@@ -56,8 +57,11 @@ class GasReport:
         self.w3 = w3
         self.batch_sizes = batch_sizes
         self.fee_bps = fee_bps  # each payment's fee, in basis points of its amount
-        # Approvals are not what is measured here: every batch stays below the threshold.
-        self.settings = settings.model_copy(update={"chain_approval_threshold": 2**255})
+        # Approvals are not what is measured here: every batch stays below the threshold;
+        # nor is the daily cap reached (its bookkeeping is paid all the same).
+        self.settings = settings.model_copy(
+            update={"chain_approval_threshold": 2**255, "chain_daily_cap": 2**96 - 1}
+        )
         self.keys = ChainKeys.from_settings(settings)
         self.sender = sender
         self._sequence = 0
@@ -85,7 +89,14 @@ class GasReport:
 
     async def run(self, progress: Callable[[str], None] = lambda _: None) -> list[GasRow]:
         deployment: Deployment = await deploy_contracts(self.settings, self.keys, self.sender)
-        client = Web3ChainClient(self.w3, self.settings, self.keys, deployment, self.sender)
+        client = Web3ChainClient(
+            self.w3,
+            self.settings,
+            self.keys.operator,
+            deployment,
+            self.sender,
+            SignerClient(self.settings),
+        )
         total = sum(self.batch_sizes) * 3 * (AMOUNT + max(self.batch_sizes))
         await client.call_token(self.keys.admin, "mint", deployment.settlement, total)
         await client.call_token(self.keys.admin, "mint", self.keys.funder.address, total)

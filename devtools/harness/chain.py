@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from services.bootstrap import chain_client, web3_client
+from services.chain.keys import ChainKeys
 from services.settings import Settings
 
 Progress = Callable[[int], None]
@@ -27,8 +28,9 @@ async def fund_payers(
     """One real on-chain deposit per payer, sent concurrently (the nonce manager
     keeps the funder's nonces gap-free)."""
     client = await chain_client(settings)
-    funder = client.keys.funder
-    await client.call_token(client.keys.admin, "mint", funder.address, amount_each * len(payers))
+    keys = ChainKeys.from_settings(settings)
+    funder = keys.funder
+    await client.call_token(keys.admin, "mint", funder.address, amount_each * len(payers))
     await client.call_token(funder, "approve", client.settlement.address, 2**256 - 1)
     slots = asyncio.Semaphore(concurrency)
 
@@ -40,7 +42,7 @@ async def fund_payers(
     try:
         await asyncio.gather(*(one(p) for p in payers))
     finally:
-        await client.w3.provider.disconnect()
+        await client.close()
 
 
 async def gas_used(settings: Settings, tx_hashes: set[str]) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from devtools.stack.base import DEPLOY_DIR, StatePaths
 from devtools.stack.process import PidFile, ensure_program, pid_alive, run, spawn, wait_until
-from services.settings import Settings
+from services.settings import LOCAL_MNEMONIC, Settings
 
 CHAIN_DEPLOY = DEPLOY_DIR / "chain"
 NODE_MODULES = CHAIN_DEPLOY / "node_modules"
@@ -104,7 +104,7 @@ class AnvilService:
             "--chain-id",
             str(s.chain_id),
             "--mnemonic",
-            s.chain_mnemonic.get_secret_value(),
+            s.chain_mnemonic.get_secret_value() if s.chain_mnemonic else LOCAL_MNEMONIC,
             "--accounts",
             str(ACCOUNTS),
             "--state",

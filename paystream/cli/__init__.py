@@ -14,6 +14,7 @@ from paystream.cli.merchants import merchants
 from paystream.cli.mismatches import mismatches
 from paystream.cli.pipeline import demo, topics, worker
 from paystream.cli.review import review
+from paystream.cli.signer import signer
 from paystream.cli.stack import stack
 from services.errors import PaystreamError
 from services.settings import Settings
@@ -44,6 +45,7 @@ cli.add_command(reconcile)
 cli.add_command(review)
 cli.add_command(merchants)
 cli.add_command(mismatches)
+cli.add_command(signer)
 cli.add_command(bench)
 
 

@@ -14,6 +14,7 @@ from devtools.bench.gas_report import GasRow
 from schemas.onchain import account_ref
 from services.bootstrap import chain_client, deploy_guarded, tx_sender, web3_client
 from services.chain.deployment import deployment_json
+from services.chain.keys import ChainKeys, admin_key, pauser_key
 from services.errors import PaystreamError
 from services.settings import Settings
 
@@ -59,25 +60,57 @@ def deploy_cmd(settings: Settings, force: bool) -> None:
 @chain.command("pause")
 @click.pass_obj
 def pause_cmd(settings: Settings) -> None:
-    """Stop settlement on the contract (admin key). Payments in flight stay held
-    and their batches are sent again once it is unpaused: none fails for it."""
+    """Stop settlement and deposits on the contract (pauser key,
+    PAYSTREAM_CHAIN_PAUSER_KEY). Payments in flight stay held and their batches
+    are sent again once it is unpaused: none fails for it."""
     _set_paused(settings, True)
 
 
 @chain.command("unpause")
 @click.pass_obj
 def unpause_cmd(settings: Settings) -> None:
-    """Let the contract settle again (admin key); held batches go out within
-    ``batch_timeout_s``."""
+    """Let the contract settle again (admin key, PAYSTREAM_CHAIN_ADMIN_KEY); held
+    batches go out within ``batch_timeout_s``."""
     _set_paused(settings, False)
 
 
 def _set_paused(settings: Settings, paused: bool) -> None:
     async def go() -> dict[str, Any]:
         client = await chain_client(settings)
-        fn = "pause" if paused else "unpause"
-        receipt = await client.call_settlement(client.keys.admin, fn)
+        try:
+            if paused:
+                receipt = await client.call_settlement(pauser_key(settings), "pause")
+            else:
+                receipt = await client.call_settlement(admin_key(settings), "unpause")
+        finally:
+            await client.close()
         return {"paused": paused, "tx_hash": "0x" + bytes(receipt["transactionHash"]).hex()}
+
+    click.echo(json.dumps(_run(go())))
+
+
+@chain.command("daily-cap")
+@click.argument("amount", type=click.IntRange(min=1, max=2**96 - 1), required=False)
+@click.pass_obj
+def daily_cap_cmd(settings: Settings, amount: int | None) -> None:
+    """Show the contract's rolling daily cap on settlement, or set it to AMOUNT
+    (token base units; admin key). Up to the cap may be paid at once, and what
+    was paid flows back at the cap per day; a new cap starts full. A batch over
+    what is left waits, held, until enough has flowed back."""
+
+    async def go() -> dict[str, Any]:
+        client = await chain_client(settings)
+        try:
+            if amount is not None:
+                await client.call_settlement(admin_key(settings), "setDailyCap", amount)
+            capacity, available, updated_at = await client.settlement.functions.dailyCap().call()
+        finally:
+            await client.close()
+        return {
+            "capacity": int(capacity),
+            "available_at_last_use": int(available),
+            "last_used_at": int(updated_at),
+        }
 
     click.echo(json.dumps(_run(go())))
 
@@ -94,10 +127,13 @@ def deposit(settings: Settings, account: str, amount: int) -> None:
 
     async def go() -> dict[str, Any]:
         client = await chain_client(settings)
-        funder = client.keys.funder
-        if await client.token_balance(funder.address) < amount:
-            await client.call_token(client.keys.admin, "mint", funder.address, amount)
-        receipt = await client.deposit(funder, account, amount)
+        try:
+            keys = ChainKeys.from_settings(settings)
+            if await client.token_balance(keys.funder.address) < amount:
+                await client.call_token(keys.admin, "mint", keys.funder.address, amount)
+            receipt = await client.deposit(keys.funder, account, amount)
+        finally:
+            await client.close()
         return {
             "account": account,
             "account_ref": account_ref(account),

@@ -9,17 +9,17 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
-from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, ContractLogicError
 
 from schemas.onchain import BatchReceipt, ChainEvent, PaymentRecord, SettledEvent
 from services.chain import artifacts, rpc
+from services.chain.approvals import SignerClient
 from services.chain.events import TRANSFER_TOPIC, decode_logs
-from services.chain.keys import ChainKeys, approval_message, sign_approvals
 from services.chain.packing import pack_batch
 from services.chain.reverts import RevertDecoder
 from services.chain.sender import Receipt, TxSender
+from services.errors import ConfigError
 from services.settings import Settings
 
 
@@ -42,13 +42,15 @@ class Web3ChainClient:
         self,
         w3: AsyncWeb3[Any],
         settings: Settings,
-        keys: ChainKeys,
+        operator: LocalAccount | None,
         deployment: Deployment,
         sender: TxSender,
+        signer: SignerClient,
     ) -> None:
         self.w3 = w3
         self.settings = settings
-        self.keys = keys
+        self._operator = operator  # the only key a worker holds (None: a tool without it)
+        self.signer = signer
         self.deployment = deployment
         self.sender = sender
         self.settlement = w3.eth.contract(
@@ -59,6 +61,12 @@ class Web3ChainClient:
             address=w3.to_checksum_address(deployment.token),
             abi=artifacts.load("TestStablecoin").abi,
         )
+
+    @property
+    def operator(self) -> LocalAccount:
+        if self._operator is None:
+            raise ConfigError("this process has no operator key (PAYSTREAM_CHAIN_OPERATOR_KEY)")
+        return self._operator
 
     async def call_settlement(self, account: LocalAccount, fn: str, *args: Any) -> Receipt:
         data = self.settlement.encode_abi(fn, args=list(args))
@@ -71,33 +79,20 @@ class Web3ChainClient:
     async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
         """Pay a batch; payments paid before are skipped by the contract.
 
-        Above the approval threshold the configured signers approve it (M of N).
+        Above the approval threshold the approval signer approves it (M of N
+        signatures) or refuses it (``ApprovalRefused``).
         """
         packed = pack_batch(payments)
         total = sum(p.amount for p in payments)
         if total <= self.settings.chain_approval_threshold:
-            receipt = await self.call_settlement(
-                self.keys.operator, "settleBatch", batch_id, packed
-            )
+            receipt = await self.call_settlement(self.operator, "settleBatch", batch_id, packed)
         else:
             nonce, deadline = secrets.randbits(256), await self._deadline()
-            message = approval_message(
-                self.settings.chain_id,
-                self.settlement.address,
-                batch_id,
-                keccak(packed),
-                nonce,
-                deadline,
+            signatures = await self.signer.approve(
+                self.settlement.address, batch_id, packed, nonce, deadline
             )
-            signers = list(self.keys.signers[: self.settings.chain_required_approvals])
             receipt = await self.call_settlement(
-                self.keys.operator,
-                "settleBatchApproved",
-                batch_id,
-                packed,
-                nonce,
-                deadline,
-                sign_approvals(signers, message),
+                self.operator, "settleBatchApproved", batch_id, packed, nonce, deadline, signatures
             )
         settled = tuple(
             e.payment for e in self.decode(receipt["logs"]) if isinstance(e, SettledEvent)
@@ -109,6 +104,11 @@ class Web3ChainClient:
             gas_used=int(receipt["gasUsed"]),
             settled=settled,
         )
+
+    async def close(self) -> None:
+        """Close the node's and the signer's HTTP sessions."""
+        await self.signer.close()
+        await self.w3.provider.disconnect()
 
     async def _deadline(self) -> int:
         latest = await self.w3.eth.get_block("latest")
@@ -149,7 +149,7 @@ class Web3ChainClient:
         return await self.token_balance(str(recipient))
 
     async def unmined_sends(self) -> int:
-        operator = self.keys.operator.address
+        operator = self.operator.address
         pending = await self.w3.eth.get_transaction_count(operator, "pending")
         return int(pending) - int(await self.w3.eth.get_transaction_count(operator, "latest"))
 

@@ -96,10 +96,12 @@ async def deploy_contracts(settings: Settings, keys: ChainKeys, sender: TxSender
         token,
         keys.admin.address,
         keys.operator.address,
+        keys.pauser.address,
         keys.fees.address,
         signers,
         settings.chain_required_approvals,
         settings.chain_approval_threshold,
+        settings.chain_daily_cap,
     )
     return Deployment(
         chain_id=settings.chain_id, token=token, settlement=settlement, signers=tuple(signers)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from eth_utils.address import to_checksum_address
+
 from schemas.onchain import PaymentRecord
 from services.errors import require
 
@@ -31,3 +33,26 @@ def pack_batch(payments: Sequence[PaymentRecord]) -> bytes:
         out += p.payer_ref.to_bytes(8, "big")
         out += p.fee.to_bytes(8, "big")
     return bytes(out)
+
+
+def unpack_batch(packed: bytes) -> list[PaymentRecord]:
+    """The records of a packed batch (what the approval signer judges)."""
+    require(
+        len(packed) > 0 and len(packed) % RECORD_BYTES == 0,
+        "a packed batch is a positive multiple of %s bytes, not %s",
+        RECORD_BYTES,
+        len(packed),
+    )
+    records = []
+    for at in range(0, len(packed), RECORD_BYTES):
+        r = packed[at : at + RECORD_BYTES]
+        records.append(
+            PaymentRecord(
+                to_checksum_address("0x" + r[:20].hex()),
+                int.from_bytes(r[20:32], "big"),
+                int.from_bytes(r[32:40], "big"),
+                int.from_bytes(r[40:48], "big"),
+                int.from_bytes(r[48:56], "big"),
+            )
+        )
+    return records

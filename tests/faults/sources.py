@@ -216,7 +216,7 @@ async def chain_facts(settings: Settings, payees: set[str]) -> ChainFacts:
         fee_recipient = str(await client.settlement.functions.feeRecipient().call()).lower()
         fees_held = await client.fees_collected()
     finally:
-        await client.w3.provider.disconnect()
+        await client.close()
     # The admin's withdrawals move treasury funds out too: they are no payouts.
     admin_moves = {bytes(g["transactionHash"]) for g in withdrawals}
     transfers = [

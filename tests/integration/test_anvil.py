@@ -9,6 +9,7 @@ from eth_account import Account
 from web3 import AsyncWeb3
 
 from services.bootstrap import web3_client
+from services.chain.keys import FUNDER_INDEX, derive
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -23,8 +24,7 @@ async def test_chain_id_matches_settings(stack_healthy: Settings) -> None:
 
 async def test_signed_eip1559_transfer_is_mined(stack_healthy: Settings) -> None:
     w3: AsyncWeb3[Any] = web3_client(stack_healthy)
-    mnemonic = stack_healthy.chain_mnemonic.get_secret_value()
-    sender = Account.from_mnemonic(mnemonic, account_path="m/44'/60'/0'/0/19")
+    sender = derive(stack_healthy, FUNDER_INDEX)
     receiver = Account.create()
     value = 12_345_678_901_234
 

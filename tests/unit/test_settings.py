@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from services.settings import PROJECT_ROOT, Settings
+from services.settings import LOCAL_MNEMONIC, PROJECT_ROOT, Settings
 
 
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,9 +43,12 @@ def test_a_remote_endpoint_is_a_secret_shown_by_host_only(
 @pytest.mark.parametrize(
     ("secrets", "refused"),
     [
-        ({}, ["PAYSTREAM_CHAIN_MNEMONIC", "PAYSTREAM_PG_PASSWORD"]),
-        ({"PAYSTREAM_CHAIN_MNEMONIC": "own words"}, ["PAYSTREAM_PG_PASSWORD"]),
-        ({"PAYSTREAM_CHAIN_MNEMONIC": "own words", "PAYSTREAM_PG_PASSWORD": "own"}, []),
+        ({}, ["PAYSTREAM_PG_PASSWORD", "PAYSTREAM_SIGNER_TOKEN"]),
+        (
+            {"PAYSTREAM_CHAIN_MNEMONIC": LOCAL_MNEMONIC, "PAYSTREAM_PG_PASSWORD": "own"},
+            ["PAYSTREAM_CHAIN_MNEMONIC", "PAYSTREAM_SIGNER_TOKEN"],
+        ),
+        ({"PAYSTREAM_PG_PASSWORD": "own", "PAYSTREAM_SIGNER_TOKEN": "own-token"}, []),
     ],
 )
 def test_public_defaults_are_refused_off_the_local_chain(

@@ -15,7 +15,10 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// sequence number assigned by the engine; a bitmap over those numbers makes
 /// sure that no payment is ever paid twice. A payment's fee goes to the
 /// platform's fee recipient, the rest to the payee. Batches above a value
-/// threshold need M-of-N EIP-712 approvals from registered signers.
+/// threshold need M-of-N EIP-712 approvals from registered signers, and all
+/// settlement together is limited by a rolling daily cap (a token bucket).
+/// Roles: the admin (policy, signers, cap, withdrawals, unpause), the operator
+/// (sends batches) and the pauser (stops settlement and deposits at once).
 /// @dev Packed batch format (`payments`), 56 bytes per payment, big-endian:
 ///   [0..20)  payee address
 ///   [20..32) amount (uint96, token base units, what the payer pays)
@@ -26,6 +29,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     using SafeERC20 for IERC20;
 
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     bytes32 public constant BATCH_APPROVAL_TYPEHASH =
         keccak256("BatchApproval(uint64 batchId,bytes32 paymentsHash,uint256 nonce,uint256 deadline)");
     uint256 private constant RECORD_BYTES = 56;
@@ -46,6 +50,18 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     /// @notice Where the fees of each batch go, in one transfer per batch.
     address public feeRecipient;
 
+    /// @notice The rolling daily cap on settlement, a token bucket in one slot:
+    /// up to `capacity` may be paid at once, and what was paid flows back at
+    /// `capacity` per day. Any 24 hours pay at most 2 x `capacity`, and any
+    /// longer stretch at most `capacity` per day plus one `capacity`.
+    struct DailyCap {
+        uint96 capacity;
+        uint96 available;
+        uint64 updatedAt;
+    }
+
+    DailyCap public dailyCap;
+
     /// @notice One per settled payment, kept lean because it is paid 200 times a
     /// batch: an anonymous log (no topic) whose data are the payment's sequence
     /// number and payer reference and, when it is not 0, its fee (uint64 each),
@@ -65,6 +81,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     event SignerSet(address indexed signer, bool active);
     event ApprovalPolicySet(uint256 requiredApprovals, uint256 approvalThreshold);
     event FeeRecipientSet(address indexed feeRecipient);
+    event DailyCapSet(uint256 capacity);
 
     error EmptyOrMalformedBatch(uint256 length);
     error BatchTooLarge(uint256 count);
@@ -81,22 +98,27 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     error InvalidPolicy();
     error TokenHasNoCode(address token);
     error TransferFailed(address payee, uint256 amount);
+    error DailyCapExceeded(uint256 amount, uint256 available);
 
     constructor(
         IERC20 token_,
         address admin,
         address operator,
+        address pauser,
         address feeRecipient_,
         address[] memory signers,
         uint256 requiredApprovals_,
-        uint256 approvalThreshold_
+        uint256 approvalThreshold_,
+        uint96 dailyCapacity
     ) EIP712("PaymentSettlement", "1") {
         // Checked once here so the per-payment transfer need not (see _pay).
         if (address(token_).code.length == 0) revert TokenHasNoCode(address(token_));
         token = token_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, operator);
+        _grantRole(PAUSER_ROLE, pauser);
         _setFeeRecipient(feeRecipient_);
+        _setDailyCap(dailyCapacity);
         for (uint256 i = 0; i < signers.length; ++i) {
             _setSigner(signers[i], true);
         }
@@ -127,7 +149,8 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
 
     // --------------------------------------------------------------- settlement
 
-    /// @notice Settle a batch whose total is at most `approvalThreshold`.
+    /// @notice Settle a batch whose total is at most `approvalThreshold`
+    /// (and what it pays within the daily cap).
     function settleBatch(uint64 batchId, bytes calldata payments)
         external
         onlyRole(OPERATOR_ROLE)
@@ -191,7 +214,8 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     }
 
     /// @dev Pays every payment of the batch not paid before (amount - fee to its
-    /// payee), then the batch's fees to the fee recipient; returns the batch total.
+    /// payee), then the batch's fees to the fee recipient; takes what it paid
+    /// from the daily cap; returns the batch total.
     /// The hot loop reads calldata directly and keeps the current bitmap word in
     /// memory; amounts are uint96 and batches at most MAX_BATCH long, so the sums
     /// cannot overflow.
@@ -248,6 +272,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
             }
         }
         _settledWords[wordIndex] = word;
+        _spend(paidAmount);
         if (feeAmount != 0) _pay(uint256(uint160(feeRecipient)), feeAmount);
         emit BatchSettled(batchId, paidCount, count - paidCount, paidAmount, feeAmount);
     }
@@ -269,6 +294,16 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         if (!ok) revert TransferFailed(address(uint160(payee)), amount);
     }
 
+    /// @dev Take `amount` from the daily cap's bucket, refilled first for the
+    /// time since its last use (capacity x elapsed / 1 day, up to capacity).
+    function _spend(uint256 amount) private {
+        DailyCap memory cap = dailyCap;
+        uint256 available = cap.available + uint256(cap.capacity) * (block.timestamp - cap.updatedAt) / 1 days;
+        if (available > cap.capacity) available = cap.capacity;
+        if (amount > available) revert DailyCapExceeded(amount, available);
+        dailyCap = DailyCap(cap.capacity, uint96(available - amount), uint64(block.timestamp));
+    }
+
     // -------------------------------------------------------------------- admin
 
     function setSigner(address signer, bool active) external onlyRole(DEFAULT_ADMIN_ROLE) {
@@ -287,7 +322,12 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         _setFeeRecipient(feeRecipient_);
     }
 
-    function pause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+    /// @notice A new cap starts full.
+    function setDailyCap(uint96 capacity) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setDailyCap(capacity);
+    }
+
+    function pause() external onlyRole(PAUSER_ROLE) {
         _pause();
     }
 
@@ -300,6 +340,11 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
         if (amount == 0) revert ZeroAmount();
         token.safeTransfer(to, amount);
         emit Withdrawn(to, amount);
+    }
+
+    function _setDailyCap(uint96 capacity) private {
+        dailyCap = DailyCap(capacity, capacity, uint64(block.timestamp));
+        emit DailyCapSet(capacity);
     }
 
     function _setFeeRecipient(address feeRecipient_) private {

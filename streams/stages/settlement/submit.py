@@ -21,8 +21,15 @@ its payments fail with ``SETTLEMENT_TIMEOUT``, with the same proof.
 One bad payment fails alone. A payee the token will not credit reverts the
 whole batch (``TransferFailed``): only the payments to that payee are refused,
 and the rest are sent again at once. Reverts that say nothing about the
-payments (the contract paused, the treasury short, out of gas) are never
-failures: the batch waits, held, and the sweeper sends it again until they clear.
+payments (the contract paused, the treasury short, the daily cap used up, out
+of gas) are never failures: the batch waits, held, and the sweeper sends it
+again until they clear.
+
+Above the approval threshold the approval signer decides. Not answering, or
+its daily cap used up: the batch waits, held. A payee it does not allow: only
+that payee's payments fail (``SIGNER_REFUSED``). Above its per-batch cap: the
+batch is split in halves, each asked for again; a lone payment above the cap
+fails (``SIGNER_REFUSED``).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.onchain import PaymentRecord, account_ref
 from schemas.payments import PaymentSubmitted
 from schemas.topics import CHAIN_SUBMITTED
+from services.chain.approvals import ApprovalRefused
 from services.chain.reverts import ContractReverted
 from services.errors import InfrastructureError, InvariantViolation, TransactionCancelled
 from services.ports import ChainClient, Claim, ClaimRequest, WorkerPorts
@@ -63,7 +71,8 @@ class SubmitResult:
     tx_hash: str | None = None
     code: FailureCode | None = None
     reason: str | None = None
-    payee: str | None = None  # a payee the token refused (lower case): only its payments
+    payee: str | None = None  # a payee refused (lower case): only its payments
+    split: bool = False  # the approval signer's per-batch cap: send it in halves
 
     @classmethod
     def rejected(cls, code: FailureCode, reason: str, payee: str | None = None) -> SubmitResult:
@@ -73,7 +82,9 @@ class SubmitResult:
 # Reverts that say nothing about the payments: the batch waits and is sent again.
 # ApprovalExpired: a version signed long ago was mined late; the next attempt
 # is approved afresh.
-TRANSIENT_REVERTS = frozenset({"EnforcedPause", "OutOfGas", "ApprovalExpired"})
+# DailyCapExceeded: the contract's rolling cap refills with time.
+TRANSIENT_REVERTS = frozenset({"EnforcedPause", "OutOfGas", "ApprovalExpired", "DailyCapExceeded"})
+SPLIT = SubmitResult("REJECTED", split=True)
 
 
 PAID = SubmitResult("SUBMITTED")  # refused now, but the chain says an earlier attempt paid it
@@ -109,22 +120,41 @@ async def settle(
     if not own:
         return emits
     own.sort(key=lambda m: m.sequence or 0)
-    while own:  # each round refuses at least one payee's payments, or ends
-        result = await _send(batch.batch_id, _records(own), ports.chain, settings)
+    groups = [own]
+    while groups:  # each round settles or refuses a group, narrows it or splits it
+        group = groups.pop()
+        result = await _send(batch.batch_id, _records(group), ports.chain, settings)
         if result.outcome == "SUBMITTED":
-            return emits + submitted_records(own, batch.batch_id, result, clock())
-        bad = [m for m in own if result.payee and m.payee_address.lower() == result.payee]
-        if result.payee and not bad:
-            raise SettlementDeferred(
-                f"batch {batch.batch_id}: the token refused {result.payee}, no payee of the "
-                "batch (the fee recipient?); its payments stay held until that is fixed"
-            )
-        if not bad or len(bad) == len(own):
-            return emits + await _refused(own, batch.batch_id, result, ports.chain, clock)
-        log.warning("batch %s: %s; sending the others again", batch.batch_id, result.reason)
-        emits += await _refused(bad, batch.batch_id, result, ports.chain, clock)
-        own = [m for m in own if m not in bad]
+            emits += submitted_records(group, batch.batch_id, result, clock())
+        elif result.split:
+            half = len(group) // 2
+            groups += [group[half:], group[:half]]
+        else:
+            emits += await _narrowed(group, groups, batch.batch_id, result, ports.chain, clock)
     return emits
+
+
+async def _narrowed(
+    group: list[PaymentState],
+    groups: list[list[PaymentState]],
+    batch_id: int,
+    result: SubmitResult,
+    chain: ChainClient,
+    clock: Callable[[], datetime],
+) -> list[Emit]:
+    """A refused group: only a refused payee's payments when it names one (the
+    others go back on ``groups``), else the whole group."""
+    bad = [m for m in group if result.payee and m.payee_address.lower() == result.payee]
+    if result.payee and not bad:
+        raise SettlementDeferred(
+            f"batch {batch_id}: {result.payee} was refused, no payee of the batch (the fee "
+            "recipient?); its payments stay held until that is fixed"
+        )
+    if not bad or len(bad) == len(group):
+        return await _refused(group, batch_id, result, chain, clock)
+    log.warning("batch %s: %s; sending the others again", batch_id, result.reason)
+    groups.append([m for m in group if m not in bad])
+    return await _refused(bad, batch_id, result, chain, clock)
 
 
 def _records(members: list[PaymentState]) -> list[PaymentRecord]:
@@ -146,6 +176,8 @@ async def _send(
             receipt = await chain.settle_batch(batch_id, records)
         except ContractReverted as exc:
             return await _classified(batch_id, exc, records, chain)
+        except ApprovalRefused as exc:
+            return _signer_refused(batch_id, exc, records)
         except TransactionCancelled as exc:  # not mined in time; failed only with proof
             return SubmitResult.rejected(FailureCode.SETTLEMENT_TIMEOUT, str(exc))
         except InfrastructureError as exc:
@@ -167,6 +199,22 @@ async def _send(
         else:
             return SubmitResult("SUBMITTED", tx_hash=receipt.tx_hash)
     raise SettlementDeferred(f"batch {batch_id}: no attempt was made")  # retries_max < 0
+
+
+def _signer_refused(
+    batch_id: int, exc: ApprovalRefused, records: Sequence[PaymentRecord]
+) -> SubmitResult:
+    """The approval signer's refusal: a payee's payments fail, a batch over its
+    cap is split, a lone payment over it fails; anything else waits."""
+    if exc.code == "PAYEE_NOT_ALLOWED" and exc.payees:
+        return SubmitResult.rejected(FailureCode.SIGNER_REFUSED, exc.reason, exc.payees[0])
+    if exc.code == "BATCH_OVER_CAP":
+        if len(records) > 1:
+            return SPLIT
+        return SubmitResult.rejected(FailureCode.SIGNER_REFUSED, exc.reason)
+    raise SettlementDeferred(
+        f"batch {batch_id}: {exc}; its payments stay held and the sweeper asks again"
+    )
 
 
 async def _classified(

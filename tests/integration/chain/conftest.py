@@ -15,6 +15,7 @@ from devtools.harness.isolated import free_port
 from devtools.stack.anvil import AnvilService, ensure_node_packages
 from devtools.stack.base import StatePaths
 from services.bootstrap import tx_sender, web3_client
+from services.chain.approvals import SignerClient
 from services.chain.client import Web3ChainClient
 from services.chain.deployment import deploy_contracts
 from services.chain.keys import ChainKeys
@@ -51,9 +52,12 @@ async def chain(chain_settings: Settings) -> AsyncIterator[Web3ChainClient]:
     keys = ChainKeys.from_settings(chain_settings)
     sender = tx_sender(w3, chain_settings)
     deployment = await deploy_contracts(chain_settings, keys, sender)
-    client = Web3ChainClient(w3, chain_settings, keys, deployment, sender)
+    client = Web3ChainClient(
+        w3, chain_settings, keys.operator, deployment, sender, SignerClient(chain_settings)
+    )
     await client.call_token(keys.admin, "mint", deployment.settlement, TREASURY)
     yield client
+    await client.close()
 
 
 async def rpc(client: Web3ChainClient, method: str, *params: Any) -> Any:

@@ -13,6 +13,7 @@ from services.chain.client import Web3ChainClient
 from services.chain.keys import approval_message, sign_approvals
 from services.chain.packing import pack_batch
 from services.chain.reverts import ContractReverted
+from tests.support.keys import keys_of
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ async def _submit(
     chain: Web3ChainClient, packed: bytes, nonce: int, deadline: int, sigs: list[bytes]
 ) -> Any:
     return await chain.call_settlement(
-        chain.keys.operator, "settleBatchApproved", 9, packed, nonce, deadline, sigs
+        chain.operator, "settleBatchApproved", 9, packed, nonce, deadline, sigs
     )
 
 
@@ -65,7 +66,7 @@ async def _reverts(
 
 
 async def test_m_valid_approvals_settle_a_large_batch(chain: Web3ChainClient) -> None:
-    await chain.call_token(chain.keys.admin, "mint", chain.settlement.address, 10**13)
+    await chain.call_token(keys_of(chain).admin, "mint", chain.settlement.address, 10**13)
     record = _big_record(chain, 1)
     receipt = await chain.settle_batch(9, [record])  # the client collects M approvals
     assert [p.sequence for p in receipt.settled] == [1]
@@ -75,14 +76,14 @@ async def test_m_valid_approvals_settle_a_large_batch(chain: Web3ChainClient) ->
 async def test_large_batch_without_approvals_is_refused(chain: Web3ChainClient) -> None:
     packed, _ = _big_batch(chain, 2)
     with pytest.raises(ContractReverted) as info:
-        await chain.call_settlement(chain.keys.operator, "settleBatch", 9, packed)
+        await chain.call_settlement(chain.operator, "settleBatch", 9, packed)
     assert info.value.name == "ApprovalsRequired"
 
 
 async def test_m_minus_one_approvals_fail(chain: Web3ChainClient) -> None:
     packed, _ = _big_batch(chain, 3)
     deadline = await _deadline(chain)
-    sigs = sign_approvals([chain.keys.signers[0]], _message(chain, packed, 1, deadline))
+    sigs = sign_approvals([keys_of(chain).signers[0]], _message(chain, packed, 1, deadline))
     assert await _reverts(chain, packed, 1, deadline, sigs) == "NotEnoughApprovals"
 
 
@@ -93,40 +94,40 @@ async def test_approvals_for_another_domain_fail(
     packed, _ = _big_batch(chain, 4)
     deadline = await _deadline(chain)
     message = _message(chain, packed, 2, deadline, **override)
-    sigs = sign_approvals(list(chain.keys.signers[:2]), message)
+    sigs = sign_approvals(list(keys_of(chain).signers[:2]), message)
     assert await _reverts(chain, packed, 2, deadline, sigs) == "UnknownSigner"
 
 
 async def test_expired_deadline_fails(chain: Web3ChainClient) -> None:
     packed, _ = _big_batch(chain, 5)
     deadline = await _deadline(chain, ahead_s=-1)
-    sigs = sign_approvals(list(chain.keys.signers[:2]), _message(chain, packed, 3, deadline))
+    sigs = sign_approvals(list(keys_of(chain).signers[:2]), _message(chain, packed, 3, deadline))
     assert await _reverts(chain, packed, 3, deadline, sigs) == "ApprovalExpired"
 
 
 async def test_reused_nonce_fails(chain: Web3ChainClient) -> None:
-    await chain.call_token(chain.keys.admin, "mint", chain.settlement.address, 10**13)
+    await chain.call_token(keys_of(chain).admin, "mint", chain.settlement.address, 10**13)
     packed, _ = _big_batch(chain, 6)
     deadline = await _deadline(chain)
-    sigs = sign_approvals(list(chain.keys.signers[:2]), _message(chain, packed, 4, deadline))
+    sigs = sign_approvals(list(keys_of(chain).signers[:2]), _message(chain, packed, 4, deadline))
     await _submit(chain, packed, 4, deadline, sigs)
 
     again, _ = _big_batch(chain, 7)
-    sigs = sign_approvals(list(chain.keys.signers[:2]), _message(chain, again, 4, deadline))
+    sigs = sign_approvals(list(keys_of(chain).signers[:2]), _message(chain, again, 4, deadline))
     assert await _reverts(chain, again, 4, deadline, sigs) == "ApprovalNonceUsed"
 
 
 async def test_the_same_signer_twice_counts_once(chain: Web3ChainClient) -> None:
     packed, _ = _big_batch(chain, 8)
     deadline = await _deadline(chain)
-    (sig,) = sign_approvals([chain.keys.signers[0]], _message(chain, packed, 5, deadline))
+    (sig,) = sign_approvals([keys_of(chain).signers[0]], _message(chain, packed, 5, deadline))
     assert await _reverts(chain, packed, 5, deadline, [sig, sig]) == "SignersNotAscending"
 
 
 async def test_high_s_signature_fails(chain: Web3ChainClient) -> None:
     packed, _ = _big_batch(chain, 9)
     deadline = await _deadline(chain)
-    sigs = sign_approvals(list(chain.keys.signers[:2]), _message(chain, packed, 6, deadline))
+    sigs = sign_approvals(list(keys_of(chain).signers[:2]), _message(chain, packed, 6, deadline))
     r, s, v = sigs[0][:32], int.from_bytes(sigs[0][32:64], "big"), sigs[0][64]
     malleable = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
     assert await _reverts(chain, packed, 6, deadline, [malleable, sigs[1]]) == (

@@ -14,6 +14,7 @@ from services.chain.client import Web3ChainClient
 from services.chain.reverts import ContractReverted
 from services.ports import ChainClient
 from tests.support.fakes import FakeChain
+from tests.support.keys import keys_of
 
 
 @pytest.fixture(params=["fake", "web3"])
@@ -67,7 +68,11 @@ async def pause(port: ChainClient, paused: bool) -> None:
         port.paused = paused
         return
     assert isinstance(port, Web3ChainClient)
-    await port.call_settlement(port.keys.admin, "pause" if paused else "unpause")
+    keys = keys_of(port)
+    if paused:
+        await port.call_settlement(keys.pauser, "pause")
+    else:
+        await port.call_settlement(keys.admin, "unpause")
 
 
 async def leave_in_treasury(port: ChainClient, amount: int) -> None:
@@ -76,7 +81,9 @@ async def leave_in_treasury(port: ChainClient, amount: int) -> None:
         return
     assert isinstance(port, Web3ChainClient)
     held = await port.treasury_balance()
-    await port.call_settlement(port.keys.admin, "withdraw", port.keys.admin.address, held - amount)
+    await port.call_settlement(
+        keys_of(port).admin, "withdraw", keys_of(port).admin.address, held - amount
+    )
 
 
 async def refused(
@@ -122,7 +129,7 @@ async def blacklist(port: ChainClient, payee: str) -> None:
         port.refusing.add(payee.lower())
         return
     assert isinstance(port, Web3ChainClient)
-    await port.call_token(port.keys.admin, "setBlacklisted", payee, True)
+    await port.call_token(keys_of(port).admin, "setBlacklisted", payee, True)
 
 
 async def test_a_payee_the_token_blacklisted_reverts_the_batch_naming_it(

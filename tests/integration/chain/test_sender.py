@@ -14,6 +14,7 @@ from services.chain.fees import BPS
 from services.chain.sender import NonceTaken
 from services.errors import TransactionCancelled
 from tests.integration.chain.conftest import rpc
+from tests.support.keys import keys_of
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 async def test_concurrent_submissions_get_distinct_gap_free_nonces(
     chain: Web3ChainClient,
 ) -> None:
-    admin = chain.keys.admin
+    admin = keys_of(chain).admin
     start = await chain.w3.eth.get_transaction_count(admin.address, "pending")
     payees = [Account.create().address for _ in range(15)]
 
@@ -38,10 +39,10 @@ async def test_concurrent_submissions_get_distinct_gap_free_nonces(
 
 
 async def test_a_new_sender_resumes_from_the_nodes_nonce(chain: Web3ChainClient) -> None:
-    await chain.call_token(chain.keys.admin, "mint", chain.keys.funder.address, 1)
+    await chain.call_token(keys_of(chain).admin, "mint", keys_of(chain).funder.address, 1)
     restarted = tx_sender(chain.w3, chain.settings)  # as after a process restart
     chain.sender = restarted
-    receipt = await chain.call_token(chain.keys.admin, "mint", chain.keys.funder.address, 1)
+    receipt = await chain.call_token(keys_of(chain).admin, "mint", keys_of(chain).funder.address, 1)
     assert receipt["status"] == 1
 
 
@@ -54,7 +55,7 @@ async def test_stuck_transaction_is_replaced_with_a_bumped_fee_and_mined(
     first_max = 2 * base_before + first_tip
     await rpc(chain, "evm_setAutomine", False)
     try:
-        sending = asyncio.create_task(chain.call_token(chain.keys.admin, "mint", payee, 77))
+        sending = asyncio.create_task(chain.call_token(keys_of(chain).admin, "mint", payee, 77))
         await asyncio.sleep(0.2)  # the first version is in the pool now
         # The base fee jumps above what the first version offers: it is stuck.
         await rpc(chain, "anvil_setNextBlockBaseFeePerGas", hex(first_max + 1))
@@ -86,7 +87,7 @@ async def test_a_transaction_stuck_past_the_timeout_is_followed_until_mined(
     base_before = int((await chain.w3.eth.get_block("pending"))["baseFeePerGas"])
     await rpc(chain, "evm_setAutomine", False)
     try:
-        sending = asyncio.create_task(chain.call_token(chain.keys.admin, "mint", payee, 5))
+        sending = asyncio.create_task(chain.call_token(keys_of(chain).admin, "mint", payee, 5))
         await asyncio.sleep(0.2)
         await rpc(chain, "anvil_setNextBlockBaseFeePerGas", hex(2 * settings.chain_max_fee_wei))
         await asyncio.sleep(6 * settings.chain_receipt_timeout_s)
@@ -107,7 +108,7 @@ async def test_a_nonce_used_by_another_transaction_is_reported_not_awaited_forev
     mined first: ours can never be mined, and the sender says so (NonceTaken)."""
     settings = chain.settings.model_copy(update={"chain_max_replacements": 0})
     chain.sender = tx_sender(chain.w3, settings)
-    admin = chain.keys.admin
+    admin = keys_of(chain).admin
     await rpc(chain, "evm_setAutomine", False)
     try:
         nonce = await chain.w3.eth.get_transaction_count(admin.address, "pending")
@@ -143,7 +144,7 @@ async def test_a_transaction_the_node_forgot_is_sent_again(chain: Web3ChainClien
     payee = Account.create().address
     await rpc(chain, "evm_setAutomine", False)
     try:
-        sending = asyncio.create_task(chain.call_token(chain.keys.admin, "mint", payee, 9))
+        sending = asyncio.create_task(chain.call_token(keys_of(chain).admin, "mint", payee, 9))
         await asyncio.sleep(0.2)
         await rpc(chain, "anvil_dropAllTransactions")
         assert await _pool_size(chain) == 0
@@ -165,7 +166,7 @@ async def test_a_transaction_not_mined_in_time_is_cancelled(chain: Web3ChainClie
         update={"chain_replace_after_s": 0.3, "chain_cancel_after_s": 1.0}
     )
     chain.sender = tx_sender(chain.w3, settings)
-    admin, payee = chain.keys.admin, Account.create().address
+    admin, payee = keys_of(chain).admin, Account.create().address
     await rpc(chain, "evm_setAutomine", False)
     try:
         nonce = await chain.w3.eth.get_transaction_count(admin.address, "pending")

@@ -11,6 +11,7 @@ from schemas.onchain import DepositEvent, PaymentRecord, SettledEvent, SettledPa
 from services.chain.client import Web3ChainClient
 from services.chain.packing import pack_batch
 from services.chain.reverts import ContractReverted
+from tests.support.keys import keys_of
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +43,8 @@ async def test_batch_pays_every_payee_and_emits_one_event_each(chain: Web3ChainC
 async def test_deposit_moves_tokens_into_the_treasury_and_is_decoded(
     chain: Web3ChainClient,
 ) -> None:
-    funder = chain.keys.funder
-    await chain.call_token(chain.keys.admin, "mint", funder.address, 5_000_000)
+    funder = keys_of(chain).funder
+    await chain.call_token(keys_of(chain).admin, "mint", funder.address, 5_000_000)
     before = await chain.token_balance(chain.settlement.address)
 
     receipt = await chain.deposit(funder, "alice", 5_000_000)
@@ -62,7 +63,7 @@ async def test_deposit_moves_tokens_into_the_treasury_and_is_decoded(
 @pytest.mark.parametrize("account", ["", "x" * 65, "bad account", "ünï"])
 async def test_deposit_refuses_malformed_account_ids(chain: Web3ChainClient, account: str) -> None:
     with pytest.raises(ContractReverted) as info:
-        await chain.deposit(chain.keys.funder, account, 1)
+        await chain.deposit(keys_of(chain).funder, account, 1)
     assert info.value.name == "InvalidAccount"
 
 
@@ -105,19 +106,19 @@ async def test_duplicate_inside_one_batch_is_paid_once(chain: Web3ChainClient) -
 async def test_malformed_batch_is_refused(chain: Web3ChainClient) -> None:
     packed = pack_batch(_payments(600, 2))[:-1]
     with pytest.raises(ContractReverted) as info:
-        await chain.call_settlement(chain.keys.operator, "settleBatch", 4, packed)
+        await chain.call_settlement(chain.operator, "settleBatch", 4, packed)
     assert info.value.name == "EmptyOrMalformedBatch"
 
 
 async def test_pause_stops_settlement_and_deposits(chain: Web3ChainClient) -> None:
-    await chain.call_settlement(chain.keys.admin, "pause")
+    await chain.call_settlement(keys_of(chain).pauser, "pause")
     with pytest.raises(ContractReverted) as info:
         await chain.settle_batch(5, _payments(700, 1))
     assert info.value.name == "EnforcedPause"
     with pytest.raises(ContractReverted):
-        await chain.deposit(chain.keys.funder, "bob", 1)
+        await chain.deposit(keys_of(chain).funder, "bob", 1)
 
-    await chain.call_settlement(chain.keys.admin, "unpause")
+    await chain.call_settlement(keys_of(chain).admin, "unpause")
     assert len((await chain.settle_batch(5, _payments(700, 1))).settled) == 1
 
 
@@ -126,10 +127,10 @@ async def test_only_the_operator_settles_and_only_the_admin_pauses(
 ) -> None:
     packed = pack_batch(_payments(800, 1))
     with pytest.raises(ContractReverted) as info:
-        await chain.call_settlement(chain.keys.funder, "settleBatch", 6, packed)
+        await chain.call_settlement(keys_of(chain).funder, "settleBatch", 6, packed)
     assert info.value.name == "AccessControlUnauthorizedAccount"
     with pytest.raises(ContractReverted) as info:
-        await chain.call_settlement(chain.keys.operator, "pause")
+        await chain.call_settlement(chain.operator, "pause")
     assert info.value.name == "AccessControlUnauthorizedAccount"
 
 
@@ -137,12 +138,12 @@ async def test_admin_withdrawal_moves_funds_and_is_logged(chain: Web3ChainClient
     to = Account.create().address
     treasury = await chain.token_balance(chain.settlement.address)
 
-    receipt = await chain.call_settlement(chain.keys.admin, "withdraw", to, 12_345)
+    receipt = await chain.call_settlement(keys_of(chain).admin, "withdraw", to, 12_345)
 
     assert await chain.token_balance(to) == 12_345
     assert await chain.token_balance(chain.settlement.address) == treasury - 12_345
     withdrawn = chain.settlement.events.Withdrawn().process_receipt(receipt, errors=DISCARD)
     assert [(e["args"]["to"], e["args"]["amount"]) for e in withdrawn] == [(to, 12_345)]
     with pytest.raises(ContractReverted) as info:
-        await chain.call_settlement(chain.keys.operator, "withdraw", to, 1)
+        await chain.call_settlement(chain.operator, "withdraw", to, 1)
     assert info.value.name == "AccessControlUnauthorizedAccount"
