@@ -116,11 +116,16 @@ async def deploy(
     if existing is not None:
         return existing, False
     deployment = await deploy_contracts(settings, keys, sender)
+    record_deployment(settings, deployment)
+    return deployment, True
+
+
+def record_deployment(settings: Settings, deployment: Deployment) -> None:
+    """Write the deployment file the workers and the approval signer read."""
     path = deployment_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {**deployment_json(deployment), "code_version": code_version()}
     path.write_text(json.dumps(record, indent=2) + "\n")
-    return deployment, True
 
 
 def code_version() -> str:

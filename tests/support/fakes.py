@@ -21,10 +21,12 @@ from schemas.onchain import (
 )
 from schemas.records import SinkRecord
 from schemas.sequence import COUNTER_MAX, PARTITION_MAX, sequence_of
+from services.chain.approvals import ApprovalRefused, SignerUnavailable
 from services.chain.packing import pack_batch
 from services.chain.reverts import ContractReverted
 from services.errors import RecordsRefused, require
 from services.ports import Claim, ClaimRequest
+from services.signer.policy import SignerPolicy
 from services.store.ledger import Entry, entries_of
 
 FAKE_FEE_RECIPIENT = "0x" + "fe" * 20
@@ -45,6 +47,11 @@ class FakeChain:
     paused: bool = False  # the contract's pause (a test sets it)
     # Payees the token will not credit (the zero address, and any a test adds).
     refusing: set[str] = field(default_factory=lambda: {"0x" + "0" * 40})
+    # Batches above the threshold need the approval signer, which judges them by
+    # its (real) policy; None: the signer does not answer.
+    approval_threshold: int = 2**96
+    signer: SignerPolicy | None = None
+    signer_spent: int = 0
 
     def _hash(self, number: int) -> str:
         return "0x" + hashlib.sha256(f"block-{number}-{self.forks}".encode()).hexdigest()
@@ -65,6 +72,8 @@ class FakeChain:
     async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
         packed = pack_batch(payments)  # same validation as the real client
         tx_hash = "0x" + hashlib.sha256(packed + batch_id.to_bytes(8, "big")).hexdigest()
+        if sum(p.amount for p in payments) > self.approval_threshold:
+            self._approve(payments)
         self._would_revert(payments)
         paid: list[SettledPayment] = []
         for p in payments:
@@ -85,6 +94,14 @@ class FakeChain:
         return BatchReceipt(
             tx_hash, number, block_hash, 21_000 + 10_000 * len(payments), tuple(paid)
         )
+
+    def _approve(self, payments: Sequence[PaymentRecord]) -> None:
+        if self.signer is None:
+            raise SignerUnavailable("the approval signer does not answer")
+        refusal = self.signer.judge(list(payments), self.signer_spent)
+        if refusal is not None:
+            raise ApprovalRefused(refusal.code, refusal.reason, refusal.payees)
+        self.signer_spent += sum(p.amount for p in payments)
 
     def _would_revert(self, payments: Sequence[PaymentRecord]) -> None:
         """The contract's reverts: paused, or a transfer the token refuses (a

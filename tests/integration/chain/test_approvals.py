@@ -13,6 +13,7 @@ from services.chain.client import Web3ChainClient
 from services.chain.keys import approval_message, sign_approvals
 from services.chain.packing import pack_batch
 from services.chain.reverts import ContractReverted
+from services.signer.server import Signer
 from tests.support.keys import keys_of
 
 pytestmark = pytest.mark.integration
@@ -65,10 +66,12 @@ async def _reverts(
     return info.value.name
 
 
-async def test_m_valid_approvals_settle_a_large_batch(chain: Web3ChainClient) -> None:
+async def test_m_valid_approvals_settle_a_large_batch(
+    chain: Web3ChainClient, signer: Signer
+) -> None:
     await chain.call_token(keys_of(chain).admin, "mint", chain.settlement.address, 10**13)
     record = _big_record(chain, 1)
-    receipt = await chain.settle_batch(9, [record])  # the client collects M approvals
+    receipt = await chain.settle_batch(9, [record])  # the signer process approves it
     assert [p.sequence for p in receipt.settled] == [1]
     assert await chain.token_balance(record.payee) == record.amount
 
