@@ -1,6 +1,6 @@
 """``paystream ARGS...`` as a child process, its output in a log file: the one
-wrapper for every process the demo, the bench and the tests start (the worker
-and the ledger sink here; the bench's hop and no-op Faust workers build on
+wrapper for every process the demo, the bench and the tests start (the worker,
+the ledger sink and the approval signer here; the bench's hop and no-op Faust workers build on
 ``CliProcess`` in ``devtools/bench/``).
 
 A child runs in its own session, so a SIGINT to the driver's terminal does not
@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from devtools.stack.errors import StackError
+from devtools.stack.process import port_open
 from services.settings import Settings
 
 CLI = "from paystream.cli import main; main()"
@@ -94,6 +95,16 @@ class CliProcess(ABC):
 class SinkProcess(CliProcess):
     def command(self) -> tuple[str, ...]:
         return ("sink",)
+
+
+class SignerProcess(CliProcess):
+    """``paystream signer``: ready once its port answers."""
+
+    def command(self) -> tuple[str, ...]:
+        return ("signer",)
+
+    def ready(self) -> bool:
+        return port_open(self.settings.host, self.settings.signer_port)
 
 
 class WorkerProcess(CliProcess):

@@ -32,7 +32,7 @@ from devtools.harness.collect import Collector
 from devtools.harness.database import scratch_database
 from devtools.harness.isolated import Isolated, free_port, isolated, private_chain
 from devtools.harness.load import LoadGenerator
-from devtools.harness.process import CLI, SinkProcess, WorkerProcess
+from devtools.harness.process import CLI, SignerProcess, SinkProcess, WorkerProcess
 from devtools.stack.anvil import rpc
 from schemas.topics import (
     CHAIN_EVENTS,
@@ -139,6 +139,16 @@ class FaultPipeline:
                 raise PaystreamError(f"{name} did not start: see {self.logs / name}.log")
         self.mark(f"started the sink and {workers} worker(s)")
         return names
+
+    def start_signer(self) -> None:
+        """The approval signer (``paystream signer``), running and ready."""
+        if "signer" not in self.supervisor.children:
+            self.supervisor.add(
+                "signer", lambda: SignerProcess(self.settings, self.logs / "signer.log", self.env)
+            )
+        if not self.supervisor.start("signer", ready_timeout_s=30):
+            raise PaystreamError(f"the signer did not start: see {self.logs / 'signer.log'}")
+        self.mark("started the approval signer")
 
     def _client_id(self, worker: str) -> str:
         return f"{self.settings.app_id}-{worker}"
