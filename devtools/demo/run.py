@@ -18,7 +18,7 @@ from devtools.harness.chain import fund_payers, gas_used
 from devtools.harness.collect import Outcomes, collect
 from devtools.harness.isolated import deploy_once
 from devtools.harness.load import LoadGenerator, new_payees
-from devtools.harness.process import SinkProcess, WorkerProcess
+from devtools.harness.process import SignerProcess, SinkProcess, WorkerProcess
 from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
 from services.bootstrap import reconcile_bundle
@@ -51,7 +51,9 @@ def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, 
     log = settings.state_dir / "logs" / "worker-demo.log"
     console.print(f"[bold]3/6[/] worker (log: {log})")
     sink_log = settings.state_dir / "logs" / "sink-demo.log"
+    signer_log = settings.state_dir / "logs" / "signer-demo.log"
     with (
+        SignerProcess(settings, signer_log),  # approves batches above the threshold
         WorkerProcess(settings, log) as worker,
         SinkProcess(settings, sink_log),
         Progress(console=console) as bar,
