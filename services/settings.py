@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     # (either way) is refused (REQUESTED_AT_OUT_OF_WINDOW): a wrong clock or a
     # stale request must not set latencies, partitions or review expiries.
     requested_at_window_s: int = Field(default=24 * 3600, gt=0)
+    # A terminal payment leaves the workers' tables this long after it was
+    # requested (a replayed or retried request within it gets the same records
+    # again); its id is remembered, in a few bytes, for payment_id_memory_s, so
+    # a request reusing it later is still answered PAYMENT_ID_CONFLICT.
+    payment_retention_s: int = Field(default=7 * 24 * 3600, gt=0)
+    payment_id_memory_s: int = Field(default=30 * 24 * 3600, gt=0)
 
     # Fraud rules (amounts in minor units).
     fraud_review_amount: int = Field(default=10_000_000_000, gt=0)
@@ -209,6 +215,24 @@ class Settings(BaseSettings):
     def currency(self) -> tuple[str, int]:
         """The one token's symbol and decimals."""
         return next(iter(self.currencies.items()))
+
+    @model_validator(mode="after")
+    def _retention_outlasts_replays(self) -> Settings:
+        """A payment's full state must outlast the window in which its request
+        is accepted, and its id the input topic's retention (a replay of the
+        topic reads nothing older)."""
+        if self.payment_retention_s <= 2 * self.requested_at_window_s:
+            raise ValueError(
+                "PAYSTREAM_PAYMENT_RETENTION_S must be more than twice "
+                "PAYSTREAM_REQUESTED_AT_WINDOW_S: a request accepted now must find its "
+                "payment's state"
+            )
+        if self.payment_id_memory_s * 1000 <= self.topic_retention_ms:
+            raise ValueError(
+                "PAYSTREAM_PAYMENT_ID_MEMORY_S must be longer than the topics' retention "
+                "(PAYSTREAM_TOPIC_RETENTION_MS): a replayed request must be recognised"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_public_secrets_on_a_real_chain(self) -> Settings:

@@ -45,6 +45,7 @@ from streams.agents import (
 from streams.connection import Connection
 from streams.listening import Listening
 from streams.merchants import MerchantDirectory
+from streams.retention import Retention
 from streams.runtime import Runtime
 from streams.scheduler import Scheduler
 from streams.stages.fraud import FraudDeps
@@ -52,7 +53,7 @@ from streams.stages.reconcile import ReconcileDeps
 from streams.stages.review import ReviewDeps
 from streams.stages.settlement.batching import SettlementDeps
 from streams.stages.submitted import SubmittedDeps
-from streams.tables import declare_tables
+from streams.tables import Tables, declare_tables
 
 
 def utcnow() -> datetime:
@@ -80,6 +81,18 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def invalidating(tables: Tables) -> Callable[..., Awaitable[None]]:
+    """The receiver of Faust's ``on_partitions_assigned`` and
+    ``on_rebalance_complete`` (sent once the tables are recovered): the
+    tables' indexes are rebuilt on next use (the assigned partitions' values
+    came from changelogs, not through the index)."""
+
+    async def invalidate(*_: object, **__: object) -> None:
+        tables.invalidate()
+
+    return invalidate
+
+
 def create_app(
     settings: Settings,
     connect: Callable[[], Awaitable[WorkerPorts]],
@@ -99,15 +112,26 @@ def create_app(
         datadir=str(settings.state_dir / "faust"),
         **faust_options(settings),
     )
-    tables = declare_tables(app, settings.kafka_partitions)
+    tables = declare_tables(app, settings)
     runtime = Runtime.build(app, settings, utcnow)
     ports = Connection(connect)
     connection.register(app, ports)
 
     merchants = MerchantDirectory(ports)
+    retention = Retention(settings, tables.payments, tables.retired, utcnow)
     fraud = FraudDeps(
-        settings, tables.payments, tables.balances, tables.velocity, utcnow, unpayable, merchants
+        settings,
+        tables.payments,
+        tables.balances,
+        tables.velocity,
+        utcnow,
+        unpayable,
+        merchants,
+        tables.retired,
+        retention,
     )
+    app.on_partitions_assigned.connect(invalidating(tables))
+    app.on_rebalance_complete.connect(invalidating(tables))
     settlement = SettlementDeps(settings, tables.payments, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
     reconcile = ReconcileDeps(tables.payments, tables.balances, utcnow)

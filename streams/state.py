@@ -94,6 +94,14 @@ class PaymentState(_Value):
         return self.model_copy(update={"status": status, **changes})
 
 
+class RetiredPayment(_Value):
+    """What is kept of a terminal payment once its state left the ``payments``
+    table (``streams/retention.py``): enough to know its id was used."""
+
+    request_digest: str | None
+    requested_at: AwareDatetime
+
+
 RECENT_DEPOSITS = 256
 RECENT_FINISHED = 1024  # payment ids whose hold was captured or released
 HELD_STATUSES = frozenset(

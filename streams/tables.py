@@ -7,21 +7,34 @@ Tables are changelog-backed: a restarted worker rebuilds them from Kafka.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from streams.state import Balance, PaymentState, VelocityWindow
+from services.errors import InvariantViolation
+from services.settings import Settings
+from streams.indexes import TableIndex, payments_index, retired_index
+from streams.state import Balance, PaymentState, RetiredPayment, VelocityWindow
+
+log = logging.getLogger("paystream.streams")
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class ModelTable(MutableMapping[str, M], Generic[M]):
-    def __init__(self, table: Any, model: type[M]) -> None:
+    """A table of ``model`` values. With an ``index`` (``streams/retention.py``)
+    every write is noted in it, so that ``where`` on a watched status and
+    ``expired`` read the index instead of scanning the table; the index is
+    rebuilt by one scan when it is not fresh (after the worker's partitions
+    changed: their values came from the changelog, not through here)."""
+
+    def __init__(self, table: Any, model: type[M], index: TableIndex | None = None) -> None:
         self._table = table
         self._model = model
+        self.index = index
 
     def __getitem__(self, key: str) -> M:
         raw = self._table[key]
@@ -30,10 +43,31 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
         return self._model.model_validate(raw)
 
     def __setitem__(self, key: str, value: M) -> None:
-        self._table[key] = value.model_dump(mode="json")
+        raw = value.model_dump(mode="json")
+        self._table[key] = raw
+        if self.index is not None:
+            self.index.note(key, raw)
 
     def __delitem__(self, key: str) -> None:
         del self._table[key]
+        if self.index is not None:
+            self.index.note(key, None)
+
+    def raw(self, key: str) -> dict[str, Any] | None:
+        """The stored value, undecoded."""
+        raw: dict[str, Any] | None = self._table.get(key)
+        return raw
+
+    def _fresh_index(self) -> TableIndex:
+        if self.index is None:
+            raise InvariantViolation("this table has no index")
+        if not self.index.fresh:
+            self.index.rebuild(self._table.items())
+            log.info("table index rebuilt: %d entries scanned", len(self._table))
+        return self.index
+
+    def expired(self, partition: int, now_s: float, limit: int) -> list[str]:
+        return self._fresh_index().expired(partition, now_s, limit)
 
     def __contains__(self, key: object) -> bool:
         return key in self._table and self._table[key] is not None
@@ -45,8 +79,14 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
         return len(self._table)
 
     def where(self, field: str, value: object) -> Iterator[M]:
-        """The values whose stored ``field`` equals ``value``, filtered before
-        decoding (a scan of a large table decodes only what it keeps)."""
+        """The values whose stored ``field`` equals ``value``: from the index
+        for a watched status, else by a scan filtered before decoding."""
+        if self.index is not None and field == "status" and str(value) in self.index.watched:
+            for key in self._fresh_index().keys(str(value)):
+                raw = self._table.get(key)
+                if raw is not None and raw.get(field) == value:
+                    yield self._model.model_validate(raw)
+            return
         for raw in self._table.values():
             if raw is not None and raw.get(field) == value:
                 yield self._model.model_validate(raw)
@@ -57,12 +97,20 @@ class Tables:
     payments: ModelTable[PaymentState]
     balances: ModelTable[Balance]
     velocity: ModelTable[VelocityWindow]
+    retired: ModelTable[RetiredPayment]
+
+    def invalidate(self) -> None:
+        """The worker's partitions changed: rebuild the indexes on next use."""
+        for table in (self.payments, self.retired):
+            if table.index is not None:
+                table.index.invalidate()
 
 
 TABLE_NAMES = (
     "payments",
     "balances",
     "velocity",
+    "retired",
 )
 
 
@@ -71,12 +119,21 @@ def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
-def declare_tables(app: Any, partitions: int) -> Tables:
+def declare_tables(app: Any, settings: Settings) -> Tables:
     def table(name: str, help_: str) -> Any:
-        return app.Table(name, partitions=partitions, key_type=str, help=help_)
+        return app.Table(name, partitions=settings.kafka_partitions, key_type=str, help=help_)
 
     return Tables(
-        payments=ModelTable(table("payments", "payer:payment id -> PaymentState"), PaymentState),
+        payments=ModelTable(
+            table("payments", "payer:payment id -> PaymentState"),
+            PaymentState,
+            payments_index(settings),
+        ),
         balances=ModelTable(table("balances", "payer account -> Balance"), Balance),
         velocity=ModelTable(table("velocity", "payer -> recent requests"), VelocityWindow),
+        retired=ModelTable(
+            table("retired", "payer:payment id -> RetiredPayment (an id used long ago)"),
+            RetiredPayment,
+            retired_index(settings),
+        ),
     )

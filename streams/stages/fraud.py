@@ -8,17 +8,22 @@ output goes to the partition it was read from, keyed by the payer.
 One terminal decision per payment id: a replayed request is recognised in the
 ``payments`` table and answered with the records published for it; the same id
 with another body is a ``PAYMENT_ID_CONFLICT`` that leaves the payment alone.
+A payment retired from the table (``streams/retention.py``) is still
+recognised, in the ``retired`` table: any request with its id is a
+``PAYMENT_ID_CONFLICT`` (its outcome was published long ago and is not
+published again).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -33,13 +38,24 @@ from schemas.topics import FRAUD_SCORED, PAYMENTS_FAILED, PAYMENTS_REQUESTED, PA
 from services.fraud.rules import Velocity, score
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome, dead
-from streams.state import Balance, PaymentState, Status, VelocityWindow, payment_key
+from streams.state import (
+    Balance,
+    PaymentState,
+    RetiredPayment,
+    Status,
+    VelocityWindow,
+    payment_key,
+)
 
 FIELD_CODES = {
     "amount": FailureCode.INVALID_AMOUNT,
     "payee_address": FailureCode.INVALID_ADDRESS,
     "currency": FailureCode.UNKNOWN_CURRENCY,
 }
+
+
+class Tidy(Protocol):
+    def tidy(self, partition: int) -> None: ...
 
 
 @dataclass
@@ -54,6 +70,10 @@ class FraudDeps:
     unpayable: frozenset[str] = frozenset()
     # The registered merchants (the worker's MerchantDirectory, kept fresh).
     merchants: Mapping[str, Merchant] = field(default_factory=dict)
+    # Ids of payments retired from ``payments``, and what retires them
+    # (streams/retention.py; None in unit tests of the decisions alone).
+    retired: Mapping[str, RetiredPayment] = field(default_factory=dict)
+    retention: Tidy | None = None
     refused: frozenset[str] = field(init=False)  # all of them, and the zero address
 
     def __post_init__(self) -> None:
@@ -166,8 +186,11 @@ def _reroute(raw: bytes, payer: str, home: int) -> Outcome:
 
 def _process(obj: dict[str, Any], payment_id: uuid.UUID, here: Here, deps: FraudDeps) -> Outcome:
     payer = obj.get("payer_account")
-    known = deps.payments.get(payment_key(payer if isinstance(payer, str) else "", payment_id))
+    key = payment_key(payer if isinstance(payer, str) else "", payment_id)
+    known = deps.payments.get(key)
     now = deps.clock()
+    if known is None and key in deps.retired:
+        return _retired(obj, payment_id, here, deps)
     try:
         request = PaymentRequested.model_validate(obj)
     except ValidationError as exc:
@@ -190,6 +213,37 @@ def _republish(known: PaymentState, here: Here, deps: FraudDeps) -> Outcome:
     topics = (PAYMENTS_REVIEW, FRAUD_SCORED, PAYMENTS_FAILED)
     emits = tuple(here.emit(t, known.outputs[t]) for t in topics if t in known.outputs)
     return Outcome(emits=emits, note="duplicate")
+
+
+def _retired(obj: dict[str, Any], payment_id: uuid.UUID, here: Here, deps: FraudDeps) -> Outcome:
+    """The id of a payment retired long ago (its state is gone, its id kept):
+    answered ``PAYMENT_ID_CONFLICT`` with an event id of this body's own, and
+    nothing else is touched."""
+    now = deps.clock()
+    code = FailureCode.PAYMENT_ID_CONFLICT
+    body = hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+    payer, amount = obj.get("payer_account"), obj.get("amount")
+    failed = PaymentFailed(
+        event_id=conflict_event_id(payment_id, f"retired:{body}"),
+        occurred_at=now,
+        payment_id=payment_id,
+        payer_account=payer if isinstance(payer, str) else None,
+        amount=amount if type(amount) is int and amount > 0 else None,
+        code=code,
+        reason=FAILURE_REASONS[code] + ": the payment with this id ended long ago "
+        "(payment_retention_s); its outcome was published then and is not published again",
+        requested_at=_aware(obj.get("requested_at")),
+        failed_at=now,
+    )
+    return Outcome(emits=(here.emit(PAYMENTS_FAILED, failed),), note=code.value)
+
+
+def _aware(value: object) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def _conflict(request: PaymentRequested, digest: str, here: Here, deps: FraudDeps) -> Outcome:

@@ -1,0 +1,113 @@
+"""Bounded state (streams/retention.py, streams/indexes.py): terminal payments
+leave the ``payments`` table after ``payment_retention_s`` and their ids are
+still recognised for ``payment_id_memory_s``; timers read an index, not the
+whole table."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from schemas.codes import FailureCode
+from schemas.partitioning import partition_for
+from schemas.payments import PaymentFailed
+from services.settings import Settings
+from streams.indexes import payments_index, retired_index
+from streams.retention import TIDY_PER_EVENT, Retention
+from streams.stages.fraud import FraudDeps, handle_request
+from streams.state import Balance, PaymentState, RetiredPayment, Status, VelocityWindow
+from streams.tables import ModelTable
+from tests.unit.stages.conftest import Clock, key_of, raw, request
+
+DAY = timedelta(days=1)
+
+
+class Tables:
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.clock = Clock()
+        self.store: dict[str, Any] = {}  # the payments table's raw values
+        self.payments = ModelTable(self.store, PaymentState, payments_index(self.settings))
+        self.retired = ModelTable({}, RetiredPayment, retired_index(self.settings))
+        self.balances: dict[str, Balance] = {"alice": Balance(available=5_000)}
+        self.retention = Retention(self.settings, self.payments, self.retired, self.clock)
+        self.fraud = FraudDeps(
+            self.settings,
+            self.payments,
+            self.balances,
+            {},
+            self.clock,
+            retired=self.retired,
+            retention=self.retention,
+        )
+
+    def request(self, amount: int = 1_000) -> dict[str, Any]:
+        body = request("alice", amount, requested_at=self.clock().isoformat())
+        handle_request(raw(body), "alice", self.fraud)
+        return body
+
+    def tidy_all(self) -> None:
+        home = partition_for("alice", self.settings.kafka_partitions)
+        for _ in range(100):
+            self.retention.tidy(home)
+
+
+def test_terminal_payments_retire_and_their_ids_are_still_recognised() -> None:
+    t = Tables()
+    held = [t.request() for _ in range(3)]  # SCORED: held, in flight
+    refused = [t.request(10_000) for _ in range(5)]  # INSUFFICIENT_FUNDS: terminal
+    t.clock.now += 7 * DAY - timedelta(seconds=1)
+    t.tidy_all()
+    assert len(t.payments) == 8  # not yet
+    t.clock.now += timedelta(seconds=2)
+    t.tidy_all()
+    assert {key_of(b) for b in held} == set(t.payments)
+    assert {key_of(b) for b in refused} == set(t.retired)
+    assert t.retention.retired_total == 5
+
+    (emit,) = handle_request(raw(refused[0]), "alice", t.fraud).emits  # the same body again
+    answer = PaymentFailed.model_validate_json(emit.payload())
+    assert answer.code == FailureCode.PAYMENT_ID_CONFLICT
+    assert "ended long ago" in answer.reason
+    assert key_of(refused[0]) not in t.payments
+    assert t.balances["alice"].summary()["held"] == 3_000
+
+    t.clock.now += 30 * DAY
+    t.tidy_all()
+    assert len(t.retired) == 0 and t.retention.forgotten_total == 5
+
+
+def test_each_request_retires_a_few_in_its_own_partition_only() -> None:
+    t = Tables()
+    for _ in range(10):
+        t.request(10_000)
+    t.clock.now += 8 * DAY
+    other = (partition_for("alice", t.settings.kafka_partitions) + 1) % t.settings.kafka_partitions
+    t.retention.tidy(other)
+    assert len(t.payments) == 10
+    t.request(10_000)  # the fraud agent tidies after each request; here by hand:
+    t.retention.tidy(partition_for("alice", t.settings.kafka_partitions))
+    assert len(t.retired) == TIDY_PER_EVENT
+
+
+def test_the_index_answers_the_timers_and_is_rebuilt_after_a_rebalance() -> None:
+    t = Tables()
+    bodies = [t.request() for _ in range(2)]
+    scored = {p.payment_id for p in t.payments.where("status", Status.SCORED)}
+    assert {str(i) for i in scored} == {b["payment_id"] for b in bodies}
+    # A value restored from the changelog does not pass through the index...
+    restored = t.payments[key_of(bodies[0])].model_copy(update={"status": Status.REVIEW})
+    t.store[key_of(bodies[0])] = restored.model_dump(mode="json")
+    assert t.payments.index is not None
+    t.payments.index.invalidate()  # ...so a rebalance invalidates it
+    assert [p.payment_id for p in t.payments.where("status", Status.REVIEW)] == [
+        restored.payment_id
+    ]
+    assert len(list(t.payments.where("status", Status.SCORED))) == 1
+
+
+def test_velocity_values_stay_bounded() -> None:
+    window = VelocityWindow()
+    for i in range(5_000):
+        window = window.add(i, 10**9, 1)
+    assert len(window.entries) == 1024
