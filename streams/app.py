@@ -155,6 +155,8 @@ def create_app(
     reviews.register(
         app, reviews.ReviewExpiry(settings, tables.payments, decided_here, runtime.send, utcnow)
     )
+    for name, table in tables.named().items():
+        runtime.metrics.table_entries.labels(table=name).set_function(table.__len__)
     web.register(app, tables.balances, runtime)
     consumed = (PAYMENTS_REQUESTED, FRAUD_SCORED, CHAIN_SUBMITTED, CHAIN_EVENTS, REVIEW_DECISIONS)
     watched = [settings.topic(name) for name in consumed]

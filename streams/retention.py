@@ -27,7 +27,7 @@ from streams.indexes import payment_expiry, retired_expiry
 from streams.state import PaymentState, RetiredPayment
 from streams.tables import ModelTable
 
-TIDY_PER_EVENT = 4
+TIDY_PER_EVENT = 16
 
 
 @dataclass

@@ -99,6 +99,9 @@ class Tables:
     velocity: ModelTable[VelocityWindow]
     retired: ModelTable[RetiredPayment]
 
+    def named(self) -> dict[str, ModelTable[Any]]:
+        return {name: getattr(self, name) for name in TABLE_NAMES}
+
     def invalidate(self) -> None:
         """The worker's partitions changed: rebuild the indexes on next use."""
         for table in (self.payments, self.retired):

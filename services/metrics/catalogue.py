@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60)
 
@@ -18,6 +18,7 @@ class Metrics:
     latency: Histogram  # seconds from request to the stage's output
     dead_letters: Counter
     alerts: Counter
+    table_entries: Gauge  # by table: entries this worker holds in memory
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -47,6 +48,12 @@ class Metrics:
                 "paystream_reconciliation_alerts_total",
                 "Reconciliation alerts",
                 ["kind"],
+                registry=registry,
+            ),
+            table_entries=Gauge(
+                "paystream_table_entries",
+                "Entries of a Faust table this worker holds (active and standby partitions)",
+                ["table"],
                 registry=registry,
             ),
         )
