@@ -52,7 +52,7 @@ def _bar(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
 
 
 @contextmanager
-def _isolated(base: Settings, console: Console) -> Iterator[Isolated]:
+def isolated_run(base: Settings, console: Console) -> Iterator[Isolated]:
     """A pipeline of its own on the stack's Kafka and Redis, with its own anvil
     (a fresh chain: no state from earlier runs, none left in the stack's) and a
     scratch database (nothing written into the system of record)."""
@@ -74,7 +74,7 @@ def _isolated(base: Settings, console: Console) -> Iterator[Isolated]:
 def run_bench(
     base: Settings, plan: BenchPlan, command: str, outputs: Outputs, console: Console
 ) -> dict[str, Any]:
-    with _isolated(base, console) as run, _progress(console) as progress:
+    with isolated_run(base, console) as run, _progress(console) as progress:
         bar = _bar(progress)
         raw = run_raw_4hop(
             run.settings, plan.raw_records, progress=bar("baseline: raw 4-hop", plan.raw_records)
@@ -108,7 +108,7 @@ def run_load(
 ) -> dict[str, Any]:
     """One phase of load at a fixed offered rate (None: as fast as possible)."""
     with (
-        _isolated(base, console) as run,
+        isolated_run(base, console) as run,
         _progress(console) as progress,
         loaded(run, plan, console.print, _bar(progress)) as p,
     ):

@@ -71,6 +71,28 @@ def bench_store(settings: Settings, payments: int, batch: int, as_json: bool) ->
         )
 
 
+@bench.command("restart")
+@click.option("--history", default=100_000, show_default=True, help="Settled payments in history.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def bench_restart(settings: Settings, history: int, as_json: bool) -> None:
+    """Seconds from starting a worker to its first answer, with HISTORY settled
+    payments in its tables against none (each on a pipeline of its own)."""
+    from rich.console import Console
+
+    from devtools.bench.restart import run_restart_bench
+
+    result = run_restart_bench(settings, history, Console(stderr=True))
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(
+            f"first answer after start: {result['empty']['first_answer_s']} s with no history, "
+            f"{result['history']['first_answer_s']} s with {history:,} payments "
+            f"(x{result['ratio']})"
+        )
+
+
 @bench.command("hop", hidden=True)
 @click.option("--source", required=True, help="Topic to consume.")
 @click.option("--sink", required=True, help="Topic to produce every record to.")

@@ -1,0 +1,80 @@
+"""``paystream bench restart``: how long a worker takes to serve after a
+(re)start with a large history in its tables, against the same with none.
+
+Each case gets a pipeline of its own (``isolated_run``). The history is
+written into the ``payments`` changelog as workers would have left it
+(``devtools/harness/history.py``: settled payments requested a day ago, within
+the retention, so all of it is restored). The time is from starting
+``paystream worker`` to the answer to one request (a payer without funds:
+``INSUFFICIENT_FUNDS``): start-up, table recovery and the first decision.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from confluent_kafka import Producer
+from eth_account import Account
+from rich.console import Console
+
+from devtools.bench.run import isolated_run
+from devtools.harness.collect import collect
+from devtools.harness.history import seed_history
+from devtools.harness.isolated import Isolated
+from devtools.harness.load import encode, request
+from devtools.harness.process import WorkerProcess
+from schemas.topics import PAYMENTS_REQUESTED
+from services.bootstrap import kafka_producer_config
+from services.settings import Settings
+
+START_TIMEOUT_S = 900.0
+
+
+def _entries(worker: WorkerProcess, table: str) -> int:
+    found = re.search(
+        rf'^paystream_table_entries{{table="{table}"}} (\S+)$', worker.get_text("/metrics"), re.M
+    )
+    return int(float(found.group(1))) if found else -1
+
+
+def _serve_time(run: Isolated) -> dict[str, Any]:
+    """Seconds from starting a worker to its answer to one request."""
+    log = run.settings.state_dir / "logs" / "worker-restart.log"
+    worker = WorkerProcess(run.settings, log, run.env)
+    began = time.monotonic()
+    worker.start(timeout_s=START_TIMEOUT_S)
+    try:
+        ready_s = time.monotonic() - began
+        probe = request(f"{run.settings.app_id}-probe", str(Account.create().address), 1)
+        producer = Producer(kafka_producer_config(run.settings))
+        key, value = encode(probe)
+        producer.produce(run.settings.topic(PAYMENTS_REQUESTED), key=key, value=value)
+        producer.flush(30)
+        answer = collect(run.settings, {str(probe.payment_id)}, START_TIMEOUT_S).failed
+        served_s = time.monotonic() - began
+        return {
+            "web_ready_s": round(ready_s, 1),
+            "first_answer_s": round(served_s, 1),
+            "answer": answer[str(probe.payment_id)]["code"],
+            "payments_entries": _entries(worker, "payments"),
+        }
+    finally:
+        worker.stop()
+
+
+def run_restart_bench(base: Settings, history: int, console: Console) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    cases: dict[str, Any] = {}
+    for label, count in (("empty", 0), ("history", history)):
+        with isolated_run(base, console) as run:
+            if count:
+                started = time.monotonic()
+                seed_history(run.settings, count, lambda _: now - timedelta(days=1))
+                console.print(f"  seeded {count:,} payments in {time.monotonic() - started:.0f} s")
+            cases[label] = _serve_time(run)
+            console.print(f"  {label}: {cases[label]}")
+    ratio = cases["history"]["first_answer_s"] / max(cases["empty"]["first_answer_s"], 0.1)
+    return {"history": history, **cases, "ratio": round(ratio, 2)}
