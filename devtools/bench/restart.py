@@ -77,4 +77,4 @@ def run_restart_bench(base: Settings, history: int, console: Console) -> dict[st
             cases[label] = _serve_time(run)
             console.print(f"  {label}: {cases[label]}")
     ratio = cases["history"]["first_answer_s"] / max(cases["empty"]["first_answer_s"], 0.1)
-    return {"history": history, **cases, "ratio": round(ratio, 2)}
+    return {"history_payments": history, **cases, "ratio": round(ratio, 2)}
