@@ -79,12 +79,12 @@ def test_terminal_payments_retire_and_their_ids_are_still_recognised() -> None:
 
 def test_each_request_retires_a_few_in_its_own_partition_only() -> None:
     t = Tables()
-    for _ in range(10):
+    for _ in range(2 * TIDY_PER_EVENT):
         t.request(10_000)
     t.clock.now += 8 * DAY
     other = (partition_for("alice", t.settings.kafka_partitions) + 1) % t.settings.kafka_partitions
     t.retention.tidy(other)
-    assert len(t.payments) == 10
+    assert len(t.payments) == 2 * TIDY_PER_EVENT
     t.request(10_000)  # the fraud agent tidies after each request; here by hand:
     t.retention.tidy(partition_for("alice", t.settings.kafka_partitions))
     assert len(t.retired) == TIDY_PER_EVENT
