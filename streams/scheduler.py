@@ -134,7 +134,7 @@ class Scheduler:
     ) -> None:
         self.deps = deps  # the settings, the clock and the batching state
         self.settings = deps.settings
-        self.payments = payments  # scanned by the sweeper
+        self.payments = payments  # the sweeper reads its SCORED payments (its index)
         self.connection = connection
         self.send = send  # publishes a chain.submitted record
         self.flush_producer = flush_producer  # makes the table writes so far durable

@@ -25,7 +25,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class ModelTable(MutableMapping[str, M], Generic[M]):
-    """A table of ``model`` values. With an ``index`` (``streams/retention.py``)
+    """A table of ``model`` values. With an ``index`` (``streams/indexes.py``)
     every write is noted in it, so that ``where`` on a watched status and
     ``expired`` read the index instead of scanning the table; the index is
     rebuilt by one scan when it is not fresh (after the worker's partitions

@@ -11,7 +11,6 @@ the retention, so all of it is restored). The time is from starting
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,13 +32,6 @@ from services.settings import Settings
 START_TIMEOUT_S = 900.0
 
 
-def _entries(worker: WorkerProcess, table: str) -> int:
-    found = re.search(
-        rf'^paystream_table_entries{{table="{table}"}} (\S+)$', worker.get_text("/metrics"), re.M
-    )
-    return int(float(found.group(1))) if found else -1
-
-
 def _serve_time(run: Isolated) -> dict[str, Any]:
     """Seconds from starting a worker to its answer to one request."""
     log = run.settings.state_dir / "logs" / "worker-restart.log"
@@ -59,7 +51,7 @@ def _serve_time(run: Isolated) -> dict[str, Any]:
             "web_ready_s": round(ready_s, 1),
             "first_answer_s": round(served_s, 1),
             "answer": answer[str(probe.payment_id)]["code"],
-            "payments_entries": _entries(worker, "payments"),
+            "payments_entries": worker.table_entries("payments"),
         }
     finally:
         worker.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,6 +153,12 @@ class WorkerProcess(CliProcess):
             return json.loads(self.get_text(path))
         except (OSError, ValueError, urllib.error.URLError):
             return None
+
+    def table_entries(self, table: str) -> int | None:
+        """The size of one of the worker's tables (``paystream_table_entries``)."""
+        pattern = rf'^paystream_table_entries{{table="{table}"}} (\S+)$'
+        found = re.search(pattern, self.get_text("/metrics"), re.M)
+        return int(float(found.group(1))) if found else None
 
     def get_text(self, path: str) -> str:
         url = f"http://{self.settings.host}:{self.settings.worker_web_port}{path}"
