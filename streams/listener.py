@@ -152,10 +152,14 @@ class ChainListener:
         return cursor.recent[0].number - 1 if cursor.recent else None
 
     async def _advance(self, cursor: Cursor, to: int, events: list[ChainEvent]) -> Cursor:
+        """The cursor past ``to``. A block with events keeps the hash its logs
+        carry, not one read afterwards: a reorg between reading the logs and
+        the hash must show at the next poll, not hide the logs' block."""
         first = max(cursor.last_block + 1, to - RECENT_BLOCKS + 1)
+        from_logs = {e.at.block_number: e.at.block_hash for e in events}
         blocks: list[SeenBlock] = []
         for number in range(first, to + 1):
-            block_hash = await self.chain.block_hash(number)
+            block_hash = from_logs.get(number) or await self.chain.block_hash(number)
             if block_hash is None:
                 break
             seen = [_seen(e) for e in events if e.at.block_number == number]

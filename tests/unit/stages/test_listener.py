@@ -8,7 +8,7 @@ from eth_account import Account
 
 from schemas.chain import CHAIN_EVENT, EventOrphaned, SettlementConfirmed
 from schemas.cursor import Cursor
-from schemas.onchain import PaymentRecord
+from schemas.onchain import ChainEvent, PaymentRecord
 from schemas.sequence import partition_of
 from services.ports import ClaimRequest, WorkerPorts
 from services.settings import Settings
@@ -69,6 +69,32 @@ async def test_a_deep_reorg_reports_what_it_removed() -> None:
     (orphan,) = after.emits
     record = CHAIN_EVENT.validate_json(orphan.payload())
     assert isinstance(record, EventOrphaned) and record.sequence == 9
+
+
+class ReorgAfterReading(FakeChain):
+    """The chain reorganises right after the listener has read the logs."""
+
+    async def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
+        found = await super().events(from_block, to_block)
+        if found:
+            self.reorg(1)
+        return found
+
+
+async def test_a_reorg_right_after_the_logs_were_read_shows_at_the_next_poll() -> None:
+    chain = ReorgAfterReading()
+    listener = ChainListener(
+        chain, MemoryClaimStore(), Settings(confirmations_min=1), start_block=1
+    )
+    await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 9, 42)])
+    poll = await listener.poll(None)
+    assert len(poll.emits) == 1 and poll.cursor is not None
+    (block,) = poll.cursor.recent
+    assert block.hash == CHAIN_EVENT.validate_json(poll.emits[0].payload()).block_hash
+    after = await listener.poll(poll.cursor)  # the block the logs came from is gone
+    assert after.reorged_from == 1
+    (orphan,) = after.emits
+    assert isinstance(CHAIN_EVENT.validate_json(orphan.payload()), EventOrphaned)
 
 
 def test_dlq_guard_trips_only_when_nearly_everything_is_dead() -> None:
