@@ -61,7 +61,10 @@ CHAIN_EVENT = TypeAdapter(ChainEventRecord)
 class ReconciliationAlert(Record):
     """``reconciliation.alerts``: the chain and the engine disagree."""
 
-    kind: Literal["UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT"]
+    # UNREPRESENTABLE: a log the engine cannot represent (an amount beyond its
+    # range, a sequence naming a partition that does not exist); the listener
+    # moved on past it.
+    kind: Literal["UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT", "UNREPRESENTABLE"]
     detail: str
     sequence: int | None = None
     tx_hash: str | None = None

@@ -15,12 +15,19 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from schemas.base import Record
-from schemas.chain import DepositConfirmed, EventOrphaned, SettlementConfirmed
+from schemas.chain import (
+    DepositConfirmed,
+    EventOrphaned,
+    ReconciliationAlert,
+    SettlementConfirmed,
+)
 from schemas.cursor import Cursor, SeenBlock, SeenEvent
 from schemas.onchain import ChainEvent, SettledEvent
 from schemas.sequence import partition_of
-from schemas.topics import CHAIN_EVENTS
+from schemas.topics import CHAIN_EVENTS, RECONCILIATION_ALERTS
 from services.ports import ChainClient, Claim, ClaimStore
 from services.settings import Settings
 from streams.outcomes import Emit
@@ -84,6 +91,30 @@ def chain_record(event: ChainEvent, claims: dict[int, Claim]) -> Emit:
     return Emit(CHAIN_EVENTS, event.account, record)
 
 
+def record_or_alert(event: ChainEvent, claims: dict[int, Claim], partitions: int) -> Emit:
+    """The event's ``chain.events`` record, or, for an event the engine cannot
+    represent (an amount beyond its range, a sequence naming a partition that
+    does not exist), an ``UNREPRESENTABLE`` alert: the listener moves on
+    instead of failing on that block at every poll."""
+    at = event.at
+    try:
+        emit = chain_record(event, claims)
+    except ValidationError as exc:
+        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    else:
+        if emit.partition is None or emit.partition < partitions:
+            return emit
+        problem = f"sequence names partition {emit.partition}, of {partitions}"
+    alert = ReconciliationAlert(
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"unrepresentable:{at.tx_hash}:{at.log_index}"),
+        kind="UNREPRESENTABLE",
+        detail=f"block {at.block_number} log {at.log_index}: {problem}"[:1000],
+        sequence=event.payment.sequence if isinstance(event, SettledEvent) else None,
+        tx_hash=at.tx_hash,
+    )
+    return Emit(RECONCILIATION_ALERTS, at.tx_hash, alert)
+
+
 def _orphan(block: SeenBlock, seen: SeenEvent) -> Emit:
     record = EventOrphaned(
         block_number=block.number,
@@ -136,7 +167,8 @@ class ChainListener:
         events = await self.chain.events(cursor.last_block + 1, to)
         paid = [e.payment.sequence for e in events if isinstance(e, SettledEvent)]
         claims = await self.claims.claims_of(paid) if paid else {}
-        result.emits += [chain_record(e, claims) for e in events]
+        partitions = self.settings.kafka_partitions
+        result.emits += [record_or_alert(e, claims, partitions) for e in events]
         result.cursor = await self._advance(cursor, to, events)
         return result
 

@@ -6,10 +6,11 @@ import uuid
 
 from eth_account import Account
 
-from schemas.chain import CHAIN_EVENT, EventOrphaned, SettlementConfirmed
+from schemas.chain import CHAIN_EVENT, EventOrphaned, ReconciliationAlert, SettlementConfirmed
 from schemas.cursor import Cursor
-from schemas.onchain import ChainEvent, PaymentRecord
-from schemas.sequence import partition_of
+from schemas.onchain import ChainEvent, DepositEvent, LogRef, PaymentRecord, account_ref
+from schemas.sequence import partition_of, sequence_of
+from schemas.topics import RECONCILIATION_ALERTS
 from services.ports import ClaimRequest, WorkerPorts
 from services.settings import Settings
 from streams.connection import Connection
@@ -71,6 +72,9 @@ async def test_a_deep_reorg_reports_what_it_removed() -> None:
     assert isinstance(record, EventOrphaned) and record.sequence == 9
 
 
+LOG = LogRef(1, "0x" + "b1" * 32, "0x" + "a1" * 32, 0)
+
+
 class ReorgAfterReading(FakeChain):
     """The chain reorganises right after the listener has read the logs."""
 
@@ -95,6 +99,21 @@ async def test_a_reorg_right_after_the_logs_were_read_shows_at_the_next_poll() -
     assert after.reorged_from == 1
     (orphan,) = after.emits
     assert isinstance(CHAIN_EVENT.validate_json(orphan.payload()), EventOrphaned)
+
+
+async def test_an_event_the_engine_cannot_represent_is_an_alert_and_the_listener_moves_on() -> None:
+    chain = FakeChain()
+    listener = ChainListener(chain, MemoryClaimStore(), Settings(), start_block=1)
+    huge = DepositEvent("alice", account_ref("alice"), Account.create().address, 2**100, LOG)
+    chain.blocks.append((LOG.block_hash, [huge]))
+    await chain.settle_batch(2, [PaymentRecord(Account.create().address, 5, sequence_of(9, 1), 1)])
+    poll = await listener.poll(None)
+    alerts = [ReconciliationAlert.model_validate_json(e.payload()) for e in poll.emits]
+    assert [a.kind for a in alerts] == ["UNREPRESENTABLE", "UNREPRESENTABLE"]
+    assert "amount" in alerts[0].detail and "partition 9, of 8" in alerts[1].detail
+    assert {e.topic for e in poll.emits} == {RECONCILIATION_ALERTS}
+    assert poll.cursor is not None and poll.cursor.last_block == 2  # past both
+    assert (await listener.poll(poll.cursor)).emits == []
 
 
 def test_dlq_guard_trips_only_when_nearly_everything_is_dead() -> None:
