@@ -92,6 +92,7 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     error SignersNotAscending(address signer);
     error UnknownSigner(address signer);
     error ZeroAmount();
+    error AmountTooLarge(uint256 amount);
     error FeeNotBelowAmount(uint256 sequence);
     error InvalidFeeRecipient();
     error InvalidAccount();
@@ -129,8 +130,10 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
 
     /// @notice Pull `amount` of the token from the caller into the treasury and
     /// credit it to the engine's account `account`.
+    /// The engine keeps amounts below 2^96: a larger one is refused (`AmountTooLarge`).
     function deposit(string calldata account, uint256 amount) external whenNotPaused nonReentrant {
         if (amount == 0) revert ZeroAmount();
+        if (amount > type(uint96).max) revert AmountTooLarge(amount);
         _checkAccount(bytes(account));
         token.safeTransferFrom(msg.sender, address(this), amount);
         emit Deposited(uint64(bytes8(keccak256(bytes(account)))), msg.sender, amount, account);

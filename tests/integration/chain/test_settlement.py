@@ -67,6 +67,16 @@ async def test_deposit_refuses_malformed_account_ids(chain: Web3ChainClient, acc
     assert info.value.name == "InvalidAccount"
 
 
+async def test_deposit_refuses_amounts_the_engine_cannot_represent(
+    chain: Web3ChainClient,
+) -> None:
+    funder = keys_of(chain).funder
+    await chain.call_token(keys_of(chain).admin, "mint", funder.address, 2**96)
+    with pytest.raises(ContractReverted) as info:
+        await chain.deposit(funder, "alice", 2**96)
+    assert info.value.name == "AmountTooLarge"
+
+
 async def test_replayed_batch_moves_no_funds(chain: Web3ChainClient) -> None:
     payments = _payments(100, 10)
     await chain.settle_batch(1, payments)
