@@ -1,4 +1,5 @@
-"""The sink and MISMATCHes: every reconciler alert is logged; a payment held in
+"""The sink and MISMATCHes: every reconciler alert (and the listener's
+UNREPRESENTABLE) is logged; a payment held in
 MISMATCH is listed (``paystream mismatches list``) until its resolution
 arrives, which ends it with its row and a ``RESOLVED`` log row."""
 
@@ -42,7 +43,8 @@ async def test_a_held_mismatch_is_listed_until_it_is_resolved(
     ended = resolved("erin", 500, "REJECT", paid=600)
     assert isinstance(ended, PaymentFailed)
     unknown = ReconciliationAlert(kind="UNKNOWN_SEQUENCE", detail="paid on chain", sequence=9)
-    await ledger.apply("sink", [alert_for(outcome, True), alert_for(ended, False), unknown])
+    odd = ReconciliationAlert(kind="UNREPRESENTABLE", detail="amount: too large", tx_hash="0x1")
+    await ledger.apply("sink", [alert_for(outcome, True), alert_for(ended, False), unknown, odd])
     with connect(settings) as conn:
         (listed,) = open_mismatches(conn)
         assert (listed.payment_id, listed.payer_account) == (outcome.payment_id, "dan")
@@ -58,4 +60,9 @@ async def test_a_held_mismatch_is_listed_until_it_is_resolved(
         kinds = conn.execute(
             "SELECT kind, count(*) FROM reconciliation_log GROUP BY kind ORDER BY kind"
         ).fetchall()
-    assert [tuple(k) for k in kinds] == [("MISMATCH", 2), ("RESOLVED", 1), ("UNKNOWN_SEQUENCE", 1)]
+    assert [tuple(k) for k in kinds] == [
+        ("MISMATCH", 2),
+        ("RESOLVED", 1),
+        ("UNKNOWN_SEQUENCE", 1),
+        ("UNREPRESENTABLE", 1),
+    ]
