@@ -299,9 +299,12 @@ contract PaymentSettlement is AccessControl, Pausable, ReentrancyGuard, EIP712 {
 
     /// @dev Take `amount` from the daily cap's bucket, refilled first for the
     /// time since its last use (capacity x elapsed / 1 day, up to capacity).
+    /// A node may simulate at a time before the bucket's last use (an anvil
+    /// gas estimate did): no time has passed then.
     function _spend(uint256 amount) private {
         DailyCap memory cap = dailyCap;
-        uint256 available = cap.available + uint256(cap.capacity) * (block.timestamp - cap.updatedAt) / 1 days;
+        uint256 elapsed = block.timestamp > cap.updatedAt ? block.timestamp - cap.updatedAt : 0;
+        uint256 available = cap.available + uint256(cap.capacity) * elapsed / 1 days;
         if (available > cap.capacity) available = cap.capacity;
         if (amount > available) revert DailyCapExceeded(amount, available);
         dailyCap = DailyCap(cap.capacity, uint96(available - amount), uint64(block.timestamp));

@@ -83,7 +83,11 @@ class SubmitResult:
 # ApprovalExpired: a version signed long ago was mined late; the next attempt
 # is approved afresh.
 # DailyCapExceeded: the contract's rolling cap refills with time.
-TRANSIENT_REVERTS = frozenset({"EnforcedPause", "OutOfGas", "ApprovalExpired", "DailyCapExceeded"})
+# Panic: the contract's own fault (an assert, an overflow), no verdict on the
+# payments; they stay held, as while paused, until it is fixed or it passes.
+TRANSIENT_REVERTS = frozenset(
+    {"EnforcedPause", "OutOfGas", "ApprovalExpired", "DailyCapExceeded", "Panic"}
+)
 SPLIT = SubmitResult("REJECTED", split=True)
 
 

@@ -15,6 +15,7 @@ from schemas.onchain import PaymentRecord, account_ref
 from services.chain.approvals import ApprovalRefused, SignerClient, SignerUnavailable
 from services.chain.client import Web3ChainClient
 from services.chain.deployment import record_deployment
+from services.chain.packing import pack_batch
 from services.chain.reverts import ContractReverted
 from services.signer.journal import ApprovalJournal
 from services.signer.policy import SignerPolicy
@@ -136,3 +137,25 @@ async def test_pausing_is_the_pausers_and_unpausing_the_admins(chain: Web3ChainC
         assert info.value.name == "AccessControlUnauthorizedAccount"
     await chain.call_settlement(keys.pauser, "pause")
     await chain.call_settlement(keys.admin, "unpause")
+
+
+async def test_a_simulation_before_the_last_blocks_time_is_not_refused(
+    chain: Web3ChainClient,
+) -> None:
+    """A node may simulate a settlement at a time before the last block (an
+    anvil gas estimate did, in CI): the cap's refill must count no time then,
+    not underflow (a Panic that once failed two payments as
+    SETTLEMENT_REJECTED)."""
+    await _fund(chain, 10 * UNIT)
+    receipt = await chain.settle_batch(1, _records(1, UNIT // 4))
+    mined = await rpc(chain, "eth_getBlockByNumber", hex(receipt.block_number), False)
+    call = {
+        "from": chain.operator.address,
+        "to": chain.settlement.address,
+        "data": chain.settlement.encode_abi(
+            "settleBatch", args=[2, pack_batch(_records(2, UNIT // 4))]
+        ),
+    }
+    earlier = {"time": hex(int(mined["timestamp"], 16) - 5)}
+    response = await chain.w3.provider.make_request("eth_call", [call, "latest", {}, earlier])
+    assert "error" not in response, response

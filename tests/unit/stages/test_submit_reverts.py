@@ -56,21 +56,35 @@ async def test_a_payee_the_token_refuses_fails_alone(world: World) -> None:
     assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
 
 
-class ApprovalExpiredOnce(FakeChain):
-    """A version approved long ago is mined after its approvals expired."""
+class RevertsOnce(FakeChain):
+    """The first attempt reverts with ``revert``, the next is paid."""
 
-    expired: bool = True
+    revert: ContractReverted | None = None
 
     async def settle_batch(self, batch_id: int, payments: Sequence[PaymentRecord]) -> BatchReceipt:
-        if self.expired:
-            self.expired = False
-            raise ContractReverted("ApprovalExpired", (0,), b"")
+        if self.revert is not None:
+            revert, self.revert = self.revert, None
+            raise revert
         return await super().settle_batch(batch_id, payments)
 
 
-async def test_expired_approvals_are_asked_again_not_a_failure(world: World) -> None:
+@pytest.mark.parametrize(
+    "revert",
+    [
+        # a version approved long ago is mined after its approvals expired
+        ContractReverted("ApprovalExpired", (0,), b""),
+        # the contract's own fault (an underflow in a gas estimate): no verdict
+        ContractReverted("Panic", (0x11,), b""),
+    ],
+    ids=["approval expired", "panic"],
+)
+async def test_a_revert_about_the_attempt_is_sent_again_not_a_failure(
+    world: World, revert: ContractReverted
+) -> None:
     batch = due_batch(world, 2)
-    ports = replace(world.ports, chain=ApprovalExpiredOnce())
+    chain = RevertsOnce()
+    chain.revert = revert
+    ports = replace(world.ports, chain=chain)
     with pytest.raises(SettlementDeferred):
         await settle(batch, ports, world.settings, world.clock)
     emits = await settle(batch, ports, world.settings, world.clock)
