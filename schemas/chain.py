@@ -35,21 +35,30 @@ class SettlementConfirmed(_OnChain):
 
 
 class DepositConfirmed(_OnChain):
-    """A ``Deposited`` with ``confirmations_min`` blocks on top of it."""
+    """A ``Deposited`` in a block ``confirmations_min`` deep (the block itself is
+    the first confirmation)."""
 
     kind: Literal["DEPOSIT"] = "DEPOSIT"
     account: AccountId
     depositor: Address
     amount: MinorUnits
+    # Its transaction and place among that transaction's deposits: the same when
+    # a reorg re-includes the transaction at another block or log index.
+    deposit_id: str
 
 
 class EventOrphaned(_OnChain):
-    """A reorg deeper than ``confirmations_min`` removed an event already emitted."""
+    """A reorg removed an event already emitted, and the canonical chain does
+    not hold it (yet): ``block_*`` name the removed block."""
 
     kind: Literal["ORPHANED"] = "ORPHANED"
     sequence: int | None = None
     account: str | None = None
     amount: MinorUnits
+    deposit_id: str | None = None  # a removed deposit
+    # A removed settlement: the payment that claimed its sequence.
+    payment_id: uuid.UUID | None = None
+    payer_account: AccountId | None = None
 
 
 ChainEventRecord = Annotated[
@@ -58,13 +67,56 @@ ChainEventRecord = Annotated[
 CHAIN_EVENT = TypeAdapter(ChainEventRecord)
 
 
+class DepositCredited(Record):
+    """``deposits.credited``: the engine credited a confirmed deposit to its
+    account (``credit`` counts the times it did: a deposit a reorg removed and
+    the chain then re-included is credited again, with another event id)."""
+
+    kind: Literal["CREDITED"] = "CREDITED"
+    deposit_id: str
+    account: AccountId
+    amount: MinorUnits
+    credit: Annotated[int, Field(ge=1)]
+    tx_hash: str
+    block_number: Annotated[int, Field(ge=0)]
+    block_hash: str
+
+
+class DepositReversed(Record):
+    """``deposits.credited``: a reorg removed a credited deposit from the chain;
+    the credit is taken back. What the account's available balance could not
+    cover is ``owed`` and the account is frozen until deposits repay it."""
+
+    kind: Literal["REVERSED"] = "REVERSED"
+    deposit_id: str
+    account: AccountId
+    amount: MinorUnits
+    credit: Annotated[int, Field(ge=1)]  # the credit this reverses
+    removed_block_number: Annotated[int, Field(ge=0)]
+    removed_block_hash: str
+    owed: MinorUnits = 0
+
+
+DepositRecord = Annotated[DepositCredited | DepositReversed, Field(discriminator="kind")]
+DEPOSIT_RECORD = TypeAdapter(DepositRecord)
+
+
+def deposit_event_id(kind: str, deposit_id: str, credit: int) -> uuid.UUID:
+    """The same for every publication of this credit or reversal of the deposit."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"deposit-{kind}:{deposit_id}:{credit}")
+
+
 class ReconciliationAlert(Record):
     """``reconciliation.alerts``: the chain and the engine disagree."""
 
     # UNREPRESENTABLE: a log the engine cannot represent (an amount beyond its
     # range, a sequence naming a partition that does not exist); the listener
     # moved on past it.
-    kind: Literal["UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT", "UNREPRESENTABLE"]
+    # FROZEN: a reversed deposit left its account owing; it refuses payments
+    # until deposits repay what it owes.
+    kind: Literal[
+        "UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT", "UNREPRESENTABLE", "FROZEN"
+    ]
     detail: str
     sequence: int | None = None
     tx_hash: str | None = None

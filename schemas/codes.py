@@ -19,6 +19,7 @@ class FailureCode(StrEnum):
     NOT_MERCHANT_PAYEE = "NOT_MERCHANT_PAYEE"  # the payee is not the merchant's payout address
     SELF_PAYMENT = "SELF_PAYMENT"  # payer and payee are the same account
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"  # the payer's available balance is too low
+    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"  # a reorg took back a deposit; the account owes it
     FRAUD_BLOCKED = "FRAUD_BLOCKED"  # the rules engine decided BLOCK
     SETTLEMENT_REJECTED = "SETTLEMENT_REJECTED"  # the chain refused the batch for good
     SETTLEMENT_TIMEOUT = "SETTLEMENT_TIMEOUT"  # not mined in time, cancelled, proven unpaid
@@ -48,6 +49,10 @@ FAILURE_REASONS: dict[FailureCode, str] = {
         "a payment for a merchant must be paid to the merchant's payout address"
     ),
     FailureCode.SELF_PAYMENT: "payer and payee are the same",
+    FailureCode.ACCOUNT_FROZEN: (
+        "a reorg removed a deposit the account had spent; it refuses payments until "
+        "deposits repay what it owes"
+    ),
     FailureCode.INSUFFICIENT_FUNDS: "the payer's available balance is lower than the amount",
     FailureCode.FRAUD_BLOCKED: "blocked by the fraud rules",
     FailureCode.SETTLEMENT_REJECTED: "the settlement transaction was refused by the chain",

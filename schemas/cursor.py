@@ -12,6 +12,7 @@ class SeenEvent(BaseModel):
     amount: int
     sequence: int | None = None
     account: str | None = None
+    position: int = 0  # a deposit's place among its transaction's deposits
 
 
 class SeenBlock(BaseModel):

@@ -9,10 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.chain import CHAIN_EVENT, ReconciliationAlert
+from schemas.chain import CHAIN_EVENT, DEPOSIT_RECORD, ReconciliationAlert
 from schemas.payments import (
     DeadLetter,
     PaymentFailed,
+    PaymentReorged,
     PaymentRequested,
     PaymentScored,
     PaymentSettled,
@@ -32,12 +33,14 @@ MODELS: dict[str, type[BaseModel]] = {
     "reconciliation.alerts": ReconciliationAlert,
     "payments.review": ReviewHeld,
     "review.decisions": ReviewDecision,
+    "payments.reorged": PaymentReorged,
 }
 
 
 def schemas() -> dict[str, dict[str, Any]]:
     out = {topic: model.model_json_schema() for topic, model in MODELS.items()}
     out["chain.events"] = CHAIN_EVENT.json_schema()
+    out["deposits.credited"] = DEPOSIT_RECORD.json_schema()
     return out
 
 

@@ -78,6 +78,18 @@ class DepositEvent:
     depositor: str
     amount: int
     at: LogRef
+    position: int = 0  # among the Deposited logs of its transaction
+
+    @property
+    def deposit_id(self) -> str:
+        """What identifies the deposit across reorgs: its transaction (a
+        re-included transaction keeps its hash) and its place in it (the block
+        and log index change when it is re-included)."""
+        return deposit_id(self.at.tx_hash, self.position)
+
+
+def deposit_id(tx_hash: str, position: int) -> str:
+    return f"{tx_hash.lower()}:{position}"
 
 
 ChainEvent = SettledEvent | DepositEvent

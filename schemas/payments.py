@@ -140,6 +140,32 @@ class PaymentSettled(Record):
     latency_ms: Annotated[int, Field(ge=0)]
     # Set when the chain paid it differently and an operator accepted that payout.
     resolution: Resolution | None = None
+    # Soft settlements of this payment a reorg undid before this one
+    # (``payments.reorged``); each settlement has its own event id.
+    reorgs: Annotated[int, Field(ge=0)] = 0
+
+
+class PaymentReorged(Record):
+    """``payments.reorged``: a reorg removed the block of a payment's
+    ``payments.settled``. ``next`` says what follows: the same transaction is in
+    block ``included_block_number`` of the new chain (``RE_INCLUDED``; a new
+    ``payments.settled`` names that block), or it is not and the engine holds
+    the payment again and sends it again (``RE_SENT``; a new ``payments.settled``
+    or a ``payments.failed`` follows). The ledger reverses the settlement."""
+
+    payment_id: uuid.UUID
+    payer_account: AccountId
+    payee_address: Address
+    amount: MinorUnits
+    fee: Annotated[int, Field(ge=0)] = 0
+    currency: str
+    merchant_id: AccountId | None = None
+    tx_hash: str  # the settlement's transaction
+    removed_block_number: Annotated[int, Field(ge=0)]
+    removed_block_hash: str
+    reorgs: Annotated[int, Field(ge=1)]  # this payment's settlements undone so far
+    next: Literal["RE_INCLUDED", "RE_SENT"]
+    included_block_number: Annotated[int, Field(ge=0)] | None = None
 
 
 class PaymentFailed(Record):

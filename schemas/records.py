@@ -1,17 +1,20 @@
-"""What the ledger sink reads: the outcome and deposit records of the pipeline,
-the payments held for review and the reconciler's alerts."""
+"""What the ledger sink reads: the outcome records of the pipeline (reorged
+settlements too), the reconciler's deposit credits and reversals, the payments
+held for review and the reconciler's alerts."""
 
 from __future__ import annotations
 
-from schemas.chain import DepositConfirmed, ReconciliationAlert
-from schemas.payments import PaymentFailed, PaymentScored, PaymentSettled
+from schemas.chain import DepositCredited, DepositReversed, ReconciliationAlert
+from schemas.payments import PaymentFailed, PaymentReorged, PaymentScored, PaymentSettled
 from schemas.review import ReviewHeld
 
 SinkRecord = (
     PaymentSettled
     | PaymentFailed
     | PaymentScored
-    | DepositConfirmed
+    | PaymentReorged
+    | DepositCredited
+    | DepositReversed
     | ReviewHeld
     | ReconciliationAlert
 )

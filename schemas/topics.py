@@ -16,6 +16,8 @@ PAYMENTS_DLQ = "payments.dlq"
 RECONCILIATION_ALERTS = "reconciliation.alerts"
 PAYMENTS_REVIEW = "payments.review"
 REVIEW_DECISIONS = "review.decisions"
+PAYMENTS_REORGED = "payments.reorged"
+DEPOSITS_CREDITED = "deposits.credited"
 
 
 @dataclass(frozen=True)
@@ -37,4 +39,6 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RECONCILIATION_ALERTS, "payer account", "chain and engine disagree"),
     TopicSpec(PAYMENTS_REVIEW, "payer account", "payments held for a review decision"),
     TopicSpec(REVIEW_DECISIONS, "payer account", "review decisions: approve, deny, expire"),
+    TopicSpec(PAYMENTS_REORGED, "payer account", "soft settlements a reorg removed"),
+    TopicSpec(DEPOSITS_CREDITED, "account", "deposits credited, and reversed by reorgs"),
 )

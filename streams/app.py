@@ -49,8 +49,8 @@ from streams.retention import Retention
 from streams.runtime import Runtime
 from streams.scheduler import Scheduler
 from streams.stages.fraud import FraudDeps
-from streams.stages.reconcile import ReconcileDeps
 from streams.stages.review import ReviewDeps
+from streams.stages.settled import ReconcileDeps
 from streams.stages.settlement.batching import SettlementDeps
 from streams.stages.submitted import SubmittedDeps
 from streams.tables import Tables, declare_tables

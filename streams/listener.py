@@ -25,7 +25,7 @@ from schemas.chain import (
     SettlementConfirmed,
 )
 from schemas.cursor import Cursor, SeenBlock, SeenEvent
-from schemas.onchain import ChainEvent, SettledEvent
+from schemas.onchain import ChainEvent, SettledEvent, deposit_id
 from schemas.sequence import partition_of
 from schemas.topics import CHAIN_EVENTS, RECONCILIATION_ALERTS
 from services.ports import ChainClient, Claim, ClaimStore
@@ -55,7 +55,21 @@ def _seen(event: ChainEvent) -> SeenEvent:
         log_index=event.at.log_index,
         amount=event.amount,
         account=event.account,
+        position=event.position,
     )
+
+
+def identity(event: ChainEvent | SeenEvent) -> tuple[str, int]:
+    """What stays the same when a reorg re-includes the event's transaction
+    (its block, block hash and log index may change): the transaction, and the
+    payment's sequence or the deposit's place in it."""
+    if isinstance(event, SeenEvent):
+        tx, sequence, position = event.tx_hash, event.sequence, event.position
+    elif isinstance(event, SettledEvent):
+        tx, sequence, position = event.at.tx_hash, event.payment.sequence, 0
+    else:
+        tx, sequence, position = event.at.tx_hash, None, event.position
+    return (tx.lower(), sequence if sequence is not None else -1 - position)
 
 
 def chain_record(event: ChainEvent, claims: dict[int, Claim]) -> Emit:
@@ -85,8 +99,13 @@ def chain_record(event: ChainEvent, claims: dict[int, Claim]) -> Emit:
             **where,
         )
         return Emit(CHAIN_EVENTS, f"ref:{p.payer_ref}", record, partition_of(p.sequence))
+    where["event_id"] = uuid.uuid5(uuid.NAMESPACE_URL, f"deposit:{event.deposit_id}")
     record = DepositConfirmed(
-        account=event.account, depositor=event.depositor, amount=event.amount, **where
+        account=event.account,
+        depositor=event.depositor,
+        amount=event.amount,
+        deposit_id=event.deposit_id,
+        **where,
     )
     return Emit(CHAIN_EVENTS, event.account, record)
 
@@ -115,8 +134,11 @@ def record_or_alert(event: ChainEvent, claims: dict[int, Claim], partitions: int
     return Emit(RECONCILIATION_ALERTS, at.tx_hash, alert)
 
 
-def _orphan(block: SeenBlock, seen: SeenEvent) -> Emit:
+def _orphan(block: SeenBlock, seen: SeenEvent, claims: dict[int, Claim]) -> Emit:
+    claim = claims.get(seen.sequence) if seen.sequence is not None else None
     record = EventOrphaned(
+        # Once per removal of the event from this block, however often emitted.
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"orphaned:{block.hash}:{seen.log_index}"),
         block_number=block.number,
         block_hash=block.hash,
         tx_hash=seen.tx_hash,
@@ -124,6 +146,9 @@ def _orphan(block: SeenBlock, seen: SeenEvent) -> Emit:
         sequence=seen.sequence,
         account=seen.account,
         amount=seen.amount,
+        deposit_id=deposit_id(seen.tx_hash, seen.position) if seen.sequence is None else None,
+        payment_id=claim.payment_id if claim else None,
+        payer_account=claim.payer_account if claim else None,
     )
     if seen.sequence is not None:
         return Emit(CHAIN_EVENTS, f"seq:{seen.sequence}", record, partition_of(seen.sequence))
@@ -148,16 +173,13 @@ class ChainListener:
             orphaned = [b for b in cursor.recent if b.number > fork]
             cursor = Cursor(last_block=fork, recent=[b for b in cursor.recent if b.number <= fork])
             result.reorged_from = fork + 1
-            kept = {
-                (e.at.tx_hash, e.at.log_index)
-                for e in await self._canonical(fork + 1, max(b.number for b in orphaned))
-            }
-            result.emits += [
-                _orphan(b, s)
-                for b in orphaned
-                for s in b.events
-                if (s.tx_hash, s.log_index) not in kept
-            ]
+            # Re-included events are not orphans: they are emitted again from
+            # the blocks that now hold them (the reconciler tells consumers).
+            kept = {identity(e) for e in await self._canonical(fork + 1)}
+            removed = [(b, s) for b in orphaned for s in b.events if identity(s) not in kept]
+            sequences = [s.sequence for _, s in removed if s.sequence is not None]
+            claims = await self.claims.claims_of(sequences) if sequences else {}
+            result.emits += [_orphan(b, s, claims) for b, s in removed]
         head = await self.chain.block_number()
         confirmed = head - self.settings.confirmations_min + 1
         to = min(confirmed, cursor.last_block + self.settings.listener_max_blocks)
@@ -172,9 +194,14 @@ class ChainListener:
         result.cursor = await self._advance(cursor, to, events)
         return result
 
-    async def _canonical(self, first: int, last: int) -> list[ChainEvent]:
+    async def _canonical(self, first: int) -> list[ChainEvent]:
+        """The events of the canonical chain's confirmed blocks from ``first``
+        on (up to ``listener_max_blocks``): a removed event already back in one
+        of them is no orphan. One re-included in a block not yet confirmed is
+        an orphan now and confirmed again later."""
         confirmed = await self.chain.block_number() - self.settings.confirmations_min + 1
-        return await self.chain.events(first, min(last, confirmed)) if first <= confirmed else []
+        last = min(confirmed, first + self.settings.listener_max_blocks - 1)
+        return await self.chain.events(first, last) if first <= last else []
 
     async def _fork_point(self, cursor: Cursor) -> int | None:
         """None if the recent blocks are still canonical; else the last block that is."""

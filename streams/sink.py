@@ -1,5 +1,6 @@
-"""``paystream sink``: the ledger sink. It reads outcomes, fraud checks,
-payments held for review, deposits and the reconciler's alerts from the topics
+"""``paystream sink``: the ledger sink. It reads outcomes (reorged settlements
+too), fraud checks, payments held for review, the reconciler's deposit credits
+and reversals and its alerts from the topics
 in batches (at most ``batch_max`` records or ``flush_ms``), writes them through
 the ``LedgerStore`` in one transaction per batch, then commits the offsets. A
 crash between the two replays the batch, which the store recognises
@@ -16,15 +17,22 @@ from collections.abc import Callable
 from confluent_kafka import Message, Producer
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.chain import CHAIN_EVENT, DepositConfirmed, ReconciliationAlert
-from schemas.payments import DeadLetter, PaymentFailed, PaymentScored, PaymentSettled
+from schemas.chain import DEPOSIT_RECORD, ReconciliationAlert
+from schemas.payments import (
+    DeadLetter,
+    PaymentFailed,
+    PaymentReorged,
+    PaymentScored,
+    PaymentSettled,
+)
 from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
 from schemas.topics import (
-    CHAIN_EVENTS,
+    DEPOSITS_CREDITED,
     FRAUD_SCORED,
     PAYMENTS_DLQ,
     PAYMENTS_FAILED,
+    PAYMENTS_REORGED,
     PAYMENTS_REVIEW,
     PAYMENTS_SETTLED,
     RECONCILIATION_ALERTS,
@@ -46,26 +54,17 @@ DECODERS: dict[str, TypeAdapter[object]] = {
     PAYMENTS_SETTLED: TypeAdapter(PaymentSettled),
     PAYMENTS_FAILED: TypeAdapter(PaymentFailed),
     FRAUD_SCORED: TypeAdapter(PaymentScored),
-    CHAIN_EVENTS: CHAIN_EVENT,  # type: ignore[dict-item]
+    PAYMENTS_REORGED: TypeAdapter(PaymentReorged),
+    DEPOSITS_CREDITED: DEPOSIT_RECORD,  # type: ignore[dict-item]
     PAYMENTS_REVIEW: TypeAdapter(ReviewHeld),
     RECONCILIATION_ALERTS: TypeAdapter(ReconciliationAlert),
 }
 
 
-def decode(base_topic: str, raw: bytes) -> SinkRecord | None:
-    """The record, or None when this topic's record is not for the ledger."""
-    value = DECODERS[base_topic].validate_json(raw)
-    if isinstance(
-        value,
-        PaymentSettled
-        | PaymentFailed
-        | PaymentScored
-        | DepositConfirmed
-        | ReviewHeld
-        | ReconciliationAlert,
-    ):
-        return value
-    return None  # chain settlements and orphans: the reconciler's business
+def decode(base_topic: str, raw: bytes) -> SinkRecord:
+    """The record of one of the sink's topics."""
+    value: SinkRecord = DECODERS[base_topic].validate_json(raw)  # type: ignore[assignment]
+    return value
 
 
 class LedgerSink:
@@ -127,8 +126,7 @@ class LedgerSink:
             except ValidationError as exc:
                 self._dead(self.producer, msg, f"undecodable: {exc}")
                 continue
-            if record is not None:
-                records.append((msg, record))
+            records.append((msg, record))
         return records
 
     async def run(

@@ -36,7 +36,8 @@ LEGAL: dict[Status, frozenset[Status]] = {
     Status.SUBMITTED: frozenset({Status.CONFIRMED, Status.MISMATCH, Status.FAILED}),
     Status.MISMATCH: frozenset({Status.CONFIRMED, Status.FAILED}),
     Status.CONFIRMED: frozenset({Status.SETTLED}),
-    Status.SETTLED: frozenset(),
+    # A reorg removed its settlement's transaction: held again, sent again.
+    Status.SETTLED: frozenset({Status.SCORED}),
     Status.REJECTED: frozenset(),
     Status.FAILED: frozenset(),
 }
@@ -73,6 +74,9 @@ class PaymentState(_Value):
     batch_id: NonNegative | None = None
     batched_at: AwareDatetime | None = None
     tx_hash: str | None = None
+    # Soft settlements a reorg undid: each later payments.settled has another
+    # event id (it names its transaction and this count).
+    reorgs: NonNegative = 0
     # The records published for this payment, by topic (exact JSON): a replayed
     # input re-publishes them unchanged (same event_id), so a crash between the
     # state write and the publish cannot lose an outcome; consumers dedupe by event_id.
@@ -113,15 +117,19 @@ class Balance(_Value):
     """Per payer, in minor units: available to spend, the holds of payments in
     flight (by payment id), and what was settled (paid out) in total.
 
-    Holds are keyed by payment id and recent deposits are remembered, so every
-    effect is idempotent and recorded in the same table write as the money it
-    moves: a replay after a crash can neither double-count nor lose it.
+    Holds are keyed by payment id and recent deposits are remembered by their
+    reorg-stable id, so every effect is idempotent and recorded in the same
+    table write as the money it moves: a replay after a crash can neither
+    double-count nor lose it. A reversed deposit the available balance could
+    not cover is ``owed``: the account is frozen until deposits repay it.
     """
 
     available: NonNegative = 0
     holds: dict[str, NonNegative] = {}
     settled: NonNegative = 0
-    recent_deposits: tuple[str, ...] = ()
+    # deposit id -> k: its k-th credit stands (k > 0), or was reversed (-k).
+    deposits: dict[str, int] = {}
+    owed: NonNegative = 0
     finished: tuple[str, ...] = ()
 
     @property
@@ -130,9 +138,13 @@ class Balance(_Value):
 
     @property
     def on_ledger(self) -> int:
-        """What the ledger's account for this payer holds: available plus held
-        (settled money has left it)."""
-        return self.available + self.held
+        """What the ledger's account for this payer holds: available plus held,
+        less what it owes (settled money has left it)."""
+        return self.available + self.held - self.owed
+
+    @property
+    def frozen(self) -> bool:
+        return self.owed > 0
 
     def summary(self) -> dict[str, int]:
         return {"available": self.available, "held": self.held, "settled": self.settled}
@@ -169,15 +181,47 @@ class Balance(_Value):
         finished = (*self.finished, payment_id)[-RECENT_FINISHED:]
         return self.model_copy(update={"holds": holds, "finished": finished, **moved})
 
-    def credit(self, deposit_key: str, amount: int) -> Balance:
-        """Credit a deposit once (recent deposit keys are remembered)."""
-        require(amount > 0, "cannot credit %s", amount)
-        if deposit_key in self.recent_deposits:
+    def unsettle(self, payment_id: str, amount: int) -> Balance:
+        """Hold a settled payment again: a reorg removed its settlement."""
+        if payment_id in self.holds or payment_id not in self.finished:
             return self
-        recent = (*self.recent_deposits, deposit_key)[-RECENT_DEPOSITS:]
+        require(amount <= self.settled, "cannot unsettle %s of %s", amount, self.settled)
         return self.model_copy(
-            update={"available": self.available + amount, "recent_deposits": recent}
+            update={
+                "settled": self.settled - amount,
+                "holds": {**self.holds, payment_id: amount},
+                "finished": tuple(f for f in self.finished if f != payment_id),
+            }
         )
+
+    def credit(self, deposit_id: str, amount: int) -> tuple[Balance, int]:
+        """Credit a deposit once (what is owed first); also the credit number
+        (the same on a replay, the next after a reversal)."""
+        require(amount > 0, "cannot credit %s", amount)
+        k = self.deposits.get(deposit_id, 0)
+        if k > 0:
+            return self, k
+        repaid = min(self.owed, amount)
+        update = {
+            "available": self.available + amount - repaid,
+            "owed": self.owed - repaid,
+            "deposits": _remembered(self.deposits, deposit_id, 1 - k),
+        }
+        return self.model_copy(update=update), 1 - k
+
+    def reverse(self, deposit_id: str, amount: int) -> tuple[Balance, int, int]:
+        """Take a credited deposit back; also the credit number it reverses (0:
+        not credited) and what the available balance could not cover (owed)."""
+        k = self.deposits.get(deposit_id, 0)
+        if k <= 0:
+            return self, -k, 0
+        taken = min(self.available, amount)
+        update = {
+            "available": self.available - taken,
+            "owed": self.owed + amount - taken,
+            "deposits": _remembered(self.deposits, deposit_id, -k),
+        }
+        return self.model_copy(update=update), k, amount - taken
 
     def aligned(self, state: PaymentState) -> Balance:
         """The balance as the payment's status says it must be (repairs a crash
@@ -190,6 +234,13 @@ class Balance(_Value):
         if state.status == Status.FAILED:
             return self.release(key)
         return self
+
+
+def _remembered(deposits: dict[str, int], deposit_id: str, k: int) -> dict[str, int]:
+    """The deposits with this one's state, most recent last, at most RECENT_DEPOSITS."""
+    kept = {d: n for d, n in deposits.items() if d != deposit_id}
+    kept[deposit_id] = k
+    return dict(list(kept.items())[-RECENT_DEPOSITS:])
 
 
 VELOCITY_MAX_ENTRIES = 1024

@@ -55,6 +55,7 @@ def decode_logs(logs: Iterable[Any], settlement: str, token: str) -> list[ChainE
     events: list[ChainEvent] = []
     last_transfer: tuple[LogRef, str, int] | None = None
     open_batch: _Open | None = None
+    deposits_in_tx: dict[str, int] = {}  # Deposited logs seen so far, per transaction
     for log in ordered:
         address = str(log["address"]).lower()
         topics = [bytes(t) for t in log["topics"]]
@@ -92,6 +93,8 @@ def decode_logs(logs: Iterable[Any], settlement: str, token: str) -> list[ChainE
             open_batch = None
         elif topics and topics[0] == DEPOSITED_TOPIC:
             amount, account = decode(["uint256", "string"], data)
+            position = deposits_in_tx.get(at.tx_hash, 0)
+            deposits_in_tx[at.tx_hash] = position + 1
             events.append(
                 DepositEvent(
                     account=str(account),
@@ -99,6 +102,7 @@ def decode_logs(logs: Iterable[Any], settlement: str, token: str) -> list[ChainE
                     depositor=to_checksum_address(topics[2][12:]),
                     amount=int(amount),
                     at=at,
+                    position=position,
                 )
             )
     return events

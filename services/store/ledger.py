@@ -3,21 +3,24 @@
 A settled payment of amount A with fee F writes payer -A, payee +(A - F),
 platform fee +F: exactly what the contract moved. F is fixed when the payment
 is scored, floor(A * f / 10,000) for a merchant whose rate is f basis points
-(``fee_of``; the rounding remainder stays with the payee). A confirmed deposit D writes
-account +D and treasury -D. A MISMATCH an operator resolved books what the
-chain paid: payee +(X - F'), platform fee +F', the payer -C (C: the payment's
-amount if accepted, 0 if rejected) and the platform's suspense account C - X
-(``resolution_entries``). Every set of entries sums to zero.
+(``fee_of``; the rounding remainder stays with the payee). A credited deposit
+D writes account +D and treasury -D. A reorg that removed a settlement or a
+credited deposit writes the same entries negated (``payments.reorged``, a
+``DepositReversed``); a settlement or a credit that follows is booked anew. A
+MISMATCH an operator resolved books what the chain paid: payee +(X - F'),
+platform fee +F', the payer -C (C: the payment's amount if accepted, 0 if
+rejected) and the platform's suspense account C - X (``resolution_entries``).
+Every set of entries sums to zero.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from schemas.chain import DepositConfirmed
-from schemas.payments import PaymentFailed, PaymentSettled
+from schemas.chain import DepositCredited, DepositReversed
+from schemas.payments import PaymentFailed, PaymentReorged, PaymentSettled
 from schemas.records import SinkRecord
 from services.errors import require
 
@@ -137,6 +140,26 @@ def entries_of(r: SinkRecord, token_symbol: str) -> list[Entry]:
             r.fee,
             r.settled_at,
         )
-    if isinstance(r, DepositConfirmed):
+    if isinstance(r, PaymentReorged):
+        undone = settlement_entries(
+            r.event_id,
+            r.payment_id,
+            r.payer_account,
+            r.payee_address,
+            r.amount,
+            r.currency,
+            r.fee,
+            r.occurred_at,
+        )
+        return _negated(undone)
+    if isinstance(r, DepositCredited):
         return deposit_entries(r.event_id, r.account, r.amount, token_symbol, r.occurred_at)
+    if isinstance(r, DepositReversed):
+        undone = deposit_entries(r.event_id, r.account, r.amount, token_symbol, r.occurred_at)
+        return _negated(undone)
     return []
+
+
+def _negated(entries: list[Entry]) -> list[Entry]:
+    """The entries that undo ``entries``."""
+    return [replace(e, amount=-e.amount) for e in entries]

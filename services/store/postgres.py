@@ -21,7 +21,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from schemas.chain import ReconciliationAlert
 from schemas.codes import FailureCode
-from schemas.payments import PaymentFailed, PaymentRequested, PaymentScored, PaymentSettled
+from schemas.payments import (
+    PaymentFailed,
+    PaymentReorged,
+    PaymentRequested,
+    PaymentScored,
+    PaymentSettled,
+)
 from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
 from services.errors import RecordsRefused, StoreUnavailable
@@ -30,13 +36,17 @@ from services.store.ledger import Entry, entries_of
 PAYMENT_COLUMNS = (
     "payment_id, created_at, payer_account, payee_address, merchant_id, amount, currency, "
     "status, t_start, t_end, latency_ms, error_code, tx_hash, batch_id, sequence, block_number, "
-    "review_expires_at, fee"
+    "review_expires_at, fee, reorgs"
 )
 # A row only moves forward: a batch may hold a payment's REVIEW row and its
 # outcome, and the sink reads its topics in no particular order among them.
 RANK = {"REVIEW": 0, "SCORED": 1}  # any other status is an outcome: 2
 _RANK_SQL = "CASE {} WHEN 'REVIEW' THEN 0 WHEN 'SCORED' THEN 1 ELSE 2 END"
-_AHEAD = f"{_RANK_SQL.format('excluded.status')} >= {_RANK_SQL.format('payments.status')}"
+# A settlement a reorg undid (fewer reorgs than the row has seen) never comes back.
+_AHEAD = (
+    f"{_RANK_SQL.format('excluded.status')} >= {_RANK_SQL.format('payments.status')} "
+    "AND (excluded.status <> 'SETTLED' OR excluded.reorgs >= payments.reorgs)"
+)
 _PROGRESS = [
     "status",
     "t_end",
@@ -49,6 +59,13 @@ _PROGRESS = [
     "review_expires_at",
     "fee",
 ]
+# The row of a payment whose settlement a reorg undid: sent again (until its
+# next settled or failed record), unless the row has seen this reorg or a later one.
+REORGED = """
+UPDATE payments SET status = 'SUBMITTED', reorgs = %(reorgs)s, t_end = NULL,
+    latency_ms = NULL, block_number = NULL
+WHERE payment_id = %(payment_id)s AND payer_account = %(payer)s AND reorgs < %(reorgs)s
+"""
 # Rows are COPied into a session-local staging table, then upserted in one statement.
 STAGE_PAYMENTS = (
     "CREATE TEMP TABLE IF NOT EXISTS payments_stage "
@@ -58,6 +75,7 @@ _SET = ", ".join(
     [f"{c} = CASE WHEN {_AHEAD} THEN excluded.{c} ELSE payments.{c} END" for c in _PROGRESS]
     # A failure record carries no payee, currency or merchant: keep the known ones.
     + [
+        "reorgs = greatest(payments.reorgs, excluded.reorgs)",
         "payee_address = coalesce(nullif(payments.payee_address, ''), excluded.payee_address)",
         "currency = coalesce(nullif(payments.currency, ''), excluded.currency)",
         "merchant_id = coalesce(payments.merchant_id, excluded.merchant_id)",
@@ -130,9 +148,14 @@ class PostgresLedgerStore:
         payments: list[tuple[Any, ...]] = []
         frauds: list[tuple[Any, ...]] = []
         logs: list[tuple[Any, ...]] = []
+        reorged: list[dict[str, Any]] = []
         for r in todo:
             entries += entries_of(r, self.token_symbol)
-            if isinstance(r, PaymentSettled):
+            if isinstance(r, PaymentReorged):
+                reorged.append(
+                    {"payment_id": r.payment_id, "payer": r.payer_account, "reorgs": r.reorgs}
+                )
+            elif isinstance(r, PaymentSettled):
                 payments.append(_settled_row(r))
             elif isinstance(r, PaymentFailed):
                 if _has_row(r):
@@ -158,6 +181,8 @@ class PostgresLedgerStore:
                     for row in _furthest(payments):
                         await copy.write_row(row)
                 await c.execute(UPSERT_PAYMENT)
+            if reorged:
+                await c.executemany(REORGED, reorged)
             if frauds:
                 await c.executemany(INSERT_FRAUD, frauds)
             if logs:
@@ -220,6 +245,7 @@ def _settled_row(r: PaymentSettled) -> tuple[Any, ...]:
         r.block_number,
         None,
         r.fee,
+        r.reorgs,
     )
 
 
@@ -246,6 +272,7 @@ def _request_row(
         None,
         expires,
         0,
+        0,
     )
 
 
@@ -260,7 +287,7 @@ def _furthest(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if kept is None:
             best[key] = row
             continue
-        ahead, behind = (row, kept) if RANK.get(row[7], 2) >= RANK.get(kept[7], 2) else (kept, row)
+        ahead, behind = (row, kept) if _rank(row) >= _rank(kept) else (kept, row)
         best[key] = (
             *ahead[:3],
             ahead[3] or behind[3],
@@ -270,6 +297,11 @@ def _furthest(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
             *ahead[7:],
         )
     return list(best.values())
+
+
+def _rank(row: tuple[Any, ...]) -> tuple[int, int]:
+    """How far a row is: its status, then (between settlements) its reorgs."""
+    return RANK.get(row[7], 2), row[18] if row[7] == "SETTLED" else 0
 
 
 def _has_row(r: PaymentFailed) -> bool:
@@ -303,6 +335,7 @@ def _failed_row(r: PaymentFailed) -> tuple[Any, ...]:
         None,
         None,
         0,
+        0,
     )
 
 
@@ -322,7 +355,7 @@ def _metrics(records: list[SinkRecord]) -> list[dict[str, Any]]:
         lambda: {"total": 0, "ok": 0, "failed": 0, "lat": 0, "amount": 0}
     )
     for r in records:
-        if isinstance(r, PaymentSettled):
+        if isinstance(r, PaymentSettled) and r.reorgs == 0:  # once per payment
             b = buckets[_minute(r.settled_at)]
             b["ok"] += 1
             b["lat"] += r.latency_ms

@@ -12,7 +12,8 @@ from schemas.topics import CHAIN_EVENTS
 from streams.agents.shell import run
 from streams.outcomes import Outcome
 from streams.runtime import Runtime
-from streams.stages.reconcile import ReconcileDeps, handle_chain_event
+from streams.stages.reconcile import handle_chain_event
+from streams.stages.settled import ReconcileDeps
 
 
 def handle(raw: bytes, key: str, _partition: int, _offset: int, deps: ReconcileDeps) -> Outcome:

@@ -343,6 +343,8 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
 
     balance = deps.balances.get(request.payer_account, Balance())
     held = str(request.payment_id) in balance.holds  # a replay after a partial crash
+    if not held and balance.frozen:
+        return _reject(deps, here, state, FailureCode.ACCOUNT_FROZEN, fraud=check)
     if not held and balance.available < request.amount:
         return _reject(deps, here, state, FailureCode.INSUFFICIENT_FUNDS, fraud=check)
     deps.balances[request.payer_account] = balance.hold(str(request.payment_id), request.amount)

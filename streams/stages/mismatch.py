@@ -30,7 +30,7 @@ from schemas.review import ReviewDecision
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from services.errors import require
 from streams.outcomes import Emit, Outcome
-from streams.stages.reconcile import settled_record
+from streams.stages.settled import settled_record
 from streams.state import Balance, PaymentState, Status
 
 

@@ -1,14 +1,12 @@
 """Reconciler (consumes ``chain.events``): match confirmed settlements with the
-payments the engine sent, capture holds, credit deposits, publish outcomes.
+payments the engine sent, capture holds, publish outcomes; deposits and what
+reorgs undo are ``streams/stages/reorg.py``.
 Disagreements are published as alerts, never silently accepted: a payment the
 chain paid otherwise than requested keeps its hold in MISMATCH until an
 operator accepts or rejects the chain's payout (``streams/stages/mismatch.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from pydantic import ValidationError
@@ -21,19 +19,13 @@ from schemas.chain import (
     ReconciliationAlert,
     SettlementConfirmed,
 )
-from schemas.payments import ChainPayout, PaymentSettled, Resolution
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
-from streams.outcomes import Emit, Outcome, dead, ignored, republish
+from streams.outcomes import Emit, Outcome, dead, republish
+from streams.stages.reorg import credit_deposit, orphaned, reincluded
+from streams.stages.settled import ReconcileDeps, chain_payout, settled_record
 from streams.state import Balance, PaymentState, Status, payment_key
 
-AlertKind = Literal["UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT"]
-
-
-@dataclass
-class ReconcileDeps:
-    payments: MutableMapping[str, PaymentState]
-    balances: MutableMapping[str, Balance]
-    clock: Callable[[], datetime]
+AlertKind = Literal["UNKNOWN_SEQUENCE", "MISMATCH"]
 
 
 def _alert(key: str, kind: AlertKind, detail: str, **fields: object) -> Outcome:
@@ -47,55 +39,10 @@ def handle_chain_event(raw: bytes, key: str, deps: ReconcileDeps) -> Outcome:
     except ValidationError as exc:
         return dead(f"invalid chain.events record: {exc}"[:1000])
     if isinstance(event, DepositConfirmed):
-        return _deposit(event, deps)
+        return credit_deposit(event, deps)
     if isinstance(event, EventOrphaned):
-        return _alert(
-            key,
-            "ORPHANED",
-            f"reorg removed a confirmed event in {event.tx_hash}",
-            sequence=event.sequence,
-            tx_hash=event.tx_hash,
-        )
+        return orphaned(event, key, deps)
     return _settled(event, key, deps)
-
-
-def chain_payout(event: SettlementConfirmed) -> ChainPayout:
-    return ChainPayout(
-        sequence=event.sequence,
-        payee_address=event.payee_address,
-        amount=event.amount,
-        fee=event.fee,
-        batch_id=event.batch_id,
-        tx_hash=event.tx_hash,
-        block_number=event.block_number,
-        block_hash=event.block_hash,
-    )
-
-
-def settled_record(
-    state: PaymentState, chain: ChainPayout, now: datetime, resolution: Resolution | None = None
-) -> PaymentSettled:
-    """A payment's ``payments.settled`` record: the request's facts, where the
-    chain paid it, and (for a resolved MISMATCH) the operator's resolution."""
-    return PaymentSettled(
-        event_id=outcome_event_id("settled", state.payment_id),
-        payment_id=state.payment_id,
-        payer_account=state.payer_account,
-        payee_address=state.payee_address,
-        amount=state.amount,
-        fee=state.fee,
-        currency=state.currency,
-        merchant_id=state.merchant_id,
-        tx_hash=chain.tx_hash,
-        block_number=chain.block_number,
-        block_hash=chain.block_hash,
-        batch_id=chain.batch_id,
-        sequence=chain.sequence,
-        requested_at=state.requested_at,
-        settled_at=now,
-        latency_ms=max(0, int((now - state.requested_at).total_seconds() * 1000)),
-        resolution=resolution,
-    )
 
 
 def _mismatch(
@@ -127,15 +74,6 @@ def _mismatch(
     return Outcome(emits=(emit,), note="alert:MISMATCH")
 
 
-def _deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
-    balance = deps.balances.get(event.account, Balance())
-    credited = balance.credit(f"{event.tx_hash}:{event.log_index}", event.amount)
-    if credited == balance:
-        return ignored("duplicate deposit")
-    deps.balances[event.account] = credited
-    return ignored("deposit credited")
-
-
 def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outcome:
     entry = (
         payment_key(event.payer_account, event.payment_id)
@@ -151,6 +89,10 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
             sequence=event.sequence,
             tx_hash=event.tx_hash,
         )
+    if state.status == Status.SETTLED:
+        moved = reincluded(entry, state, event, deps)  # a reorg re-included its transaction
+        if moved is not None:
+            return moved
     if state.status == Status.SETTLED or RECONCILIATION_ALERTS in state.outputs:
         # Settled, or held in MISMATCH (perhaps resolved since): the same records again.
         balance = deps.balances.get(state.payer_account, Balance())

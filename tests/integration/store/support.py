@@ -8,9 +8,15 @@ from datetime import UTC, datetime, timedelta
 from eth_account import Account
 
 from schemas.base import outcome_event_id
-from schemas.chain import DepositConfirmed
+from schemas.chain import DepositCredited, DepositReversed, deposit_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
-from schemas.payments import ChainPayout, PaymentFailed, PaymentSettled, Resolution
+from schemas.payments import (
+    ChainPayout,
+    PaymentFailed,
+    PaymentReorged,
+    PaymentSettled,
+    Resolution,
+)
 from services.bootstrap import pg_pool
 from services.settings import Settings
 from services.store.postgres import PostgresLedgerStore
@@ -21,16 +27,18 @@ PAYEE = Account.from_key(b"\x11" * 32).address
 OTHER_PAYEE = Account.from_key(b"\x22" * 32).address
 
 
-def deposit(account: str, amount: int, at: datetime = T0) -> DepositConfirmed:
-    return DepositConfirmed(
+def deposit(account: str, amount: int, at: datetime = T0) -> DepositCredited:
+    """The reconciler's first credit of a new deposit."""
+    tx = "0x" + uuid.uuid4().hex
+    return DepositCredited(
         occurred_at=at,
+        deposit_id=f"{tx}:0",
+        account=account,
+        amount=amount,
+        credit=1,
+        tx_hash=tx,
         block_number=1,
         block_hash="0x1",
-        tx_hash="0x" + uuid.uuid4().hex,
-        log_index=0,
-        account=account,
-        depositor=PAYEE,
-        amount=amount,
     )
 
 
@@ -99,3 +107,48 @@ def postgres_store(settings: Settings) -> tuple[PostgresLedgerStore, object]:
     upgrade(settings)
     pool = pg_pool(settings)
     return PostgresLedgerStore(pool, "PTUSD"), pool
+
+
+def reversal(credited: DepositCredited, owed: int = 0) -> DepositReversed:
+    """A reorg took ``credited`` back."""
+    return DepositReversed(
+        event_id=deposit_event_id("reversed", credited.deposit_id, credited.credit),
+        deposit_id=credited.deposit_id,
+        account=credited.account,
+        amount=credited.amount,
+        credit=credited.credit,
+        removed_block_number=credited.block_number,
+        removed_block_hash=credited.block_hash,
+        owed=owed,
+    )
+
+
+def reorged(s: PaymentSettled, reorgs: int = 1) -> PaymentReorged:
+    """A reorg removed the block of ``s``; the payment is sent again."""
+    return PaymentReorged(
+        occurred_at=s.settled_at,
+        event_id=outcome_event_id(f"reorged:{reorgs}", s.payment_id),
+        payment_id=s.payment_id,
+        payer_account=s.payer_account,
+        payee_address=s.payee_address,
+        amount=s.amount,
+        fee=s.fee,
+        currency=s.currency,
+        tx_hash=s.tx_hash,
+        removed_block_number=s.block_number,
+        removed_block_hash=s.block_hash,
+        reorgs=reorgs,
+        next="RE_SENT",
+    )
+
+
+def resettled(s: PaymentSettled, reorgs: int = 1, block: int = 9) -> PaymentSettled:
+    """``s`` settled again after ``reorgs`` reorgs, in ``block``."""
+    return s.model_copy(
+        update={
+            "event_id": outcome_event_id(f"settled:{reorgs}:{s.tx_hash}", s.payment_id),
+            "reorgs": reorgs,
+            "block_number": block,
+            "block_hash": f"0x{block}",
+        }
+    )

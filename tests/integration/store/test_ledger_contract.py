@@ -5,6 +5,7 @@ property test of random deposits, settlements and replays."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -29,7 +30,10 @@ from tests.integration.store.support import (
     T0,
     deposit,
     postgres_store,
+    reorged,
+    resettled,
     resolved,
+    reversal,
     settled,
 )
 from tests.support.fakes import MemoryLedgerStore
@@ -74,6 +78,26 @@ async def test_a_resolved_mismatch_books_what_the_chain_paid(ledger: LedgerStore
     assert await ledger.balance(OTHER_PAYEE) == 1_485 + 700
     assert await ledger.balance(SUSPENSE_ACCOUNT) == -500 - 700
     assert await ledger.balance(PAYEE) == 0
+    assert await ledger.ledger_total() == 0
+
+
+async def test_reorgs_reverse_what_they_removed_and_what_follows_is_booked(
+    ledger: LedgerStore,
+) -> None:
+    """A removed deposit and a removed settlement are booked negated, once; the
+    deposit credited again and the payment settled again are booked anew."""
+    credited = deposit("faye", 10_000)
+    paid = settled("faye", 1_000, fee=10)
+    await ledger.apply("sink", [credited, paid])
+    undone: list[SinkRecord] = [reorged(paid), reversal(credited, owed=1_000)]
+    assert await ledger.apply("sink", undone + undone) == 2
+    assert await ledger.balance("faye") == 0
+    assert (await ledger.balance(PAYEE), await ledger.balance(FEE_ACCOUNT)) == (0, 0)
+    again = credited.model_copy(update={"event_id": uuid.uuid4(), "credit": 2})
+    assert await ledger.apply("sink", [again, resettled(paid)]) == 2
+    assert await ledger.balance("faye") == 9_000
+    assert (await ledger.balance(PAYEE), await ledger.balance(FEE_ACCOUNT)) == (990, 10)
+    assert await ledger.balance(TREASURY_ACCOUNT) == -10_000
     assert await ledger.ledger_total() == 0
 
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
-from schemas.topics import CHAIN_EVENTS, PAYMENTS_DLQ, PAYMENTS_SETTLED
+from schemas.topics import DEPOSITS_CREDITED, PAYMENTS_DLQ, PAYMENTS_SETTLED
 from services.bootstrap import kafka_producer_config, ledger_store, pg_pool, sink_bundle
 from services.settings import Settings
 from streams.ops.topics import create_topics
@@ -48,7 +48,7 @@ def test_sink_writes_once_and_replays_change_nothing(fresh_db: Settings) -> None
     late = settled("dora", 1).model_copy(update={"latency_ms": 30 * 24 * 3600 * 1000})
     records = [deposit("dora", 5_000), late] + [settled("dora", 100 + i) for i in range(50)]
     for r in records:
-        topic = CHAIN_EVENTS if r.__class__.__name__ == "DepositConfirmed" else PAYMENTS_SETTLED
+        topic = DEPOSITS_CREDITED if r.__class__.__name__ == "DepositCredited" else PAYMENTS_SETTLED
         producer.produce(settings.topic(topic), key=b"dora", value=r.model_dump_json().encode())
         producer.produce(settings.topic(topic), key=b"dora", value=r.model_dump_json().encode())
     producer.produce(settings.topic(PAYMENTS_SETTLED), key=b"dora", value=b"{not json")

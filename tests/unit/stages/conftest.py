@@ -16,8 +16,8 @@ from schemas.onchain import account_ref
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams.stages.fraud import FraudDeps, handle_request
-from streams.stages.reconcile import ReconcileDeps
 from streams.stages.review import ReviewDeps
+from streams.stages.settled import ReconcileDeps
 from streams.stages.settlement.batching import (
     OpenBatch,
     SettlementDeps,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.base import outcome_event_id
-from schemas.chain import DepositConfirmed, SettlementConfirmed
+from schemas.chain import DepositConfirmed, DepositCredited, SettlementConfirmed
 from schemas.codes import FailureCode
 from schemas.onchain import BatchReceipt, PaymentRecord, account_ref
 from schemas.payments import PaymentFailed, PaymentSettled, PaymentSubmitted
@@ -312,13 +312,17 @@ def test_deposits_are_credited_once(world: World) -> None:
             account="bob",
             depositor="0x" + "00" * 20,
             amount=700,
+            deposit_id="0x2:0",
         )
         .model_dump_json()
         .encode()
     )
-    handle_chain_event(deposit, "bob", world.reconcile)
-    handle_chain_event(deposit, "bob", world.reconcile)
+    first = handle_chain_event(deposit, "bob", world.reconcile)
+    again = handle_chain_event(deposit, "bob", world.reconcile)
     assert world.balances["bob"].summary() == summary(available=700)
+    assert (first.note, again.note) == ("deposit credited", "duplicate deposit")
+    credits = [DepositCredited.model_validate_json(o.emits[0].payload()) for o in (first, again)]
+    assert {(c.event_id, c.credit) for c in credits} == {(credits[0].event_id, 1)}
 
 
 def test_illegal_transitions_break_an_invariant(world: World) -> None:

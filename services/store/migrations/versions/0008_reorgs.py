@@ -1,0 +1,40 @@
+"""Reorgs: a payment's row counts the soft settlements a reorg undid
+(``reorgs``), so that a replayed ``payments.settled`` of an undone settlement
+never overwrites what followed it; ``reconciliation_log`` keeps the ``FROZEN``
+alert of an account a reversed deposit left owing.
+
+Revision ID: 0008
+Revises: 0007
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+KINDS = "'UNKNOWN_SEQUENCE', 'MISMATCH', 'ORPHANED', 'TIMEOUT', 'RESOLVED', 'UNREPRESENTABLE'"
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE payments ADD COLUMN reorgs integer NOT NULL DEFAULT 0")
+    op.execute(
+        f"""
+        ALTER TABLE reconciliation_log DROP CONSTRAINT reconciliation_log_kind,
+            ADD CONSTRAINT reconciliation_log_kind CHECK (kind IN ({KINDS}, 'FROZEN'))
+        """
+    )
+
+
+def downgrade() -> None:
+    # Fails while FROZEN rows exist: an alert is not deleted to downgrade.
+    op.execute(
+        f"""
+        ALTER TABLE reconciliation_log DROP CONSTRAINT reconciliation_log_kind,
+            ADD CONSTRAINT reconciliation_log_kind CHECK (kind IN ({KINDS}))
+        """
+    )
+    op.execute("ALTER TABLE payments DROP COLUMN reorgs")

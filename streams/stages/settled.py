@@ -1,0 +1,69 @@
+"""What the reconciler and the mismatch stage share: their dependencies, and a
+payment's ``payments.settled`` record from what the chain paid."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas.base import outcome_event_id
+from schemas.chain import SettlementConfirmed
+from schemas.payments import ChainPayout, PaymentSettled, Resolution
+from streams.state import Balance, PaymentState
+
+
+@dataclass
+class ReconcileDeps:
+    payments: MutableMapping[str, PaymentState]
+    balances: MutableMapping[str, Balance]
+    clock: Callable[[], datetime]
+
+
+def chain_payout(event: SettlementConfirmed) -> ChainPayout:
+    return ChainPayout(
+        sequence=event.sequence,
+        payee_address=event.payee_address,
+        amount=event.amount,
+        fee=event.fee,
+        batch_id=event.batch_id,
+        tx_hash=event.tx_hash,
+        block_number=event.block_number,
+        block_hash=event.block_hash,
+    )
+
+
+def settled_record(
+    state: PaymentState, chain: ChainPayout, now: datetime, resolution: Resolution | None = None
+) -> PaymentSettled:
+    """A payment's ``payments.settled`` record: the request's facts, where the
+    chain paid it, and (for a resolved MISMATCH) the operator's resolution."""
+    return PaymentSettled(
+        reorgs=state.reorgs,
+        event_id=settled_event_id(state, chain.tx_hash),
+        payment_id=state.payment_id,
+        payer_account=state.payer_account,
+        payee_address=state.payee_address,
+        amount=state.amount,
+        fee=state.fee,
+        currency=state.currency,
+        merchant_id=state.merchant_id,
+        tx_hash=chain.tx_hash,
+        block_number=chain.block_number,
+        block_hash=chain.block_hash,
+        batch_id=chain.batch_id,
+        sequence=chain.sequence,
+        requested_at=state.requested_at,
+        settled_at=now,
+        latency_ms=max(0, int((now - state.requested_at).total_seconds() * 1000)),
+        resolution=resolution,
+    )
+
+
+def settled_event_id(state: PaymentState, tx_hash: str) -> uuid.UUID:
+    """The same for every publication of this settlement; another after each
+    reorg that undid one (it names the transaction and the count)."""
+    if state.reorgs == 0:
+        return outcome_event_id("settled", state.payment_id)
+    return outcome_event_id(f"settled:{state.reorgs}:{tx_hash.lower()}", state.payment_id)
