@@ -36,6 +36,7 @@ from schemas.topics import (
     FRAUD_SCORED,
     PAYMENTS_DLQ,
     PAYMENTS_FAILED,
+    PAYMENTS_REORGED,
     PAYMENTS_SETTLED,
 )
 from services.bootstrap import kafka_consumer_config
@@ -48,6 +49,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "submitted": (CHAIN_SUBMITTED, "submitted_at"),
     "settled": (PAYMENTS_SETTLED, "settled_at"),
     "failed": (PAYMENTS_FAILED, "failed_at"),
+    "reorged": (PAYMENTS_REORGED, "occurred_at"),  # undoes a settlement: not a stage
 }
 TERMINAL = ("settled", "failed")
 BATCH_MAX = 5_000  # records per consume() call
@@ -82,6 +84,9 @@ class Outcomes:
     keep_records: bool = False
     traces: dict[str, Trace] = field(default_factory=dict)
     outcome_events: dict[str, str] = field(default_factory=dict)  # payment id -> event id
+    # payment id -> the reorgs its settled outcome follows (see ``reorged``)
+    outcome_reorgs: dict[str, int] = field(default_factory=dict)
+    reorged: dict[str, int] = field(default_factory=dict)  # payment id -> settlements undone
     settled: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: int = 0  # a second, different outcome for a payment: must never happen
@@ -100,18 +105,36 @@ class Outcomes:
             pid, requested = str(record["payment_id"]), str(record.get("requested_at") or "")
         if self.ids is not None and pid not in self.ids:
             return
+        if stage == "reorged":
+            self._reorged(pid, int(record["reorgs"]))
+            return
         if stage in TERMINAL:
             self._outcome(stage, pid, record, read_s)
         self._trace(stage, pid, requested, record)
 
+    def _reorged(self, pid: str, reorgs: int) -> None:
+        """A reorg undid the payment's settlements before ``reorgs``: a settled
+        outcome among them is no outcome any more (the next one follows)."""
+        self.reorged[pid] = max(self.reorged.get(pid, 0), reorgs)
+        if self.outcome_reorgs.get(pid, reorgs) < reorgs:
+            del self.outcome_events[pid], self.outcome_reorgs[pid]
+            self.settled.pop(pid, None)
+
     def _outcome(self, stage: str, pid: str, record: dict[str, Any], read_s: float) -> None:
         event = str(record.get("event_id"))
+        reorgs = int(record.get("reorgs") or 0)
+        if stage == "settled" and reorgs < self.reorged.get(pid, 0):
+            return  # a settlement a reorg undid
         first = self.outcome_events.get(pid)
+        if stage == "settled" and first is not None and self.outcome_reorgs.get(pid, 0) < reorgs:
+            first = None  # the settlement that followed a reorg replaces the undone one
         if first is not None:
             self.redelivered += first == event
             self.duplicates += first != event
             return
         self.outcome_events[pid] = event
+        if stage == "settled":
+            self.outcome_reorgs[pid] = reorgs
         self.last_s = read_s
         if self.keep_records:
             (self.settled if stage == "settled" else self.failed)[pid] = record

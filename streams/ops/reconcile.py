@@ -2,7 +2,9 @@
 topic and the chain's events must tell the same story: every settlement with
 the same amount and fee, the fees the chain paid to the fee recipient equal to
 the ledger's fee account, and the treasury holding at least what the ledger
-owes the payers. A payment the chain paid otherwise than requested (a MISMATCH)
+owes the payers, and every account's deposits in the ledger equal to its
+deposits on the chain. A settlement a reorg undid (``payments.reorged``) counts
+only once settled again. A payment the chain paid otherwise than requested (a MISMATCH)
 counts with what the chain paid once an operator resolved it (``paystream
 mismatches``); until then it is reported here.
 
@@ -14,14 +16,16 @@ to run (``paystream db migrate``).
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from schemas.onchain import SettledEvent
-from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED
+from schemas.chain import DEPOSIT_RECORD, DepositCredited
+from schemas.onchain import DepositEvent, SettledEvent
+from schemas.topics import DEPOSITS_CREDITED, PAYMENTS_FAILED, PAYMENTS_REORGED, PAYMENTS_SETTLED
 from services.bootstrap import ReconcileBundle
 from services.errors import BrokerUnavailable
 from services.settings import Settings
@@ -206,19 +210,53 @@ def topic_settlements(bundle: ReconcileBundle, settings: Settings) -> dict[str, 
     ``payments.settled`` record, and the rejected MISMATCHes of
     ``payments.failed`` (a resolved MISMATCH counts with the chain's payout)."""
     topic: dict[str, Settled] = {}
+    reorgs: dict[str, int] = {}  # per payment, its settlements a reorg undid
     for name in (PAYMENTS_SETTLED, PAYMENTS_FAILED):
         for _, value in read_topic(bundle.consumer, settings, settings.topic(name)):
             record = json.loads(value)
             paid = (record.get("resolution") or {}).get("chain") or record
             if name == PAYMENTS_FAILED and paid is record:
                 continue
-            topic[record["payment_id"]] = Settled(
+            pid = record["payment_id"]
+            if int(record.get("reorgs") or 0) < reorgs.get(pid, 0):
+                continue  # an older settlement than one already read
+            reorgs[pid] = int(record.get("reorgs") or 0)
+            topic[pid] = Settled(
                 int(paid["sequence"]),
                 int(paid["amount"]),
                 int(paid["block_number"]),
                 int(paid.get("fee") or 0),
             )
+    for _, value in read_topic(bundle.consumer, settings, settings.topic(PAYMENTS_REORGED)):
+        record = json.loads(value)
+        if int(record["reorgs"]) > reorgs.get(record["payment_id"], -1):
+            topic.pop(record["payment_id"], None)  # undone, and not settled since
     return topic
+
+
+def compare_deposits(
+    report: Report, settings: Settings, bundle: ReconcileBundle, on_chain: list[DepositEvent]
+) -> None:
+    """Every account's deposits in the ledger equal its deposits on the
+    canonical chain (a reorg's reversals included)."""
+    chain: dict[str, int] = defaultdict(int)
+    for event in on_chain:
+        chain[event.account] += event.amount
+    credited: dict[str, int] = defaultdict(int)
+    reversed_ = 0
+    records = read_topic(bundle.consumer, settings, settings.topic(DEPOSITS_CREDITED))
+    unique = {r.event_id: r for r in (DEPOSIT_RECORD.validate_json(v) for _, v in records)}
+    for record in unique.values():  # a replay publishes the same event again
+        sign = 1 if isinstance(record, DepositCredited) else -1
+        reversed_ += sign < 0
+        credited[record.account] += sign * record.amount
+    report.counts["deposits on chain"] = len(on_chain)
+    report.counts["deposits reversed by reorgs"] = reversed_
+    for account in sorted(set(chain) | set(credited)):
+        if chain.get(account, 0) != credited.get(account, 0):
+            report.mismatch(
+                "deposits", account=account, chain=chain.get(account, 0), credited=credited[account]
+            )
 
 
 async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
@@ -234,6 +272,12 @@ async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
         if isinstance(e, SettledEvent)
     }
     compare_settlements(report, on_chain, in_pg, topic)
+    deposits = [e for e in events if isinstance(e, DepositEvent)]
+    compare_deposits(report, settings, bundle, deposits)
+    reorged = read_topic(bundle.consumer, settings, settings.topic(PAYMENTS_REORGED))
+    report.counts["settlements undone by reorgs"] = len(
+        {json.loads(v)["event_id"] for _, v in reorged}
+    )
     total = sum(ledger.values())
     report.counts["ledger total"] = total
     if total != 0:

@@ -4,7 +4,8 @@ raises, so one report shows everything that broke:
 
 (a) every payment id on ``payments.requested`` has exactly one terminal
     outcome on ``payments.settled`` / ``payments.failed``; a record delivered
-    again (the same record) is fine, two different ones are not. An id sent
+    again (the same record) is fine, two different ones are not. A settlement
+    a reorg undid (``payments.reorged`` with a higher count) is no outcome. An id sent
     with several bodies (other payers, payees or amounts) is one payment: each
     body but the one that kept the id gets a ``PAYMENT_ID_CONFLICT`` rejection,
     which answers that request and is not the payment's outcome;
@@ -32,6 +33,7 @@ from schemas.topics import (
     CHAIN_EVENTS,
     CHAIN_SUBMITTED,
     PAYMENTS_FAILED,
+    PAYMENTS_REORGED,
     PAYMENTS_REQUESTED,
     PAYMENTS_SETTLED,
     RECONCILIATION_ALERTS,
@@ -67,6 +69,7 @@ class Outcome:
     payee: str | None
     amount: int | None
     fee: int = 0  # of the amount, to the platform's fee recipient
+    reorgs: int = 0  # settlements of the payment a reorg undid before this one
 
 
 def _pid(value: Any) -> str | None:
@@ -108,7 +111,19 @@ def _outcome(r: Record) -> Outcome | None:
         payee=v.get("payee_address"),
         amount=int(v["amount"]) if v.get("amount") is not None else None,
         fee=int(v.get("fee") or 0),
+        reorgs=int(v.get("reorgs") or 0),
     )
+
+
+def reorgs_of(facts: Facts) -> dict[str, int]:
+    """Payment id -> how many of its settlements a reorg undid."""
+    out: dict[str, int] = {}
+    for r in facts.topics.of(PAYMENTS_REORGED):
+        v = r.value if isinstance(r.value, dict) else {}
+        pid = _pid(v.get("payment_id"))
+        if pid is not None:
+            out[pid] = max(out.get(pid, 0), int(v.get("reorgs") or 0))
+    return out
 
 
 CONFLICT = "PAYMENT_ID_CONFLICT"
@@ -116,10 +131,14 @@ CONFLICT = "PAYMENT_ID_CONFLICT"
 
 def _answers(facts: Facts, conflicts: bool) -> dict[str, list[Outcome]]:
     out: dict[str, list[Outcome]] = defaultdict(list)
+    undone = reorgs_of(facts)
     for r in [*facts.topics.of(PAYMENTS_SETTLED), *facts.topics.of(PAYMENTS_FAILED)]:
         o = _outcome(r)
-        if o is not None and (o.code == CONFLICT) == conflicts and o not in out[o.payment_id]:
-            out[o.payment_id].append(o)
+        if o is None or (o.code == CONFLICT) != conflicts or o in out[o.payment_id]:
+            continue
+        if o.kind == "settled" and o.reorgs < undone.get(o.payment_id, 0):
+            continue  # a reorg removed it
+        out[o.payment_id].append(o)
     return dict(out)
 
 
