@@ -132,9 +132,14 @@ def create_app(
     )
     app.on_partitions_assigned.connect(invalidating(tables))
     app.on_rebalance_complete.connect(invalidating(tables))
+    async def flush_producer() -> None:  # app.producer exists once the worker runs
+        await app.producer.flush()
+
     settlement = SettlementDeps(settings, tables.payments, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
-    reconcile = ReconcileDeps(tables.payments, tables.balances, utcnow)
+    owned = scheduler.active_partitions(app, settings.topic(FRAUD_SCORED))
+    sends = Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer, owned)
+    reconcile = ReconcileDeps(tables.payments, tables.balances, utcnow, sends.handled.forget)
     review = ReviewDeps(settings, tables.payments, tables.balances, utcnow)
     payments_requested.register(app, runtime, fraud, merchants)
     streams_merchants.register(app, merchants, settings.merchant_refresh_s)
@@ -143,13 +148,7 @@ def create_app(
     chain_events.register(app, runtime, reconcile)
     review_decisions.register(app, runtime, review)
 
-    async def flush_producer() -> None:  # app.producer exists once the worker runs
-        await app.producer.flush()
-
-    owned = scheduler.active_partitions(app, settings.topic(FRAUD_SCORED))
-    scheduler.register(
-        app, Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer, owned)
-    )
+    scheduler.register(app, sends)
     listening.register(app, Listening(settings, ports, runtime.send, flush_producer))
     decided_here = scheduler.active_partitions(app, settings.topic(REVIEW_DECISIONS))
     reviews.register(

@@ -100,6 +100,11 @@ class Submissions:
         self._release(batch_id)
         self.sent.pop(batch_id, None)
 
+    def forget(self, batch_id: int) -> None:
+        """A reorg removed the batch's transaction: let the sweeper send it
+        again at once (unless it is being sent right now)."""
+        self.sent.pop(batch_id, None)
+
     def expire(self, now_s: float) -> None:
         """Forget the batches sent more than ``keep_s`` ago."""
         while self.sent and next(iter(self.sent.values())) < now_s - self.keep_s:

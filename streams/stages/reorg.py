@@ -125,6 +125,8 @@ def unsettle(
     if again is None:
         deps.payments[entry] = held
         deps.balances[state.payer_account] = balance
+        if state.batch_id is not None:
+            deps.forget_batch(state.batch_id)
         return Outcome(emits=tuple(emits), note="reorged: sent again")
     settled = settled_record(held, chain_payout(again), deps.clock())
     final = held.moved(Status.SUBMITTED).moved(Status.CONFIRMED).moved(Status.SETTLED)

@@ -14,11 +14,17 @@ from schemas.payments import ChainPayout, PaymentSettled, Resolution
 from streams.state import Balance, PaymentState
 
 
+def _keep(_batch_id: int) -> None:
+    return None
+
+
 @dataclass
 class ReconcileDeps:
     payments: MutableMapping[str, PaymentState]
     balances: MutableMapping[str, Balance]
     clock: Callable[[], datetime]
+    # A reorg removed this batch's transaction: the sweeper may send it again now.
+    forget_batch: Callable[[int], None] = _keep
 
 
 def chain_payout(event: SettlementConfirmed) -> ChainPayout:

@@ -1,7 +1,7 @@
 """Reorgs of the scenario's own anvil (``anvil_reorg``) while payments flow,
 with soft settlements and a fresh deposit in the removed blocks:
 
-- depth 1 to 3, the removed transactions dropped for good: the deposit is
+- depth 2 to 4, the removed transactions dropped for good: the deposit is
   reversed, the settlements are told (``payments.reorged``, RE_SENT) and sent
   again;
 - then the same, the removed transactions re-included in the new block in
@@ -70,7 +70,9 @@ def deposit_tx(p: FaultPipeline, account: str) -> str:
 
 
 def test_reorgs_drop_and_re_include_settlements_and_a_deposit(faults: Faults) -> None:
-    p = faults.pipeline()
+    # A transaction a reorg lost unseen (sent, then its nonce taken by a
+    # re-included one) is sent again by the sweeper 10 x batch_timeout_s later.
+    p = faults.pipeline(batch_timeout_s=2.0)
     p.start(workers=1)
     payers = p.payers(8)
     p.fund(payers)
@@ -78,9 +80,12 @@ def test_reorgs_drop_and_re_include_settlements_and_a_deposit(faults: Faults) ->
     count = scaled(300)
     with publishing(p.load(payers, payees=20), RATE_PER_S, count) as sent:
         p.sleep(2.0, 4.0)
-        reorg_from(p, deposit(p, dropped), re_include=False, last_tx=None)
+        block = deposit(p, dropped)
+        p.sleep(1.0, 2.0)  # settlements in the blocks after it too
+        reorg_from(p, block, re_include=False, last_tx=None)
         p.sleep(2.0, 4.0)
         block = deposit(p, kept)
+        p.sleep(1.0, 2.0)
         reorg_from(p, block, re_include=True, last_tx=deposit_tx(p, kept))
         ids = sent.result().ids
     violations, report = verdict(p, ids, timeout_s=120 + count / 20)

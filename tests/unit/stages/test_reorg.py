@@ -156,6 +156,8 @@ def _confirmation(world: World, sent: PaymentSubmitted, block: int) -> bytes:
 
 async def test_a_removed_settlement_is_told_held_again_and_settled_anew(world: World) -> None:
     key, sent, confirmed = await _settled(world)
+    forgotten: list[int] = []
+    world.reconcile.forget_batch = forgotten.append
     first = PaymentSettled.model_validate_json(world.payments[key].outputs[PAYMENTS_SETTLED])
     orphan = _orphaned(
         1_000, block=10, tx=sent.tx_hash or "", payment_id=sent.payment_id, payer_account="alice"
@@ -166,6 +168,7 @@ async def test_a_removed_settlement_is_told_held_again_and_settled_anew(world: W
     assert (reorged.next, reorged.reorgs, reorged.removed_block_number) == ("RE_SENT", 1, 10)
     state = world.payments[key]
     assert (state.status, state.sequence, state.reorgs) == (Status.SCORED, sent.sequence, 1)
+    assert forgotten == [state.batch_id]  # the sweeper sends it again without waiting
     assert world.balances["alice"].summary() == summary(10**9 - 1_000, held=1_000)
     assert _records(handle_chain_event(orphan, "seq", world.reconcile), PAYMENTS_REORGED) == [
         record
