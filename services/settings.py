@@ -22,6 +22,19 @@ LOCAL_MNEMONIC = "test test test test test test test test test test test junk"
 _LOCAL_PG_PASSWORD = "paystream-local"  # noqa: S105 - the public local default, refused elsewhere
 _LOCAL_SIGNER_TOKEN = "paystream-local-signer"  # noqa: S105 - likewise
 LOCAL_CHAIN_ID = 31337  # anvil's: the only chain the public defaults may be used on
+# The fewest confirmations (the block holding the event is the first) a chain
+# may run with: its reorgs are known to reach that deep. Another chain id than
+# the local one and these: DEFAULT_CONFIRMATIONS. See docs/chain.md.
+CONFIRMATIONS_BY_CHAIN: dict[int, int] = {
+    1: 12,  # Ethereum: finality (two epochs) is 64 to 95 blocks
+    11155111: 12,  # Sepolia
+    17000: 12,  # Holesky
+    137: 128,  # Polygon PoS: reorgs dozens of blocks deep have happened
+    10: 10,  # OP Mainnet: sequencer blocks, final once the batch is on L1
+    8453: 10,  # Base (as OP Mainnet)
+    42161: 10,  # Arbitrum One (as OP Mainnet)
+}
+DEFAULT_CONFIRMATIONS = 12
 
 
 class Settings(BaseSettings):
@@ -149,6 +162,8 @@ class Settings(BaseSettings):
     settle_retries_max: int = Field(default=5, ge=0)
     settle_backoff_ms: int = Field(default=200, ge=1)
     confirmations_min: int = Field(default=1, ge=1)
+    # Run below the chain's minimum confirmations (CONFIRMATIONS_BY_CHAIN) anyway.
+    confirmations_override: bool = False
     listener_poll_ms: int = Field(default=100, ge=10)
     listener_max_blocks: int = Field(default=2_000, ge=1)
     listener_start_block: int = Field(default=0, ge=0)
@@ -254,6 +269,21 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"chain id {self.chain_id} is not the local chain ({LOCAL_CHAIN_ID}): "
                 f"set {' and '.join(public)} (the defaults are public)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _enough_confirmations(self) -> Settings:
+        """Off the local chain, fewer confirmations than the chain's reorgs reach
+        are refused unless explicitly overridden."""
+        if self.chain_id == LOCAL_CHAIN_ID or self.confirmations_override:
+            return self
+        needed = CONFIRMATIONS_BY_CHAIN.get(self.chain_id, DEFAULT_CONFIRMATIONS)
+        if self.confirmations_min < needed:
+            raise ValueError(
+                f"chain id {self.chain_id} needs PAYSTREAM_CONFIRMATIONS_MIN of at least "
+                f"{needed} (it is {self.confirmations_min}); set "
+                "PAYSTREAM_CONFIRMATIONS_OVERRIDE=true to run with fewer"
             )
         return self
 

@@ -26,6 +26,7 @@ from streams.listener import ChainListener
 from streams.outcomes import Emit
 
 log = logging.getLogger("paystream.streams")
+BACKOFF_MAX_S = 30.0  # the longest wait between failed polls
 
 
 class Listening:
@@ -43,10 +44,21 @@ class Listening:
         self.listener: ChainListener | None = None  # built once the ports are connected
         self.cursor: Cursor | None = None  # the listener's, saved per block
         self.polled_at = 0.0  # monotonic time of the last poll
+        self.failures = 0  # polls failed in a row
+        self.retry_at = 0.0  # monotonic time before which no poll is tried
+
+    def failed(self) -> float:
+        """A poll failed: the next waits twice as long as the last (0.2 s, up to
+        BACKOFF_MAX_S). Returns the wait."""
+        self.failures += 1
+        wait_s = min(BACKOFF_MAX_S, 0.1 * 2.0**self.failures)
+        self.retry_at = time.monotonic() + wait_s
+        return wait_s
 
     async def tick(self) -> None:
-        """One poll (nothing until the worker's ports are connected)."""
-        if not self.connection.ready.is_set():
+        """One poll (nothing until the worker's ports are connected, or while
+        backing off after a failure)."""
+        if not self.connection.ready.is_set() or time.monotonic() < self.retry_at:
             return
         ports = self.connection.ports
         if time.monotonic() - self.polled_at > 10 * self.settings.listener_poll_ms / 1000:
@@ -62,6 +74,7 @@ class Listening:
         if poll.cursor is not None and poll.cursor is not self.cursor:
             await ports.cursors.save(poll.cursor)
             self.cursor = poll.cursor
+        self.failures = 0
 
     def _listener(self, ports: WorkerPorts) -> ChainListener:
         if self.listener is None:
@@ -77,7 +90,8 @@ def register(app: faust.App, listening: Listening) -> None:
     async def listen() -> None:
         try:
             await listening.tick()
-        except InfrastructureError as exc:  # the cursor did not move: the next tick retries
-            log.warning("chain listener: %s; polling again next tick", exc)
+        except InfrastructureError as exc:  # the cursor did not move: polled again later
+            log.warning("chain listener: %s; polling again in %.1f s", exc, listening.failed())
         except Exception:  # a timer that raises stops the worker
-            log.exception("chain listener: unexpected error; polling again next tick")
+            wait_s = listening.failed()
+            log.exception("chain listener: unexpected error; polling again in %.1f s", wait_s)

@@ -21,7 +21,12 @@ OPERATOR = "0x" + "11" * 32
 
 
 def remote(**keys: str) -> Settings:
-    base = {"chain_id": 8453, "pg_password": "own", "signer_token": "own-token"}
+    base = {
+        "chain_id": 8453,
+        "confirmations_min": 10,
+        "pg_password": "own",
+        "signer_token": "own-token",
+    }
     return Settings.model_validate({**base, **keys})
 
 

@@ -56,6 +56,7 @@ def test_public_defaults_are_refused_off_the_local_chain(
 ) -> None:
     Settings()  # the local chain (31337) takes them
     monkeypatch.setenv("PAYSTREAM_CHAIN_ID", "1")
+    monkeypatch.setenv("PAYSTREAM_CONFIRMATIONS_MIN", "12")
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
     if not refused:
@@ -66,6 +67,32 @@ def test_public_defaults_are_refused_off_the_local_chain(
     message = str(caught.value)
     assert all(name in message for name in refused), message
     assert "own" not in message  # a secret never appears in the error
+
+
+@pytest.mark.parametrize(
+    ("chain_id", "confirmations", "override", "ok"),
+    [
+        (31337, 1, False, True),  # the local chain: anything
+        (1, 11, False, False),  # Ethereum needs 12
+        (1, 12, False, True),
+        (137, 64, False, False),  # Polygon PoS needs 128
+        (424242, 11, False, False),  # an unknown chain: 12
+        (1, 1, True, True),  # said explicitly
+    ],
+)
+def test_too_few_confirmations_are_refused_off_the_local_chain(
+    monkeypatch: pytest.MonkeyPatch, chain_id: int, confirmations: int, override: bool, ok: bool
+) -> None:
+    for name in ("PAYSTREAM_PG_PASSWORD", "PAYSTREAM_SIGNER_TOKEN"):
+        monkeypatch.setenv(name, "not-the-default")
+    monkeypatch.setenv("PAYSTREAM_CHAIN_ID", str(chain_id))
+    monkeypatch.setenv("PAYSTREAM_CONFIRMATIONS_MIN", str(confirmations))
+    monkeypatch.setenv("PAYSTREAM_CONFIRMATIONS_OVERRIDE", str(override).lower())
+    if ok:
+        assert Settings().confirmations_min == confirmations
+        return
+    with pytest.raises(pydantic.ValidationError, match="PAYSTREAM_CONFIRMATIONS_OVERRIDE"):
+        Settings()
 
 
 def test_invalid_port_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:

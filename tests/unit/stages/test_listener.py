@@ -149,3 +149,31 @@ async def test_the_cursor_moves_only_once_the_polled_records_are_in_kafka() -> N
     await Listening(settings, connection, send, flush).tick()
     assert calls == ["send", "flush", "save"]
     assert (await cursors.load()) is not None
+
+
+async def test_a_failing_poll_backs_off_and_a_good_one_resets_it() -> None:
+    """Each failure doubles the wait (up to 30 s); no poll is tried meanwhile."""
+    chain = FakeChain()
+    settings = Settings(confirmations_min=1, listener_start_block=1)
+    sent: list[Emit] = []
+
+    async def connect() -> WorkerPorts:
+        return WorkerPorts(chain, MemoryCursorStore(), MemoryClaimStore(), MemoryMerchants())
+
+    async def send(emit: Emit) -> None:
+        sent.append(emit)
+
+    async def flush() -> None:
+        return None
+
+    connection = Connection(connect)
+    await connection.open()
+    listening = Listening(settings, connection, send, flush)
+    waits = [listening.failed() for _ in range(10)]
+    assert waits[:3] == [0.2, 0.4, 0.8] and waits[-1] == 30.0
+    await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 3, 42)])
+    await listening.tick()
+    assert sent == []  # backing off
+    listening.retry_at = 0.0
+    await listening.tick()
+    assert len(sent) == 1 and listening.failures == 0
