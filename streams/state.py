@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.errors import require
 
@@ -131,6 +131,15 @@ class Balance(_Value):
     deposits: dict[str, int] = {}
     owed: NonNegative = 0
     finished: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_log_position_keys(cls, value: Any) -> Any:
+        """Values written before deposits had a reorg-stable id remembered them
+        by log position (``recent_deposits``): not comparable, dropped."""
+        if isinstance(value, dict) and "recent_deposits" in value:
+            return {k: v for k, v in value.items() if k != "recent_deposits"}
+        return value
 
     @property
     def held(self) -> int:

@@ -21,8 +21,8 @@ def register(app: faust.App, balances: Mapping[str, Balance], runtime: Runtime) 
     @app.page("/balances/{account}/")
     class BalanceView(View):
         async def get(self, request: Request, account: str) -> Response:
-            balance = balances.get(account)
-            body = (balance or Balance()).summary()
+            balance = balances.get(account) or Balance()
+            body = {**balance.summary(), "owed": balance.owed}  # owed: frozen by a reorg
             return self.json({"account": account, **body})
 
     @app.page("/windows/")

@@ -201,3 +201,8 @@ async def test_a_settlement_re_included_in_another_block_is_told_and_settled_the
     )
     replay = handle_chain_event(_confirmation(world, sent, block=11), "ref", world.reconcile)
     assert replay.note == "duplicate"
+
+
+def test_a_balance_written_before_deposit_ids_still_reads() -> None:
+    old = {"available": 5, "holds": {}, "settled": 0, "recent_deposits": ["0x1:3"]}
+    assert Balance.model_validate(old) == Balance(available=5)
