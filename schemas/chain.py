@@ -61,8 +61,20 @@ class EventOrphaned(_OnChain):
     payer_account: AccountId | None = None
 
 
+class SettlementFinal(_OnChain):
+    """A ``PaymentSettled`` whose block is ``finality_depth`` deep (the block
+    itself counts): ``final_block_number`` is the head that made it final."""
+
+    kind: Literal["FINAL"] = "FINAL"
+    sequence: Annotated[int, Field(ge=0)]
+    final_block_number: Annotated[int, Field(ge=0)]
+    payment_id: uuid.UUID | None = None
+    payer_account: AccountId | None = None
+
+
 ChainEventRecord = Annotated[
-    SettlementConfirmed | DepositConfirmed | EventOrphaned, Field(discriminator="kind")
+    SettlementConfirmed | DepositConfirmed | EventOrphaned | SettlementFinal,
+    Field(discriminator="kind"),
 ]
 CHAIN_EVENT = TypeAdapter(ChainEventRecord)
 

@@ -24,3 +24,5 @@ class SeenBlock(BaseModel):
 class Cursor(BaseModel):
     last_block: int
     recent: list[SeenBlock] = []
+    # The last block whose settlements were told final (``finality_depth`` deep).
+    final_block: int = -1

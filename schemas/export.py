@@ -13,6 +13,7 @@ from schemas.chain import CHAIN_EVENT, DEPOSIT_RECORD, ReconciliationAlert
 from schemas.payments import (
     DeadLetter,
     PaymentFailed,
+    PaymentFinalized,
     PaymentReorged,
     PaymentRequested,
     PaymentScored,
@@ -34,6 +35,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "payments.review": ReviewHeld,
     "review.decisions": ReviewDecision,
     "payments.reorged": PaymentReorged,
+    "payments.finalized": PaymentFinalized,
 }
 
 

@@ -145,6 +145,30 @@ class PaymentSettled(Record):
     reorgs: Annotated[int, Field(ge=0)] = 0
 
 
+class PaymentFinalized(Record):
+    """``payments.finalized``: the settlement a ``payments.settled`` record told
+    is ``finality_depth`` blocks deep. The payment's final outcome; a reorg can
+    no longer undo it without halting settlement (``docs/consumers.md``)."""
+
+    payment_id: uuid.UUID
+    payer_account: AccountId
+    payee_address: Address
+    amount: MinorUnits
+    fee: Annotated[int, Field(ge=0)] = 0
+    currency: str
+    merchant_id: AccountId | None = None
+    tx_hash: str
+    block_number: Annotated[int, Field(ge=0)]
+    block_hash: str
+    batch_id: Annotated[int, Field(ge=0)]
+    sequence: Annotated[int, Field(ge=0)]
+    requested_at: AwareDatetime
+    settled_at: AwareDatetime
+    reorgs: Annotated[int, Field(ge=0)] = 0
+    finalized_at: AwareDatetime
+    final_block_number: Annotated[int, Field(ge=0)]  # the head that made it final
+
+
 class PaymentReorged(Record):
     """``payments.reorged``: a reorg removed the block of a payment's
     ``payments.settled``. ``next`` says what follows: the same transaction is in

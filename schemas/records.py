@@ -5,7 +5,13 @@ held for review and the reconciler's alerts."""
 from __future__ import annotations
 
 from schemas.chain import DepositCredited, DepositReversed, ReconciliationAlert
-from schemas.payments import PaymentFailed, PaymentReorged, PaymentScored, PaymentSettled
+from schemas.payments import (
+    PaymentFailed,
+    PaymentFinalized,
+    PaymentReorged,
+    PaymentScored,
+    PaymentSettled,
+)
 from schemas.review import ReviewHeld
 
 SinkRecord = (
@@ -13,6 +19,7 @@ SinkRecord = (
     | PaymentFailed
     | PaymentScored
     | PaymentReorged
+    | PaymentFinalized
     | DepositCredited
     | DepositReversed
     | ReviewHeld

@@ -17,6 +17,7 @@ RECONCILIATION_ALERTS = "reconciliation.alerts"
 PAYMENTS_REVIEW = "payments.review"
 REVIEW_DECISIONS = "review.decisions"
 PAYMENTS_REORGED = "payments.reorged"
+PAYMENTS_FINALIZED = "payments.finalized"
 DEPOSITS_CREDITED = "deposits.credited"
 
 
@@ -39,6 +40,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RECONCILIATION_ALERTS, "payer account", "chain and engine disagree"),
     TopicSpec(PAYMENTS_REVIEW, "payer account", "payments held for a review decision"),
     TopicSpec(REVIEW_DECISIONS, "payer account", "review decisions: approve, deny, expire"),
+    TopicSpec(PAYMENTS_FINALIZED, "payer account", "settlements finality_depth blocks deep"),
     TopicSpec(PAYMENTS_REORGED, "payer account", "soft settlements a reorg removed"),
     TopicSpec(DEPOSITS_CREDITED, "account", "deposits credited, and reversed by reorgs"),
 )

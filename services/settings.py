@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     settle_retries_max: int = Field(default=5, ge=0)
     settle_backoff_ms: int = Field(default=200, ge=1)
     confirmations_min: int = Field(default=1, ge=1)
+    # Blocks (the settlement's own counts) after which payments.finalized is
+    # published; at most the 64 blocks the listener remembers.
+    finality_depth: int = Field(default=3, ge=1, le=64)
     # Run below the chain's minimum confirmations (CONFIRMATIONS_BY_CHAIN) anyway.
     confirmations_override: bool = False
     listener_poll_ms: int = Field(default=100, ge=10)
@@ -269,6 +272,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"chain id {self.chain_id} is not the local chain ({LOCAL_CHAIN_ID}): "
                 f"set {' and '.join(public)} (the defaults are public)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _final_after_confirmed(self) -> Settings:
+        if self.finality_depth < self.confirmations_min:
+            raise ValueError(
+                "PAYSTREAM_FINALITY_DEPTH must be at least PAYSTREAM_CONFIRMATIONS_MIN: "
+                "a settlement is final only after it was settled"
             )
         return self
 

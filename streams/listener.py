@@ -23,6 +23,7 @@ from schemas.chain import (
     EventOrphaned,
     ReconciliationAlert,
     SettlementConfirmed,
+    SettlementFinal,
 )
 from schemas.cursor import Cursor, SeenBlock, SeenEvent
 from schemas.onchain import ChainEvent, SettledEvent, deposit_id
@@ -155,6 +156,25 @@ def _orphan(block: SeenBlock, seen: SeenEvent, claims: dict[int, Claim]) -> Emit
     return Emit(CHAIN_EVENTS, seen.account or "", record)
 
 
+def _final(
+    number: int, block_hash: str, seen: SeenEvent, claims: dict[int, Claim], head: int
+) -> Emit:
+    sequence = seen.sequence or 0
+    claim = claims.get(sequence)
+    record = SettlementFinal(
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"final:{block_hash}:{seen.log_index}"),
+        block_number=number,
+        block_hash=block_hash,
+        tx_hash=seen.tx_hash,
+        log_index=seen.log_index,
+        sequence=sequence,
+        final_block_number=head,
+        payment_id=claim.payment_id if claim else None,
+        payer_account=claim.payer_account if claim else None,
+    )
+    return Emit(CHAIN_EVENTS, f"seq:{sequence}", record, partition_of(sequence))
+
+
 class ChainListener:
     def __init__(
         self, chain: ChainClient, claims: ClaimStore, settings: Settings, start_block: int = 0
@@ -171,7 +191,11 @@ class ChainListener:
         fork = await self._fork_point(cursor)
         if fork is not None:
             orphaned = [b for b in cursor.recent if b.number > fork]
-            cursor = Cursor(last_block=fork, recent=[b for b in cursor.recent if b.number <= fork])
+            cursor = Cursor(
+                last_block=fork,
+                recent=[b for b in cursor.recent if b.number <= fork],
+                final_block=min(cursor.final_block, fork),
+            )
             result.reorged_from = fork + 1
             # Re-included events are not orphans: they are emitted again from
             # the blocks that now hold them (the reconciler tells consumers).
@@ -183,16 +207,44 @@ class ChainListener:
         head = await self.chain.block_number()
         confirmed = head - self.settings.confirmations_min + 1
         to = min(confirmed, cursor.last_block + self.settings.listener_max_blocks)
-        if to <= cursor.last_block:
-            result.cursor = cursor
-            return result
-        events = await self.chain.events(cursor.last_block + 1, to)
-        paid = [e.payment.sequence for e in events if isinstance(e, SettledEvent)]
-        claims = await self.claims.claims_of(paid) if paid else {}
-        partitions = self.settings.kafka_partitions
-        result.emits += [record_or_alert(e, claims, partitions) for e in events]
-        result.cursor = await self._advance(cursor, to, events)
+        events: list[ChainEvent] = []
+        if to > cursor.last_block:
+            events = await self.chain.events(cursor.last_block + 1, to)
+            paid = [e.payment.sequence for e in events if isinstance(e, SettledEvent)]
+            claims = await self.claims.claims_of(paid) if paid else {}
+            partitions = self.settings.kafka_partitions
+            result.emits += [record_or_alert(e, claims, partitions) for e in events]
+            cursor = await self._advance(cursor, to, events)
+        final, cursor = await self._finals(cursor, events, head)
+        result.emits += final
+        result.cursor = cursor
         return result
+
+    async def _finals(
+        self, cursor: Cursor, events: list[ChainEvent], head: int
+    ) -> tuple[list[Emit], Cursor]:
+        """The ``SettlementFinal`` records of the emitted blocks that became
+        ``finality_depth`` deep since the last poll, and the cursor past them."""
+        upto = min(head - self.settings.finality_depth + 1, cursor.last_block)
+        if upto <= cursor.final_block:
+            return [], cursor
+        found: dict[tuple[int, int], tuple[str, SeenEvent]] = {}  # (block, log) -> hash, event
+        for e in events:  # blocks this poll read: maybe older than the remembered ones
+            if isinstance(e, SettledEvent) and e.at.block_number <= upto:
+                found[(e.at.block_number, e.at.log_index)] = (e.at.block_hash, _seen(e))
+        for block in cursor.recent:
+            if cursor.final_block < block.number <= upto:
+                for seen in block.events:
+                    if seen.sequence is not None:
+                        found[(block.number, seen.log_index)] = (block.hash, seen)
+        partitions = self.settings.kafka_partitions
+        settled = {k: v for k, v in found.items() if partition_of(v[1].sequence or 0) < partitions}
+        sequences = [seen.sequence for _, seen in settled.values() if seen.sequence is not None]
+        claims = await self.claims.claims_of(sequences) if sequences else {}
+        emits = [
+            _final(number, h, seen, claims, head) for (number, _), (h, seen) in settled.items()
+        ]
+        return emits, cursor.model_copy(update={"final_block": upto})
 
     async def _canonical(self, first: int) -> list[ChainEvent]:
         """The events of the canonical chain's confirmed blocks from ``first``
@@ -224,4 +276,4 @@ class ChainListener:
             seen = [_seen(e) for e in events if e.at.block_number == number]
             blocks.append(SeenBlock(number=number, hash=block_hash, events=seen))
         recent = (cursor.recent + blocks)[-RECENT_BLOCKS:]
-        return Cursor(last_block=to, recent=recent)
+        return Cursor(last_block=to, recent=recent, final_block=cursor.final_block)

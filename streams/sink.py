@@ -21,6 +21,7 @@ from schemas.chain import DEPOSIT_RECORD, ReconciliationAlert
 from schemas.payments import (
     DeadLetter,
     PaymentFailed,
+    PaymentFinalized,
     PaymentReorged,
     PaymentScored,
     PaymentSettled,
@@ -32,6 +33,7 @@ from schemas.topics import (
     FRAUD_SCORED,
     PAYMENTS_DLQ,
     PAYMENTS_FAILED,
+    PAYMENTS_FINALIZED,
     PAYMENTS_REORGED,
     PAYMENTS_REVIEW,
     PAYMENTS_SETTLED,
@@ -55,6 +57,7 @@ DECODERS: dict[str, TypeAdapter[object]] = {
     PAYMENTS_FAILED: TypeAdapter(PaymentFailed),
     FRAUD_SCORED: TypeAdapter(PaymentScored),
     PAYMENTS_REORGED: TypeAdapter(PaymentReorged),
+    PAYMENTS_FINALIZED: TypeAdapter(PaymentFinalized),
     DEPOSITS_CREDITED: DEPOSIT_RECORD,  # type: ignore[dict-item]
     PAYMENTS_REVIEW: TypeAdapter(ReviewHeld),
     RECONCILIATION_ALERTS: TypeAdapter(ReconciliationAlert),

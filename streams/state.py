@@ -77,6 +77,9 @@ class PaymentState(_Value):
     # Soft settlements a reorg undid: each later payments.settled has another
     # event id (it names its transaction and this count).
     reorgs: NonNegative = 0
+    # "<block hash>:<head>": the chain's payout a MISMATCH holds became final
+    # (finality_depth deep at that head) before an operator decided.
+    final: str | None = None
     # The records published for this payment, by topic (exact JSON): a replayed
     # input re-publishes them unchanged (same event_id), so a crash between the
     # state write and the publish cannot lose an outcome; consumers dedupe by event_id.

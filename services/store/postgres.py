@@ -23,6 +23,7 @@ from schemas.chain import ReconciliationAlert
 from schemas.codes import FailureCode
 from schemas.payments import (
     PaymentFailed,
+    PaymentFinalized,
     PaymentReorged,
     PaymentRequested,
     PaymentScored,
@@ -36,7 +37,7 @@ from services.store.ledger import Entry, entries_of
 PAYMENT_COLUMNS = (
     "payment_id, created_at, payer_account, payee_address, merchant_id, amount, currency, "
     "status, t_start, t_end, latency_ms, error_code, tx_hash, batch_id, sequence, block_number, "
-    "review_expires_at, fee, reorgs"
+    "review_expires_at, fee, reorgs, finalized_at"
 )
 # A row only moves forward: a batch may hold a payment's REVIEW row and its
 # outcome, and the sink reads its topics in no particular order among them.
@@ -63,7 +64,7 @@ _PROGRESS = [
 # next settled or failed record), unless the row has seen this reorg or a later one.
 REORGED = """
 UPDATE payments SET status = 'SUBMITTED', reorgs = %(reorgs)s, t_end = NULL,
-    latency_ms = NULL, block_number = NULL
+    latency_ms = NULL, block_number = NULL, finalized_at = NULL
 WHERE payment_id = %(payment_id)s AND payer_account = %(payer)s AND reorgs < %(reorgs)s
 """
 # Rows are COPied into a session-local staging table, then upserted in one statement.
@@ -76,6 +77,10 @@ _SET = ", ".join(
     # A failure record carries no payee, currency or merchant: keep the known ones.
     + [
         "reorgs = greatest(payments.reorgs, excluded.reorgs)",
+        # Final once a payments.finalized of the row's settlement was read.
+        f"finalized_at = CASE WHEN {_AHEAD} "
+        "THEN coalesce(excluded.finalized_at, payments.finalized_at) "
+        "ELSE payments.finalized_at END",
         "payee_address = coalesce(nullif(payments.payee_address, ''), excluded.payee_address)",
         "currency = coalesce(nullif(payments.currency, ''), excluded.currency)",
         "merchant_id = coalesce(payments.merchant_id, excluded.merchant_id)",
@@ -155,7 +160,7 @@ class PostgresLedgerStore:
                 reorged.append(
                     {"payment_id": r.payment_id, "payer": r.payer_account, "reorgs": r.reorgs}
                 )
-            elif isinstance(r, PaymentSettled):
+            elif isinstance(r, PaymentSettled | PaymentFinalized):
                 payments.append(_settled_row(r))
             elif isinstance(r, PaymentFailed):
                 if _has_row(r):
@@ -225,7 +230,9 @@ class PostgresLedgerStore:
         return int(row[0]) if row else 0
 
 
-def _settled_row(r: PaymentSettled) -> tuple[Any, ...]:
+def _settled_row(r: PaymentSettled | PaymentFinalized) -> tuple[Any, ...]:
+    """The row of a settlement (and its time of finality, once final)."""
+    latency = r.latency_ms if isinstance(r, PaymentSettled) else _latency_ms(r)
     return (
         r.payment_id,
         r.requested_at,
@@ -237,7 +244,7 @@ def _settled_row(r: PaymentSettled) -> tuple[Any, ...]:
         "SETTLED",
         r.requested_at,
         r.settled_at,
-        r.latency_ms,
+        latency,
         None,
         r.tx_hash,
         r.batch_id,
@@ -246,7 +253,12 @@ def _settled_row(r: PaymentSettled) -> tuple[Any, ...]:
         None,
         r.fee,
         r.reorgs,
+        r.finalized_at if isinstance(r, PaymentFinalized) else None,
     )
+
+
+def _latency_ms(r: PaymentFinalized) -> int:
+    return max(0, int((r.settled_at - r.requested_at).total_seconds() * 1000))
 
 
 def _request_row(
@@ -273,6 +285,7 @@ def _request_row(
         expires,
         0,
         0,
+        None,
     )
 
 
@@ -288,13 +301,15 @@ def _furthest(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
             best[key] = row
             continue
         ahead, behind = (row, kept) if _rank(row) >= _rank(kept) else (kept, row)
+        same_settlement = _rank(ahead) == _rank(behind)
         best[key] = (
             *ahead[:3],
             ahead[3] or behind[3],
             ahead[4] or behind[4],
             ahead[5],
             ahead[6] or behind[6],
-            *ahead[7:],
+            *ahead[7:19],
+            ahead[19] or (behind[19] if same_settlement else None),
         )
     return list(best.values())
 
@@ -336,6 +351,7 @@ def _failed_row(r: PaymentFailed) -> tuple[Any, ...]:
         None,
         0,
         0,
+        None,
     )
 
 

@@ -25,7 +25,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from schemas.chain import DEPOSIT_RECORD, DepositCredited
 from schemas.onchain import DepositEvent, SettledEvent
-from schemas.topics import DEPOSITS_CREDITED, PAYMENTS_FAILED, PAYMENTS_REORGED, PAYMENTS_SETTLED
+from schemas.topics import (
+    DEPOSITS_CREDITED,
+    PAYMENTS_FAILED,
+    PAYMENTS_FINALIZED,
+    PAYMENTS_REORGED,
+    PAYMENTS_SETTLED,
+)
 from services.bootstrap import ReconcileBundle
 from services.errors import BrokerUnavailable
 from services.settings import Settings
@@ -104,8 +110,9 @@ def faust_balances(bundle: ReconcileBundle, settings: Settings) -> dict[str, Bal
 
 async def _postgres(
     bundle: ReconcileBundle, settings: Settings
-) -> tuple[dict[str, Any], dict[str, int]]:
-    """Settled payments (id -> (sequence, amount, fee)) and ledger sums per account."""
+) -> tuple[dict[str, Any], dict[str, int], int]:
+    """Settled payments (id -> (sequence, amount, fee)), ledger sums per account
+    and how many settled payments are final."""
     with translated(settings):
         async with bundle.pool.connection() as conn:
             cur = await conn.execute(
@@ -127,7 +134,12 @@ async def _postgres(
                 "SELECT account, sum(amount) FROM ledger_entries GROUP BY account"
             )
             ledger = {str(a): int(s) for a, s in await cur.fetchall()}
-    return settled, ledger
+            cur = await conn.execute(
+                "SELECT count(*) FROM payments"
+                " WHERE status = 'SETTLED' AND finalized_at IS NOT NULL"
+            )
+            row = await cur.fetchone()
+    return settled, ledger, int(row[0]) if row else 0
 
 
 @dataclass(frozen=True)
@@ -261,7 +273,7 @@ def compare_deposits(
 
 async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
     report = Report()
-    in_pg, ledger = await _postgres(bundle, settings)
+    in_pg, ledger, final_rows = await _postgres(bundle, settings)
     topic = topic_settlements(bundle, settings)
     events = await bundle.chain.events(0, await bundle.chain.block_number())
     on_chain = {
@@ -274,10 +286,13 @@ async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
     compare_settlements(report, on_chain, in_pg, topic)
     deposits = [e for e in events if isinstance(e, DepositEvent)]
     compare_deposits(report, settings, bundle, deposits)
-    reorged = read_topic(bundle.consumer, settings, settings.topic(PAYMENTS_REORGED))
-    report.counts["settlements undone by reorgs"] = len(
-        {json.loads(v)["event_id"] for _, v in reorged}
-    )
+    for name, count in (
+        (PAYMENTS_REORGED, "settlements undone by reorgs"),
+        (PAYMENTS_FINALIZED, "payments.finalized records"),
+    ):
+        records = read_topic(bundle.consumer, settings, settings.topic(name))
+        report.counts[count] = len({json.loads(v)["event_id"] for _, v in records})
+    report.counts["final payments in PostgreSQL"] = final_rows
     total = sum(ledger.values())
     report.counts["ledger total"] = total
     if total != 0:

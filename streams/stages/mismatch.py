@@ -7,7 +7,8 @@ amount or fee); the reconciler kept its hold (``streams/stages/reconcile.py``).
 - ACCEPT: the chain's payout is the payment's settlement. The hold is captured
   (the payer pays the payment's amount, as for any settlement) and
   ``payments.settled`` carries the request's facts with the chain's payout in
-  its ``resolution``.
+  its ``resolution``; ``payments.finalized`` follows at once if the listener
+  already told the payout final, else when it does.
 - REJECT: it is not. The hold is released (the payer pays nothing) and the
   payment fails with ``SETTLEMENT_MISMATCH``, the chain's payout in its
   ``resolution``.
@@ -27,10 +28,15 @@ from schemas.chain import ReconciliationAlert
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import PaymentFailed, Resolution
 from schemas.review import ReviewDecision
-from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
+from schemas.topics import (
+    PAYMENTS_FAILED,
+    PAYMENTS_FINALIZED,
+    PAYMENTS_SETTLED,
+    RECONCILIATION_ALERTS,
+)
 from services.errors import require
 from streams.outcomes import Emit, Outcome
-from streams.stages.settled import settled_record
+from streams.stages.settled import finalized_record, settled_record
 from streams.state import Balance, PaymentState, Status
 
 
@@ -55,9 +61,15 @@ def resolve(
     if resolution.verdict == "ACCEPT":
         settled = settled_record(state, chain, now, resolution)
         final = state.moved(Status.CONFIRMED).moved(Status.SETTLED)
-        emit = Emit(PAYMENTS_SETTLED, state.payer_account, settled, home)
-        outcome = Outcome(emits=(emit,), note="mismatch accepted")
-        return final.with_output(PAYMENTS_SETTLED, settled), balance.capture(key), outcome
+        final = final.with_output(PAYMENTS_SETTLED, settled)
+        emits = [Emit(PAYMENTS_SETTLED, state.payer_account, settled, home)]
+        block_hash, _, head = (state.final or "").partition(":")
+        if state.final is not None and block_hash == chain.block_hash:  # final already
+            finalized = finalized_record(settled, now, int(head))
+            final = final.with_output(PAYMENTS_FINALIZED, finalized)
+            emits.append(Emit(PAYMENTS_FINALIZED, state.payer_account, finalized, home))
+        outcome = Outcome(emits=tuple(emits), note="mismatch accepted")
+        return final, balance.capture(key), outcome
     failed = _failed(state, resolution, now)
     final = state.moved(Status.FAILED).with_output(PAYMENTS_FAILED, failed)
     emit = Emit(PAYMENTS_FAILED, state.payer_account, failed, home)

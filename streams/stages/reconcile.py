@@ -18,10 +18,11 @@ from schemas.chain import (
     EventOrphaned,
     ReconciliationAlert,
     SettlementConfirmed,
+    SettlementFinal,
 )
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from streams.outcomes import Emit, Outcome, dead, republish
-from streams.stages.reorg import credit_deposit, orphaned, reincluded
+from streams.stages.reorg import credit_deposit, finalized, orphaned, reincluded
 from streams.stages.settled import ReconcileDeps, chain_payout, settled_record
 from streams.state import Balance, PaymentState, Status, payment_key
 
@@ -42,6 +43,8 @@ def handle_chain_event(raw: bytes, key: str, deps: ReconcileDeps) -> Outcome:
         return credit_deposit(event, deps)
     if isinstance(event, EventOrphaned):
         return orphaned(event, key, deps)
+    if isinstance(event, SettlementFinal):
+        return finalized(event, deps)
     return _settled(event, key, deps)
 
 

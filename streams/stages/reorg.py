@@ -1,4 +1,5 @@
-"""Deposits, and what the reconciler does when a reorg undoes what it booked.
+"""Deposits, finality, and what the reconciler does when a reorg undoes what
+it booked.
 
 A deposit is credited once per reorg-stable id (its transaction and place in
 it), whatever block or log index the chain shows it at; each credit and its
@@ -25,18 +26,51 @@ from schemas.chain import (
     EventOrphaned,
     ReconciliationAlert,
     SettlementConfirmed,
+    SettlementFinal,
     deposit_event_id,
 )
-from schemas.payments import PaymentReorged
+from schemas.payments import PaymentReorged, PaymentSettled
 from schemas.topics import (
     DEPOSITS_CREDITED,
+    PAYMENTS_FINALIZED,
     PAYMENTS_REORGED,
     PAYMENTS_SETTLED,
     RECONCILIATION_ALERTS,
 )
-from streams.outcomes import Emit, Outcome, republish
-from streams.stages.settled import ReconcileDeps, chain_payout, settled_record
+from streams.outcomes import Emit, Outcome, ignored, republish
+from streams.stages.settled import (
+    ReconcileDeps,
+    chain_payout,
+    finalized_record,
+    settled_record,
+)
 from streams.state import Balance, PaymentState, Status, payment_key
+
+
+def finalized(event: SettlementFinal, deps: ReconcileDeps) -> Outcome:
+    """Publish ``payments.finalized`` for the settlement the payment's
+    ``payments.settled`` names, once it is final (a replay publishes it again)."""
+    if event.payment_id is None or event.payer_account is None:
+        return ignored("final, of no payment")
+    key = payment_key(event.payer_account, event.payment_id)
+    state = deps.payments.get(key)
+    if state is not None and state.status == Status.MISMATCH:
+        # Final before an operator decided: an ACCEPT publishes it final at once.
+        deps.payments[key] = state.model_copy(
+            update={"final": f"{event.block_hash}:{event.final_block_number}"}
+        )
+        return ignored("final, held in MISMATCH")
+    if state is None or state.status != Status.SETTLED:
+        return ignored("final, but not settled here")
+    if PAYMENTS_FINALIZED in state.outputs:
+        return republish(state.outputs, (PAYMENTS_FINALIZED,), state.payer_account, "replay")
+    settled = PaymentSettled.model_validate_json(state.outputs[PAYMENTS_SETTLED])
+    if (settled.tx_hash.lower(), settled.block_hash) != (event.tx_hash.lower(), event.block_hash):
+        return ignored("final, but another settlement is published")
+    record = finalized_record(settled, deps.clock(), event.final_block_number)
+    deps.payments[key] = state.with_output(PAYMENTS_FINALIZED, record)
+    emit = Emit(PAYMENTS_FINALIZED, state.payer_account, record)
+    return Outcome(emits=(emit,), note="finalized")
 
 
 def credit_deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
@@ -116,7 +150,9 @@ def unsettle(
         next="RE_INCLUDED" if again else "RE_SENT",
         included_block_number=again.block_number if again else None,
     )
-    outputs = {t: r for t, r in state.outputs.items() if t != PAYMENTS_SETTLED}
+    outputs = {
+        t: r for t, r in state.outputs.items() if t not in (PAYMENTS_SETTLED, PAYMENTS_FINALIZED)
+    }
     held = state.model_copy(update={"reorgs": reorgs, "outputs": outputs})
     held = held.moved(Status.SCORED).with_output(PAYMENTS_REORGED, record)
     key = str(state.payment_id)

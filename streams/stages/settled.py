@@ -10,7 +10,7 @@ from datetime import datetime
 
 from schemas.base import outcome_event_id
 from schemas.chain import SettlementConfirmed
-from schemas.payments import ChainPayout, PaymentSettled, Resolution
+from schemas.payments import ChainPayout, PaymentFinalized, PaymentSettled, Resolution
 from streams.state import Balance, PaymentState
 
 
@@ -73,3 +73,33 @@ def settled_event_id(state: PaymentState, tx_hash: str) -> uuid.UUID:
     if state.reorgs == 0:
         return outcome_event_id("settled", state.payment_id)
     return outcome_event_id(f"settled:{state.reorgs}:{tx_hash.lower()}", state.payment_id)
+
+
+def finalized_record(settled: PaymentSettled, now: datetime, final_block: int) -> PaymentFinalized:
+    """``payments.finalized`` for a published settlement: its facts, when the
+    engine learnt it is final and the head that made it so."""
+    facts = settled.model_dump(
+        include={
+            "payment_id",
+            "payer_account",
+            "payee_address",
+            "amount",
+            "fee",
+            "currency",
+            "merchant_id",
+            "tx_hash",
+            "block_number",
+            "block_hash",
+            "batch_id",
+            "sequence",
+            "requested_at",
+            "settled_at",
+            "reorgs",
+        }
+    )
+    return PaymentFinalized(
+        event_id=outcome_event_id(f"finalized:{settled.reorgs}", settled.payment_id),
+        finalized_at=now,
+        final_block_number=final_block,
+        **facts,
+    )

@@ -16,7 +16,10 @@ raises, so one report shows everything that broke:
 (c) the ledger sums to zero and agrees with the chain per account: a payer's
     entries are its deposits minus what was paid out for it, a payee's are its
     token balance;
-(d) ``paystream reconcile`` reports no mismatch.
+(d) ``paystream reconcile`` reports no mismatch;
+(e) every hold ended (the balances table holds nothing at rest);
+(f) every settlement is final at rest: a ``payments.finalized`` names the same
+    transaction and block as the payment's settled outcome.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from schemas.topics import (
     CHAIN_EVENTS,
     CHAIN_SUBMITTED,
     PAYMENTS_FAILED,
+    PAYMENTS_FINALIZED,
     PAYMENTS_REORGED,
     PAYMENTS_REQUESTED,
     PAYMENTS_SETTLED,
@@ -70,6 +74,7 @@ class Outcome:
     amount: int | None
     fee: int = 0  # of the amount, to the platform's fee recipient
     reorgs: int = 0  # settlements of the payment a reorg undid before this one
+    block_hash: str | None = None
 
 
 def _pid(value: Any) -> str | None:
@@ -112,6 +117,7 @@ def _outcome(r: Record) -> Outcome | None:
         amount=int(v["amount"]) if v.get("amount") is not None else None,
         fee=int(v.get("fee") or 0),
         reorgs=int(v.get("reorgs") or 0),
+        block_hash=v.get("block_hash"),
     )
 
 
@@ -341,14 +347,31 @@ def check_holds(facts: Facts) -> list[Violation]:
     return [Violation("holds_left", f"{holds} holds of {held} in total")]
 
 
+def check_finality(facts: Facts) -> list[Violation]:
+    """(f) every settled outcome was told final, for its own transaction and block."""
+    finals: dict[tuple[str, int], tuple[str | None, str | None]] = {}
+    for r in facts.topics.of(PAYMENTS_FINALIZED):
+        v = r.value if isinstance(r.value, dict) else {}
+        pid = _pid(v.get("payment_id"))
+        if pid is not None:
+            finals[(pid, int(v.get("reorgs") or 0))] = (v.get("tx_hash"), v.get("block_hash"))
+    return [
+        Violation("settled_not_final", f"{o}; finalized as {finals.get((pid, o.reorgs))}")
+        for pid, got in outcomes_of(facts).items()
+        for o in got
+        if o.kind == "settled" and finals.get((pid, o.reorgs)) != (o.tx_hash, o.block_hash)
+    ]
+
+
 def check(facts: Facts) -> list[Violation]:
-    """Every invariant, in the order (a) to (e)."""
+    """Every invariant, in the order (a) to (f)."""
     return [
         *check_outcomes(facts),
         *check_payouts(facts),
         *check_ledger(facts),
         *check_reconcile(facts),
         *check_holds(facts),
+        *check_finality(facts),
     ]
 
 

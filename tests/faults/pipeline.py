@@ -38,7 +38,10 @@ from schemas.topics import (
     CHAIN_EVENTS,
     CHAIN_SUBMITTED,
     FRAUD_SCORED,
+    PAYMENTS_FINALIZED,
+    PAYMENTS_REORGED,
     PAYMENTS_REQUESTED,
+    PAYMENTS_SETTLED,
     REVIEW_DECISIONS,
 )
 from services.bootstrap import kafka_consumer_config
@@ -242,6 +245,7 @@ class FaultPipeline:
         for what, ok in (
             ("transactions still pending", self._chain_idle),
             ("the listener lags the chain", self._listener_caught_up),
+            ("settlements not yet final", self._settlements_final),
             ("the ledger sink lags its topics", self._sink_caught_up),
         ):
             if not _until(ok, deadline):
@@ -289,6 +293,22 @@ class FaultPipeline:
             if isinstance(r.value, dict)
         }
         return on_chain <= emitted
+
+    def _settlements_final(self) -> bool:
+        """Every settlement on ``payments.settled`` that no ``payments.reorged``
+        undid has its ``payments.finalized`` (anvil keeps mining: it comes
+        ``finality_depth`` blocks later)."""
+
+        def told(topic: str) -> set[tuple[str, int]]:
+            return {
+                (str(r.value.get("payment_id")), int(r.value.get("reorgs") or 0))
+                for r in read_topic(self.settings, topic)
+                if isinstance(r.value, dict)
+            }
+
+        undone = told(PAYMENTS_REORGED)
+        settled = {(pid, n) for pid, n in told(PAYMENTS_SETTLED) if (pid, n + 1) not in undone}
+        return settled <= told(PAYMENTS_FINALIZED)
 
     def _sink_caught_up(self) -> bool:
         """The ledger sink's group has committed every record of its topics."""

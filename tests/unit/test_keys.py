@@ -24,6 +24,7 @@ def remote(**keys: str) -> Settings:
     base = {
         "chain_id": 8453,
         "confirmations_min": 10,
+        "finality_depth": 10,
         "pg_password": "own",
         "signer_token": "own-token",
     }

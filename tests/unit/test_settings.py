@@ -57,6 +57,7 @@ def test_public_defaults_are_refused_off_the_local_chain(
     Settings()  # the local chain (31337) takes them
     monkeypatch.setenv("PAYSTREAM_CHAIN_ID", "1")
     monkeypatch.setenv("PAYSTREAM_CONFIRMATIONS_MIN", "12")
+    monkeypatch.setenv("PAYSTREAM_FINALITY_DEPTH", "12")
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
     if not refused:
@@ -87,12 +88,19 @@ def test_too_few_confirmations_are_refused_off_the_local_chain(
         monkeypatch.setenv(name, "not-the-default")
     monkeypatch.setenv("PAYSTREAM_CHAIN_ID", str(chain_id))
     monkeypatch.setenv("PAYSTREAM_CONFIRMATIONS_MIN", str(confirmations))
+    monkeypatch.setenv("PAYSTREAM_FINALITY_DEPTH", str(max(3, confirmations)))
     monkeypatch.setenv("PAYSTREAM_CONFIRMATIONS_OVERRIDE", str(override).lower())
     if ok:
         assert Settings().confirmations_min == confirmations
         return
     with pytest.raises(pydantic.ValidationError, match="PAYSTREAM_CONFIRMATIONS_OVERRIDE"):
         Settings()
+
+
+def test_finality_comes_after_confirmation() -> None:
+    assert Settings(confirmations_min=2, finality_depth=2).finality_depth == 2
+    with pytest.raises(pydantic.ValidationError, match="PAYSTREAM_FINALITY_DEPTH"):
+        Settings(confirmations_min=4, finality_depth=3)
 
 
 def test_invalid_port_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,7 @@ from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import (
     ChainPayout,
     PaymentFailed,
+    PaymentFinalized,
     PaymentReorged,
     PaymentSettled,
     Resolution,
@@ -151,4 +152,32 @@ def resettled(s: PaymentSettled, reorgs: int = 1, block: int = 9) -> PaymentSett
             "block_number": block,
             "block_hash": f"0x{block}",
         }
+    )
+
+
+def finalized(s: PaymentSettled) -> PaymentFinalized:
+    """``s`` is final, two blocks later."""
+    return PaymentFinalized(
+        event_id=outcome_event_id(f"finalized:{s.reorgs}", s.payment_id),
+        **s.model_dump(
+            include={
+                "payment_id",
+                "payer_account",
+                "payee_address",
+                "amount",
+                "fee",
+                "currency",
+                "merchant_id",
+                "tx_hash",
+                "block_number",
+                "block_hash",
+                "batch_id",
+                "sequence",
+                "requested_at",
+                "settled_at",
+                "reorgs",
+            }
+        ),
+        finalized_at=s.settled_at + timedelta(seconds=2),
+        final_block_number=s.block_number + 2,
     )

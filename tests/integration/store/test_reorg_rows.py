@@ -1,6 +1,7 @@
 """A payment's row when a reorg undid its settlement: back to SUBMITTED until
 it settles again, whatever order the sink reads the records in; a replay of
-the undone settlement never brings it back; a FROZEN alert is logged."""
+the undone settlement never brings it back; ``finalized_at`` once its
+settlement is final, in any order; a FROZEN alert is logged."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from services.settings import Settings
 from services.store.postgres import PostgresLedgerStore
 from services.store.reviews import status_of
 from tests.integration.conftest import connect
-from tests.integration.store.support import reorged, resettled, settled
+from tests.integration.store.support import finalized, reorged, resettled, settled
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +68,32 @@ async def test_a_frozen_account_is_logged(store: tuple[PostgresLedgerStore, Sett
     with connect(settings) as conn:
         kinds = conn.execute("SELECT kind FROM reconciliation_log").fetchall()
     assert ("FROZEN",) in kinds
+
+
+def _final_at(settings: Settings, record: object) -> object:
+    with connect(settings) as conn:
+        row = conn.execute(
+            "SELECT finalized_at FROM payments WHERE payment_id = %s",
+            (record.payment_id,),  # type: ignore[attr-defined]
+        ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+@pytest.mark.parametrize("final_first", [False, True])
+async def test_a_final_settlement_keeps_its_time_of_finality(
+    store: tuple[PostgresLedgerStore, Settings], final_first: bool
+) -> None:
+    ledger, settings = store
+    paid = settled("jo", 1_000)
+    final = finalized(paid)
+    for batch in ([final], [paid]) if final_first else ([paid], [final]):
+        await ledger.apply("sink", batch)
+    assert _row(settings, paid) == ("SETTLED", paid.block_number, 0)
+    assert _final_at(settings, paid) == final.finalized_at
+    await ledger.apply("sink", [paid, final])  # replayed, with other records: no change
+    assert await ledger.balance("jo") == -1_000  # one settlement booked, finality books nothing
+    await ledger.apply("sink", [reorged(paid)])  # deeper than finality: no longer final
+    assert _final_at(settings, paid) is None
+    await ledger.apply("replayed", [final])
+    assert _final_at(settings, paid) is None

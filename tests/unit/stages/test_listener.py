@@ -6,7 +6,13 @@ import uuid
 
 from eth_account import Account
 
-from schemas.chain import CHAIN_EVENT, EventOrphaned, ReconciliationAlert, SettlementConfirmed
+from schemas.chain import (
+    CHAIN_EVENT,
+    EventOrphaned,
+    ReconciliationAlert,
+    SettlementConfirmed,
+    SettlementFinal,
+)
 from schemas.cursor import Cursor
 from schemas.onchain import ChainEvent, DepositEvent, LogRef, PaymentRecord, account_ref
 from schemas.sequence import partition_of, sequence_of
@@ -177,3 +183,34 @@ async def test_a_failing_poll_backs_off_and_a_good_one_resets_it() -> None:
     listening.retry_at = 0.0
     await listening.tick()
     assert len(sent) == 1 and listening.failures == 0
+
+
+async def test_a_settlement_is_told_final_once_finality_depth_deep() -> None:
+    """Soft at confirmations_min, final at finality_depth (the block counts),
+    once; blocks read late, already final, are told final in the same poll."""
+    chain, claims = FakeChain(), MemoryClaimStore()
+    settings = Settings(confirmations_min=1, finality_depth=3)
+    listener = ChainListener(chain, claims, settings, start_block=1)
+    ask = ClaimRequest(uuid.uuid4(), "alice", "d1", 5)
+    sequence = (await claims.claim([ask]))[ask.payment_id].sequence
+    await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, sequence, 42)])
+    poll = await listener.poll(None)
+    kinds = [CHAIN_EVENT.validate_json(e.payload()).kind for e in poll.emits]
+    assert kinds == ["SETTLED"]
+    chain.mine_empty()
+    poll = await listener.poll(poll.cursor)
+    assert poll.emits == []  # two deep
+    chain.mine_empty()
+    poll = await listener.poll(poll.cursor)
+    (emit,) = poll.emits
+    final = CHAIN_EVENT.validate_json(emit.payload())
+    assert isinstance(final, SettlementFinal)
+    assert (final.sequence, final.block_number, final.final_block_number) == (sequence, 1, 3)
+    assert (final.payment_id, emit.partition) == (ask.payment_id, partition_of(sequence))
+    chain.mine_empty()
+    assert (await listener.poll(poll.cursor)).emits == []  # once
+    late = await ChainListener(chain, claims, settings, start_block=1).poll(None)
+    assert [CHAIN_EVENT.validate_json(e.payload()).kind for e in late.emits] == [
+        "SETTLED",
+        "FINAL",
+    ]

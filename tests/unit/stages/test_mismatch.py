@@ -9,11 +9,16 @@ from typing import Any
 
 from eth_account import Account
 
-from schemas.chain import ReconciliationAlert
+from schemas.chain import ReconciliationAlert, SettlementFinal
 from schemas.partitioning import partition_for
-from schemas.payments import PaymentFailed, PaymentSettled
+from schemas.payments import PaymentFailed, PaymentFinalized, PaymentSettled
 from schemas.review import ReviewDecision
-from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
+from schemas.topics import (
+    PAYMENTS_FAILED,
+    PAYMENTS_FINALIZED,
+    PAYMENTS_SETTLED,
+    RECONCILIATION_ALERTS,
+)
 from streams.outcomes import Outcome
 from streams.stages.fraud import handle_request
 from streams.stages.reconcile import handle_chain_event
@@ -122,3 +127,25 @@ def test_review_and_mismatch_decisions_apply_only_to_their_own_holds(world: Worl
     handle_request(raw(plain), "alice", world.fraud)
     assert decide(world, plain, "ACCEPT").dead_letter is not None
     assert world.payments[key_of(plain)].status == Status.SCORED
+
+
+def test_a_payout_final_before_it_was_accepted_is_final_once_accepted(world: World) -> None:
+    """The listener told the chain's payout final while it was held: ACCEPT
+    publishes payments.settled and payments.finalized together."""
+    body, _ = paid_otherwise(world)
+    final = SettlementFinal(
+        block_number=3,
+        block_hash="0xbb",
+        tx_hash="0xaa",
+        log_index=1,
+        sequence=7,
+        final_block_number=5,
+        payment_id=body["payment_id"],
+        payer_account="alice",
+    )
+    noted = handle_chain_event(final.model_dump_json().encode(), "seq", world.reconcile)
+    assert noted.emits == () and world.payments[key_of(body)].status == Status.MISMATCH
+    settled, finalized = decide(world, body, "ACCEPT").emits
+    assert (settled.topic, finalized.topic) == (PAYMENTS_SETTLED, PAYMENTS_FINALIZED)
+    record = PaymentFinalized.model_validate_json(finalized.payload())
+    assert (record.block_hash, record.final_block_number, record.amount) == ("0xbb", 5, 1_000)

@@ -13,11 +13,13 @@ from schemas.chain import (
     DepositReversed,
     EventOrphaned,
     ReconciliationAlert,
+    SettlementFinal,
 )
 from schemas.onchain import account_ref
-from schemas.payments import PaymentReorged, PaymentSettled, PaymentSubmitted
+from schemas.payments import PaymentFinalized, PaymentReorged, PaymentSettled, PaymentSubmitted
 from schemas.topics import (
     DEPOSITS_CREDITED,
+    PAYMENTS_FINALIZED,
     PAYMENTS_REORGED,
     PAYMENTS_SETTLED,
     RECONCILIATION_ALERTS,
@@ -206,3 +208,49 @@ async def test_a_settlement_re_included_in_another_block_is_told_and_settled_the
 def test_a_balance_written_before_deposit_ids_still_reads() -> None:
     old = {"available": 5, "holds": {}, "settled": 0, "recent_deposits": ["0x1:3"]}
     assert Balance.model_validate(old) == Balance(available=5)
+
+
+def _final(world: World, sent: PaymentSubmitted, block: int) -> bytes:
+    return (
+        SettlementFinal(
+            block_number=block,
+            block_hash=f"0xbb{block}",
+            tx_hash=sent.tx_hash or "",
+            log_index=1,
+            sequence=sent.sequence or 0,
+            final_block_number=block + 2,
+            payment_id=sent.payment_id,
+            payer_account="alice",
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+async def test_the_published_settlement_is_told_final_once_it_is_deep_enough(
+    world: World,
+) -> None:
+    """payments.finalized for the block payments.settled named, the same on a
+    replay; a final block no settlement names (one a reorg replaced) is no
+    finality; after a re-inclusion, the new block's."""
+    key, sent, _ = await _settled(world)
+    first = handle_chain_event(_final(world, sent, 10), "seq", world.reconcile)
+    (record,) = [
+        PaymentFinalized.model_validate_json(r) for r in _records(first, PAYMENTS_FINALIZED)
+    ]
+    assert (record.block_number, record.final_block_number, record.reorgs) == (10, 12, 0)
+    again = handle_chain_event(_final(world, sent, 10), "seq", world.reconcile)
+    assert [
+        PaymentFinalized.model_validate_json(r).event_id
+        for r in _records(again, PAYMENTS_FINALIZED)
+    ] == [record.event_id]
+    # Re-included in block 11 (a reorg deeper than finality here: the test's
+    # depth is arbitrary): the old block's finality no longer counts.
+    handle_chain_event(_confirmation(world, sent, block=11), "ref", world.reconcile)
+    assert PAYMENTS_FINALIZED not in world.payments[key].outputs
+    assert handle_chain_event(_final(world, sent, 10), "seq", world.reconcile).emits == ()
+    moved = handle_chain_event(_final(world, sent, 11), "seq", world.reconcile)
+    (later,) = [
+        PaymentFinalized.model_validate_json(r) for r in _records(moved, PAYMENTS_FINALIZED)
+    ]
+    assert (later.block_number, later.reorgs) == (11, 1) and later.event_id != record.event_id

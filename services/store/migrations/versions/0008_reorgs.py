@@ -1,7 +1,9 @@
-"""Reorgs: a payment's row counts the soft settlements a reorg undid
-(``reorgs``), so that a replayed ``payments.settled`` of an undone settlement
-never overwrites what followed it; ``reconciliation_log`` keeps the ``FROZEN``
-alert of an account a reversed deposit left owing.
+"""Reorgs and finality: a payment's row counts the soft settlements a reorg
+undid (``reorgs``), so that a replayed ``payments.settled`` of an undone
+settlement never overwrites what followed it, and keeps when its settlement
+became final (``finalized_at``, from ``payments.finalized``);
+``reconciliation_log`` keeps the ``FROZEN`` alert of an account a reversed
+deposit left owing.
 
 Revision ID: 0008
 Revises: 0007
@@ -20,7 +22,10 @@ KINDS = "'UNKNOWN_SEQUENCE', 'MISMATCH', 'ORPHANED', 'TIMEOUT', 'RESOLVED', 'UNR
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE payments ADD COLUMN reorgs integer NOT NULL DEFAULT 0")
+    op.execute(
+        "ALTER TABLE payments ADD COLUMN reorgs integer NOT NULL DEFAULT 0, "
+        "ADD COLUMN finalized_at timestamptz"
+    )
     op.execute(
         f"""
         ALTER TABLE reconciliation_log DROP CONSTRAINT reconciliation_log_kind,
@@ -37,4 +42,4 @@ def downgrade() -> None:
             ADD CONSTRAINT reconciliation_log_kind CHECK (kind IN ({KINDS}))
         """
     )
-    op.execute("ALTER TABLE payments DROP COLUMN reorgs")
+    op.execute("ALTER TABLE payments DROP COLUMN reorgs, DROP COLUMN finalized_at")
