@@ -29,7 +29,7 @@ CONFIRMATIONS_BY_CHAIN: dict[int, int] = {
     1: 12,  # Ethereum: finality (two epochs) is 64 to 95 blocks
     11155111: 12,  # Sepolia
     17000: 12,  # Holesky
-    137: 128,  # Polygon PoS: reorgs dozens of blocks deep have happened
+    137: 64,  # Polygon PoS: reorgs dozens of blocks deep happened before milestones (2023)
     10: 10,  # OP Mainnet: sequencer blocks, final once the batch is on L1
     8453: 10,  # Base (as OP Mainnet)
     42161: 10,  # Arbitrum One (as OP Mainnet)

@@ -76,7 +76,7 @@ def test_public_defaults_are_refused_off_the_local_chain(
         (31337, 1, False, True),  # the local chain: anything
         (1, 11, False, False),  # Ethereum needs 12
         (1, 12, False, True),
-        (137, 64, False, False),  # Polygon PoS needs 128
+        (137, 32, False, False),  # Polygon PoS needs 64
         (424242, 11, False, False),  # an unknown chain: 12
         (1, 1, True, True),  # said explicitly
     ],
