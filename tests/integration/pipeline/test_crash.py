@@ -64,4 +64,5 @@ def test_sigkill_mid_run_then_restart(crash_pipeline: Pipeline) -> None:
             "available": DEPOSIT - spent,
             "held": 0,
             "settled": spent,
+            "owed": 0,
         }

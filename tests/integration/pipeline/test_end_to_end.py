@@ -73,6 +73,7 @@ def test_1000_payments_across_100_payers(pipeline: Pipeline, running: WorkerProc
             "available": DEPOSIT - paid[payer],
             "held": 0,
             "settled": paid[payer],
+            "owed": 0,
         }
 
 
@@ -121,6 +122,7 @@ def test_bad_inputs_fail_with_codes_and_poison_goes_to_the_dlq(
         "available": 10_000 - 1_500,
         "held": 0,
         "settled": 1_500,
+        "owed": 0,
     }
 
 
