@@ -125,9 +125,16 @@ class ReconciliationAlert(Record):
     # range, a sequence naming a partition that does not exist); the listener
     # moved on past it.
     # FROZEN: a reversed deposit left its account owing; it refuses payments
-    # until deposits repay what it owes.
+    # until deposits repay what it owes. DEEP_REORG: a reorg replaced blocks
+    # already told final; settlement is halted until an operator resumes it.
     kind: Literal[
-        "UNKNOWN_SEQUENCE", "MISMATCH", "ORPHANED", "TIMEOUT", "UNREPRESENTABLE", "FROZEN"
+        "UNKNOWN_SEQUENCE",
+        "MISMATCH",
+        "ORPHANED",
+        "TIMEOUT",
+        "UNREPRESENTABLE",
+        "FROZEN",
+        "DEEP_REORG",
     ]
     detail: str
     sequence: int | None = None

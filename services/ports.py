@@ -152,3 +152,10 @@ class ClaimStore(Protocol):
     async def next_counter(self) -> int:
         """The counter the next claim will use (without consuming it): for the
         start-up check that the next sequences are unused on chain."""
+
+    async def halt(self, reason: str) -> None:
+        """Halt all settlement until an operator resumes it (the first open
+        halt's reason is kept)."""
+
+    async def halted(self) -> str | None:
+        """The open halt's reason; None: settlement may go on."""

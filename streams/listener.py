@@ -190,6 +190,8 @@ class ChainListener:
         result = Poll()
         fork = await self._fork_point(cursor)
         if fork is not None:
+            if fork < cursor.final_block:
+                result.emits.append(await self._halt(fork, cursor.final_block))
             orphaned = [b for b in cursor.recent if b.number > fork]
             cursor = Cursor(
                 last_block=fork,
@@ -245,6 +247,23 @@ class ChainListener:
             _final(number, h, seen, claims, head) for (number, _), (h, seen) in settled.items()
         ]
         return emits, cursor.model_copy(update={"final_block": upto})
+
+    async def _halt(self, fork: int, final_block: int) -> Emit:
+        """A reorg replaced blocks already told final: settlement halts for an
+        operator (what it removed is undone all the same), and a DEEP_REORG
+        alert says so."""
+        detail = (
+            f"a reorg replaced blocks from {fork + 1}, deeper than finality (blocks up to "
+            f"{final_block} were told final, finality_depth {self.settings.finality_depth}); "
+            "settlement is halted until `paystream chain resume-settlement`"
+        )
+        await self.claims.halt(detail)
+        alert = ReconciliationAlert(
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"deep-reorg:{fork}:{final_block}"),
+            kind="DEEP_REORG",
+            detail=detail,
+        )
+        return Emit(RECONCILIATION_ALERTS, f"block:{fork + 1}", alert)
 
     async def _canonical(self, first: int) -> list[ChainEvent]:
         """The events of the canonical chain's confirmed blocks from ``first``

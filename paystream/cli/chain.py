@@ -89,6 +89,25 @@ def _set_paused(settings: Settings, paused: bool) -> None:
     click.echo(json.dumps(_run(go())))
 
 
+@chain.command("resume-settlement")
+@click.option("--by", "by", required=True, help="Who checked the chain and resumes.")
+@click.pass_obj
+def resume_settlement_cmd(settings: Settings, by: str) -> None:
+    """Let the workers send again after a reorg deeper than finality halted
+    settlement (a DEEP_REORG alert). First check what the reorg removed: the
+    engine has undone it (payments.reorged, reversed deposits) and holds those
+    payments for sending again."""
+    from paystream.cli.db import database
+    from services.store.halts import resume
+
+    with database(settings) as conn:
+        reason = resume(conn, by)
+    if reason is None:
+        click.echo("settlement was not halted")
+    else:
+        click.echo(f"settlement resumed by {by}; it was halted: {reason}")
+
+
 @chain.command("daily-cap")
 @click.argument("amount", type=click.IntRange(min=1, max=2**96 - 1), required=False)
 @click.pass_obj

@@ -1,4 +1,5 @@
-"""The claim store on PostgreSQL: each payment's one sequence number.
+"""The claim store on PostgreSQL: each payment's one sequence number, and
+whether settlement is halted (``services/store/halts.py``).
 
 ``claim`` runs one transaction of two statements, whatever the batch's size:
 the INSERT of the ids not yet claimed (filtered in SQL first, so that replays
@@ -29,6 +30,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from schemas.sequence import PARTITION_MAX, SEQUENCE_PARTITION_SHIFT
 from services.errors import InvariantViolation, SchemaMissing, StoreUnavailable, require
 from services.ports import Claim, ClaimRequest
+from services.store import halts
 
 CLAIM_NEW = """
 INSERT INTO payment_claims (payment_id, payer_account, request_digest, partition, sequence)
@@ -85,6 +87,12 @@ class PostgresClaimStore:
                 cur = await conn.execute(CLAIMS_BY_SEQUENCE, (wanted,))
                 rows = await cur.fetchall()
         return {int(row[3]): Claim(row[0], row[1], row[2], int(row[3])) for row in rows}
+
+    async def halt(self, reason: str) -> None:
+        await halts.halt(self.pool, reason)
+
+    async def halted(self) -> str | None:
+        return await halts.halted(self.pool)
 
     async def next_counter(self) -> int:
         with _translated("settlement counter not read"):

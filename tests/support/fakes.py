@@ -200,6 +200,7 @@ class MemoryClaimStore:
     claims: dict[uuid.UUID, Claim] = field(default_factory=dict)
     by_sequence: dict[int, uuid.UUID] = field(default_factory=dict)
     counter: int = 1  # the next counter, as PostgreSQL's settlement_counter starts
+    halt_reason: str | None = None  # an open settlement halt (a test resumes by clearing it)
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> dict[uuid.UUID, Claim]:
         out: dict[uuid.UUID, Claim] = {}
@@ -223,6 +224,12 @@ class MemoryClaimStore:
 
     async def next_counter(self) -> int:
         return self.counter
+
+    async def halt(self, reason: str) -> None:
+        self.halt_reason = self.halt_reason or reason
+
+    async def halted(self) -> str | None:
+        return self.halt_reason
 
 
 @dataclass

@@ -109,7 +109,11 @@ def claim_request(member: PaymentState) -> ClaimRequest:
 async def settle(
     batch: OpenBatch, ports: WorkerPorts, settings: Settings, clock: Callable[[], datetime]
 ) -> list[Emit]:
-    """Claim, submit with bounded retries; return the ``chain.submitted`` records."""
+    """Claim, submit with bounded retries; return the ``chain.submitted`` records.
+    Nothing is sent while settlement is halted (a reorg deeper than finality)."""
+    halt = await ports.claims.halted()
+    if halt is not None:
+        raise SettlementDeferred(f"batch {batch.batch_id}: settlement is halted: {halt}")
     requests = [claim_request(m) for m in batch.members]
     claims = await ports.claims.claim(requests)
     own: list[PaymentState] = []

@@ -1,6 +1,7 @@
 """The ClaimStore port's contract, against the in-memory fake and PostgreSQL:
 one sequence per payment id, first claim wins, consecutive counters within a
-call, replays burn no counter; and, on PostgreSQL only, what the table itself
+call, replays burn no counter, a settlement halt keeps its first reason; and,
+on PostgreSQL only, an operator's resume, what the table itself
 refuses and a database without the schema."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from services.errors import InvariantViolation, SchemaMissing
 from services.ports import ClaimRequest, ClaimStore
 from services.settings import Settings
 from services.store.claims import PostgresClaimStore
+from services.store.halts import resume
 from services.store.schema import upgrade
 from tests.integration.conftest import connect
 from tests.support.fakes import MemoryClaimStore
@@ -124,6 +126,26 @@ async def test_a_partition_out_of_range_is_an_invariant_violation(claims: ClaimS
         await claims.claim([ask(-1)])
     with pytest.raises(InvariantViolation):
         await claims.claim([ask(1 << 23)])
+
+
+async def test_a_halt_stays_open_with_its_first_reason(claims: ClaimStore) -> None:
+    assert await claims.halted() is None
+    await claims.halt("a reorg from block 10")
+    await claims.halt("a reorg from block 12")  # another, while halted: the first is kept
+    assert await claims.halted() == "a reorg from block 10"
+
+
+async def test_an_operator_resumes_a_halt_once(fresh_db: Settings) -> None:
+    upgrade(fresh_db)
+    async with pg_pool(fresh_db) as pool:
+        store = PostgresClaimStore(pool)
+        await store.halt("a reorg from block 10")
+        with connect(fresh_db) as conn:
+            assert resume(conn, "ops") == "a reorg from block 10"
+            assert resume(conn, "ops") is None
+        assert await store.halted() is None
+        await store.halt("a reorg from block 30")  # a new one after the resume
+        assert await store.halted() == "a reorg from block 30"
 
 
 def test_the_table_rejects_a_duplicate_sequence(fresh_db: Settings) -> None:

@@ -214,3 +214,29 @@ async def test_a_settlement_is_told_final_once_finality_depth_deep() -> None:
         "SETTLED",
         "FINAL",
     ]
+
+
+async def test_a_reorg_deeper_than_finality_halts_settlement_and_undoes_it_all_the_same() -> None:
+    chain, claims = FakeChain(), MemoryClaimStore()
+    settings = Settings(confirmations_min=1, finality_depth=2)
+    listener = ChainListener(chain, claims, settings, start_block=1)
+    await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 3, 42)])
+    chain.mine_empty(2)
+    poll = await listener.poll(None)
+    assert poll.cursor is not None and poll.cursor.final_block == 2  # block 1 told final
+    chain.reorg(3)
+    chain.mine_empty(3)
+    deep = await listener.poll(poll.cursor)
+    records = [
+        CHAIN_EVENT.validate_json(e.payload())
+        for e in deep.emits
+        if e.topic != RECONCILIATION_ALERTS
+    ]
+    alerts = [
+        ReconciliationAlert.model_validate_json(e.payload())
+        for e in deep.emits
+        if e.topic == RECONCILIATION_ALERTS
+    ]
+    assert [a.kind for a in alerts] == ["DEEP_REORG"]
+    assert [type(r).__name__ for r in records] == ["EventOrphaned"]
+    assert "resume-settlement" in (await claims.halted() or "")

@@ -144,3 +144,16 @@ async def test_the_fee_recipient_refused_fails_no_payment(world: World) -> None:
     with pytest.raises(SettlementDeferred, match="fee recipient"):
         await settle(batch, replace(world.ports, chain=chain), world.settings, world.clock)
     assert chain.settled == set()
+
+
+async def test_nothing_is_sent_while_settlement_is_halted(world: World) -> None:
+    batch = due_batch(world, 2)
+    await world.claims.halt("a reorg deeper than finality")
+    with pytest.raises(SettlementDeferred, match="halted"):
+        await settle(batch, world.ports, world.settings, world.clock)
+    assert world.chain.settled == set() and await world.claims.next_counter() == 1
+    world.claims.halt_reason = None  # resumed
+    emits = await settle(batch, world.ports, world.settings, world.clock)
+    assert {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {
+        "SUBMITTED"
+    }

@@ -3,7 +3,8 @@ undid (``reorgs``), so that a replayed ``payments.settled`` of an undone
 settlement never overwrites what followed it, and keeps when its settlement
 became final (``finalized_at``, from ``payments.finalized``);
 ``reconciliation_log`` keeps the ``FROZEN`` alert of an account a reversed
-deposit left owing.
+deposit left owing and the ``DEEP_REORG`` alert of a reorg deeper than
+finality, which halts settlement (``settlement_halts``: at most one open).
 
 Revision ID: 0008
 Revises: 0007
@@ -29,13 +30,28 @@ def upgrade() -> None:
     op.execute(
         f"""
         ALTER TABLE reconciliation_log DROP CONSTRAINT reconciliation_log_kind,
-            ADD CONSTRAINT reconciliation_log_kind CHECK (kind IN ({KINDS}, 'FROZEN'))
+            ADD CONSTRAINT reconciliation_log_kind
+                CHECK (kind IN ({KINDS}, 'FROZEN', 'DEEP_REORG'))
+        """
+    )
+    op.execute(
+        """
+        CREATE TABLE settlement_halts (
+            halt_id     bigserial PRIMARY KEY,
+            reason      text NOT NULL,
+            halted_at   timestamptz NOT NULL DEFAULT now(),
+            resumed_at  timestamptz,
+            resumed_by  text
+        );
+        CREATE UNIQUE INDEX settlement_halts_open ON settlement_halts ((true))
+            WHERE resumed_at IS NULL;
         """
     )
 
 
 def downgrade() -> None:
-    # Fails while FROZEN rows exist: an alert is not deleted to downgrade.
+    op.execute("DROP TABLE settlement_halts")
+    # Fails while FROZEN or DEEP_REORG rows exist: an alert is not deleted to downgrade.
     op.execute(
         f"""
         ALTER TABLE reconciliation_log DROP CONSTRAINT reconciliation_log_kind,
