@@ -56,6 +56,14 @@ class BatchReceipt:
 
 
 @dataclass(frozen=True)
+class BlockLink:
+    """A block of the node's current chain, and the block it follows."""
+
+    hash: str
+    parent_hash: str
+
+
+@dataclass(frozen=True)
 class LogRef:
     """Where an event sits on the chain."""
 

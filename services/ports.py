@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from schemas.cursor import Cursor
 from schemas.merchants import Merchant
-from schemas.onchain import BatchReceipt, ChainEvent, PaymentRecord
+from schemas.onchain import BatchReceipt, BlockLink, ChainEvent, PaymentRecord
 from schemas.records import SinkRecord
 
 
@@ -51,8 +51,9 @@ class ChainClient(Protocol):
     async def block_number(self) -> int:
         """The newest block's number."""
 
-    async def block_hash(self, number: int) -> str | None:
-        """A block's hash on the current chain (reorg detection); None if absent."""
+    async def block(self, number: int) -> BlockLink | None:
+        """A block's hash and its parent's on the current chain (reorg
+        detection); None if absent."""
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -212,11 +212,15 @@ class ChainListener:
         events: list[ChainEvent] = []
         if to > cursor.last_block:
             events = await self.chain.events(cursor.last_block + 1, to)
+            advanced = await self._advance(cursor, to, events)
+            if advanced is None:  # read again at the next poll
+                result.cursor = cursor
+                return result
             paid = [e.payment.sequence for e in events if isinstance(e, SettledEvent)]
             claims = await self.claims.claims_of(paid) if paid else {}
             partitions = self.settings.kafka_partitions
             result.emits += [record_or_alert(e, claims, partitions) for e in events]
-            cursor = await self._advance(cursor, to, events)
+            cursor = advanced
         final, cursor = await self._finals(cursor, events, head)
         result.emits += final
         result.cursor = cursor
@@ -277,22 +281,32 @@ class ChainListener:
     async def _fork_point(self, cursor: Cursor) -> int | None:
         """None if the recent blocks are still canonical; else the last block that is."""
         for block in reversed(cursor.recent):
-            if await self.chain.block_hash(block.number) == block.hash:
+            now = await self.chain.block(block.number)
+            if now is not None and now.hash == block.hash:
                 return None if block is cursor.recent[-1] else block.number
         return cursor.recent[0].number - 1 if cursor.recent else None
 
-    async def _advance(self, cursor: Cursor, to: int, events: list[ChainEvent]) -> Cursor:
-        """The cursor past ``to``. A block with events keeps the hash its logs
-        carry, not one read afterwards: a reorg between reading the logs and
-        the hash must show at the next poll, not hide the logs' block."""
+    async def _advance(self, cursor: Cursor, to: int, events: list[ChainEvent]) -> Cursor | None:
+        """The cursor past ``to``, or None when the chain changed while this
+        poll read it: a block's hash is not the one its logs carry, or a block
+        does not follow the one before it (a reorg between reading the last
+        recorded block's hash and these blocks). The next poll then finds the
+        fork from the blocks recorded before."""
         first = max(cursor.last_block + 1, to - RECENT_BLOCKS + 1)
         from_logs = {e.at.block_number: e.at.block_hash for e in events}
+        last = cursor.recent[-1] if cursor.recent else None
+        parent = last.hash if last is not None and last.number == first - 1 else None
         blocks: list[SeenBlock] = []
         for number in range(first, to + 1):
-            block_hash = from_logs.get(number) or await self.chain.block_hash(number)
-            if block_hash is None:
+            block = await self.chain.block(number)
+            if block is None:
                 break
+            if from_logs.get(number, block.hash) != block.hash:
+                return None
+            if parent is not None and block.parent_hash != parent:
+                return None
+            parent = block.hash
             seen = [_seen(e) for e in events if e.at.block_number == number]
-            blocks.append(SeenBlock(number=number, hash=block_hash, events=seen))
+            blocks.append(SeenBlock(number=number, hash=block.hash, events=seen))
         recent = (cursor.recent + blocks)[-RECENT_BLOCKS:]
         return Cursor(last_block=to, recent=recent, final_block=cursor.final_block)

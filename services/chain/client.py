@@ -12,7 +12,7 @@ from eth_typing import HexStr
 from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, ContractLogicError
 
-from schemas.onchain import BatchReceipt, ChainEvent, PaymentRecord, SettledEvent
+from schemas.onchain import BatchReceipt, BlockLink, ChainEvent, PaymentRecord, SettledEvent
 from services.chain import artifacts, rpc
 from services.chain.approvals import SignerClient
 from services.chain.events import TRANSFER_TOPIC, decode_logs
@@ -156,13 +156,14 @@ class Web3ChainClient:
     async def block_number(self) -> int:
         return int(await self.w3.eth.block_number)
 
-    async def block_hash(self, number: int) -> str | None:
-        """The hash of block ``number`` on the node's current chain (None if absent)."""
+    async def block(self, number: int) -> BlockLink | None:
+        """Block ``number`` on the node's current chain: its hash and its
+        parent's (None if absent)."""
         try:
             block = await self.w3.eth.get_block(number)
         except BlockNotFound:
             return None
-        return "0x" + bytes(block["hash"]).hex()
+        return BlockLink("0x" + bytes(block["hash"]).hex(), "0x" + bytes(block["parentHash"]).hex())
 
     def decode(self, logs: list[Any]) -> list[ChainEvent]:
         return decode_logs(logs, self.settlement.address, self.token.address)

@@ -1,26 +1,34 @@
 """Reorgs of the scenario's own anvil (``anvil_reorg``) while payments flow,
-with soft settlements and a fresh deposit in the removed blocks:
+with soft settlements and a fresh deposit in the removed blocks
+(``finality_depth`` 4; mining is frozen around each reorg so its depth is
+what the scenario says):
 
-- depth 2 to 4, the removed transactions dropped for good: the deposit is
+- depth 2 or 3, the removed transactions dropped for good: the deposit is
   reversed, the settlements are told (``payments.reorged``, RE_SENT) and sent
   again;
-- then the same, the removed transactions re-included in the new block in
+- depth 2 or 3, the removed transactions re-included in one new block in
   another order (the deposit last, at another log index): the deposit stays
   credited once, the settlements are told (RE_INCLUDED) and settled again in
-  the new block.
+  the new block;
+- depth 6, deeper than finality, dropped: settlement halts (a ``DEEP_REORG``
+  alert) and the 10 payments published then get no outcome until
+  ``paystream chain resume-settlement``; what the reorg removed is undone all
+  the same.
 
-After both, the usual invariants (one outcome per payment, nobody paid twice,
-ledger = chain per account, reconcile clean) and: the dropped deposit credited
-nowhere, the re-included one exactly once."""
+After all three, the usual invariants (one outcome per payment, nobody paid
+twice, ledger = chain per account, reconcile clean, every hold ended, every
+settlement final) and: the dropped deposit credited nowhere, the re-included
+one exactly once."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from devtools.harness.chain import fund_payers
-from schemas.topics import PAYMENTS_REORGED
+from schemas.topics import PAYMENTS_REORGED, RECONCILIATION_ALERTS
 from tests.faults.conftest import Faults
 from tests.faults.pipeline import FaultPipeline
 from tests.faults.plan import MARKS, scaled
@@ -31,48 +39,53 @@ pytestmark = MARKS
 
 RATE_PER_S = 30.0
 EXTRA = 7_000_001  # the deposits the reorgs remove
-
-
-def deposit(p: FaultPipeline, account: str) -> int:
-    """A real deposit of EXTRA, credited by the worker; the block it is in."""
-    asyncio.run(fund_payers(p.settings, [account], EXTRA))
-    p.worker("worker-1").wait_credited([account], EXTRA, 60)
-    chain = asyncio.run(chain_facts(p.settings, set()))
-    (found,) = [d for d in chain.deposits if d.account == account]
-    return found.at.block_number
+FINALITY = 4
 
 
 def head(p: FaultPipeline) -> int:
     return int(p.node("eth_blockNumber"), 16)
 
 
-def reorg_from(p: FaultPipeline, first: int, re_include: bool, last_tx: str | None) -> None:
+def deposit(p: FaultPipeline, account: str) -> tuple[int, str]:
+    """A real deposit of EXTRA, credited by the worker, with mining frozen
+    from its receipt on; its block and transaction."""
+    asyncio.run(fund_payers(p.settings, [account], EXTRA))
+    p.node("evm_setIntervalMining", 0)
+    p.worker("worker-1").wait_credited([account], EXTRA, 60)
+    chain = asyncio.run(chain_facts(p.settings, set()))
+    (found,) = [d for d in chain.deposits if d.account == account]
+    return found.at.block_number, found.at.tx_hash
+
+
+def reorg(p: FaultPipeline, first: int, re_include: bool, last_tx: str | None = None) -> None:
     """Replace the blocks from ``first`` to the head by one block, empty or
-    holding their transactions again (``last_tx`` moved to the end)."""
+    holding their transactions again (``last_tx`` moved to the end); then
+    mining goes on, a block a second."""
     depth = head(p) - first + 1
     txs: list[str] = []
-    raw: list[list[Any]] = []
-    if re_include:
-        for number in range(first, first + depth):
-            block = p.node("eth_getBlockByNumber", hex(number), False)
-            txs += [str(h) for h in block["transactions"]]
-        if last_tx is not None:
-            txs = [h for h in txs if h.lower() != last_tx.lower()] + [last_tx]
-        raw = [[p.node("eth_getRawTransactionByHash", h), 0] for h in txs]
+    for number in range(first, first + depth) if re_include else ():
+        txs += [str(h) for h in p.node("eth_getBlockByNumber", hex(number), False)["transactions"]]
+    if last_tx is not None:
+        txs = [h for h in txs if h.lower() != last_tx.lower()] + [last_tx]
+    raw: list[list[Any]] = [[p.node("eth_getRawTransactionByHash", h), 0] for h in txs]
     p.node("anvil_reorg", depth, raw)
+    p.node("evm_setIntervalMining", 1)
     p.mark(f"reorg of depth {depth} from block {first}: {len(txs)} transactions re-included")
 
 
-def deposit_tx(p: FaultPipeline, account: str) -> str:
-    chain = asyncio.run(chain_facts(p.settings, set()))
-    (found,) = [d for d in chain.deposits if d.account == account]
-    return found.at.tx_hash
+def shallow(p: FaultPipeline, account: str, re_include: bool) -> None:
+    """A reorg of depth 2 (3 if a block slipped in before mining froze) over a
+    fresh deposit's block and the next one."""
+    block, tx = deposit(p, account)
+    if head(p) == block:
+        p.node("evm_mine")
+    reorg(p, block, re_include, tx if re_include else None)
 
 
-def test_reorgs_drop_and_re_include_settlements_and_a_deposit(faults: Faults) -> None:
+def test_reorgs_under_and_beyond_finality(faults: Faults) -> None:
     # A transaction a reorg lost unseen (sent, then its nonce taken by a
     # re-included one) is sent again by the sweeper 10 x batch_timeout_s later.
-    p = faults.pipeline(batch_timeout_s=2.0)
+    p = faults.pipeline(batch_timeout_s=2.0, finality_depth=FINALITY)
     p.start(workers=1)
     payers = p.payers(8)
     p.fund(payers)
@@ -80,14 +93,21 @@ def test_reorgs_drop_and_re_include_settlements_and_a_deposit(faults: Faults) ->
     count = scaled(300)
     with publishing(p.load(payers, payees=20), RATE_PER_S, count) as sent:
         p.sleep(2.0, 4.0)
-        block = deposit(p, dropped)
-        p.sleep(1.0, 2.0)  # settlements in the blocks after it too
-        reorg_from(p, block, re_include=False, last_tx=None)
+        shallow(p, dropped, re_include=False)
         p.sleep(2.0, 4.0)
-        block = deposit(p, kept)
-        p.sleep(1.0, 2.0)
-        reorg_from(p, block, re_include=True, last_tx=deposit_tx(p, kept))
+        shallow(p, kept, re_include=True)
         ids = sent.result().ids
+    p.sleep(FINALITY + 2.0, FINALITY + 3.0)  # what settled by now is final
+    p.node("evm_setIntervalMining", 0)
+    reorg(p, head(p) - FINALITY - 1, re_include=False)
+    halted = wait_for_alert(p, "DEEP_REORG", timeout_s=30)
+    p.mark("settlement halted")
+    waiting = p.load(payers, payees=5).publish(20.0, None, 10).ids
+    p.sleep(4.0, 6.0)  # longer than the sweeper's timeout: it tries, and may not send
+    assert p.collector.finished(waiting) == 0, "a payment settled while settlement was halted"
+    p.cli("chain", "resume-settlement", "--by", "faults")
+    p.mark("settlement resumed")
+    ids += waiting
     violations, report = verdict(p, ids, timeout_s=120 + count / 20)
     assert not violations, report
     assert "'deposits reversed by reorgs': 1" in report, report
@@ -97,3 +117,15 @@ def test_reorgs_drop_and_re_include_settlements_and_a_deposit(faults: Faults) ->
     told = [r.value for r in read_topic(p.settings, PAYMENTS_REORGED) if isinstance(r.value, dict)]
     print("payments.reorged:", json.dumps(sorted({(v["next"], v["reorgs"]) for v in told})))
     assert told, "the reorgs removed no settlement: nothing to tell"
+    assert "finality_depth 4" in halted
+
+
+def wait_for_alert(p: FaultPipeline, kind: str, timeout_s: float) -> str:
+    """The detail of the first alert of this kind (AssertionError after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for r in read_topic(p.settings, RECONCILIATION_ALERTS):
+            if isinstance(r.value, dict) and r.value.get("kind") == kind:
+                return str(r.value.get("detail"))
+        time.sleep(1.0)
+    raise AssertionError(f"no {kind} alert within {timeout_s:.0f} s")

@@ -13,6 +13,7 @@ from schemas.cursor import Cursor
 from schemas.merchants import Merchant
 from schemas.onchain import (
     BatchReceipt,
+    BlockLink,
     ChainEvent,
     LogRef,
     PaymentRecord,
@@ -144,8 +145,11 @@ class FakeChain:
     async def block_number(self) -> int:
         return len(self.blocks)
 
-    async def block_hash(self, number: int) -> str | None:
-        return self.blocks[number - 1][0] if 1 <= number <= len(self.blocks) else None
+    async def block(self, number: int) -> BlockLink | None:
+        if not 1 <= number <= len(self.blocks):
+            return None
+        parent = self.blocks[number - 2][0] if number > 1 else "0x" + "00" * 32
+        return BlockLink(self.blocks[number - 1][0], parent)
 
 
 @dataclass

@@ -50,8 +50,11 @@ async def test_settle_pays_each_payment_once_and_reports_it(port: ChainClient) -
 async def test_events_and_blocks_agree_with_receipts(port: ChainClient) -> None:
     receipt = await port.settle_batch(13, _payments(20, 2))
     assert await port.block_number() >= receipt.block_number
-    assert await port.block_hash(receipt.block_number) == receipt.block_hash
-    assert await port.block_hash(receipt.block_number + 10_000) is None
+    block = await port.block(receipt.block_number)
+    assert block is not None and block.hash == receipt.block_hash
+    before = await port.block(receipt.block_number - 1)
+    assert before is not None and block.parent_hash == before.hash
+    assert await port.block(receipt.block_number + 10_000) is None
     events = await port.events(receipt.block_number, receipt.block_number)
     settled = [e for e in events if isinstance(e, SettledEvent)]
     assert [e.payment for e in settled] == list(receipt.settled)

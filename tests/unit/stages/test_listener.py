@@ -14,7 +14,14 @@ from schemas.chain import (
     SettlementFinal,
 )
 from schemas.cursor import Cursor
-from schemas.onchain import ChainEvent, DepositEvent, LogRef, PaymentRecord, account_ref
+from schemas.onchain import (
+    BlockLink,
+    ChainEvent,
+    DepositEvent,
+    LogRef,
+    PaymentRecord,
+    account_ref,
+)
 from schemas.sequence import partition_of, sequence_of
 from schemas.topics import RECONCILIATION_ALERTS
 from services.ports import ClaimRequest, WorkerPorts
@@ -91,20 +98,21 @@ class ReorgAfterReading(FakeChain):
         return found
 
 
-async def test_a_reorg_right_after_the_logs_were_read_shows_at_the_next_poll() -> None:
+async def test_logs_of_a_block_replaced_while_they_were_read_are_never_emitted() -> None:
+    """The chain reorganises right after the logs were read: the block's hash
+    is no longer the one the logs carry, so the poll emits and records
+    nothing, and the next one reads the new chain (where the block is empty)."""
     chain = ReorgAfterReading()
     listener = ChainListener(
         chain, MemoryClaimStore(), Settings(confirmations_min=1), start_block=1
     )
     await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 9, 42)])
     poll = await listener.poll(None)
-    assert len(poll.emits) == 1 and poll.cursor is not None
-    (block,) = poll.cursor.recent
-    assert block.hash == CHAIN_EVENT.validate_json(poll.emits[0].payload()).block_hash
-    after = await listener.poll(poll.cursor)  # the block the logs came from is gone
-    assert after.reorged_from == 1
-    (orphan,) = after.emits
-    assert isinstance(CHAIN_EVENT.validate_json(orphan.payload()), EventOrphaned)
+    assert poll.emits == [] and poll.cursor is not None and poll.cursor.last_block == 0
+    after = await listener.poll(poll.cursor)
+    assert after.emits == [] and after.cursor is not None and after.cursor.last_block == 1
+    block = await chain.block(1)
+    assert block is not None and after.cursor.recent[-1].hash == block.hash
 
 
 async def test_an_event_the_engine_cannot_represent_is_an_alert_and_the_listener_moves_on() -> None:
@@ -240,3 +248,37 @@ async def test_a_reorg_deeper_than_finality_halts_settlement_and_undoes_it_all_t
     assert [a.kind for a in alerts] == ["DEEP_REORG"]
     assert [type(r).__name__ for r in records] == ["EventOrphaned"]
     assert "resume-settlement" in (await claims.halted() or "")
+
+
+async def test_a_reorg_while_a_poll_reads_is_found_at_the_next_poll() -> None:
+    """The poll checked the last recorded block (still canonical), then the
+    chain reorganised before it read the new blocks: the new block does not
+    follow the recorded one, so nothing is recorded or emitted, and the next
+    poll finds the fork and orphans the replaced block's events."""
+    chain = FakeChain()
+    listener = ChainListener(
+        chain, MemoryClaimStore(), Settings(confirmations_min=1), start_block=1
+    )
+    await chain.settle_batch(1, [PaymentRecord(Account.create().address, 5, 3, 42)])
+    cursor = (await listener.poll(None)).cursor  # block 1, with the settlement
+    chain.mine_empty()
+
+    class ReorgingAfterTheCheck(FakeChain):
+        checked = False
+
+    original = chain.block
+
+    async def block_then_reorg(number: int) -> BlockLink | None:
+        got = await original(number)
+        if number == 1 and not ReorgingAfterTheCheck.checked:
+            ReorgingAfterTheCheck.checked = True
+            chain.reorg(2)  # blocks 1 and 2 replaced, once the fork check has passed
+            chain.mine_empty(2)
+        return got
+
+    chain.block = block_then_reorg  # type: ignore[method-assign]
+    racing = await listener.poll(cursor)
+    assert racing.emits == [] and racing.cursor == cursor
+    found = await listener.poll(racing.cursor)
+    assert found.reorged_from == 1
+    assert [CHAIN_EVENT.validate_json(e.payload()).kind for e in found.emits] == ["ORPHANED"]
