@@ -98,7 +98,7 @@ def retired_expiry(settings: Settings) -> Expiry:
 
 
 def payments_index(settings: Settings) -> TableIndex:
-    watched = frozenset({Status.SCORED.value, Status.REVIEW.value})
+    watched = frozenset({Status.SCORED.value, Status.SUBMITTED.value, Status.REVIEW.value})
     return TableIndex(settings.kafka_partitions, payment_expiry(settings), watched)
 
 

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import faust
@@ -35,6 +35,7 @@ from faust.types import TP
 
 from schemas.topics import FRAUD_SCORED
 from services.errors import InfrastructureError
+from services.ports import ChainClient
 from streams.connection import Connection
 from streams.outcomes import Emit
 from streams.stages.settlement.batching import (
@@ -171,6 +172,19 @@ class Scheduler:
         for batch in pending_batches(mine, older, skip):
             log.warning("re-sending batch %s (%d payments)", batch.batch_id, len(batch.members))
             self.spawn(batch)
+        # Mined, but never confirmed by the listener since: a reorg may have
+        # removed the transaction before the listener saw it (submit() sends
+        # only what the chain has not paid).
+        lost = self.deps.clock() - timedelta(seconds=self.handled.keep_s)
+        submitted = self.payments.where("status", Status.SUBMITTED)
+        mine = [s for s in submitted if self._is_owned(s, owned)]
+        for batch in pending_batches(mine, lost, skip, Status.SUBMITTED):
+            log.warning(
+                "batch %s: %d payments submitted and not confirmed; checking the chain",
+                batch.batch_id,
+                len(batch.members),
+            )
+            self.spawn(batch)
 
     def _is_owned(self, state: PaymentState, owned: Set[int]) -> bool:
         if state.partition is None:
@@ -243,6 +257,9 @@ class Scheduler:
                 await self.connection.ready.wait()
                 await self.flush_producer()  # the batch's table entries are durable first
                 ports = self.connection.ports
+                batch = await unpaid(batch, ports.chain)
+                if not batch.members:
+                    return True
                 for emit in await settle(batch, ports, self.settings, self.deps.clock):
                     await self.send(emit)
         except InfrastructureError as exc:  # deferred: its payments stay held
@@ -252,6 +269,25 @@ class Scheduler:
             log.exception("batch %s: submission failed; the sweeper will retry", batch.batch_id)
             return False
         return True
+
+
+async def unpaid(batch: OpenBatch, chain: ChainClient) -> OpenBatch:
+    """The batch without its SUBMITTED members the chain has paid (their
+    confirmation is on its way); the others are sent again under their
+    sequence numbers (the contract pays each once)."""
+    submitted = [m for m in batch.members if m.status == Status.SUBMITTED]
+    if not submitted:
+        return batch
+    lost = [m for m in submitted if m.sequence is None or not await chain.is_settled(m.sequence)]
+    if lost:
+        log.warning(
+            "batch %s: %d of %d submitted payments are not on chain (a reorg?); sending them again",
+            batch.batch_id,
+            len(lost),
+            len(submitted),
+        )
+    others = [m for m in batch.members if m.status != Status.SUBMITTED]
+    return replace(batch, members=others + lost)
 
 
 def guarded(what: str, step: Callable[[], None]) -> None:

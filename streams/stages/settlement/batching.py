@@ -138,12 +138,16 @@ def member_batches(batch: OpenBatch) -> set[int]:
 
 
 def pending_batches(
-    payments: Iterable[PaymentState], older_than: datetime, handled: Container[int]
+    payments: Iterable[PaymentState],
+    older_than: datetime,
+    handled: Container[int],
+    status: Status = Status.SCORED,
 ) -> list[OpenBatch]:
-    """Batches recorded in the table but never submitted (e.g. the worker died)."""
+    """Batches recorded in the table but never submitted (e.g. the worker died),
+    or (``status`` SUBMITTED) submitted and never confirmed."""
     groups: dict[int, OpenBatch] = {}
     for state in payments:
-        if state.status != Status.SCORED or state.batch_id is None or state.batched_at is None:
+        if state.status != status or state.batch_id is None or state.batched_at is None:
             continue
         if state.batched_at > older_than or state.batch_id in handled:
             continue

@@ -31,7 +31,8 @@ from streams.scheduler import (
 )
 from streams.stages.fraud import handle_request
 from streams.stages.settlement.batching import OpenBatch, handle_scored
-from streams.state import Balance, PaymentState
+from streams.stages.submitted import handle_submitted
+from streams.state import Balance, PaymentState, Status
 from streams.tables import ModelTable
 from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore, MemoryMerchants
 from tests.unit.stages.conftest import World, raw, request
@@ -357,3 +358,34 @@ def test_the_owned_partitions_are_the_active_ones_of_the_topic_outside_rebalance
     assert owned() == set()
     fake.rebalancing, fake.in_recovery = False, True
     assert owned() == set()
+
+
+async def test_submitted_payments_the_chain_lost_are_sent_again_and_paid_ones_are_not(
+    world: World,
+) -> None:
+    """Mined, then removed by a reorg before the listener saw them: SUBMITTED
+    for longer than keep_s with the chain not showing them paid, they are sent
+    again under their sequences; those the chain shows paid are left to the
+    listener."""
+    harness = Harness(world, WatchedChain())
+    await harness.connection.open()
+    _batch(world, 3, partition=0)
+    harness.scheduler.flush()
+    await harness.settled()
+    for emit in harness.sent:
+        handle_submitted(emit.payload(), world.submitted)
+    sequences = sorted(s.sequence or 0 for s in world.payments.values())
+    assert {s.status for s in world.payments.values()} == {Status.SUBMITTED}
+    harness.chain.reorg(1)  # the batch's block is gone, before any confirmation
+    harness.chain.settled.discard(sequences[0])  # (the fake's own record of it too)
+    harness.chain.settled.discard(sequences[1])
+    harness.sweep_later()
+    assert harness.scheduler.tasks == set()  # marked as sent: too recent to doubt
+    world.clock.advance(int(harness.scheduler.handled.keep_s * 1000))
+    harness.monotonic.now_s += harness.scheduler.handled.keep_s + 1
+    harness.sweep_later()
+    await harness.settled()
+    assert harness.chain.settles() == ["settle 0", "settle 0"]
+    again = [PaymentSubmitted.model_validate_json(e.payload()) for e in harness.sent[3:]]
+    assert sorted(r.sequence or 0 for r in again) == sequences[:2]  # the paid one is not sent
+    assert sorted(harness.chain.settled) == sequences
