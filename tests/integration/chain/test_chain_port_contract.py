@@ -48,12 +48,14 @@ async def test_settle_pays_each_payment_once_and_reports_it(port: ChainClient) -
 
 
 async def test_events_and_blocks_agree_with_receipts(port: ChainClient) -> None:
+    earlier = await port.settle_batch(14, _payments(30, 1))
     receipt = await port.settle_batch(13, _payments(20, 2))
     assert await port.block_number() >= receipt.block_number
     block = await port.block(receipt.block_number)
     assert block is not None and block.hash == receipt.block_hash
     before = await port.block(receipt.block_number - 1)
     assert before is not None and block.parent_hash == before.hash
+    assert earlier.block_number < receipt.block_number
     assert await port.block(receipt.block_number + 10_000) is None
     events = await port.events(receipt.block_number, receipt.block_number)
     settled = [e for e in events if isinstance(e, SettledEvent)]
