@@ -100,7 +100,7 @@ def orphaned(event: EventOrphaned, key: str, deps: ReconcileDeps) -> Outcome:
     if event.payment_id is not None and event.payer_account is not None:
         entry = payment_key(event.payer_account, event.payment_id)
         state = deps.payments.get(entry)
-        same_tx = state is not None and (state.tx_hash or "").lower() == event.tx_hash.lower()
+        same_tx = state is not None and _settled_tx(state) == event.tx_hash.lower()
         if state is not None and state.status == Status.SETTLED and same_tx:
             return unsettle(entry, state, event.block_number, event.block_hash, None, deps)
         if state is not None and PAYMENTS_REORGED in state.outputs:
@@ -117,10 +117,17 @@ def reincluded(
     published = json.loads(state.outputs.get(PAYMENTS_SETTLED, "{}"))
     if published.get("block_hash") in (None, event.block_hash):
         return None
-    if (state.tx_hash or "").lower() != event.tx_hash.lower():
+    if _settled_tx(state) != event.tx_hash.lower():
         return None  # paid by another transaction: the reconciler's MISMATCH rules apply
     removed = (int(published["block_number"]), str(published["block_hash"]))
     return unsettle(entry, state, *removed, event, deps)
+
+
+def _settled_tx(state: PaymentState) -> str | None:
+    """The transaction the payment's published ``payments.settled`` names (the
+    one that paid it, not necessarily the last one sent for it)."""
+    raw = state.outputs.get(PAYMENTS_SETTLED)
+    return None if raw is None else str(json.loads(raw)["tx_hash"]).lower()
 
 
 def unsettle(
@@ -143,7 +150,7 @@ def unsettle(
         fee=state.fee,
         currency=state.currency,
         merchant_id=state.merchant_id,
-        tx_hash=state.tx_hash or "",
+        tx_hash=_settled_tx(state) or "",
         removed_block_number=removed_number,
         removed_block_hash=removed_hash,
         reorgs=reorgs,

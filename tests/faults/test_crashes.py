@@ -84,3 +84,26 @@ def test_a_partition_faust_stops_fetching(faults: Faults) -> None:
     assert_invariants(p, ids, timeout_s=120 + count / 20)
     assert (p.logs.parent / "unfetched").exists(), "the fault was never injected"
     assert p.supervisor.summary()["worker-1"]["crashes"] == [72]
+
+
+def test_killed_between_the_listeners_send_and_its_cursor_save(faults: Faults) -> None:
+    """The worker is SIGKILLed (from inside, ``tests/faults/inject/``) after the
+    chain listener's settlement records are in Kafka and before its cursor
+    moves past them (audit finding 3): the restarted worker emits them again,
+    and the reconciler recognises them; nothing is lost or settled twice."""
+    p = faults.pipeline()
+    mark = p.logs.parent / "killed-at-cursor"
+    p.worker_env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(INJECT), os.environ.get("PYTHONPATH")))),
+        "PAYSTREAM_FAULT_KILL_AT_CURSOR": "12",  # after the funding's deposits
+        "PAYSTREAM_FAULT_KILL_AT_CURSOR_MARK": str(mark),
+    }
+    p.start(workers=1)
+    payers = p.payers(10)
+    p.fund(payers)
+    count = scaled(300)
+    with publishing(p.load(payers, payees=20), RATE_PER_S / 2, count) as sent:
+        ids = sent.result().ids
+    assert_invariants(p, ids, timeout_s=120 + count / 20)
+    assert mark.exists(), "the fault was never injected"
+    assert p.supervisor.summary()["worker-1"]["crashes"] == [-9]

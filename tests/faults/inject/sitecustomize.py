@@ -1,6 +1,8 @@
-"""A fault only a worker's own process can inject: Faust no longer fetching a
-partition it was given, which faust-streaming issue #629 leaves behind after
-some rebalances (the partition assigned, its records waiting, never fetched).
+"""Faults only a worker's own process can inject.
+
+1. Faust no longer fetching a partition it was given, which faust-streaming
+issue #629 leaves behind after some rebalances (the partition assigned, its
+records waiting, never fetched).
 
 Python imports this module at start-up when this directory is on
 ``PYTHONPATH``; the scenario sets that for its workers only
@@ -58,3 +60,43 @@ def _install(spec: str, mark: str) -> None:
 
 if SPEC and MARK:
     _install(SPEC, MARK)
+
+
+# 2. The worker SIGKILLed between the chain listener's send of settlements and
+# its cursor save (audit finding 3). With ``PAYSTREAM_FAULT_KILL_AT_CURSOR``
+# set to ``AFTER_S``, the first cursor save at least ``AFTER_S`` seconds after
+# start-up whose newest block holds settlements (their records are already in
+# Kafka) kills the worker instead of saving; once per scenario (the file
+# ``PAYSTREAM_FAULT_KILL_AT_CURSOR_MARK``).
+KILL_AFTER_S = os.environ.get("PAYSTREAM_FAULT_KILL_AT_CURSOR")
+KILL_MARK = os.environ.get("PAYSTREAM_FAULT_KILL_AT_CURSOR_MARK", "")
+
+
+def _install_kill(after_s: float, mark: str) -> None:
+    import logging
+    import signal
+    import time
+    from pathlib import Path
+    from typing import Any
+
+    from services.cache.cursor import RedisCursorStore
+
+    original = RedisCursorStore.save
+    started = time.monotonic()
+    fired = Path(mark).exists()  # a restarted worker leaves its cursor alone
+    log = logging.getLogger("paystream.faults")
+
+    async def save(self: Any, cursor: Any) -> None:
+        newest: Any = cursor.recent[-1] if cursor.recent else None
+        settled = newest is not None and any(e.sequence is not None for e in newest.events)
+        if settled and not fired and time.monotonic() - started >= after_s:
+            Path(mark).write_text(f"block {newest.number}\n")  # noqa: ASYNC240 - it dies next
+            log.warning("FAULT: killed before saving the cursor past block %s", newest.number)
+            os.kill(os.getpid(), signal.SIGKILL)
+        await original(self, cursor)
+
+    RedisCursorStore.save = save  # type: ignore[method-assign]
+
+
+if KILL_AFTER_S and KILL_MARK:
+    _install_kill(float(KILL_AFTER_S), KILL_MARK)
