@@ -12,7 +12,14 @@ from eth_account import Account
 
 from schemas.onchain import DepositEvent, LogRef, SettledEvent, SettledPayment, account_ref
 from schemas.sequence import sequence_of
-from schemas.topics import CHAIN_SUBMITTED, PAYMENTS_FAILED, PAYMENTS_REQUESTED, PAYMENTS_SETTLED
+from schemas.topics import (
+    CHAIN_SUBMITTED,
+    PAYMENTS_FAILED,
+    PAYMENTS_FINALIZED,
+    PAYMENTS_REORGED,
+    PAYMENTS_REQUESTED,
+    PAYMENTS_SETTLED,
+)
 from tests.faults.invariants import check, describe
 from tests.faults.plan import MARKS
 from tests.faults.sources import (
@@ -41,6 +48,14 @@ def _settled(pid: str = PID, sequence: int = SEQ, event: str = "e1") -> Record:
     return Record(PAYMENTS_SETTLED, 2, 0, PAYER, body)
 
 
+def _final(settled: Record, block_hash: str | None = None) -> Record:
+    """The ``payments.finalized`` of a settled record (its transaction and block)."""
+    body = dict(settled.value) | {"event_id": f"final-{settled.value['event_id']}"}
+    if block_hash is not None:
+        body["block_hash"] = block_hash
+    return Record(PAYMENTS_FINALIZED, 2, 0, PAYER, body)
+
+
 def _paid(sequence: int = SEQ) -> tuple[SettledEvent, Transfer]:
     payment = SettledPayment(PAYEE, AMOUNT, sequence, account_ref(PAYER), batch_id=1)
     return SettledEvent(payment, AT), Transfer(PAYEE.lower(), AMOUNT, "0xaa", 0)
@@ -56,6 +71,8 @@ def _facts(
         CHAIN_SUBMITTED: changes.pop("submitted", []),
         PAYMENTS_SETTLED: settled,
         PAYMENTS_FAILED: changes.pop("failed", []),
+        PAYMENTS_FINALIZED: changes.pop("finalized", [_final(r) for r in settled]),
+        PAYMENTS_REORGED: changes.pop("reorged", []),
     }
     paid_total = sum(t.amount for _, t in paid)
     deposit = DepositEvent(PAYER, account_ref(PAYER), PAYEE, DEPOSIT, AT)
@@ -182,3 +199,14 @@ def test_a_fee_paid_on_chain_as_booked_is_clean_and_one_not_paid_is_reported() -
         "payee_ledger_vs_chain",
         "fees_ledger_vs_chain",
     }
+
+
+def test_every_settlement_must_be_final_for_its_own_block_unless_a_reorg_undid_it() -> None:
+    assert kinds(_facts([_settled()], [_paid()], finalized=[])) == {"settled_not_final"}
+    elsewhere = _final(_settled(), block_hash="0xother")
+    assert kinds(_facts([_settled()], [_paid()], finalized=[elsewhere])) == {"settled_not_final"}
+    undone = _settled(event="e0")  # settled, then a reorg undid it: not an outcome, not final
+    again = Record(PAYMENTS_SETTLED, 2, 1, PAYER, dict(_settled().value) | {"reorgs": 1})
+    reorged = Record(PAYMENTS_REORGED, 2, 0, PAYER, {"payment_id": PID, "reorgs": 1})
+    facts = _facts([undone, again], [_paid()], finalized=[_final(again)], reorged=[reorged])
+    assert check(facts) == [], describe(check(facts))
