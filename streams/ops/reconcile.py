@@ -23,10 +23,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from schemas.chain import DEPOSIT_RECORD, DepositCredited
 from schemas.onchain import DepositEvent, SettledEvent
 from schemas.topics import (
-    DEPOSITS_CREDITED,
     PAYMENTS_FAILED,
     PAYMENTS_FINALIZED,
     PAYMENTS_REORGED,
@@ -246,28 +244,38 @@ def topic_settlements(bundle: ReconcileBundle, settings: Settings) -> dict[str, 
     return topic
 
 
+async def _ledger_deposits(
+    bundle: ReconcileBundle, settings: Settings
+) -> tuple[dict[str, int], int]:
+    """Per account, its deposits in the ledger net of reversals; and how many
+    reversals the ledger holds."""
+    with translated(settings):
+        async with bundle.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT account, sum(amount), count(*) FILTER (WHERE amount < 0)"
+                " FROM ledger_entries WHERE kind = 'deposit' GROUP BY account"
+            )
+            rows = await cur.fetchall()
+    return {str(a): int(net) for a, net, _ in rows}, sum(int(n) for _, _, n in rows)
+
+
 def compare_deposits(
-    report: Report, settings: Settings, bundle: ReconcileBundle, on_chain: list[DepositEvent]
+    report: Report, on_chain: list[DepositEvent], ledger: dict[str, int], reversals: int
 ) -> None:
-    """Every account's deposits in the ledger equal its deposits on the
-    canonical chain (a reorg's reversals included)."""
+    """Every account's deposits in the ledger (net of the reversals reorgs
+    caused) equal its deposits on the canonical chain."""
     chain: dict[str, int] = defaultdict(int)
     for event in on_chain:
         chain[event.account] += event.amount
-    credited: dict[str, int] = defaultdict(int)
-    reversed_ = 0
-    records = read_topic(bundle.consumer, settings, settings.topic(DEPOSITS_CREDITED))
-    unique = {r.event_id: r for r in (DEPOSIT_RECORD.validate_json(v) for _, v in records)}
-    for record in unique.values():  # a replay publishes the same event again
-        sign = 1 if isinstance(record, DepositCredited) else -1
-        reversed_ += sign < 0
-        credited[record.account] += sign * record.amount
     report.counts["deposits on chain"] = len(on_chain)
-    report.counts["deposits reversed by reorgs"] = reversed_
-    for account in sorted(set(chain) | set(credited)):
-        if chain.get(account, 0) != credited.get(account, 0):
+    report.counts["deposits reversed by reorgs"] = reversals
+    for account in sorted(set(chain) | set(ledger)):
+        if chain.get(account, 0) != ledger.get(account, 0):
             report.mismatch(
-                "deposits", account=account, chain=chain.get(account, 0), credited=credited[account]
+                "deposits",
+                account=account,
+                chain=chain.get(account, 0),
+                ledger=ledger.get(account, 0),
             )
 
 
@@ -285,7 +293,7 @@ async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
     }
     compare_settlements(report, on_chain, in_pg, topic)
     deposits = [e for e in events if isinstance(e, DepositEvent)]
-    compare_deposits(report, settings, bundle, deposits)
+    compare_deposits(report, deposits, *await _ledger_deposits(bundle, settings))
     for name, count in (
         (PAYMENTS_REORGED, "settlements undone by reorgs"),
         (PAYMENTS_FINALIZED, "payments.finalized records"),
