@@ -355,7 +355,7 @@ def _until(ok: Any, deadline: float) -> bool:
                 return True
         if time.monotonic() >= deadline:
             return False
-        time.sleep(1)
+        time.sleep(0.5)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ def test_three_sigkills_during_the_payments(faults: Faults) -> None:
     p.start(workers=1)
     payers = p.payers(20)
     p.fund(payers)
-    count, kills = scaled(2_000), scaled(3)
+    count, kills = scaled(1_200), scaled(3)
     window_s = count / RATE_PER_S
     with publishing(p.load(payers, payees=40), RATE_PER_S, count) as sent:
         for _ in range(kills):
@@ -60,11 +60,16 @@ def test_two_workers_one_killed(faults: Faults) -> None:
 
 
 def test_a_partition_faust_stops_fetching(faults: Faults) -> None:
-    """Faust stops fetching one partition of ``payments.requested`` while
-    payments flow (what faust-streaming issue #629 leaves behind after a
-    rebalance; injected in the worker, ``tests/faults/inject/``): the watchdog
-    stops the worker (exit 72), the supervisor restarts it, and the partition's
-    payments get their outcomes."""
+    """Two faults injected inside the worker (``tests/faults/inject/``):
+
+    - at its first settlements, the worker is SIGKILLed after the chain
+      listener's records are in Kafka and before its cursor moves past them
+      (audit finding 3): the restarted worker emits them again and the
+      reconciler recognises them;
+    - Faust stops fetching one partition of ``payments.requested`` while
+      payments flow (what faust-streaming issue #629 leaves behind after a
+      rebalance): the watchdog stops the worker (exit 72), the supervisor
+      restarts it, and the partition's payments get their outcomes."""
     p = faults.pipeline()
     payers = p.payers(20)
     # A partition some payer's requests go to (20 payers leave one of 8 empty in
@@ -74,6 +79,8 @@ def test_a_partition_faust_stops_fetching(faults: Faults) -> None:
         "PYTHONPATH": os.pathsep.join(filter(None, (str(INJECT), os.environ.get("PYTHONPATH")))),
         "PAYSTREAM_FAULT_UNFETCHED": f"{PAYMENTS_REQUESTED}:{p.rng.choice(used)}:15",
         "PAYSTREAM_FAULT_UNFETCHED_MARK": str(p.logs.parent / "unfetched"),
+        "PAYSTREAM_FAULT_KILL_AT_CURSOR": "0",  # the funding's deposits are no settlements
+        "PAYSTREAM_FAULT_KILL_AT_CURSOR_MARK": str(p.logs.parent / "killed-at-cursor"),
     }
     p.start(workers=1)
     p.fund(payers)
@@ -82,28 +89,6 @@ def test_a_partition_faust_stops_fetching(faults: Faults) -> None:
         ids = sent.result().ids
         p.mark(f"published {len(ids)} payments")
     assert_invariants(p, ids, timeout_s=120 + count / 20)
-    assert (p.logs.parent / "unfetched").exists(), "the fault was never injected"
-    assert p.supervisor.summary()["worker-1"]["crashes"] == [72]
-
-
-def test_killed_between_the_listeners_send_and_its_cursor_save(faults: Faults) -> None:
-    """The worker is SIGKILLed (from inside, ``tests/faults/inject/``) after the
-    chain listener's settlement records are in Kafka and before its cursor
-    moves past them (audit finding 3): the restarted worker emits them again,
-    and the reconciler recognises them; nothing is lost or settled twice."""
-    p = faults.pipeline()
-    mark = p.logs.parent / "killed-at-cursor"
-    p.worker_env = {
-        "PYTHONPATH": os.pathsep.join(filter(None, (str(INJECT), os.environ.get("PYTHONPATH")))),
-        "PAYSTREAM_FAULT_KILL_AT_CURSOR": "12",  # after the funding's deposits
-        "PAYSTREAM_FAULT_KILL_AT_CURSOR_MARK": str(mark),
-    }
-    p.start(workers=1)
-    payers = p.payers(10)
-    p.fund(payers)
-    count = scaled(300)
-    with publishing(p.load(payers, payees=20), RATE_PER_S / 2, count) as sent:
-        ids = sent.result().ids
-    assert_invariants(p, ids, timeout_s=120 + count / 20)
-    assert mark.exists(), "the fault was never injected"
-    assert p.supervisor.summary()["worker-1"]["crashes"] == [-9]
+    assert (p.logs.parent / "unfetched").exists(), "the unfetched partition was never injected"
+    assert (p.logs.parent / "killed-at-cursor").exists(), "the kill was never injected"
+    assert p.supervisor.summary()["worker-1"]["crashes"] == [-9, 72]
