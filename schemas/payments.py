@@ -120,8 +120,8 @@ class Resolution(Frozen):
     chain: ChainPayout
 
 
-class PaymentSettled(Record):
-    """``payments.settled``: confirmed on chain and captured."""
+class _Payment(Record):
+    """A payment's facts, as its settlement, finality and reorg records carry them."""
 
     payment_id: uuid.UUID
     payer_account: AccountId
@@ -130,6 +130,11 @@ class PaymentSettled(Record):
     fee: Annotated[int, Field(ge=0)] = 0  # of it, to the platform; the payee got amount - fee
     currency: str
     merchant_id: AccountId | None = None
+
+
+class PaymentSettled(_Payment):
+    """``payments.settled``: confirmed on chain and captured."""
+
     tx_hash: str
     block_number: Annotated[int, Field(ge=0)]
     block_hash: str
@@ -145,18 +150,11 @@ class PaymentSettled(Record):
     reorgs: Annotated[int, Field(ge=0)] = 0
 
 
-class PaymentFinalized(Record):
+class PaymentFinalized(_Payment):
     """``payments.finalized``: the settlement a ``payments.settled`` record told
     is ``finality_depth`` blocks deep. The payment's final outcome; a reorg can
     no longer undo it without halting settlement (``docs/consumers.md``)."""
 
-    payment_id: uuid.UUID
-    payer_account: AccountId
-    payee_address: Address
-    amount: MinorUnits
-    fee: Annotated[int, Field(ge=0)] = 0
-    currency: str
-    merchant_id: AccountId | None = None
     tx_hash: str
     block_number: Annotated[int, Field(ge=0)]
     block_hash: str
@@ -169,7 +167,7 @@ class PaymentFinalized(Record):
     final_block_number: Annotated[int, Field(ge=0)]  # the head that made it final
 
 
-class PaymentReorged(Record):
+class PaymentReorged(_Payment):
     """``payments.reorged``: a reorg removed the block of a payment's
     ``payments.settled``. ``next`` says what follows: the same transaction is in
     block ``included_block_number`` of the new chain (``RE_INCLUDED``; a new
@@ -177,13 +175,6 @@ class PaymentReorged(Record):
     the payment again and sends it again (``RE_SENT``; a new ``payments.settled``
     or a ``payments.failed`` follows). The ledger reverses the settlement."""
 
-    payment_id: uuid.UUID
-    payer_account: AccountId
-    payee_address: Address
-    amount: MinorUnits
-    fee: Annotated[int, Field(ge=0)] = 0
-    currency: str
-    merchant_id: AccountId | None = None
     tx_hash: str  # the settlement's transaction
     removed_block_number: Annotated[int, Field(ge=0)]
     removed_block_hash: str

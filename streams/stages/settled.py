@@ -78,25 +78,8 @@ def settled_event_id(state: PaymentState, tx_hash: str) -> uuid.UUID:
 def finalized_record(settled: PaymentSettled, now: datetime, final_block: int) -> PaymentFinalized:
     """``payments.finalized`` for a published settlement: its facts, when the
     engine learnt it is final and the head that made it so."""
-    facts = settled.model_dump(
-        include={
-            "payment_id",
-            "payer_account",
-            "payee_address",
-            "amount",
-            "fee",
-            "currency",
-            "merchant_id",
-            "tx_hash",
-            "block_number",
-            "block_hash",
-            "batch_id",
-            "sequence",
-            "requested_at",
-            "settled_at",
-            "reorgs",
-        }
-    )
+    shared = set(PaymentFinalized.model_fields) & set(PaymentSettled.model_fields)
+    facts = settled.model_dump(include=shared - {"event_id", "schema_version", "occurred_at"})
     return PaymentFinalized(
         event_id=outcome_event_id(f"finalized:{settled.reorgs}", settled.payment_id),
         finalized_at=now,

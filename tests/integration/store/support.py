@@ -22,6 +22,7 @@ from services.bootstrap import pg_pool
 from services.settings import Settings
 from services.store.postgres import PostgresLedgerStore
 from services.store.schema import upgrade
+from streams.stages.settled import finalized_record
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PAYEE = Account.from_key(b"\x11" * 32).address
@@ -157,27 +158,4 @@ def resettled(s: PaymentSettled, reorgs: int = 1, block: int = 9) -> PaymentSett
 
 def finalized(s: PaymentSettled) -> PaymentFinalized:
     """``s`` is final, two blocks later."""
-    return PaymentFinalized(
-        event_id=outcome_event_id(f"finalized:{s.reorgs}", s.payment_id),
-        **s.model_dump(
-            include={
-                "payment_id",
-                "payer_account",
-                "payee_address",
-                "amount",
-                "fee",
-                "currency",
-                "merchant_id",
-                "tx_hash",
-                "block_number",
-                "block_hash",
-                "batch_id",
-                "sequence",
-                "requested_at",
-                "settled_at",
-                "reorgs",
-            }
-        ),
-        finalized_at=s.settled_at + timedelta(seconds=2),
-        final_block_number=s.block_number + 2,
-    )
+    return finalized_record(s, s.settled_at + timedelta(seconds=2), s.block_number + 2)
