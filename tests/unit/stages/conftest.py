@@ -13,6 +13,7 @@ from eth_account import Account
 from schemas.chain import SettlementConfirmed
 from schemas.merchants import Merchant
 from schemas.onchain import account_ref
+from schemas.payments import PaymentSubmitted
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams.stages.fraud import FraudDeps, handle_request
@@ -137,6 +138,29 @@ def confirmed(payment_id: Any, payee: str, amount: int, fee: int = 0) -> bytes:
             batch_id=4,
             payment_id=payment_id,
             payer_account="alice",
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def confirmation(world: World, sent: PaymentSubmitted, block: int, block_hash: str) -> bytes:
+    """The ``chain.events`` record of the chain paying alice's submitted payment
+    as requested, in ``block``."""
+    state = world.payments[payment_key(sent.payer_account, sent.payment_id)]
+    return (
+        SettlementConfirmed(
+            block_number=block,
+            block_hash=block_hash,
+            tx_hash=sent.tx_hash or "0xaa",
+            log_index=1,
+            sequence=sent.sequence or 0,
+            payer_ref=account_ref("alice"),
+            payee_address=state.payee_address,
+            amount=state.amount,
+            batch_id=sent.batch_id,
+            payment_id=sent.payment_id,
+            payer_account=sent.payer_account,
         )
         .model_dump_json()
         .encode()

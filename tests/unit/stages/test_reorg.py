@@ -15,7 +15,6 @@ from schemas.chain import (
     ReconciliationAlert,
     SettlementFinal,
 )
-from schemas.onchain import account_ref
 from schemas.payments import PaymentFinalized, PaymentReorged, PaymentSettled, PaymentSubmitted
 from schemas.topics import (
     DEPOSITS_CREDITED,
@@ -31,7 +30,7 @@ from streams.stages.settlement.batching import handle_scored, take_due_batches
 from streams.stages.settlement.submit import settle
 from streams.stages.submitted import handle_submitted
 from streams.state import Balance, Status, payment_key
-from tests.unit.stages.conftest import World, approve, raw, request, summary
+from tests.unit.stages.conftest import World, approve, confirmation, raw, request, summary
 
 DEPOSITOR = "0x" + "00" * 20
 
@@ -134,26 +133,7 @@ async def _settled(world: World) -> tuple[str, PaymentSubmitted, bytes]:
 
 
 def _confirmation(world: World, sent: PaymentSubmitted, block: int) -> bytes:
-    from schemas.chain import SettlementConfirmed
-
-    state = world.payments[payment_key("alice", sent.payment_id)]
-    return (
-        SettlementConfirmed(
-            block_number=block,
-            block_hash=f"0xbb{block}",
-            tx_hash=sent.tx_hash or "",
-            log_index=1,
-            sequence=sent.sequence or 0,
-            payer_ref=account_ref("alice"),
-            payee_address=state.payee_address,
-            amount=state.amount,
-            batch_id=sent.batch_id,
-            payment_id=sent.payment_id,
-            payer_account="alice",
-        )
-        .model_dump_json()
-        .encode()
-    )
+    return confirmation(world, sent, block, f"0xbb{block}")
 
 
 async def test_a_removed_settlement_is_told_held_again_and_settled_anew(world: World) -> None:

@@ -13,7 +13,7 @@ import pytest
 from schemas.base import outcome_event_id
 from schemas.chain import DepositConfirmed, DepositCredited, SettlementConfirmed
 from schemas.codes import FailureCode
-from schemas.onchain import BatchReceipt, PaymentRecord, account_ref
+from schemas.onchain import BatchReceipt, PaymentRecord
 from schemas.payments import PaymentFailed, PaymentSettled, PaymentSubmitted
 from schemas.sequence import partition_of
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
@@ -33,31 +33,22 @@ from streams.stages.settlement.batching import (
 )
 from streams.stages.settlement.submit import SettlementDeferred, claim_request, settle
 from streams.stages.submitted import handle_submitted
-from streams.state import Balance, PaymentState, Status, payment_key
+from streams.state import Balance, PaymentState, Status
 from tests.support.fakes import FakeChain
-from tests.unit.stages.conftest import World, approve, due_batch, raw, request, summary
+from tests.unit.stages.conftest import (
+    World,
+    approve,
+    confirmation,
+    due_batch,
+    raw,
+    request,
+    summary,
+)
 
 
 def _confirmed(world: World, emit: Emit, block: int = 10) -> bytes:
-    record = PaymentSubmitted.model_validate_json(emit.payload())
-    state = world.payments[payment_key(record.payer_account, record.payment_id)]
-    return (
-        SettlementConfirmed(
-            block_number=block,
-            block_hash="0xbb",
-            tx_hash=record.tx_hash or "0xaa",
-            log_index=1,
-            sequence=record.sequence or 0,
-            payer_ref=account_ref("alice"),
-            payee_address=state.payee_address,
-            amount=state.amount,
-            batch_id=record.batch_id,
-            payment_id=record.payment_id,
-            payer_account=record.payer_account,
-        )
-        .model_dump_json()
-        .encode()
-    )
+    sent = PaymentSubmitted.model_validate_json(emit.payload())
+    return confirmation(world, sent, block, "0xbb")
 
 
 class Refusing(FakeChain):
