@@ -89,10 +89,16 @@ class PostgresClaimStore:
         return {int(row[3]): Claim(row[0], row[1], row[2], int(row[3])) for row in rows}
 
     async def halt(self, reason: str) -> None:
-        await halts.halt(self.pool, reason)
+        with _translated("settlement not halted"):
+            async with self.pool.connection() as conn:
+                await conn.execute(halts.HALT, (reason[:1000],))
 
     async def halted(self) -> str | None:
-        return await halts.halted(self.pool)
+        with _translated("settlement halt not read"):
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(halts.OPEN_HALT)
+                row = await cur.fetchone()
+        return str(row[0]) if row else None
 
     async def next_counter(self) -> int:
         with _translated("settlement counter not read"):

@@ -129,8 +129,9 @@ def entries_of(r: SinkRecord, token_symbol: str) -> list[Entry]:
             r.currency if isinstance(r, PaymentSettled) else token_symbol,
             r.settled_at if isinstance(r, PaymentSettled) else r.failed_at,
         )
-    if isinstance(r, PaymentSettled):
-        return settlement_entries(
+    if isinstance(r, PaymentSettled | PaymentReorged):  # a reorg undoes a settlement
+        at = r.settled_at if isinstance(r, PaymentSettled) else r.occurred_at
+        entries = settlement_entries(
             r.event_id,
             r.payment_id,
             r.payer_account,
@@ -138,25 +139,12 @@ def entries_of(r: SinkRecord, token_symbol: str) -> list[Entry]:
             r.amount,
             r.currency,
             r.fee,
-            r.settled_at,
+            at,
         )
-    if isinstance(r, PaymentReorged):
-        undone = settlement_entries(
-            r.event_id,
-            r.payment_id,
-            r.payer_account,
-            r.payee_address,
-            r.amount,
-            r.currency,
-            r.fee,
-            r.occurred_at,
-        )
-        return _negated(undone)
-    if isinstance(r, DepositCredited):
-        return deposit_entries(r.event_id, r.account, r.amount, token_symbol, r.occurred_at)
-    if isinstance(r, DepositReversed):
-        undone = deposit_entries(r.event_id, r.account, r.amount, token_symbol, r.occurred_at)
-        return _negated(undone)
+        return entries if isinstance(r, PaymentSettled) else _negated(entries)
+    if isinstance(r, DepositCredited | DepositReversed):  # a reorg undoes a credit
+        entries = deposit_entries(r.event_id, r.account, r.amount, token_symbol, r.occurred_at)
+        return entries if isinstance(r, DepositCredited) else _negated(entries)
     return []
 
 
