@@ -132,8 +132,8 @@ class _Payment(Record):
     merchant_id: AccountId | None = None
 
 
-class PaymentSettled(_Payment):
-    """``payments.settled``: confirmed on chain and captured."""
+class _Settlement(_Payment):
+    """Where and when the chain paid a payment."""
 
     tx_hash: str
     block_number: Annotated[int, Field(ge=0)]
@@ -142,6 +142,11 @@ class PaymentSettled(_Payment):
     sequence: Annotated[int, Field(ge=0)]
     requested_at: AwareDatetime
     settled_at: AwareDatetime
+
+
+class PaymentSettled(_Settlement):
+    """``payments.settled``: confirmed on chain and captured."""
+
     latency_ms: Annotated[int, Field(ge=0)]
     # Set when the chain paid it differently and an operator accepted that payout.
     resolution: Resolution | None = None
@@ -150,18 +155,11 @@ class PaymentSettled(_Payment):
     reorgs: Annotated[int, Field(ge=0)] = 0
 
 
-class PaymentFinalized(_Payment):
+class PaymentFinalized(_Settlement):
     """``payments.finalized``: the settlement a ``payments.settled`` record told
     is ``finality_depth`` blocks deep. The payment's final outcome; a reorg can
     no longer undo it without halting settlement (``docs/consumers.md``)."""
 
-    tx_hash: str
-    block_number: Annotated[int, Field(ge=0)]
-    block_hash: str
-    batch_id: Annotated[int, Field(ge=0)]
-    sequence: Annotated[int, Field(ge=0)]
-    requested_at: AwareDatetime
-    settled_at: AwareDatetime
     reorgs: Annotated[int, Field(ge=0)] = 0
     finalized_at: AwareDatetime
     final_block_number: Annotated[int, Field(ge=0)]  # the head that made it final

@@ -42,6 +42,7 @@ from streams.stages.settled import (
     ReconcileDeps,
     chain_payout,
     finalized_record,
+    payment_facts,
     settled_record,
 )
 from streams.state import Balance, PaymentState, Status, payment_key
@@ -143,13 +144,7 @@ def unsettle(
     reorgs = state.reorgs + 1
     record = PaymentReorged(
         event_id=outcome_event_id(f"reorged:{reorgs}", state.payment_id),
-        payment_id=state.payment_id,
-        payer_account=state.payer_account,
-        payee_address=state.payee_address,
-        amount=state.amount,
-        fee=state.fee,
-        currency=state.currency,
-        merchant_id=state.merchant_id,
+        **payment_facts(state),
         tx_hash=_settled_tx(state) or "",
         removed_block_number=removed_number,
         removed_block_hash=removed_hash,

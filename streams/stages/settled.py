@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from schemas.base import outcome_event_id
 from schemas.chain import SettlementConfirmed
@@ -40,6 +41,19 @@ def chain_payout(event: SettlementConfirmed) -> ChainPayout:
     )
 
 
+def payment_facts(state: PaymentState) -> dict[str, Any]:
+    """The request's facts that every record of the payment's settlement carries."""
+    return {
+        "payment_id": state.payment_id,
+        "payer_account": state.payer_account,
+        "payee_address": state.payee_address,
+        "amount": state.amount,
+        "fee": state.fee,
+        "currency": state.currency,
+        "merchant_id": state.merchant_id,
+    }
+
+
 def settled_record(
     state: PaymentState, chain: ChainPayout, now: datetime, resolution: Resolution | None = None
 ) -> PaymentSettled:
@@ -48,13 +62,7 @@ def settled_record(
     return PaymentSettled(
         reorgs=state.reorgs,
         event_id=settled_event_id(state, chain.tx_hash),
-        payment_id=state.payment_id,
-        payer_account=state.payer_account,
-        payee_address=state.payee_address,
-        amount=state.amount,
-        fee=state.fee,
-        currency=state.currency,
-        merchant_id=state.merchant_id,
+        **payment_facts(state),
         tx_hash=chain.tx_hash,
         block_number=chain.block_number,
         block_hash=chain.block_hash,
