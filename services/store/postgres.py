@@ -9,7 +9,6 @@ it cannot write for now is ``StoreUnavailable``.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,12 +19,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from schemas.chain import ReconciliationAlert
-from schemas.codes import FailureCode
 from schemas.payments import (
     PaymentFailed,
     PaymentFinalized,
     PaymentReorged,
-    PaymentRequested,
     PaymentScored,
     PaymentSettled,
 )
@@ -33,15 +30,22 @@ from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
 from services.errors import RecordsRefused, StoreUnavailable
 from services.store.ledger import Entry, entries_of
+from services.store.rows import (
+    failed_row,
+    fraud_row,
+    furthest,
+    has_row,
+    minute_metrics,
+    request_row,
+    settled_row,
+)
 
 PAYMENT_COLUMNS = (
     "payment_id, created_at, payer_account, payee_address, merchant_id, amount, currency, "
     "status, t_start, t_end, latency_ms, error_code, tx_hash, batch_id, sequence, block_number, "
     "review_expires_at, fee, reorgs, finalized_at"
 )
-# A row only moves forward: a batch may hold a payment's REVIEW row and its
-# outcome, and the sink reads its topics in no particular order among them.
-RANK = {"REVIEW": 0, "SCORED": 1}  # any other status is an outcome: 2
+# A row only moves forward (``rows.RANK`` in SQL).
 _RANK_SQL = "CASE {} WHEN 'REVIEW' THEN 0 WHEN 'SCORED' THEN 1 ELSE 2 END"
 # A settlement a reorg undid (fewer reorgs than the row has seen) never comes back.
 _AHEAD = (
@@ -120,10 +124,6 @@ ON CONFLICT (bucket_start) DO UPDATE SET
 """
 
 
-def _minute(at: datetime) -> datetime:
-    return at.replace(second=0, microsecond=0)
-
-
 class PostgresLedgerStore:
     def __init__(self, pool: AsyncConnectionPool, token_symbol: str) -> None:
         self.pool = pool
@@ -161,12 +161,12 @@ class PostgresLedgerStore:
                     {"payment_id": r.payment_id, "payer": r.payer_account, "reorgs": r.reorgs}
                 )
             elif isinstance(r, PaymentSettled | PaymentFinalized):
-                payments.append(_settled_row(r))
+                payments.append(settled_row(r))
             elif isinstance(r, PaymentFailed):
-                if _has_row(r):
-                    payments.append(_failed_row(r))
+                if has_row(r):
+                    payments.append(failed_row(r))
                 if r.fraud is not None:
-                    frauds.append(_fraud_row(r.payment_id, r.failed_at, r.fraud))
+                    frauds.append(fraud_row(r.payment_id, r.failed_at, r.fraud))
             elif isinstance(r, ReconciliationAlert):
                 logs.append((r.occurred_at, r.kind, r.payment_id, Jsonb(r.model_dump(mode="json"))))
             if isinstance(r, PaymentSettled | PaymentFailed) and r.resolution is not None:
@@ -174,16 +174,16 @@ class PostgresLedgerStore:
                 logs.append((r.occurred_at, "RESOLVED", r.payment_id, detail))
             elif isinstance(r, PaymentScored):
                 if r.approval is not None:  # it had a REVIEW row
-                    payments.append(_request_row(r.request, "SCORED", r.scored_at, None))
-                frauds.append(_fraud_row(r.request.payment_id, r.scored_at, r.fraud))
+                    payments.append(request_row(r.request, "SCORED", r.scored_at, None))
+                frauds.append(fraud_row(r.request.payment_id, r.scored_at, r.fraud))
             elif isinstance(r, ReviewHeld):
-                payments.append(_request_row(r.request, "REVIEW", r.held_at, r.expires_at))
-                frauds.append(_fraud_row(r.request.payment_id, r.held_at, r.fraud))
+                payments.append(request_row(r.request, "REVIEW", r.held_at, r.expires_at))
+                frauds.append(fraud_row(r.request.payment_id, r.held_at, r.fraud))
         async with conn.cursor() as c:
             if payments:
                 await c.execute(STAGE_PAYMENTS)
                 async with c.copy(f"COPY payments_stage ({PAYMENT_COLUMNS}) FROM STDIN") as copy:
-                    for row in _furthest(payments):
+                    for row in furthest(payments):
                         await copy.write_row(row)
                 await c.execute(UPSERT_PAYMENT)
             if reorged:
@@ -209,7 +209,7 @@ class PostgresLedgerStore:
                                 e.at,
                             )
                         )
-            for metric in _metrics(todo):
+            for metric in minute_metrics(todo):
                 await c.execute(UPSERT_METRIC, metric)
         return len(todo)
 
@@ -228,168 +228,3 @@ class PostgresLedgerStore:
             cur = await conn.execute("SELECT coalesce(sum(amount), 0) FROM ledger_entries")
             row = await cur.fetchone()
         return int(row[0]) if row else 0
-
-
-def _settled_row(r: PaymentSettled | PaymentFinalized) -> tuple[Any, ...]:
-    """The row of a settlement (and its time of finality, once final)."""
-    latency = r.latency_ms if isinstance(r, PaymentSettled) else _latency_ms(r)
-    return (
-        r.payment_id,
-        r.requested_at,
-        r.payer_account,
-        r.payee_address,
-        r.merchant_id,
-        r.amount,
-        r.currency,
-        "SETTLED",
-        r.requested_at,
-        r.settled_at,
-        latency,
-        None,
-        r.tx_hash,
-        r.batch_id,
-        r.sequence,
-        r.block_number,
-        None,
-        r.fee,
-        r.reorgs,
-        r.finalized_at if isinstance(r, PaymentFinalized) else None,
-    )
-
-
-def _latency_ms(r: PaymentFinalized) -> int:
-    return max(0, int((r.settled_at - r.requested_at).total_seconds() * 1000))
-
-
-def _request_row(
-    request: PaymentRequested, status: str, at: datetime, expires: datetime | None
-) -> tuple[Any, ...]:
-    """The row of a payment held for review (``REVIEW``) or approved after one."""
-    return (
-        request.payment_id,
-        request.requested_at,
-        request.payer_account,
-        request.payee_address,
-        request.merchant_id,
-        request.amount,
-        request.currency,
-        status,
-        request.requested_at,
-        at,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        expires,
-        0,
-        0,
-        None,
-    )
-
-
-def _furthest(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """One row per payment (an upsert may touch a row once): the furthest
-    status, with the payee, merchant and currency of another row of the same
-    payment where the furthest has none (a failure record does not carry them)."""
-    best: dict[tuple[Any, Any], tuple[Any, ...]] = {}
-    for row in rows:
-        key = (row[0], row[1])
-        kept = best.get(key)
-        if kept is None:
-            best[key] = row
-            continue
-        ahead, behind = (row, kept) if _rank(row) >= _rank(kept) else (kept, row)
-        same_settlement = _rank(ahead) == _rank(behind)
-        best[key] = (
-            *ahead[:3],
-            ahead[3] or behind[3],
-            ahead[4] or behind[4],
-            ahead[5],
-            ahead[6] or behind[6],
-            *ahead[7:19],
-            ahead[19] or (behind[19] if same_settlement else None),
-        )
-    return list(best.values())
-
-
-def _rank(row: tuple[Any, ...]) -> tuple[int, int]:
-    """How far a row is: its status, then (between settlements) its reorgs."""
-    return RANK.get(row[7], 2), row[18] if row[7] == "SETTLED" else 0
-
-
-def _has_row(r: PaymentFailed) -> bool:
-    """Whether a failure is its payment's outcome, with a ``payments`` row. Malformed
-    requests live in the topics only, and so do id conflicts: a conflict answers
-    a request that reused the id, and its row would overwrite the payment's."""
-    conflict = r.code == FailureCode.PAYMENT_ID_CONFLICT
-    return bool(r.payer_account and r.amount) and not conflict
-
-
-def _failed_row(r: PaymentFailed) -> tuple[Any, ...]:
-    at = r.requested_at or r.failed_at
-    after_hold = r.code.startswith(("SETTLEMENT_", "REVIEW_"))
-    status = "FAILED" if after_hold else "REJECTED"
-    return (
-        r.payment_id,
-        at,
-        r.payer_account,
-        "",
-        None,
-        r.amount,
-        "",
-        status,
-        at,
-        r.failed_at,
-        None,
-        r.code.value,
-        None,
-        None,
-        None,
-        None,
-        None,
-        0,
-        0,
-        None,
-    )
-
-
-def _fraud_row(payment_id: Any, at: datetime, fraud: Any) -> tuple[Any, ...]:
-    return (
-        payment_id,
-        at,
-        fraud.score,
-        fraud.decision,
-        Jsonb(list(fraud.rules_triggered)),
-        fraud.check_duration_us / 1000,
-    )
-
-
-def _metrics(records: list[SinkRecord]) -> list[dict[str, Any]]:
-    buckets: dict[datetime, dict[str, Any]] = defaultdict(
-        lambda: {"total": 0, "ok": 0, "failed": 0, "lat": 0, "amount": 0}
-    )
-    for r in records:
-        if isinstance(r, PaymentSettled) and r.reorgs == 0:  # once per payment
-            b = buckets[_minute(r.settled_at)]
-            b["ok"] += 1
-            b["lat"] += r.latency_ms
-            b["amount"] += r.amount
-        elif isinstance(r, PaymentFailed):
-            b = buckets[_minute(r.failed_at)]
-            b["failed"] += 1
-        else:
-            continue
-        b["total"] += 1
-    return [
-        {
-            "bucket": k,
-            "total": b["total"],
-            "ok": b["ok"],
-            "failed": b["failed"],
-            "avg": b["lat"] / b["ok"] if b["ok"] else None,
-            "amount": b["amount"],
-        }
-        for k, b in buckets.items()
-    ]
