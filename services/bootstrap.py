@@ -175,7 +175,7 @@ def ledger_store(pool: AsyncConnectionPool, settings: Settings) -> PostgresLedge
 async def worker_ports(settings: Settings) -> WorkerPorts:
     """A stream worker's ports: the chain client (its sender shares one nonce
     lock per operator key with every other worker, in PostgreSQL), the claim
-    store, and the listener's cursor store (a new deployment starts a new
+    store, the ledger (for deposits), and the listener's cursor store (a new deployment starts a new
     cursor). The pool lives as long as the worker."""
     pool = await open_pool(settings)
     lock = advisory_lock(
@@ -188,6 +188,7 @@ async def worker_ports(settings: Settings) -> WorkerPorts:
         cursors=RedisCursorStore(redis_client(settings), key),
         claims=PostgresClaimStore(pool),
         merchants=PostgresMerchants(pool),
+        ledger=ledger_store(pool, settings),
     )
 
 

@@ -98,6 +98,10 @@ class LedgerStore(Protocol):
     async def ledger_total(self) -> int:
         """The sum of all ledger entries (zero when the books balance)."""
 
+    async def deposit_credits(self, deposit_ids: Sequence[str]) -> dict[str, int]:
+        """The last credit booked for each of these deposits: k for its k-th
+        credit, -k for that credit's reversal (absent: never booked)."""
+
 
 @dataclass(frozen=True)
 class WorkerPorts:
@@ -108,6 +112,7 @@ class WorkerPorts:
     cursors: CursorStore  # the chain listener's, one per deployment
     claims: ClaimStore  # payments' on-chain identities (PostgreSQL)
     merchants: Merchants  # who may be paid for a merchant, and at which fee
+    ledger: LedgerStore  # read for deposits the worker no longer remembers
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     listener_poll_ms: int = Field(default=100, ge=10)
     listener_max_blocks: int = Field(default=2_000, ge=1)
     listener_start_block: int = Field(default=0, ge=0)
+    # Deposits each account's balance remembers; older ones are read from the
+    # ledger when the chain shows them again (streams/deposits.py).
+    deposit_memory: int = Field(default=256, ge=1, le=4096)
     # A partition with waiting records none of which reached its idle agent for
     # this long stops the worker (exit 72) for a restart (streams/watchdog.py).
     partition_stall_s: float = Field(default=60.0, gt=0)

@@ -43,6 +43,7 @@ from streams.agents import (
     review_decisions,
 )
 from streams.connection import Connection
+from streams.deposits import DepositRecall
 from streams.listening import Listening
 from streams.merchants import MerchantDirectory
 from streams.retention import Retention
@@ -140,13 +141,16 @@ def create_app(
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
     owned = scheduler.active_partitions(app, settings.topic(FRAUD_SCORED))
     sends = Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer, owned)
-    reconcile = ReconcileDeps(tables.payments, tables.balances, utcnow, sends.handled.forget)
+    reconcile = ReconcileDeps(
+        tables.payments, tables.balances, utcnow, sends.handled.forget, settings.deposit_memory
+    )
+    recall = DepositRecall(ports, tables.balances, settings.deposit_memory)
     review = ReviewDeps(settings, tables.payments, tables.balances, utcnow)
     payments_requested.register(app, runtime, fraud, merchants)
     streams_merchants.register(app, merchants, settings.merchant_refresh_s)
     fraud_scored.register(app, runtime, settlement)
     chain_submitted.register(app, runtime, submitted)
-    chain_events.register(app, runtime, reconcile)
+    chain_events.register(app, runtime, reconcile, recall)
     review_decisions.register(app, runtime, review)
 
     scheduler.register(app, sends)

@@ -109,7 +109,7 @@ class RetiredPayment(_Value):
     requested_at: AwareDatetime
 
 
-RECENT_DEPOSITS = 256
+RECENT_DEPOSITS = 256  # per account; the ledger remembers every one (streams/deposits.py)
 RECENT_FINISHED = 1024  # payment ids whose hold was captured or released
 HELD_STATUSES = frozenset(
     {Status.REVIEW, Status.SCORED, Status.SUBMITTED, Status.MISMATCH, Status.CONFIRMED}
@@ -206,9 +206,12 @@ class Balance(_Value):
             }
         )
 
-    def credit(self, deposit_id: str, amount: int) -> tuple[Balance, int]:
+    def credit(
+        self, deposit_id: str, amount: int, keep: int = RECENT_DEPOSITS
+    ) -> tuple[Balance, int]:
         """Credit a deposit once (what is owed first); also the credit number
-        (the same on a replay, the next after a reversal)."""
+        (the same on a replay, the next after a reversal). The account's last
+        ``keep`` deposits are remembered."""
         require(amount > 0, "cannot credit %s", amount)
         k = self.deposits.get(deposit_id, 0)
         if k > 0:
@@ -217,11 +220,20 @@ class Balance(_Value):
         update = {
             "available": self.available + amount - repaid,
             "owed": self.owed - repaid,
-            "deposits": _remembered(self.deposits, deposit_id, 1 - k),
+            "deposits": _remembered(self.deposits, deposit_id, 1 - k, keep),
         }
         return self.model_copy(update=update), 1 - k
 
-    def reverse(self, deposit_id: str, amount: int) -> tuple[Balance, int, int]:
+    def recalled(self, deposit_id: str, k: int, keep: int = RECENT_DEPOSITS) -> Balance:
+        """Remember a deposit's credit number as the ledger booked it (no money
+        moves: what it credited or reversed is in the balance already)."""
+        if deposit_id in self.deposits or k == 0:
+            return self
+        return self.model_copy(update={"deposits": _remembered(self.deposits, deposit_id, k, keep)})
+
+    def reverse(
+        self, deposit_id: str, amount: int, keep: int = RECENT_DEPOSITS
+    ) -> tuple[Balance, int, int]:
         """Take a credited deposit back; also the credit number it reverses (0:
         not credited) and what the available balance could not cover (owed)."""
         k = self.deposits.get(deposit_id, 0)
@@ -231,7 +243,7 @@ class Balance(_Value):
         update = {
             "available": self.available - taken,
             "owed": self.owed + amount - taken,
-            "deposits": _remembered(self.deposits, deposit_id, -k),
+            "deposits": _remembered(self.deposits, deposit_id, -k, keep),
         }
         return self.model_copy(update=update), k, amount - taken
 
@@ -248,11 +260,11 @@ class Balance(_Value):
         return self
 
 
-def _remembered(deposits: dict[str, int], deposit_id: str, k: int) -> dict[str, int]:
-    """The deposits with this one's state, most recent last, at most RECENT_DEPOSITS."""
+def _remembered(deposits: dict[str, int], deposit_id: str, k: int, keep: int) -> dict[str, int]:
+    """The deposits with this one's state, most recent last, at most ``keep``."""
     kept = {d: n for d, n in deposits.items() if d != deposit_id}
     kept[deposit_id] = k
-    return dict(list(kept.items())[-RECENT_DEPOSITS:])
+    return dict(list(kept.items())[-keep:])
 
 
 VELOCITY_MAX_ENTRIES = 1024

@@ -18,7 +18,7 @@ from psycopg.errors import DataError, IntegrityError, OperationalError
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from schemas.chain import ReconciliationAlert
+from schemas.chain import DepositCredited, DepositReversed, ReconciliationAlert
 from schemas.payments import (
     PaymentFailed,
     PaymentFinalized,
@@ -29,6 +29,7 @@ from schemas.payments import (
 from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
 from services.errors import RecordsRefused, StoreUnavailable
+from services.store import deposits as deposit_rows
 from services.store.ledger import Entry, entries_of
 from services.store.rows import (
     failed_row,
@@ -154,12 +155,15 @@ class PostgresLedgerStore:
         frauds: list[tuple[Any, ...]] = []
         logs: list[tuple[Any, ...]] = []
         reorged: list[dict[str, Any]] = []
+        deposits: list[dict[str, Any]] = []
         for r in todo:
             entries += entries_of(r, self.token_symbol)
             if isinstance(r, PaymentReorged):
                 reorged.append(
                     {"payment_id": r.payment_id, "payer": r.payer_account, "reorgs": r.reorgs}
                 )
+            elif isinstance(r, DepositCredited | DepositReversed):
+                deposits.append(deposit_rows.deposit_row(r))
             elif isinstance(r, PaymentSettled | PaymentFinalized):
                 payments.append(settled_row(r))
             elif isinstance(r, PaymentFailed):
@@ -188,6 +192,8 @@ class PostgresLedgerStore:
                 await c.execute(UPSERT_PAYMENT)
             if reorged:
                 await c.executemany(REORGED, reorged)
+            if deposits:
+                await c.executemany(deposit_rows.UPSERT, deposit_rows.later(deposits))
             if frauds:
                 await c.executemany(INSERT_FRAUD, frauds)
             if logs:
@@ -222,6 +228,13 @@ class PostgresLedgerStore:
             )
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def deposit_credits(self, deposit_ids: Sequence[str]) -> dict[str, int]:
+        try:
+            async with self.pool.connection() as conn:
+                return await deposit_rows.credits_of(conn, deposit_ids)
+        except (OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(f"deposits not read: {exc}") from exc
 
     async def ledger_total(self) -> int:
         async with self.pool.connection() as conn:

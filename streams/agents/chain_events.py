@@ -1,6 +1,7 @@
 """The reconciler agent (consumes ``chain.events``): confirmed settlements
-capture their holds, deposits are credited, disagreements become alerts
-(``streams/stages/reconcile.py``)."""
+capture their holds, deposits are credited (a deposit the balance forgot is
+read from the ledger first: ``streams/deposits.py``), disagreements become
+alerts (``streams/stages/reconcile.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import faust
 
 from schemas.topics import CHAIN_EVENTS
 from streams.agents.shell import run
+from streams.deposits import DepositRecall
 from streams.outcomes import Outcome
 from streams.runtime import Runtime
 from streams.stages.reconcile import handle_chain_event
@@ -20,7 +22,7 @@ def handle(raw: bytes, key: str, _partition: int, _offset: int, deps: ReconcileD
     return handle_chain_event(raw, key, deps)
 
 
-def register(app: faust.App, runtime: Runtime, deps: ReconcileDeps) -> None:
+def register(app: faust.App, runtime: Runtime, deps: ReconcileDeps, recall: DepositRecall) -> None:
     @app.agent(runtime.topics[CHAIN_EVENTS], name="reconciler")
     async def reconciler_agent(stream: Any) -> None:
-        await run(stream, handle, deps, runtime, "reconciler")
+        await run(stream, handle, deps, runtime, "reconciler", recall.prepare)

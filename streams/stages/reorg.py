@@ -77,7 +77,7 @@ def finalized(event: SettlementFinal, deps: ReconcileDeps) -> Outcome:
 def credit_deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
     """Credit a confirmed deposit once (a replay re-publishes the same credit)."""
     balance = deps.balances.get(event.account, Balance())
-    credited, k = balance.credit(event.deposit_id, event.amount)
+    credited, k = balance.credit(event.deposit_id, event.amount, deps.deposit_memory)
     record = DepositCredited(
         event_id=deposit_event_id("credited", event.deposit_id, k),
         deposit_id=event.deposit_id,
@@ -178,7 +178,7 @@ def _reverse_deposit(
     event: EventOrphaned, deposit_id: str, account: str, deps: ReconcileDeps
 ) -> Outcome:
     balance = deps.balances.get(account, Balance())
-    reversed_, k, owed = balance.reverse(deposit_id, event.amount)
+    reversed_, k, owed = balance.reverse(deposit_id, event.amount, deps.deposit_memory)
     if k == 0:  # never credited here (or forgotten): nothing to take back
         return _orphan_alert(event, account)
     record = DepositReversed(

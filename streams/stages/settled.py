@@ -12,7 +12,7 @@ from typing import Any
 from schemas.base import outcome_event_id
 from schemas.chain import SettlementConfirmed
 from schemas.payments import ChainPayout, PaymentFinalized, PaymentSettled, Resolution
-from streams.state import Balance, PaymentState
+from streams.state import RECENT_DEPOSITS, Balance, PaymentState
 
 
 def _keep(_batch_id: int) -> None:
@@ -26,6 +26,7 @@ class ReconcileDeps:
     clock: Callable[[], datetime]
     # A reorg removed this batch's transaction: the sweeper may send it again now.
     forget_batch: Callable[[int], None] = _keep
+    deposit_memory: int = RECENT_DEPOSITS  # per account (the ledger remembers all)
 
 
 def chain_payout(event: SettlementConfirmed) -> ChainPayout:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from schemas.chain import DepositCredited, DepositReversed
 from schemas.cursor import Cursor
 from schemas.merchants import Merchant
 from schemas.onchain import (
@@ -28,6 +29,7 @@ from services.chain.reverts import ContractReverted
 from services.errors import RecordsRefused, require
 from services.ports import Claim, ClaimRequest
 from services.signer.policy import SignerPolicy
+from services.store.deposits import order, signed_credit
 from services.store.ledger import Entry, entries_of
 
 FAKE_FEE_RECIPIENT = "0x" + "fe" * 20
@@ -170,6 +172,7 @@ class MemoryLedgerStore:
     token_symbol: str = "PTUSD"
     processed: set[tuple[str, uuid.UUID]] = field(default_factory=set)
     entries: list[Entry] = field(default_factory=list)
+    deposits: dict[str, int] = field(default_factory=dict)
 
     async def apply(self, consumer: str, records: Sequence[SinkRecord]) -> int:
         # PostgreSQL's rule the contract test checks: text and JSON cannot hold NUL.
@@ -183,7 +186,16 @@ class MemoryLedgerStore:
             self.processed.add((consumer, r.event_id))
             new += 1
             self.entries += entries_of(r, self.token_symbol)
+            if isinstance(r, DepositCredited | DepositReversed):
+                self._remember(r.deposit_id, signed_credit(r))
         return new
+
+    def _remember(self, deposit_id: str, credit: int) -> None:
+        if order(credit) > order(self.deposits.get(deposit_id, 0)):
+            self.deposits[deposit_id] = credit
+
+    async def deposit_credits(self, deposit_ids: Sequence[str]) -> dict[str, int]:
+        return {d: self.deposits[d] for d in deposit_ids if d in self.deposits}
 
     async def balance(self, account: str, as_of: datetime | None = None) -> int:
         return sum(

@@ -101,6 +101,22 @@ async def test_reorgs_reverse_what_they_removed_and_what_follows_is_booked(
     assert await ledger.ledger_total() == 0
 
 
+async def test_each_deposit_remembers_its_last_credit_whatever_the_order_read(
+    ledger: LedgerStore,
+) -> None:
+    """A deposit's credits and reversals are remembered for good; a replayed
+    older one (the sink reads topics in no set order) never moves it back."""
+    credited = deposit("gus", 5_000)
+    other = deposit("gus", 7)
+    again = credited.model_copy(update={"event_id": uuid.uuid4(), "credit": 2})
+    await ledger.apply("sink", [again, reversal(credited), credited, other])
+    await ledger.apply("sink", [reversal(other)])
+    ids = [credited.deposit_id, other.deposit_id, "0xunknown:0"]
+    assert await ledger.deposit_credits(ids) == {credited.deposit_id: 2, other.deposit_id: -1}
+    await ledger.apply("sink", [reversal(again)])
+    assert await ledger.deposit_credits(ids[:1]) == {credited.deposit_id: -2}
+
+
 async def test_a_record_the_store_cannot_keep_refuses_its_batch(ledger: LedgerStore) -> None:
     """All or nothing: the sink then narrows the batch to the record."""
     poison = settled("erin", 100).model_copy(update={"currency": "PT\x00USD"})

@@ -27,7 +27,13 @@ from streams.stages.settlement.batching import (
 )
 from streams.stages.submitted import SubmittedDeps
 from streams.state import Balance, PaymentState, VelocityWindow, payment_key
-from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore, MemoryMerchants
+from tests.support.fakes import (
+    FakeChain,
+    MemoryClaimStore,
+    MemoryCursorStore,
+    MemoryLedgerStore,
+    MemoryMerchants,
+)
 
 BLOCKED = Account.create().address
 
@@ -67,8 +73,13 @@ class World:
         self.review = ReviewDeps(self.settings, self.payments, self.balances, self.clock)
         self.chain = FakeChain()
         self.claims = MemoryClaimStore()
+        self.ledger = MemoryLedgerStore()
         self.ports = WorkerPorts(
-            self.chain, MemoryCursorStore(), self.claims, MemoryMerchants(self.merchants)
+            self.chain,
+            MemoryCursorStore(),
+            self.claims,
+            MemoryMerchants(self.merchants),
+            self.ledger,
         )
 
 

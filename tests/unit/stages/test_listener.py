@@ -31,7 +31,13 @@ from streams.listener import ChainListener
 from streams.listening import Listening
 from streams.outcomes import Emit
 from streams.runtime import DlqGuard
-from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore, MemoryMerchants
+from tests.support.fakes import (
+    FakeChain,
+    MemoryClaimStore,
+    MemoryCursorStore,
+    MemoryLedgerStore,
+    MemoryMerchants,
+)
 
 
 async def test_settlements_wait_for_confirmations_then_go_to_their_partition() -> None:
@@ -149,7 +155,9 @@ async def test_the_cursor_moves_only_once_the_polled_records_are_in_kafka() -> N
             await cursors.save(cursor)
 
     async def connect() -> WorkerPorts:
-        return WorkerPorts(chain, Saving(), MemoryClaimStore(), MemoryMerchants())
+        return WorkerPorts(
+            chain, Saving(), MemoryClaimStore(), MemoryMerchants(), MemoryLedgerStore()
+        )
 
     async def send(emit: Emit) -> None:
         calls.append("send")
@@ -172,7 +180,9 @@ async def test_a_failing_poll_backs_off_and_a_good_one_resets_it() -> None:
     sent: list[Emit] = []
 
     async def connect() -> WorkerPorts:
-        return WorkerPorts(chain, MemoryCursorStore(), MemoryClaimStore(), MemoryMerchants())
+        return WorkerPorts(
+            chain, MemoryCursorStore(), MemoryClaimStore(), MemoryMerchants(), MemoryLedgerStore()
+        )
 
     async def send(emit: Emit) -> None:
         sent.append(emit)

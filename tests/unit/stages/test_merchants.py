@@ -24,7 +24,13 @@ from streams.stages.settlement.batching import handle_scored, take_due_batches
 from streams.stages.settlement.submit import settle
 from streams.stages.submitted import handle_submitted
 from streams.state import Balance, Status
-from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore, MemoryMerchants
+from tests.support.fakes import (
+    FakeChain,
+    MemoryClaimStore,
+    MemoryCursorStore,
+    MemoryLedgerStore,
+    MemoryMerchants,
+)
 from tests.unit.stages.conftest import World, confirmed, key_of, raw, request, summary
 
 SHOP = Merchant(
@@ -135,4 +141,6 @@ async def test_the_directory_reloads_for_an_unknown_merchant_at_most_once_a_seco
 
 
 async def _ports(merchants: MemoryMerchants) -> WorkerPorts:
-    return WorkerPorts(FakeChain(), MemoryCursorStore(), MemoryClaimStore(), merchants)
+    return WorkerPorts(
+        FakeChain(), MemoryCursorStore(), MemoryClaimStore(), merchants, MemoryLedgerStore()
+    )

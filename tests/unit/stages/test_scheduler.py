@@ -34,7 +34,13 @@ from streams.stages.settlement.batching import OpenBatch, handle_scored
 from streams.stages.submitted import handle_submitted
 from streams.state import Balance, PaymentState, Status
 from streams.tables import ModelTable
-from tests.support.fakes import FakeChain, MemoryClaimStore, MemoryCursorStore, MemoryMerchants
+from tests.support.fakes import (
+    FakeChain,
+    MemoryClaimStore,
+    MemoryCursorStore,
+    MemoryLedgerStore,
+    MemoryMerchants,
+)
 from tests.unit.stages.conftest import World, raw, request
 
 
@@ -122,6 +128,7 @@ class Harness:
             cursors=MemoryCursorStore(),
             claims=self.claims,
             merchants=MemoryMerchants(),
+            ledger=MemoryLedgerStore(),
         )
 
     async def _flush(self) -> None:
