@@ -18,7 +18,14 @@ what the scenario says):
 After all three, the usual invariants (one outcome per payment, nobody paid
 twice, ledger = chain per account, reconcile clean, every hold ended, every
 settlement final) and: the dropped deposit credited nowhere, the re-included
-one exactly once."""
+one exactly once.
+
+Then the worker is SIGKILLed and the listener's cursor deleted from Redis (a
+lost cache): restarted, the listener reads the chain again from its first
+block. Each balance remembers one deposit only (``deposit_memory`` 1) and four
+payers made two, so their first deposits are known from the ledger only; the
+invariants hold again (reconcile compares the balances table with the ledger,
+so a deposit credited twice in Faust fails it)."""
 
 from __future__ import annotations
 
@@ -28,9 +35,10 @@ import time
 from typing import Any
 
 from devtools.harness.chain import fund_payers
-from schemas.topics import PAYMENTS_REORGED, RECONCILIATION_ALERTS
+from schemas.topics import CHAIN_EVENTS, PAYMENTS_REORGED, RECONCILIATION_ALERTS
+from services.bootstrap import redis_client
 from tests.faults.conftest import Faults
-from tests.faults.pipeline import FaultPipeline
+from tests.faults.pipeline import DEPOSIT, FaultPipeline
 from tests.faults.plan import MARKS, scaled
 from tests.faults.sources import chain_facts, read_topic
 from tests.faults.verdict import publishing, verdict
@@ -85,10 +93,13 @@ def shallow(p: FaultPipeline, account: str, re_include: bool) -> None:
 def test_reorgs_under_and_beyond_finality(faults: Faults) -> None:
     # A transaction a reorg lost unseen (sent, then its nonce taken by a
     # re-included one) is sent again by the sweeper 10 x batch_timeout_s later.
-    p = faults.pipeline(batch_timeout_s=2.0, finality_depth=FINALITY)
+    p = faults.pipeline(batch_timeout_s=2.0, finality_depth=FINALITY, deposit_memory=1)
     p.start(workers=1)
     payers = p.payers(8)
     p.fund(payers)
+    topped = payers[:4]  # a second deposit each: the first is then forgotten by the worker
+    asyncio.run(fund_payers(p.settings, topped, EXTRA))
+    p.worker("worker-1").wait_credited(topped, DEPOSIT + EXTRA, 60)
     dropped, kept = p.payers(2, tag="reorged")
     count = scaled(300)
     with publishing(p.load(payers, payees=20), RATE_PER_S, count) as sent:
@@ -118,6 +129,36 @@ def test_reorgs_under_and_beyond_finality(faults: Faults) -> None:
     print("payments.reorged:", json.dumps(sorted({(v["next"], v["reorgs"]) for v in told})))
     assert told, "the reorgs removed no settlement: nothing to tell"
     assert "finality_depth 4" in halted
+    lose_cursor(p)
+    violations, report = verdict(p, ids, timeout_s=120)
+    assert not violations, report
+    again = [
+        r.value
+        for r in read_topic(p.settings, CHAIN_EVENTS)
+        if isinstance(r.value, dict) and r.value.get("kind") == "DEPOSIT"
+    ]
+    shown = {(v["deposit_id"], v["account"]) for v in again if v["account"] in topped}
+    assert len(shown) == 2 * len(topped), shown
+    assert sum(v["account"] in topped for v in again) >= 4 * len(topped), "no re-read"
+
+
+def lose_cursor(p: FaultPipeline) -> None:
+    """SIGKILL the worker and delete its listener's cursor (a flushed Redis):
+    restarted, the listener reads the chain again from block 0."""
+    p.supervisor.kill("worker-1")
+
+    async def delete() -> int:
+        client = redis_client(p.settings)
+        try:
+            pattern = f"paystream:listener:{p.settings.app_id}:*"
+            keys = [k async for k in client.scan_iter(match=pattern)]
+            return int(await client.delete(*keys)) if keys else 0
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(delete()) == 1, "no listener cursor in Redis"
+    p.supervisor.start("worker-1")
+    p.mark("the listener's cursor deleted; worker restarted")
 
 
 def wait_for_alert(p: FaultPipeline, kind: str, timeout_s: float) -> str:
