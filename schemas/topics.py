@@ -20,6 +20,15 @@ PAYMENTS_REORGED = "payments.reorged"
 PAYMENTS_FINALIZED = "payments.finalized"
 DEPOSITS_CREDITED = "deposits.credited"
 
+# What the stream worker's agents consume (its consumer group is the app id).
+WORKER_CONSUMES = (
+    PAYMENTS_REQUESTED,
+    FRAUD_SCORED,
+    CHAIN_SUBMITTED,
+    CHAIN_EVENTS,
+    REVIEW_DECISIONS,
+)
+
 
 @dataclass(frozen=True)
 class TopicSpec:

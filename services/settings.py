@@ -180,6 +180,17 @@ class Settings(BaseSettings):
     dlq_max_ratio: float = Field(default=0.9, gt=0, le=1)
     topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, gt=0)
     worker_web_port: int = Field(default=6066, ge=1, le=65535)
+    # The ledger sink's /metrics (with every engine group's consumer lag).
+    sink_metrics_port: int = Field(default=6068, ge=1, le=65535)
+    lag_interval_s: float = Field(default=5.0, gt=0)  # between lag measurements
+    # The local Prometheus and Alertmanager (devtools/stack/monitoring.py).
+    prometheus_port: int = Field(default=59090, ge=1, le=65535)
+    alertmanager_port: int = Field(default=59093, ge=1, le=65535)
+    prometheus_scrape_s: float = Field(default=5.0, gt=0)  # scrape and rule evaluation
+    # Alert thresholds, rendered into deploy/prometheus/rules.yml.in.
+    alert_lag_s: float = Field(default=30.0, gt=0)  # oldest unread record older than this
+    alert_lag_for_s: float = Field(default=30.0, ge=0)  # ... for this long
+    alert_settle_p99_s: float = Field(default=2.0, gt=0)  # requested -> settled, p99 over 5 min
 
     # Timeouts of the local stack and of the adapters.
     stack_start_timeout_s: float = Field(default=120.0, gt=0)

@@ -24,13 +24,7 @@ from typing import Any
 
 import faust
 
-from schemas.topics import (
-    CHAIN_EVENTS,
-    CHAIN_SUBMITTED,
-    FRAUD_SCORED,
-    PAYMENTS_REQUESTED,
-    REVIEW_DECISIONS,
-)
+from schemas.topics import FRAUD_SCORED, REVIEW_DECISIONS, WORKER_CONSUMES
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams import commits, connection, listening, reviews, scheduler, watchdog, web
@@ -162,7 +156,6 @@ def create_app(
     for name, table in tables.named().items():
         runtime.metrics.table_entries.labels(table=name).set_function(table.__len__)
     web.register(app, tables.balances, runtime)
-    consumed = (PAYMENTS_REQUESTED, FRAUD_SCORED, CHAIN_SUBMITTED, CHAIN_EVENTS, REVIEW_DECISIONS)
-    watched = [settings.topic(name) for name in consumed]
+    watched = [settings.topic(name) for name in WORKER_CONSUMES]
     watchdog.register(app, watchdog.Watchdog(app, watched, runtime.progress, offsets))
     return app

@@ -41,6 +41,7 @@ from schemas.topics import (
 )
 from services.bootstrap import SinkBundle
 from services.errors import RecordsRefused, StoreUnavailable
+from services.metrics.catalogue import SinkMetrics
 from services.settings import Settings
 
 log = logging.getLogger("paystream.sink")
@@ -72,9 +73,16 @@ def decode(base_topic: str, raw: bytes) -> SinkRecord:
 
 class LedgerSink:
     def __init__(
-        self, settings: Settings, bundle: SinkBundle, batch_max: int = 2_000, flush_ms: int = 100
+        self,
+        settings: Settings,
+        bundle: SinkBundle,
+        batch_max: int = 2_000,
+        flush_ms: int = 100,
+        metrics: SinkMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or SinkMetrics.create()
+        self.refused = 0  # records of the batch being written that went to the DLQ
         self.store = bundle.store
         self.consumer = bundle.consumer
         self.producer = bundle.producer
@@ -86,6 +94,7 @@ class LedgerSink:
         key = msg.key()
         where = (str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0))
         record = DeadLetter.of(where, key, msg.value() or b"", error, CONSUMER)
+        self.metrics.records.labels("dead").inc()
         producer.produce(
             self.settings.topic(PAYMENTS_DLQ), key=key, value=record.model_dump_json().encode()
         )
@@ -99,9 +108,18 @@ class LedgerSink:
             if len(batch) == 1:
                 log.error("the ledger store refused a record (to the DLQ): %s", exc)
                 self._dead(self.producer, batch[0][0], f"refused by the ledger store: {exc}")
+                self.refused += 1
                 return 0
             half = len(batch) // 2
             return await self._write(batch[:half]) + await self._write(batch[half:])
+
+    async def _timed_write(self, batch: list[tuple[Message, SinkRecord]]) -> int:
+        self.refused = 0
+        with self.metrics.batches.time():
+            written = await self._write(batch)
+        self.metrics.records.labels("written").inc(written)
+        self.metrics.records.labels("replayed").inc(len(batch) - written - self.refused)
+        return written
 
     async def _apply(self, records: list[SinkRecord]) -> int:
         delay = 0.2
@@ -141,7 +159,7 @@ class LedgerSink:
             msgs = await asyncio.to_thread(self.consumer.consume, self.batch_max, self.flush_s)
             records = self._records(msgs)
             if records:
-                on_batch(await self._write(records))
+                on_batch(await self._timed_write(records))
             if msgs:
                 self.producer.flush(30)
                 self.consumer.commit(asynchronous=False)

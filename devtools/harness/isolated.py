@@ -55,6 +55,7 @@ def isolated(base: Settings, name: str, state_dir: Path, **overrides: object) ->
         "app_id": name,
         "topic_prefix": f"{name}-",
         "worker_web_port": free_port(base.host),
+        "sink_metrics_port": free_port(base.host),
         **overrides,
     }
     settings = base.model_copy(update=values)

@@ -28,7 +28,8 @@ class ServiceStatus:
 
 
 class StackService(Protocol):
-    """A service of the local stack (Kafka, PostgreSQL, Redis, anvil)."""
+    """A service of the local stack (Kafka, PostgreSQL, Redis, anvil,
+    Alertmanager, Prometheus)."""
 
     name: str
 

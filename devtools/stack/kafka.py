@@ -117,6 +117,12 @@ class KafkaService:
             )
         )
 
+    def tool(self, main_class: str, *args: str) -> list[str]:
+        """The command line of one of Kafka's own tools (e.g.
+        ``org.apache.kafka.tools.consumer.group.ConsumerGroupCommand``) on the
+        stack's broker jars."""
+        return self._java(main_class, *args)
+
     def _java(self, main_class: str, *args: str) -> list[str]:
         heap = self.settings.kafka_heap_mb
         return [

@@ -9,6 +9,7 @@ from devtools.stack.anvil import AnvilService
 from devtools.stack.base import ServiceStatus, StackService, StatePaths
 from devtools.stack.errors import StackError
 from devtools.stack.kafka import KafkaService
+from devtools.stack.monitoring import AlertmanagerService, PrometheusService
 from devtools.stack.postgres import PostgresService
 from devtools.stack.process import port_open
 from devtools.stack.redis import RedisService
@@ -32,6 +33,8 @@ class LocalStack:
             RedisService(settings, self.paths),
             KafkaService(settings, self.paths),
             AnvilService(settings, self.paths),
+            AlertmanagerService(settings, self.paths),
+            PrometheusService(settings, self.paths),
         ]
 
     def select(self, names: list[str] | None) -> list[StackService]:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from paystream.cli.bench import bench
 from paystream.cli.chain import chain, deposit
 from paystream.cli.db import audit, db, reconcile, sink
+from paystream.cli.lag import lag
 from paystream.cli.merchants import merchants
 from paystream.cli.mismatches import mismatches
 from paystream.cli.pipeline import demo, topics, worker
@@ -42,6 +43,7 @@ cli.add_command(db)
 cli.add_command(audit)
 cli.add_command(sink)
 cli.add_command(reconcile)
+cli.add_command(lag)
 cli.add_command(review)
 cli.add_command(merchants)
 cli.add_command(mismatches)

@@ -11,6 +11,8 @@ import click
 import psycopg
 
 from services.bootstrap import pg_connection
+from services.errors import PaystreamError
+from services.metrics.catalogue import SinkMetrics
 from services.settings import Settings
 from services.store.errors import translated
 
@@ -100,11 +102,13 @@ def verify(settings: Settings) -> None:
 @click.pass_obj
 def sink(settings: Settings) -> None:
     """Run the ledger sink in the foreground (migrates the schema and creates the
-    topics first)."""
+    topics first). It serves Prometheus metrics, with every engine consumer
+    group's lag, on PAYSTREAM_SINK_METRICS_PORT."""
     import asyncio
     import signal
 
     from services.bootstrap import sink_bundle
+    from streams.ops.lag import LagExporter
     from streams.ops.topics import create_topics
     from streams.sink import LedgerSink, group_id
 
@@ -119,11 +123,18 @@ def sink(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
+    metrics = SinkMetrics.create()
+    serve_metrics(settings, metrics)
+    exporter = LagExporter(settings, metrics).start()
+
     async def go() -> None:
         async with sink_bundle(settings, group_id(settings)) as bundle:
-            await LedgerSink(settings, bundle).run(lambda: stopping)
+            await LedgerSink(settings, bundle, metrics=metrics).run(lambda: stopping)
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    finally:
+        exporter.stop()
 
 
 @click.command()
@@ -158,3 +169,16 @@ def reconcile(settings: Settings, as_json: bool) -> None:
         click.echo(f"{len(report.mismatches)} mismatch(es)")
     if report.mismatches:
         sys.exit(1)
+
+
+def serve_metrics(settings: Settings, metrics: SinkMetrics) -> None:
+    """Serve ``/metrics`` on the sink's port (a thread), or stop naming the fix."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(settings.sink_metrics_port, addr=settings.host, registry=metrics.registry)
+    except OSError as exc:
+        raise PaystreamError(
+            f"port {settings.sink_metrics_port} of the sink's metrics is taken ({exc.strerror}): "
+            "set PAYSTREAM_SINK_METRICS_PORT"
+        ) from exc

@@ -57,3 +57,51 @@ class Metrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True)
+class SinkMetrics:
+    """The ledger sink's, served on ``sink_metrics_port`` with the consumer lag."""
+
+    registry: CollectorRegistry
+    records: Counter  # by outcome: written, replayed (already booked), dead
+    batches: Histogram  # seconds to write one batch
+    lag_records: Gauge  # by group and topic: records not yet read
+    lag_seconds: Gauge  # by group and topic: age of the oldest record not yet read
+    lag_errors: Counter  # lag measurements that failed (Kafka did not answer)
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> SinkMetrics:
+        registry = registry or CollectorRegistry()
+        return cls(
+            registry=registry,
+            records=Counter(
+                "paystream_sink_records_total",
+                "Records the ledger sink read, by what became of them",
+                ["outcome"],
+                registry=registry,
+            ),
+            batches=Histogram(
+                "paystream_sink_batch_seconds",
+                "Time to write one batch to PostgreSQL",
+                buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            lag_records=Gauge(
+                "paystream_consumer_lag_records",
+                "Records of a topic the consumer group has not read (committed to end offset)",
+                ["group", "topic"],
+                registry=registry,
+            ),
+            lag_seconds=Gauge(
+                "paystream_consumer_lag_seconds",
+                "How long ago the oldest record the consumer group has not read was written",
+                ["group", "topic"],
+                registry=registry,
+            ),
+            lag_errors=Counter(
+                "paystream_consumer_lag_errors_total",
+                "Consumer lag measurements that failed",
+                registry=registry,
+            ),
+        )
