@@ -30,6 +30,19 @@ class FailureCode(StrEnum):
     REVIEW_EXPIRED = "REVIEW_EXPIRED"  # held for review; no decision before it expired
 
 
+# Failures of a payment the engine accepted and could not settle: they count
+# against its success rate. Every other code refuses a request the rules do
+# not allow (a correct answer, not a failure of the engine).
+ENGINE_FAILURES = frozenset(
+    {
+        FailureCode.SETTLEMENT_REJECTED,
+        FailureCode.SETTLEMENT_TIMEOUT,
+        FailureCode.SIGNER_REFUSED,
+        FailureCode.SETTLEMENT_MISMATCH,
+        FailureCode.REVIEW_EXPIRED,
+    }
+)
+
 FAILURE_REASONS: dict[FailureCode, str] = {
     FailureCode.INVALID_SCHEMA: "the request does not match the payments.requested schema",
     FailureCode.INVALID_AMOUNT: "amount must be a positive integer of minor units",

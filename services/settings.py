@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     alert_lag_s: float = Field(default=30.0, gt=0)  # oldest unread record older than this
     alert_lag_for_s: float = Field(default=30.0, ge=0)  # ... for this long
     alert_settle_p99_s: float = Field(default=2.0, gt=0)  # requested -> settled, p99 over 5 min
+    # The lower Wilson 95 % bound of the success rate over 5 min, below this...
+    alert_success_rate_min: float = Field(default=0.995, gt=0, lt=1)
+    # ... with at least this many outcomes in the 5 min (fewer cannot show 99.5 %).
+    alert_success_min_count: int = Field(default=1000, ge=1)
+    alert_fraud_p99_s: float = Field(default=0.05, gt=0)  # fraud check p99 over 5 min
 
     # Timeouts of the local stack and of the adapters.
     stack_start_timeout_s: float = Field(default=120.0, gt=0)

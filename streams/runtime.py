@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.chain import ReconciliationAlert
+from schemas.codes import ENGINE_FAILURES
 from schemas.payments import (
     DeadLetter,
     PaymentFailed,
@@ -105,9 +106,11 @@ class Runtime:
             stage, ok, start = "settled", False, value.requested_at
         else:
             return
+        if isinstance(value, PaymentScored | PaymentFailed) and value.fraud is not None:
+            self.metrics.fraud_check.observe(value.fraud.check_duration_us / 1e6)
         latency_s = (self.clock() - start).total_seconds() if ok and start else None
         self.windows.record(stage, ok, latency_s * 1000 if latency_s is not None else None)
-        self.metrics.records.labels(stage, "ok" if ok else "failed").inc()
+        self.metrics.records.labels(stage, _outcome(value, ok)).inc()
         if latency_s is not None:
             self.metrics.latency.labels(stage).observe(max(latency_s, 0.0))
 
@@ -144,3 +147,12 @@ class Runtime:
             error[:200],
         )
         await self.topics[PAYMENTS_DLQ].send(key=key, value=record.model_dump_json().encode())
+
+
+def _outcome(value: object, ok: bool) -> str:
+    """``ok``; ``failed`` for a payment the engine accepted and could not
+    settle (``ENGINE_FAILURES``); ``rejected`` for a request the rules refused."""
+    if ok:
+        return "ok"
+    failed = isinstance(value, PaymentFailed) and value.code in ENGINE_FAILURES
+    return "failed" if failed or not isinstance(value, PaymentFailed) else "rejected"

@@ -36,6 +36,9 @@ def render_rules(settings: Settings) -> str:
         lag_s=f"{settings.alert_lag_s:g}",
         lag_for=f"{settings.alert_lag_for_s:g}s",
         settle_p99_s=f"{settings.alert_settle_p99_s:g}",
+        success_rate_min=f"{settings.alert_success_rate_min:g}",
+        success_min_count=settings.alert_success_min_count,
+        fraud_p99_s=f"{settings.alert_fraud_p99_s:g}",
     )
 
 

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60)
+FRAUD_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 
 @dataclass(frozen=True)
 class Metrics:
     registry: CollectorRegistry
-    records: Counter  # by stage and outcome
+    records: Counter  # by stage and outcome (ok, failed by the engine, rejected by the rules)
     latency: Histogram  # seconds from request to the stage's output
+    fraud_check: Histogram  # seconds the fraud rules took per request
     dead_letters: Counter
     alerts: Counter
     table_entries: Gauge  # by table: entries this worker holds in memory
@@ -36,6 +38,12 @@ class Metrics:
                 "Time from the request to the stage's output",
                 ["stage"],
                 buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            fraud_check=Histogram(
+                "paystream_fraud_check_seconds",
+                "Time the fraud rules took to decide a request",
+                buckets=FRAUD_BUCKETS_S,
                 registry=registry,
             ),
             dead_letters=Counter(
