@@ -148,7 +148,9 @@ def create_app(
     review_decisions.register(app, runtime, review)
 
     scheduler.register(app, sends)
-    listening.register(app, Listening(settings, ports, runtime.send, flush_producer))
+    listening.register(
+        app, Listening(settings, ports, runtime.send, flush_producer, runtime.metrics)
+    )
     decided_here = scheduler.active_partitions(app, settings.topic(REVIEW_DECISIONS))
     reviews.register(
         app, reviews.ReviewExpiry(settings, tables.payments, decided_here, runtime.send, utcnow)

@@ -41,6 +41,7 @@ class Poll:
     emits: list[Emit] = field(default_factory=list)
     cursor: Cursor | None = None
     reorged_from: int | None = None
+    head: int | None = None  # the chain's head block as this poll read it
 
 
 def _seen(event: ChainEvent) -> SeenEvent:
@@ -206,7 +207,7 @@ class ChainListener:
             sequences = [s.sequence for _, s in removed if s.sequence is not None]
             claims = await self.claims.claims_of(sequences) if sequences else {}
             result.emits += [_orphan(b, s, claims) for b, s in removed]
-        head = await self.chain.block_number()
+        head = result.head = await self.chain.block_number()
         confirmed = head - self.settings.confirmations_min + 1
         to = min(confirmed, cursor.last_block + self.settings.listener_max_blocks)
         events: list[ChainEvent] = []

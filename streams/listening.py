@@ -1,5 +1,7 @@
 """The chain listener's timer: on the Faust leader only, poll the chain and
-publish what ``ChainListener`` found to ``chain.events``.
+publish what ``ChainListener`` found to ``chain.events``; and export what the
+leader sees of the chain (its head, how long since it last advanced, the
+listener's block, whether settlement is halted) as metrics.
 
 The cursor is saved only after the records of a poll are in Kafka (the
 producer is flushed first), so a crash re-emits rather than skips (the
@@ -12,6 +14,7 @@ one, which another leader may have moved on.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -19,6 +22,7 @@ import faust
 
 from schemas.cursor import Cursor
 from services.errors import InfrastructureError
+from services.metrics.catalogue import Metrics
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams.connection import Connection
@@ -26,6 +30,8 @@ from streams.listener import ChainListener
 from streams.outcomes import Emit
 
 log = logging.getLogger("paystream.streams")
+HALT_CHECK_S = 5.0  # how often the leader reads whether settlement is halted
+LEADING_S = 10.0  # a worker whose listener timer has not ticked for this long does not lead
 BACKOFF_MAX_S = 30.0  # the longest wait between failed polls
 
 
@@ -36,8 +42,15 @@ class Listening:
         connection: Connection,
         send: Callable[[Emit], Awaitable[None]],
         flush_producer: Callable[[], Awaitable[None]],
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics.create()
+        self.head = -1  # the last head seen, and when it advanced (monotonic)
+        self.head_advanced_at = time.monotonic()
+        self.halt_checked_at = -HALT_CHECK_S
+        self.ticked_at = -float("inf")  # this worker leads while its timer ticks
+        self.metrics.chain_head_age.set_function(self._head_age)
         self.connection = connection
         self.send = send  # publishes a chain.events record (into the producer's buffer)
         self.flush_producer = flush_producer  # waits until what was sent is in Kafka
@@ -58,6 +71,7 @@ class Listening:
     async def tick(self) -> None:
         """One poll (nothing until the worker's ports are connected, or while
         backing off after a failure)."""
+        self.ticked_at = time.monotonic()
         if not self.connection.ready.is_set() or time.monotonic() < self.retry_at:
             return
         ports = self.connection.ports
@@ -65,6 +79,7 @@ class Listening:
             self.cursor = await ports.cursors.load()  # another leader may have moved it on
         self.polled_at = time.monotonic()
         poll = await self._listener(ports).poll(self.cursor)
+        self._seen(poll.head)
         if poll.reorged_from is not None:
             log.warning("reorg: blocks from %s were replaced", poll.reorged_from)
         for emit in poll.emits:
@@ -74,7 +89,35 @@ class Listening:
         if poll.cursor is not None and poll.cursor is not self.cursor:
             await ports.cursors.save(poll.cursor)
             self.cursor = poll.cursor
+            self.metrics.listener_block.set(poll.cursor.last_block)
         self.failures = 0
+        await self._check_halt(ports)
+
+    async def _check_halt(self, ports: WorkerPorts) -> None:
+        """Every HALT_CHECK_S: whether settlement is halted (the gauge keeps its
+        value when PostgreSQL does not answer)."""
+        if time.monotonic() - self.halt_checked_at < HALT_CHECK_S:
+            return
+        self.halt_checked_at = time.monotonic()
+        try:
+            halted = await ports.claims.halted() is not None
+        except InfrastructureError as exc:
+            log.warning("settlement halt not read: %s", exc)
+            return
+        self.metrics.settlement_halted.set(1 if halted else 0)
+
+    def _head_age(self) -> float:
+        """Seconds since the chain's head last advanced as this worker saw it;
+        NaN unless it leads (its timer ticked within LEADING_S) and saw a head."""
+        now = time.monotonic()
+        if self.head < 0 or now - self.ticked_at > LEADING_S:
+            return math.nan
+        return now - self.head_advanced_at
+
+    def _seen(self, head: int | None) -> None:
+        if head is not None and head > self.head:
+            self.head, self.head_advanced_at = head, time.monotonic()
+            self.metrics.chain_head.set(head)
 
     def _listener(self, ports: WorkerPorts) -> ChainListener:
         if self.listener is None:

@@ -21,6 +21,10 @@ class Metrics:
     dead_letters: Counter
     alerts: Counter
     table_entries: Gauge  # by table: entries this worker holds in memory
+    chain_head: Gauge  # the chain's head block, as the leader's listener saw it
+    chain_head_age: Gauge  # seconds since that head last advanced (NaN off the leader)
+    listener_block: Gauge  # the last block the listener recorded
+    settlement_halted: Gauge  # 1 while a reorg deeper than finality halts settlement
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -62,6 +66,26 @@ class Metrics:
                 "paystream_table_entries",
                 "Entries of a Faust table this worker holds (active and standby partitions)",
                 ["table"],
+                registry=registry,
+            ),
+            chain_head=Gauge(
+                "paystream_chain_head_block",
+                "The chain's head block, as the chain listener saw it",
+                registry=registry,
+            ),
+            chain_head_age=Gauge(
+                "paystream_chain_head_age_seconds",
+                "Seconds since the chain's head last advanced (NaN unless this worker leads)",
+                registry=registry,
+            ),
+            listener_block=Gauge(
+                "paystream_chain_listener_block",
+                "The last block the chain listener recorded (its cursor)",
+                registry=registry,
+            ),
+            settlement_halted=Gauge(
+                "paystream_settlement_halted",
+                "1 while settlement is halted by a reorg deeper than finality",
                 registry=registry,
             ),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from eth_account import Account
@@ -24,11 +25,12 @@ from schemas.onchain import (
 )
 from schemas.sequence import partition_of, sequence_of
 from schemas.topics import RECONCILIATION_ALERTS
+from services.metrics.catalogue import Metrics
 from services.ports import ClaimRequest, WorkerPorts
 from services.settings import Settings
 from streams.connection import Connection
 from streams.listener import ChainListener
-from streams.listening import Listening
+from streams.listening import HALT_CHECK_S, LEADING_S, Listening
 from streams.outcomes import Emit
 from streams.runtime import DlqGuard
 from tests.support.fakes import (
@@ -201,6 +203,41 @@ async def test_a_failing_poll_backs_off_and_a_good_one_resets_it() -> None:
     listening.retry_at = 0.0
     await listening.tick()
     assert len(sent) == 1 and listening.failures == 0
+
+
+async def test_the_leader_exports_the_head_its_age_and_a_halt() -> None:
+    """The head and the listener's block once it polled; the head's age only
+    while it leads (NaN otherwise); settlement halted as PostgreSQL says."""
+    chain, claims = FakeChain(), MemoryClaimStore()
+    settings = Settings(confirmations_min=1, listener_start_block=1)
+
+    async def connect() -> WorkerPorts:
+        return WorkerPorts(
+            chain, MemoryCursorStore(), claims, MemoryMerchants(), MemoryLedgerStore()
+        )
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    connection = Connection(connect)
+    await connection.open()
+    metrics = Metrics.create()
+    listening = Listening(settings, connection, nothing, nothing, metrics)
+    gauge = metrics.registry.get_sample_value
+    assert math.isnan(gauge("paystream_chain_head_age_seconds", {}) or 0.0)  # never polled
+    chain.mine_empty(3)
+    await listening.tick()
+    head = await chain.block_number()
+    assert gauge("paystream_chain_head_block", {}) == head
+    assert gauge("paystream_chain_listener_block", {}) == head
+    assert 0.0 <= (gauge("paystream_chain_head_age_seconds", {}) or -1.0) < 5.0
+    assert gauge("paystream_settlement_halted", {}) == 0
+    await claims.halt("a reorg deeper than finality")
+    listening.halt_checked_at = -HALT_CHECK_S
+    await listening.tick()
+    assert gauge("paystream_settlement_halted", {}) == 1
+    listening.ticked_at -= LEADING_S + 1  # another worker leads now
+    assert math.isnan(gauge("paystream_chain_head_age_seconds", {}) or 0.0)
 
 
 async def test_a_settlement_is_told_final_once_finality_depth_deep() -> None:
