@@ -15,7 +15,7 @@ from devtools.stack.manager import LocalStack
 from devtools.stack.process import tail
 from services.settings import Settings
 
-SERVICE_NAMES = click.Choice(["postgres", "redis", "kafka", "anvil"])
+SERVICE_NAMES = click.Choice(["postgres", "redis", "kafka", "anvil", "alertmanager", "prometheus"])
 
 _err = Console(stderr=True)
 
@@ -31,7 +31,8 @@ def _fail(exc: StackError) -> None:
 
 @click.group()
 def stack() -> None:
-    """The local stack: Kafka (KRaft), PostgreSQL, Redis and anvil."""
+    """The local stack: Kafka (KRaft), PostgreSQL, Redis, anvil, Alertmanager and
+    Prometheus."""
 
 
 @stack.command()

@@ -162,7 +162,8 @@ class LagExporter:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
         self.meter.close()
 
     def once(self) -> None:
