@@ -197,6 +197,7 @@ class Settings(BaseSettings):
     alert_success_min_count: int = Field(default=1000, ge=1)
     alert_fraud_p99_s: float = Field(default=0.05, gt=0)  # fraud check p99 over 5 min
     alert_head_stall_s: float = Field(default=30.0, gt=0)  # the chain's head has not advanced
+    alert_hold_age_s: float = Field(default=3600.0, gt=0)  # a payment held SCORED or SUBMITTED
 
     # Timeouts of the local stack and of the adapters.
     stack_start_timeout_s: float = Field(default=120.0, gt=0)

@@ -18,6 +18,7 @@ time, and nothing here decides anything.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,7 @@ from streams.agents import (
 )
 from streams.connection import Connection
 from streams.deposits import DepositRecall
+from streams.indexes import WATCHED_STATUSES
 from streams.listening import Listening
 from streams.merchants import MerchantDirectory
 from streams.retention import Retention
@@ -48,7 +50,8 @@ from streams.stages.review import ReviewDeps
 from streams.stages.settled import ReconcileDeps
 from streams.stages.settlement.batching import SettlementDeps
 from streams.stages.submitted import SubmittedDeps
-from streams.tables import Tables, declare_tables
+from streams.state import PaymentState
+from streams.tables import ModelTable, Tables, declare_tables
 
 
 def utcnow() -> datetime:
@@ -157,7 +160,14 @@ def create_app(
     )
     for name, table in tables.named().items():
         runtime.metrics.table_entries.labels(table=name).set_function(table.__len__)
+    for status in WATCHED_STATUSES:
+        runtime.metrics.oldest_hold.labels(status).set_function(_oldest(tables.payments, status))
     web.register(app, tables.balances, runtime)
     watched = [settings.topic(name) for name in WORKER_CONSUMES]
     watchdog.register(app, watchdog.Watchdog(app, watched, runtime.progress, offsets))
     return app
+
+
+def _oldest(payments: ModelTable[PaymentState], status: str) -> Callable[[], float]:
+    """The age of the oldest payment in ``status``, read when Prometheus scrapes."""
+    return lambda: payments.oldest_s(status, time.time())

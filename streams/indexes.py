@@ -97,8 +97,13 @@ def retired_expiry(settings: Settings) -> Expiry:
     return expiry
 
 
+# The payment statuses the timers look for (held payments): the sweeper's
+# SCORED and SUBMITTED, the review expiry's REVIEW.
+WATCHED_STATUSES = (Status.SCORED.value, Status.SUBMITTED.value, Status.REVIEW.value)
+
+
 def payments_index(settings: Settings) -> TableIndex:
-    watched = frozenset({Status.SCORED.value, Status.SUBMITTED.value, Status.REVIEW.value})
+    watched = frozenset(WATCHED_STATUSES)
     return TableIndex(settings.kafka_partitions, payment_expiry(settings), watched)
 
 

@@ -8,8 +8,10 @@ Tables are changelog-backed: a restarted worker rebuilds them from Kafka.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -68,6 +70,19 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
 
     def expired(self, partition: int, now_s: float, limit: int) -> list[str]:
         return self._fresh_index().expired(partition, now_s, limit)
+
+    def oldest_s(self, status: str, now_s: float) -> float:
+        """Seconds since the oldest entry in a watched ``status`` was requested
+        (0 when there is none; NaN while the index waits for its rebuild: a
+        metrics scrape never scans the table)."""
+        if self.index is None or not self.index.fresh:
+            return math.nan
+        oldest = now_s
+        for key in self.index.keys(status):
+            raw = self._table.get(key)
+            if raw is not None and raw.get("status") == status:
+                oldest = min(oldest, datetime.fromisoformat(str(raw["requested_at"])).timestamp())
+        return max(0.0, now_s - oldest)
 
     def __contains__(self, key: object) -> bool:
         return key in self._table and self._table[key] is not None

@@ -40,6 +40,7 @@ def render_rules(settings: Settings) -> str:
         success_min_count=settings.alert_success_min_count,
         fraud_p99_s=f"{settings.alert_fraud_p99_s:g}",
         head_stall_s=f"{settings.alert_head_stall_s:g}",
+        hold_age_s=f"{settings.alert_hold_age_s:g}",
     )
 
 

@@ -25,6 +25,7 @@ class Metrics:
     chain_head_age: Gauge  # seconds since that head last advanced (NaN off the leader)
     listener_block: Gauge  # the last block the listener recorded
     settlement_halted: Gauge  # 1 while a reorg deeper than finality halts settlement
+    oldest_hold: Gauge  # by status: seconds since the oldest held payment was requested
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -86,6 +87,13 @@ class Metrics:
             settlement_halted=Gauge(
                 "paystream_settlement_halted",
                 "1 while settlement is halted by a reorg deeper than finality",
+                registry=registry,
+            ),
+            oldest_hold=Gauge(
+                "paystream_oldest_hold_seconds",
+                "Seconds since the oldest payment held in this status was requested "
+                "(this worker's partitions)",
+                ["status"],
                 registry=registry,
             ),
         )

@@ -5,6 +5,7 @@ whole table."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -111,3 +112,17 @@ def test_velocity_values_stay_bounded() -> None:
     for i in range(5_000):
         window = window.add(i, 10**9, 1)
     assert len(window.entries) == 1024
+
+
+def test_the_oldest_hold_per_status_is_read_from_the_index() -> None:
+    """What ``paystream_oldest_hold_seconds`` exports: the age of the oldest
+    SCORED payment, 0 for a status nobody is in, NaN until the index is rebuilt."""
+    t = Tables()
+    t.request()  # SCORED at the clock's start
+    t.clock.now += timedelta(minutes=30)
+    t.request()
+    now_s = (t.clock.now + timedelta(minutes=10)).timestamp()
+    assert math.isnan(t.payments.oldest_s(Status.SCORED.value, now_s))  # not rebuilt yet
+    t.payments.expired(0, now_s, 0)  # any index read rebuilds it
+    assert t.payments.oldest_s(Status.SCORED.value, now_s) == 40 * 60
+    assert t.payments.oldest_s(Status.SUBMITTED.value, now_s) == 0.0
