@@ -158,7 +158,13 @@ class Settings(BaseSettings):
     settle_inflight_max: int = Field(default=8, ge=1)  # transactions before due batches wait
     faust_stream_buffer_maxsize: int = Field(default=4096, ge=1)  # events per agent
     faust_producer_linger_ms: int = Field(default=5, ge=0)
-    faust_commit_every: int = Field(default=1000, ge=1)  # events between offset commits
+    faust_commit_every: int = Field(default=10000, ge=1)  # events between offset commits
+    # The worker's fetches wait for this many bytes or this long, whichever
+    # comes first (Faust's own consumer asks for 1 byte: streams/transport.py).
+    faust_fetch_min_bytes: int = Field(default=1, ge=1)
+    faust_fetch_max_wait_ms: int = Field(default=500, ge=0)
+    faust_uvloop: bool = True  # the worker's event loop on uvloop (asyncio's own when off)
+    faust_producer_max_batch_size: int = Field(default=16384, ge=1024)  # bytes per partition batch
     settle_retries_max: int = Field(default=5, ge=0)
     settle_backoff_ms: int = Field(default=200, ge=1)
     confirmations_min: int = Field(default=1, ge=1)

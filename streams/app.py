@@ -28,7 +28,7 @@ import faust
 from schemas.topics import FRAUD_SCORED, REVIEW_DECISIONS, WORKER_CONSUMES
 from services.ports import WorkerPorts
 from services.settings import Settings
-from streams import commits, connection, listening, reviews, scheduler, watchdog, web
+from streams import commits, connection, listening, reviews, scheduler, transport, watchdog, web
 from streams import merchants as streams_merchants
 from streams.agents import (
     chain_events,
@@ -52,6 +52,7 @@ from streams.stages.settlement.batching import SettlementDeps
 from streams.stages.submitted import SubmittedDeps
 from streams.state import PaymentState
 from streams.tables import ModelTable, Tables, declare_tables
+from streams.transport import FetchTuning
 
 
 def utcnow() -> datetime:
@@ -76,7 +77,17 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "stream_buffer_maxsize": settings.faust_stream_buffer_maxsize,
         "broker_commit_every": settings.faust_commit_every,
         "broker_commit_interval": 1.0,
+        "producer_max_batch_size": settings.faust_producer_max_batch_size,
     }
+
+
+def faust_app(settings: Settings, app_id: str, **extra: Any) -> faust.App:
+    """A Faust app with the engine's options and tuned transport
+    (``streams/transport.py``); the worker's and the no-op baseline's."""
+    app = faust.App(app_id, **faust_options(settings), **extra)
+    fetch = FetchTuning(settings.faust_fetch_min_bytes, settings.faust_fetch_max_wait_ms)
+    transport.install(app, fetch)
+    return app
 
 
 def invalidating(tables: Tables) -> Callable[..., Awaitable[None]]:
@@ -102,13 +113,13 @@ def create_app(
     offsets, for the partition watchdog; ``unpayable``: the contracts' addresses, refused
     as payees)."""
     commits.install()  # commit only past handled records (see streams/commits.py)
-    app = faust.App(
+    app = faust_app(
+        settings,
         settings.app_id,
         web_port=settings.worker_web_port,
         web_host=settings.host,
         web_bind=settings.host,
         datadir=str(settings.state_dir / "faust"),
-        **faust_options(settings),
     )
     tables = declare_tables(app, settings)
     runtime = Runtime.build(app, settings, utcnow)

@@ -1,7 +1,7 @@
 """The no-op Faust baseline: one app, one agent per hop, each copying its topic's
 raw bytes to the next topic (``paystream bench noop-worker``).
 
-The app uses the engine's Faust settings (``streams.app.faust_options``: acks
+The app is built as the engine's (``streams.app.faust_app``: its transport, acks
 from all replicas, commit interval, stream buffer, linger, in-memory store, the
 same partition count); its web server is off (nothing to serve, and no port to
 collide with). What is left is Faust's own per-event cost: one ``async for``
@@ -22,11 +22,9 @@ from services.settings import Settings
 
 def create_noop_app(settings: Settings, app_id: str, topics: Sequence[str], datadir: Path) -> Any:
     """A Faust app with ``len(topics) - 1`` agents: agent i sends topics[i] to topics[i+1]."""
-    import faust  # only in the worker process, not in the driver
+    from streams.app import faust_app  # only in the worker process, not in the driver
 
-    from streams.app import faust_options
-
-    app = faust.App(app_id, web_enabled=False, datadir=str(datadir), **faust_options(settings))
+    app = faust_app(settings, app_id, web_enabled=False, datadir=str(datadir))
     declared = [
         app.topic(
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"

@@ -124,8 +124,9 @@ def bench_noop_worker(
 ) -> None:
     """The Faust worker of the no-op baseline (started by `bench faust-noop`)."""
     from devtools.bench.noop_app import create_noop_app
-    from paystream.cli.pipeline import run_faust_worker
+    from paystream.cli.pipeline import run_faust_worker, use_event_loop
 
+    use_event_loop(settings)
     datadir.mkdir(parents=True, exist_ok=True)
     app = create_noop_app(settings, app_id, topics, datadir)
     run_faust_worker(app, loglevel)

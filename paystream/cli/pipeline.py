@@ -48,6 +48,7 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
 
     if web_port is not None:
         settings = settings.model_copy(update={"worker_web_port": web_port})
+    use_event_loop(settings)
     if port_open(settings.host, settings.worker_web_port):
         raise ConfigError(
             f"port {settings.worker_web_port} of the worker's web view is taken (another "
@@ -59,6 +60,15 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
     offsets = group_offsets_reader(settings)
     app = create_app(settings, lambda: worker_ports(settings), offsets, unpayable=contracts)
     run_faust_worker(app, loglevel)
+
+
+def use_event_loop(settings: Settings) -> None:
+    """Run this process's event loops on uvloop unless ``faust_uvloop`` is off
+    (set before the Faust app exists: the worker's loop is made from the policy)."""
+    if settings.faust_uvloop:
+        import mode.loop
+
+        mode.loop.use("uvloop")
 
 
 def run_faust_worker(app: Any, loglevel: str) -> None:
