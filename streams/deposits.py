@@ -24,7 +24,7 @@ from collections.abc import MutableMapping
 from services.errors import InfrastructureError
 from streams.connection import Connection
 from streams.runtime import die
-from streams.state import Balance
+from streams.state import NO_BALANCE, Balance
 
 EXIT_DEPOSITS = 74
 READ_TIMEOUT_S = 30.0
@@ -46,7 +46,7 @@ class DepositRecall:
         if named is None:
             return
         deposit_id, account = named
-        balance = self.balances.get(account, Balance())
+        balance = self.balances.get(account, NO_BALANCE)
         if deposit_id in balance.deposits:
             return
         try:

@@ -260,6 +260,9 @@ class Balance(_Value):
         return self
 
 
+NO_BALANCE = Balance()  # an account with nothing yet (frozen: shared, never built per read)
+
+
 def _remembered(deposits: dict[str, int], deposit_id: str, k: int, keep: int) -> dict[str, int]:
     """The deposits with this one's state, most recent last, at most ``keep``."""
     kept = {d: n for d, n in deposits.items() if d != deposit_id}

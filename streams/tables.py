@@ -26,34 +26,65 @@ log = logging.getLogger("paystream.streams")
 M = TypeVar("M", bound=BaseModel)
 
 
+DECODED_KEPT = 16384  # per table: the models of the values written or read last
+
+
 class ModelTable(MutableMapping[str, M], Generic[M]):
     """A table of ``model`` values. With an ``index`` (``streams/indexes.py``)
     every write is noted in it, so that ``where`` on a watched status and
     ``expired`` read the index instead of scanning the table; the index is
     rebuilt by one scan when it is not fresh (after the worker's partitions
-    changed: their values came from the changelog, not through here)."""
+    changed: their values came from the changelog, not through here).
 
-    def __init__(self, table: Any, model: type[M], index: TableIndex | None = None) -> None:
+    The models of the last ``decoded_kept`` values written or read are kept
+    beside the stored values: a read whose stored value is the very object
+    remembered with a model returns that model (models are frozen), so a
+    payment's next stage does not decode again what its last stage wrote. A
+    value that came from the changelog is another object: it is decoded."""
+
+    def __init__(
+        self,
+        table: Any,
+        model: type[M],
+        index: TableIndex | None = None,
+        decoded_kept: int = DECODED_KEPT,
+    ) -> None:
         self._table = table
         self._model = model
         self.index = index
+        self._decoded: dict[str, tuple[object, M]] = {}  # key -> (stored value, its model)
+        self._decoded_kept = decoded_kept
 
     def __getitem__(self, key: str) -> M:
         raw = self._table[key]
         if raw is None:
             raise KeyError(key)
-        return self._model.model_validate(raw)
+        known = self._decoded.get(key)
+        if known is not None and known[0] is raw:
+            return known[1]
+        model = self._model.model_validate(raw)
+        self._remember(key, raw, model)
+        return model
 
     def __setitem__(self, key: str, value: M) -> None:
         raw = value.model_dump(mode="json")
         self._table[key] = raw
+        self._remember(key, raw, value)
         if self.index is not None:
             self.index.note(key, raw)
 
     def __delitem__(self, key: str) -> None:
         del self._table[key]
+        self._decoded.pop(key, None)
         if self.index is not None:
             self.index.note(key, None)
+
+    def _remember(self, key: str, raw: object, model: M) -> None:
+        decoded = self._decoded
+        decoded.pop(key, None)  # most recent last
+        decoded[key] = (raw, model)
+        if len(decoded) > self._decoded_kept:
+            del decoded[next(iter(decoded))]
 
     def raw(self, key: str) -> dict[str, Any] | None:
         """The stored value, undecoded."""

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from devtools.bench.baselines import run_faust_noop, run_raw_4hop
+from devtools.bench.baselines import repeated, run_faust_noop, run_raw_4hop
 from devtools.bench.pipeline import BenchPlan, loaded, new_run_name, run_pipeline
 from devtools.bench.report import markdown, plot, result_of
 from devtools.harness.database import scratch_database
@@ -76,13 +76,20 @@ def run_bench(
 ) -> dict[str, Any]:
     with isolated_run(base, console) as run, _progress(console) as progress:
         bar = _bar(progress)
-        raw = run_raw_4hop(
-            run.settings, plan.raw_records, progress=bar("baseline: raw 4-hop", plan.raw_records)
+        times = plan.baseline_repeats
+        raw = repeated(
+            run_raw_4hop,
+            run.settings,
+            plan.raw_records,
+            times,
+            bar(f"baseline: raw 4-hop ×{times}", plan.raw_records * times),
         )
-        noop = run_faust_noop(
+        noop = repeated(
+            run_faust_noop,
             run.settings,
             plan.faust_records,
-            progress=bar("baseline: no-op Faust", plan.faust_records),
+            times,
+            bar(f"baseline: no-op Faust ×{times}", plan.faust_records * times),
         )
         pipeline = run_pipeline(run, plan, console.print, bar)
     result = result_of(run.settings.app_id, command, plan, pipeline, raw, noop)

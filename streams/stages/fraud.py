@@ -39,6 +39,7 @@ from services.fraud.rules import Velocity, score
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome, dead
 from streams.state import (
+    NO_BALANCE,
     Balance,
     PaymentState,
     RetiredPayment,
@@ -95,7 +96,7 @@ def _align(balances: MutableMapping[str, Balance], state: PaymentState) -> None:
     """Make the payer's balance agree with the payment's status (after a crash)."""
     if state.status in (Status.REJECTED, Status.REQUESTED):
         return
-    balance = balances.get(state.payer_account, Balance())
+    balance = balances.get(state.payer_account, NO_BALANCE)
     aligned = balance.aligned(state)
     if aligned != balance:
         balances[state.payer_account] = aligned
@@ -341,7 +342,7 @@ def _decide(request: PaymentRequested, here: Here, deps: FraudDeps, now: datetim
             deps, here, state, FailureCode.FRAUD_BLOCKED, ",".join(verdict.rules_triggered), check
         )
 
-    balance = deps.balances.get(request.payer_account, Balance())
+    balance = deps.balances.get(request.payer_account, NO_BALANCE)
     held = str(request.payment_id) in balance.holds  # a replay after a partial crash
     if not held and balance.frozen:
         return _reject(deps, here, state, FailureCode.ACCOUNT_FROZEN, fraud=check)

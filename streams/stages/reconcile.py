@@ -24,7 +24,7 @@ from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALE
 from streams.outcomes import Emit, Outcome, dead, republish
 from streams.stages.reorg import credit_deposit, finalized, orphaned, reincluded
 from streams.stages.settled import ReconcileDeps, chain_payout, settled_record
-from streams.state import Balance, PaymentState, Status, payment_key
+from streams.state import NO_BALANCE, PaymentState, Status, payment_key
 
 AlertKind = Literal["UNKNOWN_SEQUENCE", "MISMATCH"]
 
@@ -98,7 +98,7 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
             return moved
     if state.status == Status.SETTLED or RECONCILIATION_ALERTS in state.outputs:
         # Settled, or held in MISMATCH (perhaps resolved since): the same records again.
-        balance = deps.balances.get(state.payer_account, Balance())
+        balance = deps.balances.get(state.payer_account, NO_BALANCE)
         deps.balances[state.payer_account] = balance.aligned(state)
         topics = (RECONCILIATION_ALERTS, PAYMENTS_SETTLED, PAYMENTS_FAILED)
         return republish(state.outputs, topics, state.payer_account, "duplicate")
@@ -122,7 +122,7 @@ def _settled(event: SettlementConfirmed, key: str, deps: ReconcileDeps) -> Outco
     if state.status == Status.SCORED:  # chain.submitted not seen yet
         state = state.moved(Status.SUBMITTED, tx_hash=event.tx_hash, sequence=event.sequence)
     now = deps.clock()
-    balance = deps.balances.get(state.payer_account, Balance())
+    balance = deps.balances.get(state.payer_account, NO_BALANCE)
     deps.balances[state.payer_account] = balance.capture(str(state.payment_id))
     settled = settled_record(state, chain_payout(event), now)
     final = state.moved(Status.CONFIRMED).moved(Status.SETTLED)

@@ -45,7 +45,7 @@ from streams.stages.settled import (
     payment_facts,
     settled_record,
 )
-from streams.state import Balance, PaymentState, Status, payment_key
+from streams.state import NO_BALANCE, PaymentState, Status, payment_key
 
 
 def finalized(event: SettlementFinal, deps: ReconcileDeps) -> Outcome:
@@ -76,7 +76,7 @@ def finalized(event: SettlementFinal, deps: ReconcileDeps) -> Outcome:
 
 def credit_deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
     """Credit a confirmed deposit once (a replay re-publishes the same credit)."""
-    balance = deps.balances.get(event.account, Balance())
+    balance = deps.balances.get(event.account, NO_BALANCE)
     credited, k = balance.credit(event.deposit_id, event.amount, deps.deposit_memory)
     record = DepositCredited(
         event_id=deposit_event_id("credited", event.deposit_id, k),
@@ -158,7 +158,7 @@ def unsettle(
     held = state.model_copy(update={"reorgs": reorgs, "outputs": outputs})
     held = held.moved(Status.SCORED).with_output(PAYMENTS_REORGED, record)
     key = str(state.payment_id)
-    balance = deps.balances.get(state.payer_account, Balance()).unsettle(key, state.amount)
+    balance = deps.balances.get(state.payer_account, NO_BALANCE).unsettle(key, state.amount)
     emits = [Emit(PAYMENTS_REORGED, state.payer_account, record)]
     if again is None:
         deps.payments[entry] = held
@@ -177,7 +177,7 @@ def unsettle(
 def _reverse_deposit(
     event: EventOrphaned, deposit_id: str, account: str, deps: ReconcileDeps
 ) -> Outcome:
-    balance = deps.balances.get(account, Balance())
+    balance = deps.balances.get(account, NO_BALANCE)
     reversed_, k, owed = balance.reverse(deposit_id, event.amount, deps.deposit_memory)
     if k == 0:  # never credited here (or forgotten): nothing to take back
         return _orphan_alert(event, account)

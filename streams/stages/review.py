@@ -35,7 +35,7 @@ from schemas.topics import (
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.stages.mismatch import resolve
-from streams.state import Balance, PaymentState, Status, payment_key
+from streams.state import NO_BALANCE, Balance, PaymentState, Status, payment_key
 
 
 @dataclass
@@ -68,14 +68,14 @@ def handle_decision(raw: bytes, partition: int | None, deps: ReviewDeps) -> Outc
     if state is None or marker not in state.outputs:
         return dead(f"no payment {decision.payment_id} of {payer} was held in {held_in}")
     if state.status != held_in:
-        balance = deps.balances.get(payer, Balance())
+        balance = deps.balances.get(payer, NO_BALANCE)
         deps.balances[payer] = balance.aligned(state)
         topics = (
             (PAYMENTS_SETTLED, PAYMENTS_FAILED) if on_mismatch else (FRAUD_SCORED, PAYMENTS_FAILED)
         )
         return republish(state.outputs, topics, payer, f"already decided: {state.status}")
     if on_mismatch:
-        balance = deps.balances.get(payer, Balance())
+        balance = deps.balances.get(payer, NO_BALANCE)
         final, ended, outcome = resolve(state, decision, balance, home, deps.clock())
         deps.payments[key], deps.balances[payer] = final, ended
         return outcome
@@ -133,7 +133,7 @@ def _fail(
         requested_at=state.requested_at,
         failed_at=deps.clock(),
     )
-    balance = deps.balances.get(state.payer_account, Balance())
+    balance = deps.balances.get(state.payer_account, NO_BALANCE)
     deps.balances[state.payer_account] = balance.release(str(state.payment_id))
     deps.payments[key] = state.moved(Status.FAILED).with_output(PAYMENTS_FAILED, failed)
     emit = Emit(PAYMENTS_FAILED, state.payer_account, failed, home)

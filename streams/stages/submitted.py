@@ -21,7 +21,7 @@ from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import PaymentFailed, PaymentSubmitted
 from schemas.topics import PAYMENTS_FAILED
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
-from streams.state import Balance, PaymentState, Status, payment_key
+from streams.state import NO_BALANCE, Balance, PaymentState, Status, payment_key
 
 
 @dataclass
@@ -49,7 +49,7 @@ def handle_submitted(raw: bytes, deps: SubmittedDeps) -> Outcome:
             Status.SUBMITTED, tx_hash=record.tx_hash, sequence=record.sequence
         )
         return ignored("submitted")
-    balance = deps.balances.get(state.payer_account, Balance())
+    balance = deps.balances.get(state.payer_account, NO_BALANCE)
     if state.status == Status.SUBMITTED:
         return ignored("already submitted: a refusal is no proof against its transaction")
     if state.status != Status.SCORED:

@@ -28,6 +28,7 @@ SMOKE = BenchPlan(
     warmup_count=20,
     raw_records=2_000,
     faust_records=1_000,
+    baseline_repeats=1,
 )
 
 
