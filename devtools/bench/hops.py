@@ -169,4 +169,8 @@ def child_env(settings: Settings) -> dict[str, str]:
         "PAYSTREAM_FAUST_STREAM_BUFFER_MAXSIZE": str(settings.faust_stream_buffer_maxsize),
         "PAYSTREAM_FAUST_PRODUCER_LINGER_MS": str(settings.faust_producer_linger_ms),
         "PAYSTREAM_FAUST_COMMIT_EVERY": str(settings.faust_commit_every),
+        "PAYSTREAM_FAUST_FETCH_MIN_BYTES": str(settings.faust_fetch_min_bytes),
+        "PAYSTREAM_FAUST_FETCH_MAX_WAIT_MS": str(settings.faust_fetch_max_wait_ms),
+        "PAYSTREAM_FAUST_PRODUCER_MAX_BATCH_SIZE": str(settings.faust_producer_max_batch_size),
+        "PAYSTREAM_FAUST_UVLOOP": str(settings.faust_uvloop).lower(),
     }

@@ -228,11 +228,12 @@ def markdown(result: dict[str, Any], png: Path | None) -> str:
 
 
 def _spread(result: dict[str, Any], name: str) -> str:
-    """ ", median of 3 (min–max)" for a repeated baseline, else nothing."""
+    """``, median of 3 (min to max)`` for a repeated baseline, else nothing."""
     b = result.get("baselines", {}).get(name)
     if b is None or len(b["runs_per_s"]) < 2:
         return ""
-    return f", median of {len(b['runs_per_s'])} ({_n(b['min_per_s'])}–{_n(b['max_per_s'])})"
+    low, high = _n(b["min_per_s"]), _n(b["max_per_s"])
+    return f", median of {len(b['runs_per_s'])} ({low} to {high})"
 
 
 def _ratio(part: float, whole: float) -> float | None:

@@ -82,14 +82,14 @@ def run_bench(
             run.settings,
             plan.raw_records,
             times,
-            bar(f"baseline: raw 4-hop ×{times}", plan.raw_records * times),
+            bar(f"baseline: raw 4-hop x{times}", plan.raw_records * times),
         )
         noop = repeated(
             run_faust_noop,
             run.settings,
             plan.faust_records,
             times,
-            bar(f"baseline: no-op Faust ×{times}", plan.faust_records * times),
+            bar(f"baseline: no-op Faust x{times}", plan.faust_records * times),
         )
         pipeline = run_pipeline(run, plan, console.print, bar)
     result = result_of(run.settings.app_id, command, plan, pipeline, raw, noop)

@@ -34,7 +34,9 @@ TOKEN_UNIT = 1_000_000  # 6 decimals
 class DemoPlan:
     payers: int = 20
     payments: int = 1_000
-    rate_per_s: float | None = 200.0
+    rate_per_s: float | None = 100.0
+    # Then this many as fast as possible: what the engine carries (0: skip).
+    burst: int = 1_000
     deposit_each: int = 10_000 * TOKEN_UNIT
     max_amount: int = 100 * TOKEN_UNIT
     payees: int = 50
@@ -42,14 +44,14 @@ class DemoPlan:
 
 
 def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, Any]:
-    console.print("[bold]1/6[/] local stack")
+    console.print("[bold]1/7[/] local stack")
     LocalStack(settings).up(report=lambda m: console.print(f"    {m}", highlight=False))
-    console.print("[bold]2/6[/] contracts and topics")
+    console.print("[bold]2/7[/] contracts and topics")
     asyncio.run(deploy_once(settings))
     create_topics(settings)
     payers = [f"demo-payer-{i:04d}" for i in range(plan.payers)]
     log = settings.state_dir / "logs" / "worker-demo.log"
-    console.print(f"[bold]3/6[/] worker (log: {log})")
+    console.print(f"[bold]3/7[/] worker (log: {log})")
     sink_log = settings.state_dir / "logs" / "sink-demo.log"
     signer_log = settings.state_dir / "logs" / "signer-demo.log"
     with (
@@ -58,21 +60,57 @@ def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, 
         SinkProcess(settings, sink_log),
         Progress(console=console) as bar,
     ):
-        task = bar.add_task("4/6 deposits on chain", total=plan.payers)
+        task = bar.add_task("4/7 deposits on chain", total=plan.payers)
         asyncio.run(fund_payers(settings, payers, plan.deposit_each, bar_of(bar, task)))
         worker.wait_credited(payers, plan.deposit_each, plan.timeout_s)
         load = LoadGenerator(settings, payers, new_payees(plan.payees), plan.max_amount)
-        task = bar.add_task("5/6 publishing requests", total=plan.payments)
+        task = bar.add_task("5/7 publishing requests", total=plan.payments)
         sent = load.publish(plan.rate_per_s, count=plan.payments, progress=bar_of(bar, task))
-        task = bar.add_task("6/6 waiting for outcomes", total=plan.payments)
+        task = bar.add_task("6/7 waiting for outcomes", total=plan.payments)
         outcomes = collect(settings, set(sent.ids), plan.timeout_s, bar_of(bar, task))
-        _wait_recorded(settings, set(outcomes.settled) | set(outcomes.failed), plan.timeout_s)
+        capacity = _capacity(settings, plan, load, bar)
+        done = set(outcomes.settled) | set(outcomes.failed) | (capacity.ids if capacity else set())
+        _wait_recorded(settings, done, plan.timeout_s)
     summary = _summary(settings, plan, outcomes, sent.started_s)
+    summary["capacity"] = capacity.summary() if capacity else None
     report = asyncio.run(_reconcile(settings))
     summary["reconcile_mismatches"] = len(report.mismatches)
     summary["ledger_total"] = report.counts.get("ledger total")
     _print(console, summary)
     return summary
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The burst after the paced requests: what the engine carries flat out."""
+
+    requested: int
+    settled: int
+    failed: int
+    per_s: float  # outcomes per second, first request to last outcome
+    ids: set[str]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "settled": self.settled,
+            "failed": self.failed,
+            "per_s": self.per_s,
+        }
+
+
+def _capacity(
+    settings: Settings, plan: DemoPlan, load: LoadGenerator, bar: Progress
+) -> Capacity | None:
+    if not plan.burst:
+        return None
+    sent = load.publish(None, count=plan.burst)
+    task = bar.add_task(f"7/7 capacity: {plan.burst} as fast as possible", total=plan.burst)
+    outcomes = collect(settings, set(sent.ids), plan.timeout_s, bar_of(bar, task))
+    done = len(outcomes.settled) + len(outcomes.failed)
+    per_s = done / max(outcomes.last_s - sent.started_s, 1e-9)
+    ids = set(outcomes.settled) | set(outcomes.failed)
+    return Capacity(plan.burst, len(outcomes.settled), len(outcomes.failed), per_s, ids)
 
 
 def bar_of(bar: Progress, task: TaskID) -> Callable[[int], None]:
@@ -113,6 +151,7 @@ def _summary(
     txs, gas = asyncio.run(gas_used(settings, hashes))
     return {
         "requested": plan.payments,
+        "offered_per_s": plan.rate_per_s,
         "settled": n_settled,
         "failed": n_failed,
         "failed_by_code": dict(Counter(str(r["code"]) for r in outcomes.failed.values())),
@@ -134,7 +173,8 @@ def _print(console: Console, s: dict[str, Any]) -> None:
     table.add_row("settled", str(s["settled"]))
     table.add_row("failed", f"{s['failed']} {s['failed_by_code'] or ''}")
     table.add_row("missing outcomes", str(s["missing"]))
-    table.add_row("throughput", f"{s['tps']:.1f} payments/s (request to last outcome)")
+    offered = f"offered {s['offered_per_s']:.0f}/s" if s["offered_per_s"] else "as fast as possible"
+    table.add_row("throughput", f"{s['tps']:.1f} payments/s ({offered}; request to last outcome)")
     lat = s["latency_ms"]
     table.add_row(
         "latency requested→settled",
@@ -142,6 +182,13 @@ def _print(console: Console, s: dict[str, Any]) -> None:
     )
     low, high = s["success_rate_95ci"]
     table.add_row("success rate", f"{s['success_rate']:.2%} (95 % CI {low:.2%} to {high:.2%})")
+    capacity = s["capacity"]
+    if capacity is not None:
+        table.add_row(
+            "capacity",
+            f"{capacity['per_s']:.1f} payments/s ({capacity['requested']} requests as fast "
+            f"as possible: {capacity['settled']} settled, {capacity['failed']} failed)",
+        )
     table.add_row("on-chain transactions", str(s["onchain_transactions"]))
     table.add_row("gas per settled payment", f"{s['gas_per_payment']:,}")
     table.add_row(

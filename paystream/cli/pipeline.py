@@ -85,17 +85,25 @@ def run_faust_worker(app: Any, loglevel: str) -> None:
 @click.command()
 @click.option("--payers", default=20, show_default=True, help="Payer accounts to fund.")
 @click.option("--payments", default=1000, show_default=True, help="Requests to publish.")
-@click.option("--rate", default=200.0, show_default=True, help="Offered requests/s (0: max).")
+@click.option("--rate", default=100.0, show_default=True, help="Offered requests/s (0: max).")
+@click.option(
+    "--burst",
+    default=1000,
+    show_default=True,
+    help="Then this many requests as fast as possible, to measure capacity (0: skip).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
 @click.pass_obj
-def demo(settings: Settings, payers: int, payments: int, rate: float, as_json: bool) -> None:
+def demo(
+    settings: Settings, payers: int, payments: int, rate: float, burst: int, as_json: bool
+) -> None:
     """Run everything end to end: stack, contracts, worker, deposits, payments, summary."""
     from rich.console import Console
 
     from devtools.demo.run import DemoPlan, run_demo
     from services.errors import PaystreamError
 
-    plan = DemoPlan(payers=payers, payments=payments, rate_per_s=rate or None)
+    plan = DemoPlan(payers=payers, payments=payments, rate_per_s=rate or None, burst=burst)
     try:
         summary = run_demo(settings, plan, Console(stderr=True))
     except PaystreamError as exc:
