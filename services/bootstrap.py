@@ -77,6 +77,22 @@ def pg_connection(settings: Settings) -> psycopg.Connection[tuple[Any, ...]]:
         )
 
 
+def ensure_partitions(settings: Settings, months: int) -> int:
+    """Payment partitions for this month and the next ``months``; how many were created."""
+    with translated(settings), pg_connection(settings) as conn:
+        row = conn.execute("SELECT paystream_ensure_payment_partitions(%s)", (months,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def prepare_schema(settings: Settings) -> None:
+    """Migrate, then make sure this month and the next two have partitions:
+    what every process that keeps state in PostgreSQL does first."""
+    from services.store.schema import upgrade
+
+    upgrade(settings)
+    ensure_partitions(settings, 2)
+
+
 def redis_client(settings: Settings) -> aioredis.Redis:
     """An asyncio Redis client; connects lazily on the first command."""
     return aioredis.Redis.from_url(

@@ -21,7 +21,7 @@ from devtools.harness.load import LoadGenerator, new_payees
 from devtools.harness.process import SignerProcess, SinkProcess, WorkerProcess
 from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
-from services.bootstrap import reconcile_bundle
+from services.bootstrap import prepare_schema, reconcile_bundle
 from services.metrics.stats import percentile, wilson
 from services.settings import Settings
 from streams.ops.reconcile import Report, reconcile
@@ -46,7 +46,8 @@ class DemoPlan:
 def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, Any]:
     console.print("[bold]1/7[/] local stack")
     LocalStack(settings).up(report=lambda m: console.print(f"    {m}", highlight=False))
-    console.print("[bold]2/7[/] contracts and topics")
+    console.print("[bold]2/7[/] schema, contracts and topics")
+    prepare_schema(settings)  # deploying reads the claims of payments in flight
     asyncio.run(deploy_once(settings))
     create_topics(settings)
     payers = [f"demo-payer-{i:04d}" for i in range(plan.payers)]

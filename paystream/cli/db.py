@@ -10,7 +10,7 @@ from typing import Any
 import click
 import psycopg
 
-from services.bootstrap import pg_connection
+from services.bootstrap import ensure_partitions, pg_connection, prepare_schema
 from services.errors import PaystreamError
 from services.metrics.catalogue import SinkMetrics
 from services.settings import Settings
@@ -22,20 +22,6 @@ def database(settings: Settings) -> Iterator[psycopg.Connection[tuple[Any, ...]]
     """A connection whose errors a user can fix are one-line ``PaystreamError``s."""
     with translated(settings), pg_connection(settings) as conn:
         yield conn
-
-
-def _ensure_partitions(settings: Settings, months: int) -> int:
-    with database(settings) as conn:
-        row = conn.execute("SELECT paystream_ensure_payment_partitions(%s)", (months,)).fetchone()
-    return int(row[0]) if row else 0
-
-
-def prepare_schema(settings: Settings) -> None:
-    """Migrate, then make sure this month and the next two have partitions."""
-    from services.store.schema import upgrade
-
-    upgrade(settings)
-    _ensure_partitions(settings, 2)
 
 
 @click.group()
@@ -74,7 +60,7 @@ def downgrade(settings: Settings, revision: str, dry_run: bool) -> None:
 @click.pass_obj
 def partitions(settings: Settings, months: int) -> None:
     """Create the monthly partitions of payments that are missing."""
-    click.echo(f"created {_ensure_partitions(settings, months)} partition(s)")
+    click.echo(f"created {ensure_partitions(settings, months)} partition(s)")
 
 
 @click.group()

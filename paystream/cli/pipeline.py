@@ -41,8 +41,12 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
     import asyncio
 
     from devtools.stack.process import port_open
-    from paystream.cli.db import prepare_schema
-    from services.bootstrap import group_offsets_reader, preflight_worker, worker_ports
+    from services.bootstrap import (
+        group_offsets_reader,
+        preflight_worker,
+        prepare_schema,
+        worker_ports,
+    )
     from streams.app import create_app
     from streams.ops.topics import create_topics
 
