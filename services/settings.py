@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     # The worker's fetches wait for this many bytes or this long, whichever
     # comes first (Faust's own consumer asks for 1 byte: streams/transport.py).
     faust_fetch_min_bytes: int = Field(default=1, ge=1)
-    faust_fetch_max_wait_ms: int = Field(default=500, ge=0)
+    faust_fetch_max_wait_ms: int = Field(default=1500, ge=0)
     faust_uvloop: bool = True  # the worker's event loop on uvloop (asyncio's own when off)
     faust_producer_max_batch_size: int = Field(default=16384, ge=1024)  # bytes per partition batch
     settle_retries_max: int = Field(default=5, ge=0)
