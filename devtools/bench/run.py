@@ -77,19 +77,12 @@ def run_bench(
     with isolated_run(base, console) as run, _progress(console) as progress:
         bar = _bar(progress)
         times = plan.baseline_repeats
-        raw = repeated(
-            run_raw_4hop,
-            run.settings,
-            plan.raw_records,
-            times,
-            bar(f"baseline: raw 4-hop x{times}", plan.raw_records * times),
-        )
-        noop = repeated(
-            run_faust_noop,
-            run.settings,
-            plan.faust_records,
-            times,
-            bar(f"baseline: no-op Faust x{times}", plan.faust_records * times),
+        raw, noop = (
+            repeated(baseline, run.settings, n, times, bar(f"{label} x{times}", n * times))
+            for baseline, n, label in (
+                (run_raw_4hop, plan.raw_records, "baseline: raw 4-hop"),
+                (run_faust_noop, plan.faust_records, "baseline: no-op Faust"),
+            )
         )
         pipeline = run_pipeline(run, plan, console.print, bar)
     result = result_of(run.settings.app_id, command, plan, pipeline, raw, noop)
