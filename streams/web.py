@@ -14,14 +14,14 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.runtime import Runtime
-from streams.state import Balance
+from streams.state import NO_BALANCE, Balance
 
 
 def register(app: faust.App, balances: Mapping[str, Balance], runtime: Runtime) -> None:
     @app.page("/balances/{account}/")
     class BalanceView(View):
         async def get(self, request: Request, account: str) -> Response:
-            balance = balances.get(account) or Balance()
+            balance = balances.get(account, NO_BALANCE)
             body = {**balance.summary(), "owed": balance.owed}  # owed: frozen by a reorg
             return self.json({"account": account, **body})
 
