@@ -71,15 +71,22 @@ class Phase:
 def measure(
     name: str, offered_per_s: float | None, ids: Sequence[str], traces: dict[str, Trace]
 ) -> Phase:
+    """The latencies are those of the payments seen at every stage (the
+    collector reads the stage topics side by side, so at the end of a phase
+    one topic may be read further than another): over one set of payments,
+    each stage's quantiles are at most the next stage's."""
     mine = [traces[i] for i in ids if i in traces]
     start = min((t.requested_s for t in mine), default=0.0)
     latencies: dict[str, list[float]] = {s: [] for s in LATENCY_STAGES}
+    counts: Counter[str] = Counter()
     last: dict[str, float] = {}
     timeline: list[tuple[float, str]] = []
     for trace in mine:
+        complete = all(stage in trace.stages for stage in LATENCY_STAGES)
         for stage, at in trace.stages.items():
-            if stage in latencies:
+            if stage in latencies and complete:
                 latencies[stage].append(max(0.0, (at - trace.requested_s) * 1000))
+            counts[stage] += 1
             last[stage] = max(last.get(stage, at), at)
             timeline.append((at - start, stage))
         timeline.append((trace.requested_s - start, "requested"))
@@ -97,8 +104,8 @@ def measure(
         missing=len(ids) - finished,
         payments_per_s=finished / (end - start) if end > start else 0.0,
         stage_per_s={
-            s: len(v) / (last[s] - start) if last.get(s, start) > start else 0.0
-            for s, v in latencies.items()
+            s: counts[s] / (last[s] - start) if last.get(s, start) > start else 0.0
+            for s in LATENCY_STAGES
         },
         latency_ms={s: _ms(v) for s, v in latencies.items()},
         success_rate=len(settled) / finished if finished else 0.0,

@@ -1,5 +1,5 @@
-"""The bench's baselines without a service: repeated runs report their
-median and spread."""
+"""The bench's numbers without a service: repeated baselines report their
+median and spread; stage latencies are over the same payments."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 from devtools.bench import baselines
 from devtools.bench.baselines import BaselineResult, Repeated
+from devtools.bench.measure import measure
+from devtools.harness.collect import Trace
 from services.settings import Settings
 
 
@@ -31,3 +33,16 @@ def test_repeated_runs_the_baseline_that_many_times() -> None:
 
     result = baselines.repeated(fake, Settings(), 7, 3)
     assert calls == [7, 7, 7] and result.median_per_s == 2.0
+
+
+def test_stage_latencies_are_over_the_payments_seen_at_every_stage() -> None:
+    traces = {
+        "a": Trace(0.0, {"scored": 0.1, "submitted": 1.0, "settled": 1.2}),
+        # its chain.submitted record was not read yet: a slow scoring left out
+        "b": Trace(0.0, {"scored": 5.0, "settled": 6.0}),
+    }
+    phase = measure("final", 10.0, ["a", "b"], traces)
+    assert phase.latency_ms["scored"]["p99"] == 100.0
+    assert phase.latency_ms["submitted"]["p99"] == 1000.0
+    assert phase.stage_per_s["scored"] == 2 / 5.0  # every record still counts
+    assert phase.settled == 2
