@@ -108,10 +108,15 @@ def _capacity(
     sent = load.publish(None, count=plan.burst)
     task = bar.add_task(f"7/7 capacity: {plan.burst} as fast as possible", total=plan.burst)
     outcomes = collect(settings, set(sent.ids), plan.timeout_s, bar_of(bar, task))
-    done = len(outcomes.settled) + len(outcomes.failed)
-    per_s = done / max(outcomes.last_s - sent.started_s, 1e-9)
+    per_s = _carried_per_s(outcomes, sent.started_s)
     ids = set(outcomes.settled) | set(outcomes.failed)
     return Capacity(plan.burst, len(outcomes.settled), len(outcomes.failed), per_s, ids)
+
+
+def _carried_per_s(outcomes: Outcomes, started_s: float) -> float:
+    """Outcomes per second, from the first request to the last outcome."""
+    done = len(outcomes.settled) + len(outcomes.failed)
+    return done / max(outcomes.last_s - started_s, 1e-9)
 
 
 def bar_of(bar: Progress, task: TaskID) -> Callable[[int], None]:
@@ -146,7 +151,6 @@ def _summary(
     n_settled, n_failed = len(outcomes.settled), len(outcomes.failed)
     total = n_settled + n_failed
     latencies = [float(str(r["latency_ms"])) for r in outcomes.settled.values()]
-    elapsed = max(outcomes.last_s - started_s, 1e-9)
     low, high = wilson(n_settled, total)
     hashes = {str(r["tx_hash"]) for r in outcomes.settled.values()}
     txs, gas = asyncio.run(gas_used(settings, hashes))
@@ -159,7 +163,7 @@ def _summary(
         "missing": plan.payments - total,
         "duplicate_outcomes": outcomes.duplicates,
         "redelivered_records": outcomes.redelivered,
-        "tps": total / elapsed,
+        "tps": _carried_per_s(outcomes, started_s),
         "latency_ms": {q: percentile(latencies, q) for q in (50, 95, 99)},
         "success_rate": n_settled / total if total else 0.0,
         "success_rate_95ci": [low, high],
