@@ -18,6 +18,7 @@ time, and nothing here decides anything.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -175,7 +176,8 @@ def create_app(
         runtime.metrics.oldest_hold.labels(status).set_function(_oldest(tables.payments, status))
     web.register(app, tables.balances, runtime)
     watched = [settings.topic(name) for name in WORKER_CONSUMES]
-    watchdog.register(app, watchdog.Watchdog(app, watched, runtime.progress, offsets))
+    repair = functools.partial(watchdog.refetch, app)
+    watchdog.register(app, watchdog.Watchdog(app, watched, runtime.progress, offsets, repair))
     return app
 
 

@@ -20,8 +20,16 @@ busy), a slow chain (the settlement agent has read its records; the batches wait
 in the scheduler) and a rebalance or table recovery (no check runs then).
 
 On a stalled partition the worker logs what Faust and aiokafka hold for it and
-stops with exit code 72 (``EXIT_STALLED``) so that its supervisor restarts it:
-the restarted worker rejoins the group and gets a fresh assignment.
+first repairs it in place (``refetch``): the partition is given back to Faust's
+fetcher (Faust's own pause list is how faust-streaming #629 leaves it) and
+sought back to the group's committed offset, so the records Faust skipped are
+read again (handlers are idempotent). A partition that stalls again within
+``stall_s`` of its repair, with nothing of it reaching its agent, stops the
+worker with exit code 72 (``EXIT_STALLED``) so that its supervisor restarts it:
+the restarted worker rejoins the group and gets a fresh assignment. A restart
+alone was not enough: a worker restarted after a SIGKILL skipped the records
+of the partitions it was given during its start-up again and again, four
+restarts in a row in one fault-suite run.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ KAFKA_TIMEOUT_S = 10.0
 
 
 Offsets = Callable[[list[Partition]], Awaitable[Mapping[Partition, tuple[int, int]]]]
+# Read these partitions again from these offsets (``refetch`` on the worker).
+Repair = Callable[[Mapping[Partition, int]], Awaitable[None]]
 
 
 class Watchdog:
@@ -59,9 +69,16 @@ class Watchdog:
     buffer."""
 
     def __init__(
-        self, app: faust.App, topics: Collection[str], progress: Progress, offsets: Offsets
+        self,
+        app: faust.App,
+        topics: Collection[str],
+        progress: Progress,
+        offsets: Offsets,
+        repair: Repair | None = None,
     ) -> None:
         self.app = app
+        self.repair = repair
+        self.repaired: dict[Partition, float] = {}  # this generation: when
         self.topics = frozenset(topics)
         self.progress = progress
         self.offsets = offsets
@@ -97,6 +114,7 @@ class Watchdog:
             self.generation = None if busy else generation
             self.since = self.progress.clock()
             self.warned.clear()
+            self.repaired.clear()
             if not busy:
                 self.unsettled_warned = False
                 log.info("partition watchdog: watching generation %s", generation)
@@ -154,7 +172,49 @@ class Watchdog:
                 progress.stall_s,
                 progress.agent_state(p[0]),
             )
-        return stalled
+        return await self._repaired_or_fatal(stalled, committed)
+
+    async def _repaired_or_fatal(
+        self, stalled: list[Partition], committed: Mapping[Partition, int]
+    ) -> list[Partition]:
+        """Repair the partitions that stalled for the first time since their last
+        repair (or ever, this generation); the ones a repair did not help within
+        ``stall_s`` are returned: they stop the worker."""
+        now, progress = self.progress.clock(), self.progress
+        for p, at in list(self.repaired.items()):
+            if progress.seen.get(p, (0, 0.0))[1] > at:  # read again since: repaired
+                del self.repaired[p]
+        if self.repair is None:
+            return stalled
+        due = [
+            p for p in stalled if p in self.repaired and now - self.repaired[p] >= progress.stall_s
+        ]
+        fresh = {p: committed[p] for p in stalled if p not in self.repaired}
+        if not fresh:
+            return due
+        log.warning(
+            "partition watchdog: reading %s again from the committed offsets %s",
+            sorted(fresh),
+            [fresh[p] for p in sorted(fresh)],
+        )
+        try:
+            await self.repair(fresh)
+        except Exception:  # a repair that fails is a stall: restart
+            log.exception("partition watchdog: the repair failed")
+            return stalled
+        self.repaired.update(dict.fromkeys(fresh, now))
+        return due
+
+
+async def refetch(app: Any, partitions: Mapping[Partition, int]) -> None:
+    """Give ``partitions`` back to Faust's fetcher (off its pause list; the
+    watchdog repairs only partitions whose agent is idle, so none is paused for
+    a full stream buffer) and seek them to ``partitions``' offsets, the group's
+    committed ones: Faust reads their records again."""
+    consumer = app.consumer
+    tps = {TP(topic, partition): offset for (topic, partition), offset in partitions.items()}
+    consumer.resume_partitions(set(tps))
+    await asyncio.wait_for(consumer.seek_wait(tps), KAFKA_TIMEOUT_S)
 
 
 def describe(app: Any, tp: TP) -> str:

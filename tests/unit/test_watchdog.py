@@ -118,3 +118,57 @@ async def test_a_partition_behind_a_busy_agent_is_logged_once_not_stopped(
         assert await watchdog.check() == []
     warned = [r.getMessage() for r in caplog.records if "the agent is busy" in r.getMessage()]
     assert len(warned) == 1 and "1 record(s) in hand for 5 s" in warned[0], warned
+
+
+@dataclass
+class Repairs:
+    """The watchdog's repair: what it was asked to read again, and whether it fails."""
+
+    asked: list[dict[tuple[str, int], int]] = field(default_factory=list)
+    fails: bool = False
+
+    async def __call__(self, partitions: Any) -> None:
+        self.asked.append(dict(partitions))
+        if self.fails:
+            raise RuntimeError("the consumer is gone")
+
+
+def with_repair() -> tuple[Clock, Offsets, Progress, Watchdog, Repairs]:
+    app, clock, offsets, progress, _ = setup()
+    repairs = Repairs()
+    app_: Any = app
+    return clock, offsets, progress, Watchdog(app_, [T], progress, offsets, repairs), repairs
+
+
+async def test_a_stalled_partition_is_read_again_from_its_committed_offset_first() -> None:
+    clock, _, _, watchdog, repairs = with_repair()
+    await watchdog.check()
+    clock.now += 20 + IDLE_S
+    assert await watchdog.check() == []  # repaired, not stopped
+    assert repairs.asked == [{(T, 1): 2}]
+    clock.now += 19
+    assert await watchdog.check() == []  # the repair has stall_s to work
+    assert len(repairs.asked) == 1
+    clock.now += 1
+    assert await watchdog.check() == [(T, 1)]  # nothing came: the worker stops
+
+
+async def test_a_repaired_partition_that_stalls_again_later_is_repaired_again() -> None:
+    clock, _, progress, watchdog, repairs = with_repair()
+    await watchdog.check()
+    clock.now += 20 + IDLE_S
+    await watchdog.check()
+    clock.now += 5
+    with progress.handling(T, 1, 2):  # the repair worked: its record came
+        pass
+    clock.now += 20 + IDLE_S
+    assert await watchdog.check() == []
+    assert repairs.asked == [{(T, 1): 2}, {(T, 1): 2}]
+
+
+async def test_a_repair_that_fails_stops_the_worker() -> None:
+    clock, _, _, watchdog, repairs = with_repair()
+    repairs.fails = True
+    await watchdog.check()
+    clock.now += 20 + IDLE_S
+    assert await watchdog.check() == [(T, 1)]
