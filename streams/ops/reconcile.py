@@ -15,6 +15,7 @@ to run (``paystream db migrate``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Callable
@@ -90,13 +91,25 @@ def _read_to(
     return out
 
 
-def faust_balances(bundle: ReconcileBundle, settings: Settings) -> dict[str, Balance]:
+Records = list[tuple[bytes | None, bytes]]  # (key, value) of one topic, in order per partition
+
+
+async def read_topics(
+    new_consumer: Callable[[], Consumer], settings: Settings, topics: list[str]
+) -> dict[str, Records]:
+    """Every record of each of ``topics`` (``read_topic``), read side by side."""
+    read = await asyncio.gather(
+        *(asyncio.to_thread(read_topic, new_consumer, settings, t) for t in topics)
+    )
+    return dict(zip(topics, read, strict=True))
+
+
+def faust_balances(changelog: Records) -> dict[str, Balance]:
     """Each payer's balance (what the ledger must hold for it is its
     ``on_ledger``), from the balances table's changelog, decoded through the
     table's own value type."""
     latest: dict[str, bytes] = {}
-    topic = changelog_topic(settings.app_id, "balances")
-    for key, value in read_topic(bundle.consumer, settings, topic):
+    for key, value in changelog:
         if key is not None:
             latest[json.loads(key)] = value
     return {
@@ -215,14 +228,15 @@ def compare_fees_and_treasury(
         report.mismatch("treasury_insolvent", treasury=treasury, owed=owed)
 
 
-def topic_settlements(bundle: ReconcileBundle, settings: Settings) -> dict[str, Settled]:
+def topic_settlements(records: dict[str, Records], settings: Settings) -> dict[str, Settled]:
     """What the outcome topics say the chain paid, by payment id: every
     ``payments.settled`` record, and the rejected MISMATCHes of
-    ``payments.failed`` (a resolved MISMATCH counts with the chain's payout)."""
+    ``payments.failed`` (a resolved MISMATCH counts with the chain's payout).
+    ``records``: the topics' records, by topic name."""
     topic: dict[str, Settled] = {}
     reorgs: dict[str, int] = {}  # per payment, its settlements a reorg undid
     for name in (PAYMENTS_SETTLED, PAYMENTS_FAILED):
-        for _, value in read_topic(bundle.consumer, settings, settings.topic(name)):
+        for _, value in records[settings.topic(name)]:
             record = json.loads(value)
             paid = (record.get("resolution") or {}).get("chain") or record
             if name == PAYMENTS_FAILED and paid is record:
@@ -237,7 +251,7 @@ def topic_settlements(bundle: ReconcileBundle, settings: Settings) -> dict[str, 
                 int(paid["block_number"]),
                 int(paid.get("fee") or 0),
             )
-    for _, value in read_topic(bundle.consumer, settings, settings.topic(PAYMENTS_REORGED)):
+    for _, value in records[settings.topic(PAYMENTS_REORGED)]:
         record = json.loads(value)
         if int(record["reorgs"]) > reorgs.get(record["payment_id"], -1):
             topic.pop(record["payment_id"], None)  # undone, and not settled since
@@ -281,8 +295,12 @@ def compare_deposits(
 
 async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
     report = Report()
+    balances_changelog = changelog_topic(settings.app_id, "balances")
+    names = [PAYMENTS_SETTLED, PAYMENTS_FAILED, PAYMENTS_REORGED, PAYMENTS_FINALIZED]
+    topics = [settings.topic(n) for n in names] + [balances_changelog]
+    records = await read_topics(bundle.consumer, settings, topics)
     in_pg, ledger, final_rows = await _postgres(bundle, settings)
-    topic = topic_settlements(bundle, settings)
+    topic = topic_settlements(records, settings)
     events = await bundle.chain.events(0, await bundle.chain.block_number())
     on_chain = {
         e.payment.sequence: Settled(
@@ -298,8 +316,8 @@ async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
         (PAYMENTS_REORGED, "settlements undone by reorgs"),
         (PAYMENTS_FINALIZED, "payments.finalized records"),
     ):
-        records = read_topic(bundle.consumer, settings, settings.topic(name))
-        report.counts[count] = len({json.loads(v)["event_id"] for _, v in records})
+        events_of = records[settings.topic(name)]
+        report.counts[count] = len({json.loads(v)["event_id"] for _, v in events_of})
     report.counts["final payments in PostgreSQL"] = final_rows
     total = sum(ledger.values())
     report.counts["ledger total"] = total
@@ -309,7 +327,7 @@ async def reconcile(settings: Settings, bundle: ReconcileBundle) -> Report:
         report, sum(s.fee for s in on_chain.values()), ledger, await bundle.chain.treasury_balance()
     )
 
-    balances = faust_balances(bundle, settings)
+    balances = faust_balances(records[balances_changelog])
     report.counts["accounts in the balances table"] = len(balances)
     # Payments in flight or held for review; none once every payment has its outcome.
     report.counts["holds in the balances table"] = sum(len(b.holds) for b in balances.values())

@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,7 +189,10 @@ def stuck_states(settings: Settings, pids: set[str]) -> list[str]:
 
 
 def topic_facts(settings: Settings) -> TopicFacts:
-    return TopicFacts({t: read_topic(settings, t) for t in CHECKED_TOPICS})
+    """Every checked topic, read side by side (one consumer each)."""
+    with ThreadPoolExecutor(len(CHECKED_TOPICS), thread_name_prefix="topic") as pool:
+        read = pool.map(lambda topic: read_topic(settings, topic), CHECKED_TOPICS)
+        return TopicFacts(dict(zip(CHECKED_TOPICS, read, strict=True)))
 
 
 async def chain_facts(settings: Settings, payees: set[str]) -> ChainFacts:
@@ -281,20 +285,21 @@ def run_reconcile(env: dict[str, str]) -> ReconcileFacts:
 
 
 def gather(settings: Settings, env: dict[str, str], earlier: TopicFacts | None = None) -> Facts:
-    """Every fact the checker needs (``earlier``: records of topics since deleted)."""
-    topics = topic_facts(settings)
-    if earlier is not None:
-        topics = earlier.merged(topics)
-    payees = {
-        str(r.value["payee_address"])
-        for r in topics.of(PAYMENTS_REQUESTED)
-        if isinstance(r.value, dict) and isinstance(r.value.get("payee_address"), str)
-    }
-    ledger, claims = ledger_facts(settings)
-    return Facts(
-        topics=topics,
-        chain=asyncio.run(chain_facts(settings, payees)),
-        ledger=ledger,
-        reconcile=run_reconcile(env),
-        claims=claims,
-    )
+    """Every fact the checker needs (``earlier``: records of topics since deleted).
+    The pipeline is at rest: ``paystream reconcile`` (the slowest source) runs
+    while the topics, the ledger and the chain are read."""
+    with ThreadPoolExecutor(1, thread_name_prefix="reconcile") as pool:
+        reconcile = pool.submit(run_reconcile, env)
+        topics = topic_facts(settings)
+        if earlier is not None:
+            topics = earlier.merged(topics)
+        payees = {
+            str(r.value["payee_address"])
+            for r in topics.of(PAYMENTS_REQUESTED)
+            if isinstance(r.value, dict) and isinstance(r.value.get("payee_address"), str)
+        }
+        ledger, claims = ledger_facts(settings)
+        chain = asyncio.run(chain_facts(settings, payees))
+        return Facts(
+            topics=topics, chain=chain, ledger=ledger, reconcile=reconcile.result(), claims=claims
+        )
