@@ -2,7 +2,8 @@
 the state directory (their own configuration, data and ports; the systemd
 units the packages install are not used).
 
-Prometheus scrapes the worker (``worker_web_port``), the ledger sink
+Prometheus scrapes every running worker (each writes its address into
+``targets_dir``: ``services/metrics/targets.py``), the ledger sink
 (``sink_metrics_port``, with every consumer group's lag) and both monitors,
 and evaluates the alert rules of ``deploy/prometheus/rules.yml.in``, rendered
 with the thresholds in the settings (``alert_*``: the one place their
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from devtools.stack.base import DEPLOY_DIR, StatePaths
 from devtools.stack.process import PidFile, ensure_program, pid_alive, spawn, wait_until
+from services.metrics.targets import targets_dir
 from services.settings import Settings
 
 PROMETHEUS_DEPLOY = DEPLOY_DIR / "prometheus"
@@ -124,6 +126,7 @@ class PrometheusService(_Monitor):
         """Write the configuration and the rules for the current settings."""
         s = self.settings
         self.home.mkdir(parents=True, exist_ok=True)
+        targets_dir(s).mkdir(parents=True, exist_ok=True)
         self.rules.write_text(render_rules(s))
         template = string.Template((PROMETHEUS_DEPLOY / "prometheus.yml.in").read_text())
         self.config.write_text(
@@ -133,7 +136,7 @@ class PrometheusService(_Monitor):
                 host=s.host,
                 alertmanager_port=s.alertmanager_port,
                 prometheus_port=s.prometheus_port,
-                workers=f'"{s.host}:{s.worker_web_port}"',
+                worker_targets=targets_dir(s),
                 sink_port=s.sink_metrics_port,
             )
         )

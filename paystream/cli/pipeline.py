@@ -47,6 +47,7 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
         prepare_schema,
         worker_ports,
     )
+    from services.metrics.targets import registered
     from streams.app import create_app
     from streams.ops.topics import create_topics
 
@@ -63,7 +64,9 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
     contracts = asyncio.run(preflight_worker(settings))
     offsets = group_offsets_reader(settings)
     app = create_app(settings, lambda: worker_ports(settings), offsets, unpayable=contracts)
-    run_faust_worker(app, loglevel)
+    address = f"{settings.host}:{settings.worker_web_port}"
+    with registered(settings, f"worker-{settings.worker_web_port}", address):
+        run_faust_worker(app, loglevel)
 
 
 def use_event_loop(settings: Settings) -> None:

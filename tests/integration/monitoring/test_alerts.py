@@ -1,9 +1,10 @@
 """Prometheus and Alertmanager, started the way ``paystream stack up`` starts
-them (private instances for this test, scraping its pipeline's worker and
-sink, with short lag thresholds): every target is up; with the worker stopped
-and payments still coming, the sink's lag gauge grows and ``ConsumerLagHigh``
-fires in Alertmanager for the worker's group; the worker restarted, it
-resolves."""
+them (private instances for this test, scraping its pipeline's workers and
+sink, with short lag thresholds): every target is up, each of two workers
+found by the file it writes, and a stopped worker is no longer a target; with
+the workers stopped and payments still coming, the sink's lag gauge grows and
+``ConsumerLagHigh`` fires in Alertmanager for the workers' group; a worker
+restarted, it resolves."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 from confluent_kafka import Producer
 
 from devtools.harness.isolated import free_port
-from devtools.harness.process import SinkProcess
+from devtools.harness.process import SinkProcess, WorkerProcess
 from devtools.stack.base import StatePaths
 from devtools.stack.monitoring import AlertmanagerService, PrometheusService
 from devtools.stack.process import port_open
@@ -88,10 +89,14 @@ def worker_lag_s(settings: Settings) -> float:
     return float(result[0]["value"][1]) if result else 0.0
 
 
-def targets_up(settings: Settings) -> bool:
+def targets_up(settings: Settings, workers: int) -> bool:
+    """Prometheus scrapes the sink, itself, Alertmanager and ``workers``
+    workers (each found by its targets file), and every one answers."""
     url = f"http://{settings.host}:{settings.prometheus_port}/api/v1/targets"
     active = get(url)["data"]["activeTargets"]
-    return len(active) == 4 and all(t["health"] == "up" for t in active)
+    jobs = [t["labels"]["job"] for t in active]
+    up = all(t["health"] == "up" for t in active)
+    return up and len(active) == 3 + workers and jobs.count("paystream-worker") == workers
 
 
 def test_the_lag_alert_fires_while_the_worker_is_stopped_and_resolves(
@@ -111,8 +116,13 @@ def test_the_lag_alert_fires_while_the_worker_is_stopped_and_resolves(
     with SinkProcess(s, monitored.log.with_name("sink.log"), monitored.env):
         wait(lambda: port_open(s.host, s.sink_metrics_port), 60, "the sink's metrics")
         worker = monitored.worker().start()
-        wait(lambda: targets_up(s), 60, "every Prometheus target up")
+        other = s.model_copy(update={"worker_web_port": free_port()})
+        second = WorkerProcess(other, monitored.log.with_name("worker-2.log"), monitored.env)
+        second.start()
+        wait(lambda: targets_up(s, workers=2), 60, "every Prometheus target up, both workers")
         worker.stop()
+        second.stop()
+        wait(lambda: targets_up(s, workers=0), 30, "the stopped workers no longer scraped")
         producing.set()
         feeder = threading.Thread(target=requests, daemon=True)
         feeder.start()
