@@ -4,9 +4,11 @@
 Each case gets a pipeline of its own (``isolated_run``). The history is
 written into the ``payments`` changelog as workers would have left it
 (``devtools/harness/history.py``: settled payments requested a day ago, within
-the retention, so all of it is restored). The time is from starting
+the retention, so all of it is restored), and the payers' balances, each with
+its last finished payment ids. The time is from starting
 ``paystream worker`` to the answer to one request (a payer without funds:
-``INSUFFICIENT_FUNDS``): start-up, table recovery and the first decision.
+``INSUFFICIENT_FUNDS``): start-up, table recovery and the first decision;
+the worker's resident memory is read then.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psutil
 from confluent_kafka import Producer
 from eth_account import Account
 from rich.console import Console
 
 from devtools.bench.run import isolated_run
 from devtools.harness.collect import collect
-from devtools.harness.history import seed_history
+from devtools.harness.history import seed_balances, seed_history
 from devtools.harness.isolated import Isolated
 from devtools.harness.load import encode, request
 from devtools.harness.process import WorkerProcess
@@ -47,7 +50,9 @@ def _serve_time(run: Isolated) -> dict[str, Any]:
         producer.flush(30)
         answer = collect(run.settings, {str(probe.payment_id)}, START_TIMEOUT_S).failed
         served_s = time.monotonic() - began
+        rss = psutil.Process(worker.process.pid).memory_info().rss if worker.process else 0
         return {
+            "worker_rss_mib": round(rss / 2**20),
             "web_ready_s": round(ready_s, 1),
             "first_answer_s": round(served_s, 1),
             "answer": answer[str(probe.payment_id)]["code"],
@@ -64,8 +69,12 @@ def run_restart_bench(base: Settings, history: int, console: Console) -> dict[st
         with isolated_run(base, console) as run:
             if count:
                 started = time.monotonic()
-                seed_history(run.settings, count, lambda _: now - timedelta(days=1))
-                console.print(f"  seeded {count:,} payments in {time.monotonic() - started:.0f} s")
+                keys = seed_history(run.settings, count, lambda _: now - timedelta(days=1))
+                size = seed_balances(run.settings, keys)
+                console.print(
+                    f"  seeded {count:,} payments and their payers' balances "
+                    f"({size / 2**20:.0f} MiB) in {time.monotonic() - started:.0f} s"
+                )
             cases[label] = _serve_time(run)
             console.print(f"  {label}: {cases[label]}")
     ratio = cases["history"]["first_answer_s"] / max(cases["empty"]["first_answer_s"], 0.1)

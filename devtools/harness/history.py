@@ -5,7 +5,8 @@ fault scenario of ``tests/faults/test_history.py``).
 
 Each entry is a SETTLED payment with the records a real one keeps (its
 ``fraud.scored`` and ``payments.settled`` records), in its payer's partition,
-in the table's wire format (JSON key and value, as Faust writes them).
+in the table's wire format (JSON key and value, as Faust writes them). The
+restart benchmark also writes the payers' balances (``seed_balances``).
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ from schemas.topics import FRAUD_SCORED, PAYMENTS_SETTLED
 from services.bootstrap import kafka_producer_config
 from services.errors import BrokerUnavailable
 from services.settings import Settings
-from streams.state import PaymentState, Status, payment_key
+from streams.state import RECENT_FINISHED, Balance, PaymentState, Status, payment_key
 from streams.tables import changelog_topic
 
 FLUSH_TIMEOUT_S = 120.0
 CHECK = FraudCheck(score=0, decision="APPROVE", rules_triggered=(), check_duration_us=40)
+
+
+def history_amount(i: int) -> int:
+    """The amount of the i-th payment of a history."""
+    return 1_000_000 + i % 1_000
 
 
 def settled_state(payer: str, payee: str, sequence: int, requested_at: datetime) -> PaymentState:
@@ -38,7 +44,7 @@ def settled_state(payer: str, payee: str, sequence: int, requested_at: datetime)
         payment_id=uuid.uuid4(),
         payer_account=payer,
         payee_address=payee,
-        amount=1_000_000 + sequence % 1_000,
+        amount=history_amount(sequence),
         currency="PTUSD",
         requested_at=requested_at,
     )
@@ -115,3 +121,30 @@ def seed_history(
         raise BrokerUnavailable(f"{left} history records to {topic} not delivered")
     progress(count % 1_000)
     return keys
+
+
+def seed_balances(settings: Settings, keys: list[str]) -> int:
+    """Write each history payer's balance as its payments left it (``keys``
+    from ``seed_history``, in order) to the ``balances`` changelog, compacted
+    (one record per payer): nothing available or held, its settled total, and
+    its last ``RECENT_FINISHED`` payment ids finished. Returns the bytes written."""
+    finished: dict[str, list[str]] = {}
+    settled: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        payer, payment_id = key.split(":", 1)
+        finished.setdefault(payer, []).append(payment_id)
+        settled[payer] = settled.get(payer, 0) + history_amount(i)
+    producer = Producer(kafka_producer_config(settings))
+    topic = changelog_topic(settings.app_id, "balances")
+    written = 0
+    for payer, ids in finished.items():
+        balance = Balance(settled=settled[payer], finished=tuple(ids[-RECENT_FINISHED:]))
+        value = json.dumps(balance.model_dump(mode="json"), separators=(",", ":")).encode()
+        home = partition_for(payer, settings.kafka_partitions)
+        producer.produce(topic, key=json.dumps(payer).encode(), value=value, partition=home)
+        producer.poll(0)
+        written += len(value)
+    left = producer.flush(FLUSH_TIMEOUT_S)
+    if left:
+        raise BrokerUnavailable(f"{left} history balances to {topic} not delivered")
+    return written
