@@ -16,9 +16,9 @@ class CountingBalance(Balance):
     decoded: ClassVar[int] = 0
 
     @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> CountingBalance:
+    def model_validate_json(cls, json_data: Any, **kwargs: Any) -> CountingBalance:
         cls.decoded += 1
-        return super().model_validate(obj, **kwargs)
+        return super().model_validate_json(json_data, **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +38,7 @@ def test_a_value_from_the_changelog_is_decoded() -> None:
     stored: dict[str, Any] = {}
     table = ModelTable(stored, CountingBalance)
     table["alice"] = CountingBalance(available=10)
-    stored["alice"] = {**stored["alice"], "available": 7}  # recovered: another object
+    stored["alice"] = CountingBalance(available=7).model_dump_json().encode()  # recovered
     assert table["alice"].available == 7
     assert CountingBalance.decoded == 1
     assert table["alice"].available == 7  # remembered now
@@ -62,3 +62,16 @@ def test_the_models_kept_are_bounded() -> None:
     assert CountingBalance.decoded == 0
     assert table["a"].available == 1  # forgotten, decoded again
     assert CountingBalance.decoded == 1
+
+
+def test_the_store_holds_each_value_as_its_json_bytes() -> None:
+    """What Faust keeps and writes to the changelog: the model's JSON, as bytes."""
+    stored: dict[str, Any] = {}
+    table = ModelTable(stored, Balance)
+    table["alice"] = Balance(available=10, holds={"p1": 5})
+    assert stored["alice"] == Balance(available=10, holds={"p1": 5}).model_dump_json().encode()
+    assert table.raw("alice") == {
+        **Balance().model_dump(mode="json"),
+        "available": 10,
+        "holds": {"p1": 5},
+    }

@@ -98,7 +98,7 @@ def test_the_index_answers_the_timers_and_is_rebuilt_after_a_rebalance() -> None
     assert {str(i) for i in scored} == {b["payment_id"] for b in bodies}
     # A value restored from the changelog does not pass through the index...
     restored = t.payments[key_of(bodies[0])].model_copy(update={"status": Status.REVIEW})
-    t.store[key_of(bodies[0])] = restored.model_dump(mode="json")
+    t.store[key_of(bodies[0])] = restored.model_dump_json().encode()
     assert t.payments.index is not None
     t.payments.index.invalidate()  # ...so a rebalance invalidates it
     assert [p.payment_id for p in t.payments.where("status", Status.REVIEW)] == [

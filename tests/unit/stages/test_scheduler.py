@@ -112,8 +112,8 @@ class Harness:
         chain.scheduler = self.scheduler
 
     def table(self) -> ModelTable[PaymentState]:
-        """The payments table as Faust holds it (JSON values), for the sweeper's scan."""
-        stored = {k: v.model_dump(mode="json") for k, v in self.world.payments.items()}
+        """The payments table as Faust holds it (JSON bytes), for the sweeper's scan."""
+        stored = {k: v.model_dump_json().encode() for k, v in self.world.payments.items()}
         return ModelTable(stored, PaymentState)
 
     def sweep_later(self) -> None:
