@@ -36,7 +36,9 @@ def kafkas_view(settings: Settings, group: str) -> dict[tuple[str, int], tuple[i
     command = KafkaService(settings, StatePaths(settings)).tool(
         TOOL, "--bootstrap-server", settings.kafka_bootstrap, "--describe", "--group", group
     )
-    out = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"{TOOL} exited {done.returncode}: {done.stderr[-2000:]}"
+    out = done.stdout
     rows: dict[tuple[str, int], tuple[int, int, int]] = {}
     for line in out.splitlines():
         cells = line.split()
