@@ -200,7 +200,7 @@ def declare_tables(app: Any, settings: Settings) -> Tables:
             name,
             partitions=settings.kafka_partitions,
             key_type=str,
-            value_serializer="raw",  # ModelTable stores each value's JSON bytes
+            value_type=bytes,  # raw: ModelTable stores each value's JSON bytes
             help=help_,
         )
 
