@@ -133,7 +133,8 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
 
     def where(self, field: str, value: object) -> Iterator[M]:
         """The values whose stored ``field`` equals ``value``: from the index
-        for a watched status, else by a scan filtered before decoding."""
+        for a watched status, else by a scan; filtered on the JSON data before
+        a model is validated."""
         if self.index is not None and field == "status" and str(value) in self.index.watched:
             keys: Iterator[str] = iter(self._fresh_index().keys(str(value)))
         else:
