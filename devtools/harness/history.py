@@ -5,8 +5,9 @@ fault scenario of ``tests/faults/test_history.py``).
 
 Each entry is a SETTLED payment with the records a real one keeps (its
 ``fraud.scored`` and ``payments.settled`` records), in its payer's partition,
-in the table's wire format (JSON key and value, as Faust writes them). The
-restart benchmark also writes the payers' balances (``seed_balances``).
+in the table's wire format (JSON key, and the value's JSON as ``ModelTable``
+writes it). The restart benchmark also writes the payers' balances
+(``seed_balances``).
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ def seed_history(
         home = partition_for(payer, settings.kafka_partitions)
         key = payment_key(payer, state.payment_id)
         state = state.model_copy(update={"partition": home})
-        value = json.dumps(state.model_dump(mode="json"), separators=(",", ":"))
-        producer.produce(topic, key=json.dumps(key).encode(), value=value.encode(), partition=home)
+        value = state.model_dump_json().encode()  # as ModelTable writes it
+        producer.produce(topic, key=json.dumps(key).encode(), value=value, partition=home)
         producer.poll(0)
         keys.append(key)
         if i % 1_000 == 999:
@@ -139,7 +140,7 @@ def seed_balances(settings: Settings, keys: list[str]) -> int:
     written = 0
     for payer, ids in finished.items():
         balance = Balance(settled=settled[payer], finished=tuple(ids[-RECENT_FINISHED:]))
-        value = json.dumps(balance.model_dump(mode="json"), separators=(",", ":")).encode()
+        value = balance.model_dump_json().encode()
         home = partition_for(payer, settings.kafka_partitions)
         producer.produce(topic, key=json.dumps(payer).encode(), value=value, partition=home)
         producer.poll(0)
