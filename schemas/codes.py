@@ -30,6 +30,23 @@ class FailureCode(StrEnum):
     REVIEW_EXPIRED = "REVIEW_EXPIRED"  # held for review; no decision before it expired
 
 
+# The code of a request that does not validate: by the first of these fields at
+# fault (in this order), else INVALID_SCHEMA. The Kafka path and the gateway share it.
+FIELD_CODES = {
+    "amount": FailureCode.INVALID_AMOUNT,
+    "payee_address": FailureCode.INVALID_ADDRESS,
+    "currency": FailureCode.UNKNOWN_CURRENCY,
+}
+
+
+def invalid_code(fields: set[str]) -> FailureCode:
+    """The failure code of a request whose ``fields`` did not validate."""
+    for name, code in FIELD_CODES.items():
+        if name in fields:
+            return code
+    return FailureCode.INVALID_SCHEMA
+
+
 # Failures of a payment the engine accepted and could not settle: they count
 # against its success rate. Every other code refuses a request the rules do
 # not allow (a correct answer, not a failure of the engine).

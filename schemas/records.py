@@ -1,6 +1,6 @@
 """What the ledger sink reads: the outcome records of the pipeline (reorged
-settlements too), the reconciler's deposit credits and reversals, the payments
-held for review and the reconciler's alerts."""
+settlements too), the submissions to the chain, the reconciler's deposit
+credits and reversals, the payments held for review and the reconciler's alerts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from schemas.payments import (
     PaymentReorged,
     PaymentScored,
     PaymentSettled,
+    PaymentSubmitted,
 )
 from schemas.review import ReviewHeld
 
@@ -18,6 +19,7 @@ SinkRecord = (
     PaymentSettled
     | PaymentFailed
     | PaymentScored
+    | PaymentSubmitted
     | PaymentReorged
     | PaymentFinalized
     | DepositCredited

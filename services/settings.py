@@ -189,6 +189,8 @@ class Settings(BaseSettings):
     # The ledger sink's /metrics (with every engine group's consumer lag).
     sink_metrics_port: int = Field(default=6068, ge=1, le=65535)
     lag_interval_s: float = Field(default=5.0, gt=0)  # between lag measurements
+    # The merchant gateway (`paystream gateway`): its HTTP port.
+    gateway_port: int = Field(default=18080, ge=1, le=65535)
     # The local Prometheus and Alertmanager (devtools/stack/monitoring.py).
     prometheus_port: int = Field(default=59090, ge=1, le=65535)
     alertmanager_port: int = Field(default=59093, ge=1, le=65535)

@@ -1,7 +1,7 @@
 """``paystream sink``: the ledger sink. It reads outcomes (reorged settlements
-too), fraud checks, payments held for review, the reconciler's deposit credits
-and reversals and its alerts from the topics
-in batches (at most ``batch_max`` records or ``flush_ms``), writes them through
+too), fraud checks, submissions to the chain, payments held for review, the
+reconciler's deposit credits and reversals and its alerts from the topics in
+batches (at most ``batch_max`` records or ``flush_ms``), writes them through
 the ``LedgerStore`` in one transaction per batch, then commits the offsets. A
 crash between the two replays the batch, which the store recognises
 (``processed_events``). A record the store refuses (``RecordsRefused``) goes to
@@ -25,10 +25,12 @@ from schemas.payments import (
     PaymentReorged,
     PaymentScored,
     PaymentSettled,
+    PaymentSubmitted,
 )
 from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
 from schemas.topics import (
+    CHAIN_SUBMITTED,
     DEPOSITS_CREDITED,
     FRAUD_SCORED,
     PAYMENTS_DLQ,
@@ -57,6 +59,7 @@ DECODERS: dict[str, TypeAdapter[object]] = {
     PAYMENTS_SETTLED: TypeAdapter(PaymentSettled),
     PAYMENTS_FAILED: TypeAdapter(PaymentFailed),
     FRAUD_SCORED: TypeAdapter(PaymentScored),
+    CHAIN_SUBMITTED: TypeAdapter(PaymentSubmitted),
     PAYMENTS_REORGED: TypeAdapter(PaymentReorged),
     PAYMENTS_FINALIZED: TypeAdapter(PaymentFinalized),
     DEPOSITS_CREDITED: DEPOSIT_RECORD,  # type: ignore[dict-item]

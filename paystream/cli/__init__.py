@@ -10,7 +10,9 @@ from pydantic import ValidationError
 from paystream.cli.bench import bench
 from paystream.cli.chain import chain, deposit
 from paystream.cli.db import audit, db, reconcile, sink
+from paystream.cli.gateway import gateway
 from paystream.cli.lag import lag
+from paystream.cli.mandates import mandates
 from paystream.cli.merchants import merchants
 from paystream.cli.mismatches import mismatches
 from paystream.cli.pipeline import demo, topics, worker
@@ -46,6 +48,8 @@ cli.add_command(reconcile)
 cli.add_command(lag)
 cli.add_command(review)
 cli.add_command(merchants)
+cli.add_command(mandates)
+cli.add_command(gateway)
 cli.add_command(mismatches)
 cli.add_command(signer)
 cli.add_command(bench)

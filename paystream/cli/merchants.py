@@ -1,24 +1,43 @@
-"""``paystream merchants create|list``: the merchants payments may name. A
+"""``paystream merchants create|list|rotate-key|revoke-key``: the merchants
+payments may name, and their API keys for the gateway (docs/api.md). A
 request's ``merchant_id`` is honoured only when its payee is the merchant's
 payout address; the merchant's fee is fixed when the payment is scored and
-paid on chain to the platform's fee account."""
+paid on chain to the platform's fee account. A key is printed once, when it is
+created: only its hash is kept."""
 
 from __future__ import annotations
 
 import getpass
 import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 from eth_utils.address import is_address, is_checksum_address
 
+from schemas.api import SCOPES, Scope
 from schemas.merchants import FEE_BPS_MAX, Merchant
 from schemas.onchain import ZERO_ADDRESS
 from services.settings import Settings
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 @click.group()
 def merchants() -> None:
-    """Register merchants and list them."""
+    """Register merchants, list them, and manage their API keys."""
+
+
+def _scopes() -> Callable[[F], F]:
+    return click.option(
+        "--scope",
+        "scopes",
+        multiple=True,
+        type=click.Choice(SCOPES),
+        default=SCOPES,
+        show_default=True,
+        help="What the API key may do (repeat the option for several).",
+    )
 
 
 def _payout_address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -46,8 +65,9 @@ def _payout_address(_ctx: click.Context, _param: click.Parameter, value: str) ->
     help="The platform's fee, in basis points of each payment (250 = 2.5 %).",
 )
 @click.option("--id", "merchant_id", default=None, help="The merchant id [default: generated].")
+@_scopes()
 @click.option("--by", "actor", default=getpass.getuser, help="Who registers it [default: you].")
-@click.option("--json", "as_json", is_flag=True, help="Print the merchant as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merchant and its API key as JSON.")
 @click.pass_obj
 def create(
     settings: Settings,
@@ -55,14 +75,17 @@ def create(
     payout_address: str,
     fee_bps: int,
     merchant_id: str | None,
+    scopes: Sequence[Scope],
     actor: str,
     as_json: bool,
 ) -> None:
-    """Register a merchant NAME (recorded in the audit log). Workers load it when
-    a payment names it (at most once a second)."""
+    """Register a merchant NAME with an API key (recorded in the audit log; the
+    key is printed once). Workers load it when a payment names it (at most once
+    a second)."""
     from pydantic import ValidationError
 
     from paystream.cli.db import database
+    from services.store.keys import issue_key
     from services.store.merchants import create_merchant, new_merchant_id
 
     try:
@@ -74,9 +97,77 @@ def create(
         )
     except ValidationError as exc:
         raise click.BadParameter(str(exc.errors()[0]["msg"]), param_hint="--id") from exc
-    with database(settings) as conn:
+    with database(settings) as conn, conn.transaction():
         create_merchant(conn, merchant, actor)
-    _show(merchant, as_json)
+        api_key = issue_key(conn, merchant.merchant_id, scopes, actor)
+    _show(merchant, as_json, {"api_key": api_key, "scopes": list(scopes)})
+    if not as_json:
+        click.echo(f"API key (shown once, keep it secret): {api_key}")
+
+
+@merchants.command("rotate-key")
+@click.argument("merchant_id")
+@_scopes()
+@click.option("--by", "actor", default=getpass.getuser, help="Who rotates it [default: you].")
+@click.option("--json", "as_json", is_flag=True, help="Print the new key as JSON.")
+@click.pass_obj
+def rotate_key(
+    settings: Settings, merchant_id: str, scopes: Sequence[Scope], actor: str, as_json: bool
+) -> None:
+    """Give MERCHANT_ID a new API key and revoke its others, at once."""
+    from paystream.cli.db import database
+    from services.store.keys import rotate_key as rotate
+
+    with database(settings) as conn:
+        api_key, revoked = rotate(conn, merchant_id, scopes, actor)
+    _forget(settings, revoked)
+    if as_json:
+        click.echo(json.dumps({"merchant_id": merchant_id, "api_key": api_key, "revoked": revoked}))
+    else:
+        click.echo(f"revoked {len(revoked)} key(s): {', '.join(revoked) or '-'}")
+        click.echo(f"API key (shown once, keep it secret): {api_key}")
+
+
+@merchants.command("revoke-key")
+@click.argument("merchant_id")
+@click.option("--key-id", default=None, help="Only this key (the 16 hex digits after psk_).")
+@click.option("--by", "actor", default=getpass.getuser, help="Who revokes it [default: you].")
+@click.pass_obj
+def revoke_key(settings: Settings, merchant_id: str, key_id: str | None, actor: str) -> None:
+    """Revoke MERCHANT_ID's API keys (or one); they stop working at once."""
+    from paystream.cli.db import database
+    from services.store.keys import revoke_keys
+
+    with database(settings) as conn, conn.transaction():
+        revoked = revoke_keys(conn, merchant_id, actor, key_id)
+    _forget(settings, revoked)
+    click.echo(f"revoked {len(revoked)} key(s): {', '.join(revoked) or '-'}")
+
+
+def _forget(settings: Settings, key_ids: list[str]) -> None:
+    """Clear the gateway's cached entries of revoked keys (or say it could not)."""
+    import redis
+    from redis.exceptions import RedisError
+
+    from services.cache.aside import entry_name
+    from services.errors import PaystreamError
+
+    if not key_ids:
+        return
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.connect_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+    )
+    try:
+        client.delete(*(entry_name("api_keys", k) for k in key_ids))
+    except (RedisError, OSError) as exc:
+        raise PaystreamError(
+            f"the keys are revoked in PostgreSQL, but Redis did not answer ({exc}): a gateway "
+            "may accept them for up to 60 s from its cache"
+        ) from exc
+    finally:
+        client.close()
 
 
 @merchants.command("list")
@@ -95,9 +186,9 @@ def list_all(settings: Settings, as_json: bool) -> None:
         click.echo(f"{len(found)} merchant(s)")
 
 
-def _show(merchant: Merchant, as_json: bool) -> None:
+def _show(merchant: Merchant, as_json: bool, extra: dict[str, object] | None = None) -> None:
     if as_json:
-        click.echo(json.dumps(merchant.model_dump()))
+        click.echo(json.dumps(merchant.model_dump() | (extra or {})))
     else:
         click.echo(
             f"{merchant.merchant_id}  {merchant.name}  pays to {merchant.payout_address}  "

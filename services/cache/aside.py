@@ -14,13 +14,25 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("paystream.cache")
 
-TTL_S = {"users": 300, "payment_methods": 600, "fraud_rules": 3600, "metrics": 60}
+TTL_S = {
+    "users": 300,
+    "payment_methods": 600,
+    "fraud_rules": 3600,
+    "metrics": 60,
+    "api_keys": 60,  # a key and its merchant (revoking a key also clears its entry)
+}
 
 M = TypeVar("M", bound=BaseModel)
+PREFIX = "paystream"
+
+
+def entry_name(kind: str, key: str, prefix: str = PREFIX) -> str:
+    """The Redis key of a cached value (one naming for readers and invalidators)."""
+    return f"{prefix}:{kind}:{key}"
 
 
 class CacheAside:
-    def __init__(self, client: aioredis.Redis, prefix: str = "paystream") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = PREFIX) -> None:
         self.client = client
         self.prefix = prefix
         self.fallbacks = 0  # reads served by the source because Redis failed
@@ -28,7 +40,7 @@ class CacheAside:
     async def get(
         self, kind: str, key: str, model: type[M], load: Callable[[], Awaitable[M | None]]
     ) -> M | None:
-        name = f"{self.prefix}:{kind}:{key}"
+        name = entry_name(kind, key, self.prefix)
         try:
             raw = await self.client.get(name)
         except (RedisError, OSError) as exc:
@@ -47,6 +59,6 @@ class CacheAside:
 
     async def invalidate(self, kind: str, key: str) -> None:
         try:
-            await self.client.delete(f"{self.prefix}:{kind}:{key}")
+            await self.client.delete(entry_name(kind, key, self.prefix))
         except (RedisError, OSError):
             self.fallbacks += 1

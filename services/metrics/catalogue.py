@@ -145,3 +145,32 @@ class SinkMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True)
+class GatewayMetrics:
+    """The merchant gateway's, served on its own ``/metrics``."""
+
+    registry: CollectorRegistry
+    requests: Counter  # by method, route (its template, never an id) and status code
+    duration: Histogram  # seconds to answer, by method and route
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> GatewayMetrics:
+        registry = registry or CollectorRegistry()
+        return cls(
+            registry=registry,
+            requests=Counter(
+                "paystream_gateway_requests_total",
+                "HTTP requests the gateway answered",
+                ["method", "route", "status"],
+                registry=registry,
+            ),
+            duration=Histogram(
+                "paystream_gateway_request_duration_seconds",
+                "Time the gateway took to answer a request",
+                ["method", "route"],
+                buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+        )

@@ -40,6 +40,7 @@ from services.store.rows import (
     request_row,
     settled_row,
 )
+from services.store.stages import UPSERT_STAGE, StageRow, stage_rows
 
 PAYMENT_COLUMNS = (
     "payment_id, created_at, payer_account, payee_address, merchant_id, amount, currency, "
@@ -156,8 +157,10 @@ class PostgresLedgerStore:
         logs: list[tuple[Any, ...]] = []
         reorged: list[dict[str, Any]] = []
         deposits: list[dict[str, Any]] = []
+        stages: list[StageRow] = []
         for r in todo:
             entries += entries_of(r, self.token_symbol)
+            stages += stage_rows(r)
             if isinstance(r, PaymentReorged):
                 reorged.append(
                     {"payment_id": r.payment_id, "payer": r.payer_account, "reorgs": r.reorgs}
@@ -198,6 +201,8 @@ class PostgresLedgerStore:
                 await c.executemany(INSERT_FRAUD, frauds)
             if logs:
                 await c.executemany(INSERT_LOG, logs)
+            if stages:
+                await c.executemany(UPSERT_STAGE, stages)
             if entries:
                 async with c.copy(
                     "COPY ledger_entries (event_id, payment_id, account, kind, "

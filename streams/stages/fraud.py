@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from schemas.base import Record, conflict_event_id, outcome_event_id
-from schemas.codes import FAILURE_REASONS, FailureCode
+from schemas.codes import FAILURE_REASONS, FailureCode, invalid_code
 from schemas.merchants import Merchant
 from schemas.onchain import ZERO_ADDRESS
 from schemas.partitioning import partition_for
@@ -47,12 +47,6 @@ from streams.state import (
     VelocityWindow,
     payment_key,
 )
-
-FIELD_CODES = {
-    "amount": FailureCode.INVALID_AMOUNT,
-    "payee_address": FailureCode.INVALID_ADDRESS,
-    "currency": FailureCode.UNKNOWN_CURRENCY,
-}
 
 
 class Tidy(Protocol):
@@ -103,11 +97,7 @@ def _align(balances: MutableMapping[str, Balance], state: PaymentState) -> None:
 
 
 def _code_of(error: ValidationError) -> FailureCode:
-    fields = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
-    for name, code in FIELD_CODES.items():
-        if name in fields:
-            return code
-    return FailureCode.INVALID_SCHEMA
+    return invalid_code({str(e["loc"][0]) for e in error.errors() if e["loc"]})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,28 @@
+"""``paystream gateway``: the merchant REST API (docs/api.md), served by uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from services.settings import Settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", type=int, default=None, help="[default: PAYSTREAM_GATEWAY_PORT, 18080]")
+@click.pass_obj
+def gateway(settings: Settings, host: str, port: int | None) -> None:
+    """Serve the merchant API: payments with API keys, mandates and idempotency
+    keys; OpenAPI at /openapi.json, interactive docs at /docs."""
+    import uvicorn
+
+    from paystream.gateway.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port or settings.gateway_port,
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+    )

@@ -1,0 +1,1 @@
+"""The merchant gateway: a REST API for payments (``paystream gateway``, docs/api.md)."""

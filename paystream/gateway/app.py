@@ -1,0 +1,153 @@
+"""The gateway's FastAPI application: ``/v1/payments``, ``/healthz``,
+``/readyz``, ``/metrics``, OpenAPI 3.1 at ``/openapi.json`` and ``/docs``.
+Bodies over 64 KiB are refused (413) before they are read in full."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paystream.gateway import payments
+from paystream.gateway.auth import gateway_of
+from paystream.gateway.context import Gateway, open_gateway
+from paystream.gateway.errors import body, install
+from services.settings import Settings
+
+MAX_BODY = 64 * 1024
+
+
+class BodyLimit:
+    """Refuse a body over ``MAX_BODY`` bytes with 413: by its Content-Length,
+    or while it is read when it has none."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            await _too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await _too_large(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    message = f"the body is over {MAX_BODY} bytes"
+    await JSONResponse(body("body_too_large", message), 413)(scope, receive, send)
+
+
+def _route(request: Request, status: int) -> str:
+    """The route's template (never an id): a label of bounded cardinality."""
+    route = request.scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    return "unmatched" if status == 404 else request.url.path
+
+
+async def _measured(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    metrics = gateway_of(request).metrics
+    route = _route(request, response.status_code)
+    metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+    metrics.duration.labels(request.method, route).observe(time.perf_counter() - started)
+    return response
+
+
+async def healthz() -> dict[str, str]:
+    """The gateway process answers."""
+    return {"status": "ok"}
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Kafka, PostgreSQL and Redis answer (503 naming those that do not)."""
+    gateway = gateway_of(request)
+    checks = {
+        "kafka": await asyncio.to_thread(gateway.publisher.ready),
+        "postgresql": await _postgres_ready(gateway),
+        "redis": await _redis_ready(gateway),
+    }
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+async def _postgres_ready(gateway: Gateway) -> bool:
+    try:
+        async with asyncio.timeout(gateway.settings.connect_timeout_s):
+            async with gateway.pool.connection() as conn:
+                await conn.execute("SELECT 1")
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return False
+    return True
+
+
+async def _redis_ready(gateway: Gateway) -> bool:
+    try:
+        return bool(await gateway.cache.client.ping())
+    except (RedisError, OSError):
+        return False
+
+
+async def metrics(request: Request) -> Response:
+    registry = gateway_of(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
+    """The application; it opens its adapters when it starts (unless handed them)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        if gateway is not None:
+            app.state.gateway = gateway
+            yield {}
+            return
+        async with open_gateway(settings) as opened:
+            app.state.gateway = opened
+            yield {}
+
+    app = FastAPI(
+        title="paystream merchant API",
+        version="1",
+        description="Create, follow and list payments (docs/api.md).",
+        lifespan=lifespan,
+    )
+    app.include_router(payments.router)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    app.middleware("http")(_measured)
+    app.add_middleware(BodyLimit)
+    install(app)
+    return app

@@ -1,0 +1,57 @@
+"""Who is calling: ``Authorization: Bearer <API key>``. The key is found by
+its key id through the Redis cache-aside (a minute; PostgreSQL when Redis is
+down), compared by hash in constant time, and must not be revoked and must
+carry the route's scope. Revoking a key clears its cache entry, so it stops
+working at once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from paystream.gateway.context import Gateway
+from paystream.gateway.errors import ApiError
+from schemas.api import Scope
+from schemas.merchants import Merchant
+from services.store.keys import KeyHolder, key_id_of, load_holder, matches
+
+
+@dataclass(frozen=True)
+class Caller:
+    merchant: Merchant
+    key_id: str
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+async def _holder(gateway: Gateway, key_id: str) -> KeyHolder | None:
+    return await gateway.cache.get(
+        "api_keys", key_id, KeyHolder, lambda: load_holder(gateway.pool, key_id)
+    )
+
+
+def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
+    """A dependency: the caller, if its key is live and has ``scope``."""
+
+    async def authenticate(request: Request) -> Caller:
+        header = request.headers.get("authorization", "")
+        scheme, _, api_key = header.partition(" ")
+        if scheme.lower() != "bearer" or not api_key.strip():
+            raise ApiError("authentication_required", "send Authorization: Bearer <API key>")
+        api_key = api_key.strip()
+        key_id = key_id_of(api_key)
+        holder = await _holder(gateway_of(request), key_id) if key_id else None
+        if holder is None or not matches(holder, api_key):
+            raise ApiError("invalid_api_key", "the API key is not valid")
+        if holder.revoked:
+            raise ApiError("api_key_revoked", "the API key was revoked")
+        if scope not in holder.scopes:
+            raise ApiError("insufficient_scope", f"the API key lacks the scope {scope}")
+        return Caller(merchant=holder.merchant, key_id=holder.key_id)
+
+    return authenticate

@@ -1,0 +1,285 @@
+"""``/v1/payments``: create a payment (published to ``payments.requested``
+once the payer's mandate and the payee are checked), read one, list them.
+
+A merchant sees only its own payments: another's id answers 404. With an
+``Idempotency-Key`` the payment id is derived from the merchant and the key,
+so every attempt of one request is the same payment for the engine too."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from eth_utils.address import to_checksum_address
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from paystream.gateway.auth import Caller, gateway_of, require
+from paystream.gateway.context import Gateway
+from paystream.gateway.errors import ApiError, responses
+from paystream.gateway.publisher import NotPublished
+from schemas.api import (
+    Failure,
+    Payment,
+    PaymentCreate,
+    PaymentList,
+    Settlement,
+    Stage,
+    Status,
+    api_code,
+)
+from schemas.codes import FailureCode
+from schemas.payments import PaymentRequested
+from schemas.topics import PAYMENTS_REQUESTED
+from services.errors import StoreUnavailable
+from services.store.gateway import Claim, PaymentRow
+from services.store.keys import mandate_limit
+
+router = APIRouter(prefix="/v1/payments", tags=["payments"])
+_KEY_NAMESPACE = uuid.UUID("0b6a3f4e-2a8c-4d1b-9e57-3c1f2d4a5b6c")
+REPLAY_WAIT_S = 40.0  # how long a request waits for the answer of the first one with its key
+STAGE_ORDER = (
+    "requested",
+    "review",
+    "scored",
+    "submitted",
+    "settled",
+    "reorged",
+    "finalized",
+    "failed",
+    "rejected",
+)
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def view(gateway: Gateway, row: PaymentRow, status: str, stages: dict[str, Stage]) -> Payment:
+    """The API's payment object of a gateway payment and its stages."""
+    reached = {"requested": row.created_at} | {name: s.at for name, s in stages.items()}
+    times = {name: reached[name] for name in STAGE_ORDER if name in reached}
+    failure = settlement = None
+    ended = stages.get(status)
+    if status in ("failed", "rejected") and ended is not None and ended.code:
+        code = FailureCode(ended.code)
+        failure = Failure(code=api_code(code), engine_code=code, reason=ended.reason or "")
+    if status in ("settled", "finalized") and ended is not None and ended.tx_hash:
+        settlement = Settlement(tx_hash=ended.tx_hash, block_number=ended.block_number or 0)
+    known = {"requested": Stage(at=row.created_at)} | stages
+    next_stage, eta = gateway.eta.next_of(status, known, _now())
+    return Payment(
+        id=row.payment_id,
+        status=status,  # one of STATUSES (paystream_payment_status)
+        amount=row.amount,
+        currency=row.currency,
+        payer_account=row.payer_account,
+        payee_address=row.payee_address,
+        metadata=row.metadata,
+        created=row.created_at,
+        stages=times,
+        failure=failure,
+        settlement=settlement,
+        next_stage=next_stage,
+        eta=eta,
+    )
+
+
+async def _views(gateway: Gateway, rows: list[PaymentRow]) -> list[Payment]:
+    progress = await gateway.store.progress([r.payment_id for r in rows])
+    return [view(gateway, r, *progress[r.payment_id]) for r in rows]
+
+
+async def _check_mandate(gateway: Gateway, caller: Caller, body: PaymentCreate) -> None:
+    merchant = caller.merchant
+    if body.payee_address is not None and not merchant.pays_to(body.payee_address):
+        raise ApiError(
+            api_code(FailureCode.NOT_MERCHANT_PAYEE),
+            "payee_address must be your payout address (or left out)",
+            "payee_address",
+        )
+    granted, limit = await mandate_limit(gateway.pool, body.payer_account, merchant.merchant_id)
+    if not granted:
+        raise ApiError(
+            "no_mandate",
+            f"{body.payer_account} has granted you no mandate to collect from it",
+            "payer_account",
+        )
+    if limit is not None and body.amount > limit:
+        raise ApiError("amount_over_mandate", f"the mandate allows at most {limit}", "amount")
+
+
+def _replay(claim: Claim) -> JSONResponse:
+    assert claim.status_code is not None and claim.response is not None
+    headers = {"Idempotent-Replayed": "true"}
+    return JSONResponse(claim.response, claim.status_code, headers=headers)
+
+
+async def _answered(gateway: Gateway, merchant_id: str, key: str, claim: Claim) -> JSONResponse:
+    """The first request's answer, once it has one (it is being answered now)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REPLAY_WAIT_S
+    while claim.status_code is None and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+        claim = await gateway.store.claim(merchant_id, key, claim.request_hash, claim.payment_id)
+        if claim.owned:  # the first attempt gave up: this one carries on
+            raise _TakenOver(claim)
+    if claim.status_code is None:
+        raise ApiError("idempotency_key_in_use", "a request with this key is still being answered")
+    return _replay(claim)
+
+
+class _TakenOver(Exception):
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+
+
+async def _create(
+    gateway: Gateway, caller: Caller, body: PaymentCreate, payment_id: uuid.UUID
+) -> Payment:
+    merchant = caller.merchant
+    now = _now()
+    request = PaymentRequested(
+        payment_id=payment_id,
+        payer_account=body.payer_account,
+        payee_address=to_checksum_address(merchant.payout_address),
+        amount=body.amount,
+        currency=body.currency,
+        merchant_id=merchant.merchant_id,
+        metadata=body.metadata,
+        requested_at=now,
+    )
+    row = await gateway.store.record(
+        PaymentRow(
+            payment_id=payment_id,
+            merchant_id=merchant.merchant_id,
+            payer_account=request.payer_account,
+            payee_address=request.payee_address,
+            amount=request.amount,
+            currency=request.currency,
+            metadata=body.metadata,
+            created_at=now,
+        )
+    )
+    try:
+        await gateway.publisher.publish(
+            PAYMENTS_REQUESTED, request.payer_account, request.model_dump_json().encode()
+        )
+    except NotPublished as exc:
+        raise ApiError(
+            "not_published",
+            f"payment {payment_id} was not confirmed by Kafka ({exc}); retry with the same "
+            "Idempotency-Key (the same payment), or look it up before sending it again",
+        ) from exc
+    (payment,) = await _views(gateway, [row])
+    return payment
+
+
+def _request_hash(body: PaymentCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=Payment,
+    responses=responses(
+        "authentication_required",
+        "insufficient_scope",
+        "no_mandate",
+        "idempotency_key_reuse",
+        "body_too_large",
+        "not_published",
+    ),
+)
+async def create_payment(
+    body: PaymentCreate,
+    request: Request,
+    caller: Annotated[Caller, Depends(require("payments:write"))],
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Collect a payment from a payer who granted you a mandate. Answered once
+    Kafka has the request: the engine decides it asynchronously (follow it with
+    ``GET /v1/payments/{id}``)."""
+    gateway = gateway_of(request)
+    merchant_id = caller.merchant.merchant_id
+    await _check_mandate(gateway, caller, body)
+    if idempotency_key is None:
+        return await _create(gateway, caller, body, uuid.uuid4())
+    payment_id = uuid.uuid5(_KEY_NAMESPACE, f"{merchant_id}:{idempotency_key}")
+    claim = await gateway.store.claim(merchant_id, idempotency_key, _request_hash(body), payment_id)
+    if claim.request_hash != _request_hash(body):
+        raise ApiError(
+            "idempotency_key_reuse",
+            "this Idempotency-Key was used with a different request",
+            "Idempotency-Key",
+        )
+    if not claim.owned:
+        if claim.status_code is not None:
+            return _replay(claim)
+        try:
+            return await _answered(gateway, merchant_id, idempotency_key, claim)
+        except _TakenOver as taken:
+            claim = taken.claim
+    try:
+        payment = await _create(gateway, caller, body, claim.payment_id)
+    except (ApiError, StoreUnavailable):
+        await gateway.store.give_up(merchant_id, idempotency_key)
+        raise
+    answer = payment.model_dump(mode="json")
+    await gateway.store.answered(merchant_id, idempotency_key, 202, answer)
+    return JSONResponse(answer, 202)
+
+
+@router.get(
+    "/{payment_id}",
+    response_model=Payment,
+    responses=responses("authentication_required", "insufficient_scope", "resource_missing"),
+)
+async def get_payment(
+    payment_id: uuid.UUID,
+    request: Request,
+    caller: Annotated[Caller, Depends(require("payments:read"))],
+) -> Payment:
+    """A payment: its status, when it reached each stage, its failure or
+    settlement, and when its next stage is expected."""
+    gateway = gateway_of(request)
+    row = await gateway.store.payment(caller.merchant.merchant_id, payment_id)
+    if row is None:
+        raise ApiError("resource_missing", f"no payment {payment_id}", "id")
+    (payment,) = await _views(gateway, [row])
+    return payment
+
+
+@router.get(
+    "",
+    response_model=PaymentList,
+    responses=responses("authentication_required", "insufficient_scope", "invalid_cursor"),
+)
+async def list_payments(
+    request: Request,
+    caller: Annotated[Caller, Depends(require("payments:read"))],
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: uuid.UUID | None = None,
+    status: Status | None = None,
+) -> PaymentList:
+    """Your payments, newest first: the page after ``starting_after`` (the last
+    id of the previous page), optionally only those in ``status``."""
+    gateway = gateway_of(request)
+    merchant_id = caller.merchant.merchant_id
+    if (
+        starting_after is not None
+        and await gateway.store.payment(merchant_id, starting_after) is None
+    ):
+        raise ApiError("invalid_cursor", f"no payment {starting_after}", "starting_after")
+    statuses = [status] if status else None
+    rows = await gateway.store.payments(merchant_id, limit + 1, starting_after, statuses)
+    return PaymentList(data=await _views(gateway, rows[:limit]), has_more=len(rows) > limit)

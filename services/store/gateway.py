@@ -1,0 +1,214 @@
+"""The gateway's rows on PostgreSQL: the payments it created, its idempotency
+keys, and the payments' stages the sink records (its read model).
+
+An idempotency key is claimed by inserting its row (one insert wins); the
+winner answers and stores its answer on the row, the others wait for that
+answer and replay it. A claim whose answer never came (its gateway died) is
+taken over after ``STALE_CLAIM_S``: the payment id is fixed on the row, so the
+next attempt publishes the same payment again, which the engine recognises."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.errors import OperationalError
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from schemas.api import Stage
+from services.errors import StoreUnavailable
+
+STALE_CLAIM_S = 30
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An idempotency key's row: ``owned`` when this request must answer it."""
+
+    owned: bool
+    request_hash: str
+    payment_id: uuid.UUID
+    status_code: int | None
+    response: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    payment_id: uuid.UUID
+    merchant_id: str
+    payer_account: str
+    payee_address: str
+    amount: int
+    currency: str
+    metadata: dict[str, Any] | None
+    created_at: datetime
+
+
+CLAIM = """
+INSERT INTO idempotency_keys (merchant_id, key, request_hash, payment_id)
+VALUES (%s, %s, %s, %s) ON CONFLICT (merchant_id, key) DO NOTHING RETURNING payment_id
+"""
+TAKE_OVER = """
+UPDATE idempotency_keys SET claimed_at = now()
+WHERE merchant_id = %s AND key = %s AND status_code IS NULL
+  AND claimed_at < now() - make_interval(secs => %s) RETURNING payment_id
+"""
+PAYMENT_COLUMNS = (
+    "payment_id, merchant_id, payer_account, payee_address, amount, currency, metadata, created_at"
+)
+
+
+def _payment(row: tuple[Any, ...]) -> PaymentRow:
+    return PaymentRow(
+        payment_id=row[0],
+        merchant_id=row[1],
+        payer_account=row[2],
+        payee_address=row[3],
+        amount=int(row[4]),
+        currency=row[5],
+        metadata=row[6],
+        created_at=row[7],
+    )
+
+
+class GatewayStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def _fetch(
+        self, sql: str, params: tuple[Any, ...] | dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(sql, params)
+                return await cur.fetchall() if cur.description else []
+        except (OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(f"gateway store: {exc}") from exc
+
+    async def claim(
+        self, merchant_id: str, key: str, request_hash: str, payment_id: uuid.UUID
+    ) -> Claim:
+        """Claim ``key`` for this request, or find who holds it. An unanswered
+        claim of the same request that is stale (or given up) is taken over."""
+        if await self._fetch(CLAIM, (merchant_id, key, request_hash, payment_id)):
+            return Claim(True, request_hash, payment_id, None, None)
+        rows = await self._fetch(
+            "SELECT request_hash, payment_id, status_code, response FROM idempotency_keys"
+            " WHERE merchant_id = %s AND key = %s",
+            (merchant_id, key),
+        )
+        (found,) = rows
+        owned = False
+        if found[0] == request_hash and found[2] is None:
+            owned = bool(await self._fetch(TAKE_OVER, (merchant_id, key, STALE_CLAIM_S)))
+        return Claim(owned, found[0], found[1], found[2], found[3])
+
+    async def answered(
+        self, merchant_id: str, key: str, status_code: int, response: dict[str, Any]
+    ) -> None:
+        await self._fetch(
+            "UPDATE idempotency_keys SET status_code = %s, response = %s"
+            " WHERE merchant_id = %s AND key = %s",
+            (status_code, Jsonb(response), merchant_id, key),
+        )
+
+    async def give_up(self, merchant_id: str, key: str) -> None:
+        """Leave an unanswered claim to the next attempt at once (its request was
+        not confirmed by Kafka: a retry of the same request publishes it again)."""
+        await self._fetch(
+            "UPDATE idempotency_keys SET claimed_at = '-infinity'"
+            " WHERE merchant_id = %s AND key = %s AND status_code IS NULL",
+            (merchant_id, key),
+        )
+
+    async def record(self, p: PaymentRow) -> PaymentRow:
+        """The payment as first recorded (a retry of the same payment keeps the first row)."""
+        await self._fetch(
+            f"INSERT INTO gateway_payments ({PAYMENT_COLUMNS})"  # noqa: S608 - constant columns
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (payment_id) DO NOTHING",
+            (
+                p.payment_id,
+                p.merchant_id,
+                p.payer_account,
+                p.payee_address,
+                p.amount,
+                p.currency,
+                Jsonb(p.metadata) if p.metadata is not None else None,
+                p.created_at,
+            ),
+        )
+        found = await self.payment(p.merchant_id, p.payment_id)
+        assert found is not None
+        return found
+
+    async def payment(self, merchant_id: str, payment_id: uuid.UUID) -> PaymentRow | None:
+        """The merchant's payment (None: none, or another merchant's)."""
+        rows = await self._fetch(
+            f"SELECT {PAYMENT_COLUMNS} FROM gateway_payments"  # noqa: S608 - constant columns
+            " WHERE payment_id = %s AND merchant_id = %s",
+            (payment_id, merchant_id),
+        )
+        return _payment(rows[0]) if rows else None
+
+    async def payments(
+        self,
+        merchant_id: str,
+        limit: int,
+        after: uuid.UUID | None,
+        statuses: Sequence[str] | None,
+    ) -> list[PaymentRow]:
+        """The merchant's payments, newest first, after the cursor payment."""
+        rows = await self._fetch(
+            f"SELECT {PAYMENT_COLUMNS} FROM gateway_payments g"  # noqa: S608 - constant columns
+            " WHERE merchant_id = %(m)s AND (%(after)s::uuid IS NULL OR (created_at, payment_id) <"
+            "   (SELECT created_at, payment_id FROM gateway_payments"
+            "    WHERE payment_id = %(after)s AND merchant_id = %(m)s))"
+            " AND (%(statuses)s::text[] IS NULL"
+            "   OR paystream_payment_status(payment_id) = ANY(%(statuses)s))"
+            " ORDER BY created_at DESC, payment_id DESC LIMIT %(limit)s",
+            {
+                "m": merchant_id,
+                "after": after,
+                "statuses": statuses and list(statuses),
+                "limit": limit,
+            },
+        )
+        return [_payment(r) for r in rows]
+
+    async def progress(
+        self, payment_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[str, dict[str, Stage]]]:
+        """Each payment's status and the stages it reached so far."""
+        statuses = await self._fetch(
+            "SELECT p, paystream_payment_status(p) FROM unnest(%s::uuid[]) AS p", (payment_ids,)
+        )
+        rows = await self._fetch(
+            "SELECT payment_id, stage, at, detail FROM payment_stages WHERE payment_id = ANY(%s)",
+            (payment_ids,),
+        )
+        stages: dict[uuid.UUID, dict[str, Stage]] = {p: {} for p in payment_ids}
+        for payment_id, stage, at, detail in rows:
+            stages[payment_id][stage] = Stage.model_validate({**detail, "at": at})
+        return {p: (status, stages[p]) for p, status in statuses}
+
+    async def stage_latency(self, window_s: int = 900) -> dict[str, float]:
+        """The median time (s) from each stage to the next, over payments that
+        reached the next stage in the last ``window_s``."""
+        rows = await self._fetch(STAGE_LATENCY, (window_s,))
+        return {stage: float(seconds) for stage, seconds in rows if seconds is not None}
+
+
+STAGE_LATENCY = """
+WITH pairs(stage, next) AS (VALUES ('requested', 'scored'), ('review', 'scored'),
+    ('scored', 'submitted'), ('submitted', 'settled'), ('settled', 'finalized'))
+SELECT p.stage, percentile_cont(0.5) WITHIN GROUP (
+    ORDER BY extract(epoch FROM n.at - s.at))
+FROM pairs p
+JOIN payment_stages n ON n.stage = p.next AND n.at > now() - make_interval(secs => %s)
+JOIN payment_stages s ON s.payment_id = n.payment_id AND s.stage = p.stage
+GROUP BY p.stage
+"""
