@@ -13,10 +13,16 @@ from services.settings import Settings
 @click.pass_obj
 def gateway(settings: Settings, host: str, port: int | None) -> None:
     """Serve the merchant API: payments with API keys, mandates and idempotency
-    keys; OpenAPI at /openapi.json, interactive docs at /docs."""
+    keys; OpenAPI at /openapi.json, interactive docs at /docs (migrates the
+    schema first, as the worker does)."""
     import uvicorn
 
     from paystream.gateway.app import create_app
+    from services.bootstrap import prepare_schema
+    from streams.ops.topics import create_topics
+
+    prepare_schema(settings)
+    create_topics(settings)
 
     uvicorn.run(
         create_app(settings),

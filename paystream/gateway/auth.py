@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from paystream.gateway.context import Gateway
 from paystream.gateway.errors import ApiError
@@ -35,15 +37,18 @@ async def _holder(gateway: Gateway, key_id: str) -> KeyHolder | None:
     )
 
 
-def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
+# In OpenAPI as the "bearer" security scheme; missing credentials are ours to refuse.
+bearer = HTTPBearer(auto_error=False, description="Your API key (psk_...)")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Caller]]:
     """A dependency: the caller, if its key is live and has ``scope``."""
 
-    async def authenticate(request: Request) -> Caller:
-        header = request.headers.get("authorization", "")
-        scheme, _, api_key = header.partition(" ")
-        if scheme.lower() != "bearer" or not api_key.strip():
+    async def authenticate(request: Request, credentials: Credentials) -> Caller:
+        if credentials is None or not credentials.credentials.strip():
             raise ApiError("authentication_required", "send Authorization: Bearer <API key>")
-        api_key = api_key.strip()
+        api_key = credentials.credentials.strip()
         key_id = key_id_of(api_key)
         holder = await _holder(gateway_of(request), key_id) if key_id else None
         if holder is None or not matches(holder, api_key):

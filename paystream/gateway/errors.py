@@ -27,9 +27,13 @@ CODES = {
     "no_mandate": 403,
     "amount_over_mandate": 403,
     "not_merchant_payee": 422,
+    # A body that does not validate: the code the engine would give it.
+    "invalid_schema": 422,
+    "invalid_amount": 422,
+    "invalid_address": 422,
+    "unknown_currency": 422,
     "idempotency_key_reuse": 409,
     "idempotency_key_in_use": 409,
-    "invalid_idempotency_key": 400,
     "invalid_cursor": 400,
     "resource_missing": 404,
     "body_too_large": 413,
@@ -60,10 +64,28 @@ def error_response(err: ApiError) -> JSONResponse:
     return JSONResponse(body(err.code, err.message, err.param), err.status, headers=headers)
 
 
+# Any route may answer these: a bad key or scope, a request it cannot read,
+# a body too large, a service down.
+COMMON = (
+    "authentication_required",
+    "insufficient_scope",
+    "invalid_json",
+    "invalid_request",
+    "body_too_large",
+    "store_unavailable",
+    "internal_error",
+)
+
+
 def responses(*codes: str) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI description of these errors."""
-    statuses = sorted({CODES[c] for c in codes} | {422})
-    return {s: {"model": Error, "description": "An error"} for s in statuses}
+    """The OpenAPI description of a route's errors: ``codes`` and the common ones."""
+    statuses: dict[int, list[str]] = {}
+    for code in (*COMMON, *codes):
+        statuses.setdefault(CODES[code], []).append(code)
+    return {
+        status: {"model": Error, "description": "Error codes: " + ", ".join(found)}
+        for status, found in sorted(statuses.items())
+    }
 
 
 def _invalid(_request: Request, exc: Exception) -> JSONResponse:

@@ -33,7 +33,7 @@ class Claim:
     request_hash: str
     payment_id: uuid.UUID
     status_code: int | None
-    response: dict[str, Any] | None
+    response: str | None  # the first answer's JSON body
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,11 @@ class GatewayStore:
             owned = bool(await self._fetch(TAKE_OVER, (merchant_id, key, STALE_CLAIM_S)))
         return Claim(owned, found[0], found[1], found[2], found[3])
 
-    async def answered(
-        self, merchant_id: str, key: str, status_code: int, response: dict[str, Any]
-    ) -> None:
+    async def answered(self, merchant_id: str, key: str, status_code: int, response: str) -> None:
         await self._fetch(
             "UPDATE idempotency_keys SET status_code = %s, response = %s"
             " WHERE merchant_id = %s AND key = %s",
-            (status_code, Jsonb(response), merchant_id, key),
+            (status_code, response, merchant_id, key),
         )
 
     async def give_up(self, merchant_id: str, key: str) -> None:

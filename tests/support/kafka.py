@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -51,3 +51,45 @@ def consume(
     finally:
         consumer.close()
     return received
+
+
+def read_all(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[Message]:
+    """Every record ``topic`` holds now (each partition read to its end offset)."""
+    consumer = Consumer(kafka_consumer_config(settings, f"test-{uuid.uuid4().hex[:8]}"))
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        ends: dict[int, int] = {}
+        assigned = []
+        for partition in metadata.topics[topic].partitions:
+            low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout_s)
+            if high > low:
+                ends[partition] = high
+                assigned.append(TopicPartition(topic, partition, low))
+        consumer.assign(assigned)
+        received: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=1.0):
+                if msg.error() is not None:
+                    raise AssertionError(f"consumer error: {msg.error()}")
+                received.append(msg)
+                if int(msg.offset() or 0) + 1 >= ends.get(int(msg.partition() or 0), 0):
+                    ends.pop(int(msg.partition() or 0), None)
+        assert not ends, f"partitions not read to their end: {ends}"
+        return received
+    finally:
+        consumer.close()
+
+
+def _watermarks(consumer: Consumer, where: TopicPartition, timeout_s: float) -> tuple[int, int]:
+    """A partition's first and end offsets (a new topic's leader may not be known
+    at once: NOT_LEADER_FOR_PARTITION is asked again, for up to ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(where, timeout=timeout_s)
+            return int(low), int(high)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -59,7 +59,7 @@ def upgrade() -> None:
             request_hash  text NOT NULL,
             payment_id    uuid NOT NULL,
             status_code   integer,  -- NULL while the first request is being answered
-            response      jsonb,
+            response      text,  -- the first answer's body, byte for byte
             created_at    timestamptz NOT NULL DEFAULT now(),
             claimed_at    timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (merchant_id, key)

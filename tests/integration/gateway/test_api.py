@@ -1,0 +1,244 @@
+"""The merchant API through HTTP against the real PostgreSQL, Redis and Kafka:
+payments published once Kafka has them, coded errors, mandates, idempotency
+keys, pagination and isolation between merchants."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from eth_utils.address import to_checksum_address
+
+from schemas.topics import PAYMENTS_REQUESTED
+from services.bootstrap import pg_connection
+from services.settings import Settings
+from tests.support.gateway import Shop, grant, new_shop
+from tests.support.kafka import read_all
+
+pytestmark = pytest.mark.integration
+
+
+def body(payer: str, amount: float | str = 1_000, **extra: Any) -> dict[str, Any]:
+    return {"payer_account": payer, "amount": amount, "currency": "PTUSD", **extra}
+
+
+def payer() -> str:
+    return f"gw-{uuid.uuid4().hex[:10]}"
+
+
+def published(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """The requests on payments.requested, by payment id."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for msg in read_all(settings, settings.topic(PAYMENTS_REQUESTED)):
+        record = json.loads(msg.value() or b"{}")
+        record["_key"] = (msg.key() or b"").decode()
+        found.setdefault(record["payment_id"], []).append(record)
+    return found
+
+
+def error(response: httpx.Response) -> tuple[int, str, str | None]:
+    detail = response.json()["error"]
+    assert set(detail) == {"code", "message", "param"}
+    return response.status_code, detail["code"], detail["param"]
+
+
+def test_a_payment_is_answered_once_kafka_has_it(api: httpx.Client, gw_settings: Settings) -> None:
+    shop = new_shop(gw_settings, fee_bps=100)
+    account = payer()
+    grant(gw_settings, account, shop)
+    sent = body(account, "2500", metadata={"order": "A-1"})
+
+    created = api.post("/v1/payments", json=sent, headers=shop.headers)
+
+    assert created.status_code == 202, created.text
+    payment = created.json()
+    payee = to_checksum_address(shop.merchant.payout_address)
+    assert payment["status"] == "requested"
+    assert (payment["amount"], payment["currency"], payment["payer_account"]) == (
+        2500,
+        "PTUSD",
+        account,
+    )
+    assert payment["payee_address"] == payee and payment["metadata"] == {"order": "A-1"}
+    assert set(payment["stages"]) == {"requested"} and payment["next_stage"] == "scored"
+    (record,) = published(gw_settings)[payment["id"]]
+    assert record["_key"] == account and record["merchant_id"] == shop.merchant.merchant_id
+    assert (record["payee_address"], record["amount"]) == (payee, 2500)
+    fetched = api.get(f"/v1/payments/{payment['id']}", headers=shop.headers)
+    assert fetched.status_code == 200 and fetched.json()["id"] == payment["id"]
+
+
+def test_errors_are_coded(api: httpx.Client, gw_settings: Settings) -> None:
+    shop = new_shop(gw_settings)
+    account = payer()
+    grant(gw_settings, account, shop)
+    post = api.post
+    assert error(post("/v1/payments", json=body(account))) == (
+        401,
+        "authentication_required",
+        None,
+    )
+    bogus = {"Authorization": "Bearer psk_0123456789abcdef_" + "x" * 43}
+    assert error(post("/v1/payments", json=body(account), headers=bogus))[:2] == (
+        401,
+        "invalid_api_key",
+    )
+    cases = {
+        "unknown field": (body(account, surprise=1), (422, "invalid_schema", "surprise")),
+        "float amount": (body(account, 10.5), (422, "invalid_amount", "amount")),
+        "negative amount": (body(account, -3), (422, "invalid_amount", "amount")),
+        "bad currency": (body(account, currency="usd!"), (422, "unknown_currency", "currency")),
+        "other payee": (
+            body(account, payee_address="0x" + "12" * 20),
+            (422, "not_merchant_payee", "payee_address"),
+        ),
+    }
+    for name, (sent, expected) in cases.items():
+        assert error(post("/v1/payments", json=sent, headers=shop.headers)) == expected, name
+    not_json = post("/v1/payments", content=b"{nope", headers=shop.headers)
+    assert error(not_json)[:2] == (400, "invalid_json")
+    huge = body(account, metadata={"x": "y" * 70_000})
+    assert error(post("/v1/payments", json=huge, headers=shop.headers))[:2] == (
+        413,
+        "body_too_large",
+    )
+    own = body(account, payee_address=shop.merchant.payout_address.upper().replace("0X", "0x"))
+    assert post("/v1/payments", json=own, headers=shop.headers).status_code == 202
+    missing = api.get(f"/v1/payments/{uuid.uuid4()}", headers=shop.headers)
+    assert error(missing)[:2] == (404, "resource_missing")
+    assert "Traceback" not in missing.text
+
+
+def test_a_merchant_collects_only_under_a_mandate(api: httpx.Client, gw_settings: Settings) -> None:
+    shop = new_shop(gw_settings)
+    account = payer()
+    refused = api.post("/v1/payments", json=body(account), headers=shop.headers)
+    assert error(refused) == (403, "no_mandate", "payer_account")
+
+    grant(gw_settings, account, shop, max_amount=5_000)
+    over = api.post("/v1/payments", json=body(account, 5_001), headers=shop.headers)
+    assert error(over) == (403, "amount_over_mandate", "amount")
+    assert api.post("/v1/payments", json=body(account, 5_000), headers=shop.headers).is_success
+
+    with pg_connection(gw_settings) as conn:
+        from services.store.keys import revoke_mandate
+
+        assert revoke_mandate(conn, account, shop.merchant.merchant_id, "tests")
+    again = api.post("/v1/payments", json=body(account, 10), headers=shop.headers)
+    assert error(again)[:2] == (403, "no_mandate")
+
+
+def test_an_idempotency_key_replays_the_first_answer(
+    api: httpx.Client, gw_settings: Settings
+) -> None:
+    shop, other = new_shop(gw_settings), new_shop(gw_settings)
+    account = payer()
+    grant(gw_settings, account, shop)
+    grant(gw_settings, account, other)
+    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+
+    first = api.post("/v1/payments", json=body(account, 700), headers=shop.headers | key)
+    again = api.post("/v1/payments", json=body(account, "700"), headers=shop.headers | key)
+    changed = api.post("/v1/payments", json=body(account, 701), headers=shop.headers | key)
+    elsewhere = api.post("/v1/payments", json=body(account, 700), headers=other.headers | key)
+
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert error(changed) == (409, "idempotency_key_reuse", "Idempotency-Key")
+    assert elsewhere.status_code == 202 and elsewhere.json()["id"] != first.json()["id"]
+    records = published(gw_settings)
+    assert len(records[first.json()["id"]]) == 1 and len(records[elsewhere.json()["id"]]) == 1
+
+
+def test_lists_page_newest_first_and_filter_by_status(
+    api: httpx.Client, gw_settings: Settings
+) -> None:
+    shop = new_shop(gw_settings)
+    account = payer()
+    grant(gw_settings, account, shop)
+    ids = [
+        api.post("/v1/payments", json=body(account, 10 + i), headers=shop.headers).json()["id"]
+        for i in range(5)
+    ]
+    with pg_connection(gw_settings) as conn:  # the sink's row of a refusal
+        conn.execute(
+            "INSERT INTO payment_stages (payment_id, stage, at, detail) VALUES (%s, 'rejected',"
+            ' now(), \'{"code": "INSUFFICIENT_FUNDS", "reason": "too low"}\')',
+            (ids[1],),
+        )
+
+    pages: list[list[str]] = []
+    cursor: dict[str, Any] = {}
+    while True:
+        page = api.get("/v1/payments", params={"limit": 2, **cursor}, headers=shop.headers)
+        assert page.status_code == 200
+        pages.append([p["id"] for p in page.json()["data"]])
+        if not page.json()["has_more"]:
+            break
+        cursor = {"starting_after": pages[-1][-1]}
+    newest_first = list(reversed(ids))
+    assert pages == [newest_first[0:2], newest_first[2:4], newest_first[4:]]
+    rejected = api.get("/v1/payments", params={"status": "rejected"}, headers=shop.headers)
+    (only,) = rejected.json()["data"]
+    assert only["id"] == ids[1] and only["status"] == "rejected"
+    assert only["failure"] == {
+        "code": "insufficient_funds",
+        "engine_code": "INSUFFICIENT_FUNDS",
+        "reason": "too low",
+    }
+    assert only["next_stage"] is None and only["eta"] is None
+
+
+def test_a_merchant_never_sees_another_merchants_payments(
+    api: httpx.Client, gw_settings: Settings
+) -> None:
+    mine, theirs = new_shop(gw_settings), new_shop(gw_settings)
+    account = payer()
+    grant(gw_settings, account, mine)
+    created = api.post("/v1/payments", json=body(account), headers=mine.headers).json()
+
+    assert error(api.get(f"/v1/payments/{created['id']}", headers=theirs.headers))[:2] == (
+        404,
+        "resource_missing",
+    )
+    listed = api.get("/v1/payments", headers=theirs.headers).json()
+    assert listed["data"] == [] and listed["has_more"] is False
+    cursor = api.get(
+        "/v1/payments", params={"starting_after": created["id"]}, headers=theirs.headers
+    )
+    assert error(cursor)[:2] == (400, "invalid_cursor")
+    collect = api.post("/v1/payments", json=body(account), headers=theirs.headers)
+    assert error(collect)[:2] == (403, "no_mandate")
+
+
+def test_scopes_limit_what_a_key_may_do(api: httpx.Client, gw_settings: Settings) -> None:
+    reader: Shop = new_shop(gw_settings, scopes=("payments:read",))
+    account = payer()
+    grant(gw_settings, account, reader)
+    refused = api.post("/v1/payments", json=body(account), headers=reader.headers)
+    assert error(refused)[:2] == (403, "insufficient_scope")
+    assert api.get("/v1/payments", headers=reader.headers).status_code == 200
+
+
+def test_health_docs_and_metrics(api: httpx.Client) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    ready = api.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"kafka": True, "postgresql": True, "redis": True}
+    spec = api.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
+    assert {"/v1/payments", "/v1/payments/{payment_id}"} <= set(spec["paths"])
+    schemes = spec["components"]["securitySchemes"].values()
+    assert [s["scheme"] for s in schemes] == ["bearer"]
+    assert "swagger" in api.get("/docs").text.lower()
+    api.get(f"/v1/payments/{uuid.uuid4()}")
+    metrics = api.get("/metrics").text
+    assert (
+        'paystream_gateway_requests_total{method="GET",route="/v1/payments/{payment_id}",'
+        'status="401"}' in metrics
+    )
+    assert "paystream_gateway_request_duration_seconds_bucket" in metrics
