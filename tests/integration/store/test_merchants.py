@@ -80,6 +80,12 @@ def test_the_cli_registers_merchants_once_per_payout_address(fresh_db: Settings)
     created = json.loads(done.stdout)
     assert created["merchant_id"].startswith("mer_")
     assert (created["payout_address"], created["fee_bps"]) == (address.lower(), 250)
+    api_key = created.pop("api_key")
+    assert api_key.startswith("psk_") and created.pop("scopes") == [
+        "payments:write",
+        "payments:read",
+        "reviews:write",
+    ]
 
     again = paystream(env, "merchants", "create", "Copy", "--payout-address", address)
     assert_one_line_fix(again, "already registered")
@@ -87,7 +93,9 @@ def test_the_cli_registers_merchants_once_per_payout_address(fresh_db: Settings)
     assert [json.loads(line) for line in listed.stdout.splitlines()] == [created]
     with connect(fresh_db, fresh_db.pg_database) as conn:
         rows = conn.execute("SELECT action, entity FROM audit_log").fetchall()
-    assert rows == [("merchant.created", created["merchant_id"])]
+    merchant = created["merchant_id"]
+    assert rows == [("merchant.created", merchant), ("api_key.created", merchant)]
+    assert api_key.split("_")[2] not in listed.stdout
 
 
 @pytest.mark.parametrize(
