@@ -14,11 +14,12 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from devtools.demo.merchant import collect_through_gateway
 from devtools.harness.chain import fund_payers, gas_used
 from devtools.harness.collect import Outcomes, collect
 from devtools.harness.isolated import deploy_once
 from devtools.harness.load import LoadGenerator, new_payees
-from devtools.harness.process import SignerProcess, SinkProcess, WorkerProcess
+from devtools.harness.process import GatewayProcess, SignerProcess, SinkProcess, WorkerProcess
 from devtools.stack.errors import StackError
 from devtools.stack.manager import LocalStack
 from services.bootstrap import prepare_schema, reconcile_bundle
@@ -41,39 +42,47 @@ class DemoPlan:
     max_amount: int = 100 * TOKEN_UNIT
     payees: int = 50
     timeout_s: float = 180.0
+    gateway_payments: int = 20  # through the merchant REST API (0: skip)
 
 
 def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, Any]:
-    console.print("[bold]1/7[/] local stack")
+    console.print("[bold]1/8[/] local stack")
     LocalStack(settings).up(report=lambda m: console.print(f"    {m}", highlight=False))
-    console.print("[bold]2/7[/] schema, contracts and topics")
+    console.print("[bold]2/8[/] schema, contracts and topics")
     prepare_schema(settings)  # deploying reads the claims of payments in flight
     asyncio.run(deploy_once(settings))
     create_topics(settings)
     payers = [f"demo-payer-{i:04d}" for i in range(plan.payers)]
     log = settings.state_dir / "logs" / "worker-demo.log"
-    console.print(f"[bold]3/7[/] worker (log: {log})")
-    sink_log = settings.state_dir / "logs" / "sink-demo.log"
-    signer_log = settings.state_dir / "logs" / "signer-demo.log"
+    console.print(f"[bold]3/8[/] worker, ledger sink and merchant gateway (log: {log})")
+    logs = settings.state_dir / "logs"
     with (
-        SignerProcess(settings, signer_log),  # approves batches above the threshold
+        SignerProcess(settings, logs / "signer-demo.log"),  # approves batches above a threshold
         WorkerProcess(settings, log) as worker,
-        SinkProcess(settings, sink_log),
+        SinkProcess(settings, logs / "sink-demo.log"),
+        GatewayProcess(settings, logs / "gateway-demo.log"),
         Progress(console=console) as bar,
     ):
-        task = bar.add_task("4/7 deposits on chain", total=plan.payers)
+        task = bar.add_task("4/8 deposits on chain", total=plan.payers)
         asyncio.run(fund_payers(settings, payers, plan.deposit_each, bar_of(bar, task)))
         worker.wait_credited(payers, plan.deposit_each, plan.timeout_s)
         load = LoadGenerator(settings, payers, new_payees(plan.payees), plan.max_amount)
-        task = bar.add_task("5/7 publishing requests", total=plan.payments)
+        task = bar.add_task("5/8 publishing requests", total=plan.payments)
         sent = load.publish(plan.rate_per_s, count=plan.payments, progress=bar_of(bar, task))
-        task = bar.add_task("6/7 waiting for outcomes", total=plan.payments)
+        task = bar.add_task("6/8 waiting for outcomes", total=plan.payments)
         outcomes = collect(settings, set(sent.ids), plan.timeout_s, bar_of(bar, task))
+        merchant = None
+        if plan.gateway_payments:
+            task = bar.add_task("7/8 a merchant over REST", total=plan.gateway_payments)
+            merchant = collect_through_gateway(
+                settings, payers, plan.gateway_payments, plan.timeout_s, bar_of(bar, task)
+            )
         capacity = _capacity(settings, plan, load, bar)
         done = set(outcomes.settled) | set(outcomes.failed) | (capacity.ids if capacity else set())
         _wait_recorded(settings, done, plan.timeout_s)
     summary = _summary(settings, plan, outcomes, sent.started_s)
     summary["capacity"] = capacity.summary() if capacity else None
+    summary["gateway"] = merchant
     report = asyncio.run(_reconcile(settings))
     summary["reconcile_mismatches"] = len(report.mismatches)
     summary["ledger_total"] = report.counts.get("ledger total")
@@ -106,7 +115,7 @@ def _capacity(
     if not plan.burst:
         return None
     sent = load.publish(None, count=plan.burst)
-    task = bar.add_task(f"7/7 capacity: {plan.burst} as fast as possible", total=plan.burst)
+    task = bar.add_task(f"8/8 capacity: {plan.burst} as fast as possible", total=plan.burst)
     outcomes = collect(settings, set(sent.ids), plan.timeout_s, bar_of(bar, task))
     per_s = _carried_per_s(outcomes, sent.started_s)
     ids = set(outcomes.settled) | set(outcomes.failed)
@@ -193,6 +202,13 @@ def _print(console: Console, s: dict[str, Any]) -> None:
             "capacity",
             f"{capacity['per_s']:.1f} payments/s ({capacity['requested']} requests as fast "
             f"as possible: {capacity['settled']} settled, {capacity['failed']} failed)",
+        )
+    merchant = s["gateway"]
+    if merchant is not None:
+        table.add_row(
+            "merchant gateway (REST)",
+            f"{merchant['created']} payments: {merchant['by_status']}, "
+            f"{merchant['not_ended']} not ended (API key in {merchant['key_file']}, docs/api.md)",
         )
     table.add_row("on-chain transactions", str(s["onchain_transactions"]))
     table.add_row("gas per settled payment", f"{s['gas_per_payment']:,}")

@@ -1,7 +1,7 @@
 """``paystream ARGS...`` as a child process, its output in a log file: the one
 wrapper for every process the demo, the bench and the tests start (the worker,
-the ledger sink and the approval signer here; the bench's hop and no-op Faust workers build on
-``CliProcess`` in ``devtools/bench/``).
+the ledger sink, the approval signer and the merchant gateway here; the bench's
+hop and no-op Faust workers build on ``CliProcess`` in ``devtools/bench/``).
 
 A child runs in its own session, so a SIGINT to the driver's terminal does not
 reach it; ``stop`` sends SIGTERM and waits, then SIGKILLs, and ``kill`` is the
@@ -106,6 +106,21 @@ class SignerProcess(CliProcess):
 
     def ready(self) -> bool:
         return port_open(self.settings.host, self.settings.signer_port)
+
+
+class GatewayProcess(CliProcess):
+    """``paystream gateway``: ready once ``/healthz`` answers."""
+
+    def command(self) -> tuple[str, ...]:
+        return ("gateway", "--port", str(self.settings.gateway_port))
+
+    def ready(self) -> bool:
+        url = f"http://{self.settings.host}:{self.settings.gateway_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
 
 class WorkerProcess(CliProcess):

@@ -118,5 +118,10 @@ def demo(
         raise SystemExit(1) from exc
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
-    if summary["missing"] or summary["reconcile_mismatches"]:
+    merchant = summary["gateway"]
+    if (
+        summary["missing"]
+        or summary["reconcile_mismatches"]
+        or (merchant and merchant["not_ended"])
+    ):
         raise SystemExit(1)
