@@ -15,6 +15,7 @@ import pytest
 
 from devtools.harness.chain import fund_payers
 from devtools.harness.process import SinkProcess
+from services.bootstrap import prepare_schema
 from services.settings import Settings
 from tests.integration.pipeline.conftest import make_pipeline
 from tests.support.gateway import gateway_server, grant, new_shop
@@ -43,8 +44,11 @@ def followed(
     raise AssertionError(f"payments not ended in {timeout_s} s: {pending}")
 
 
-def test_a_merchant_sees_its_payments_end(stack_healthy: Settings, tmp_path: Path) -> None:
-    pipeline = make_pipeline(stack_healthy, tmp_path)
+def test_a_merchant_sees_its_payments_end(fresh_db: Settings, tmp_path: Path) -> None:
+    # A database of its own: its sink's ledger is not the stack's (which reconciles
+    # against the stack's own contracts).
+    pipeline = make_pipeline(fresh_db, tmp_path, pg_database=fresh_db.pg_database)
+    prepare_schema(pipeline.settings)
     settings = pipeline.settings
     shop = new_shop(settings, fee_bps=250)
     payers = [f"gwe2e-{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]
