@@ -35,10 +35,11 @@ status: setup ## Show each service's address and health
 run: setup ## The whole engine end to end: stack, contracts, worker, deposits, payments, summary
 	$(BIN)/paystream demo
 
-bench: up ## Benchmarks: pipeline vs raw-Kafka and no-op-Faust baselines, capacity, latency; ledger writes; restart with history
+bench: up ## Benchmarks: pipeline vs raw-Kafka and no-op-Faust baselines, capacity, latency; ledger writes; restart with history; the merchant API
 	$(BIN)/paystream bench run
 	$(BIN)/paystream bench store
 	$(BIN)/paystream bench restart
+	$(BIN)/paystream bench gateway
 
 test: lint up ## Lint (layers included), start the stack and run the whole test suite against it
 	$(BIN)/python -m pytest

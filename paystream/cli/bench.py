@@ -93,6 +93,40 @@ def bench_restart(settings: Settings, history: int, as_json: bool) -> None:
         )
 
 
+@bench.command("gateway")
+@click.option("--payments", default=300, show_default=True)
+@click.option("--rate", default=30.0, show_default=True, help="POSTs offered per second.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def bench_gateway(settings: Settings, payments: int, rate: float, as_json: bool) -> None:
+    """The merchant API on a pipeline of its own: the time to answer a POST, and
+    how long each stage change takes to appear in the API."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from devtools.bench.gateway import run_gateway_bench
+
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True) as progress:
+
+        def bar(label: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(label, total=total)
+            return lambda n: progress.advance(task, n)
+
+        result = run_gateway_bench(settings, payments, rate, console, bar)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    post = result["post_answer_ms"]
+    click.echo(
+        f"POST answered in p50 {post['p50']} ms, p99 {post['p99']} ms "
+        f"({result['posted_per_s']}/s offered {rate}/s)"
+    )
+    for stage, q in result["stage_visible_after_ms"].items():
+        click.echo(f"  {stage:<10} visible after p50 {q['p50']} ms, p99 {q['p99']} ms")
+    click.echo(f"  (one read of the list: p50 {result['list_read_ms']['p50']} ms)")
+
+
 @bench.command("hop", hidden=True)
 @click.option("--source", required=True, help="Topic to consume.")
 @click.option("--sink", required=True, help="Topic to produce every record to.")

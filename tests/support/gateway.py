@@ -4,50 +4,29 @@ merchants with keys and mandates made the way the CLI makes them."""
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import httpx
 import uvicorn
-from psycopg import sql
 
+from devtools.harness.database import scratch_database
 from devtools.harness.isolated import free_port
+from devtools.harness.merchant import MerchantClient, register_merchant
 from paystream.gateway.app import create_app
 from schemas.api import SCOPES, Scope
-from schemas.merchants import Merchant
-from services.bootstrap import pg_connection, prepare_schema
+from services.bootstrap import pg_connection
 from services.settings import Settings
-from services.store.keys import grant_mandate, issue_key
-from services.store.merchants import create_merchant, new_merchant_id
+from services.store.keys import grant_mandate
 from streams.ops.topics import create_topics
 
-
-@dataclass(frozen=True)
-class Shop:
-    merchant: Merchant
-    api_key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
+Shop = MerchantClient  # a merchant with its key, as the tests call it
 
 
 def new_shop(settings: Settings, scopes: tuple[Scope, ...] = SCOPES, fee_bps: int = 0) -> Shop:
-    merchant = Merchant(
-        merchant_id=new_merchant_id(),
-        name="test shop",
-        payout_address="0x" + secrets.token_hex(20),
-        fee_bps=fee_bps,
-    )
-    with pg_connection(settings) as conn, conn.transaction():
-        create_merchant(conn, merchant, "tests")
-        api_key = issue_key(conn, merchant.merchant_id, scopes, "tests")
-    return Shop(merchant, api_key)
+    return register_merchant(settings, [], "test shop", scopes, fee_bps)
 
 
 def grant(settings: Settings, account: str, shop: Shop, max_amount: int | None = None) -> None:
@@ -57,22 +36,12 @@ def grant(settings: Settings, account: str, shop: Shop, max_amount: int | None =
 
 @contextmanager
 def gateway_settings(base: Settings) -> Iterator[Settings]:
-    """Settings on a fresh, migrated database with topics of their own (dropped after)."""
-    from tests.integration.conftest import connect
-
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with connect(base) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    settings = base.model_copy(
-        update={"pg_database": name, "topic_prefix": f"{name}-", "app_id": name}
-    )
-    try:
-        prepare_schema(settings)
+    """Settings on a scratch database with topics of their own."""
+    with scratch_database(base, "test") as scratch:
+        name = scratch.pg_database
+        settings = scratch.model_copy(update={"topic_prefix": f"{name}-", "app_id": name})
         create_topics(settings)
         yield settings
-    finally:
-        with connect(base) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @contextmanager

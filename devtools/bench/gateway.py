@@ -1,0 +1,137 @@
+"""``paystream bench gateway``: the merchant API on a pipeline of its own
+(``isolated_run``: its own chain, scratch database and topics) with a worker,
+a ledger sink and ``paystream gateway``.
+
+It measures:
+
+- ``POST /v1/payments``: the time to answer (the request published and
+  confirmed by Kafka), at a paced rate;
+- how long a stage change takes to appear in the API: the merchant's list is
+  read again and again, and the first time a payment shows a stage is compared
+  with that stage's recorded time (the sink's batch, its lag and the polling
+  interval, which is reported).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+
+from devtools.bench.run import isolated_run
+from devtools.harness.chain import fund_payers
+from devtools.harness.isolated import free_port
+from devtools.harness.merchant import MerchantClient, register_merchant
+from devtools.harness.process import GatewayProcess, SinkProcess, WorkerProcess
+from services.metrics.stats import percentile
+
+ENDED = ("finalized", "failed", "rejected")
+DEPOSIT = 10_000_000_000
+
+
+def _post_all(
+    merchant: MerchantClient,
+    payers: list[str],
+    count: int,
+    rate_per_s: float,
+    progress: Callable[[int], None],
+) -> tuple[list[str], list[float], float]:
+    ids, answer_ms = [], []
+    started = time.monotonic()
+    for i in range(count):
+        due = started + i / rate_per_s
+        time.sleep(max(0.0, due - time.monotonic()))
+        began = time.perf_counter()
+        ids.append(merchant.create(payers[i % len(payers)], 1_000 + i)["id"])
+        answer_ms.append((time.perf_counter() - began) * 1000)
+        progress(1)
+    return ids, answer_ms, time.monotonic() - started
+
+
+def _watch(
+    merchant: MerchantClient,
+    posting: Future[tuple[list[str], list[float], float]],
+    timeout_s: float,
+    progress: Callable[[int], None],
+) -> tuple[dict[str, list[float]], list[float], int]:
+    """Read the list while payments are posted and until every one ended: per
+    stage, the ms from the stage's time to the first read showing it; the time
+    each read took; the payments not ended."""
+    seen: set[tuple[str, str]] = set()
+    delays: dict[str, list[float]] = {}
+    reads_ms: list[float] = []
+    ended: set[str] = set()
+    ids: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while not posting.done() or (ended != ids and time.monotonic() < deadline):
+        if posting.done():
+            ids = set(posting.result()[0])
+        began = time.perf_counter()
+        payments = merchant.all_payments()
+        now = datetime.now(UTC)
+        reads_ms.append((time.perf_counter() - began) * 1000)
+        for p in payments:
+            for stage, at in p["stages"].items():
+                if stage == "requested" or (p["id"], stage) in seen:
+                    continue
+                seen.add((p["id"], stage))
+                shown = (now - datetime.fromisoformat(at)).total_seconds() * 1000
+                delays.setdefault(stage, []).append(shown)
+            if p["status"] in ENDED and p["id"] not in ended:
+                ended.add(p["id"])
+                progress(1)
+    return delays, reads_ms, len(ids - ended)
+
+
+def _quantiles(values: list[float]) -> dict[str, float | int | None]:
+    return {
+        "n": len(values),
+        **{
+            f"p{q}": round(v, 1) if (v := percentile(values, q)) is not None else None
+            for q in (50, 95, 99)
+        },
+    }
+
+
+def run_gateway_bench(
+    base: Any,
+    payments: int,
+    rate_per_s: float,
+    console: Console,
+    bar: Callable[[str, int], Callable[[int], None]],
+) -> dict[str, Any]:
+    with isolated_run(base, console) as run:
+        settings = run.settings.model_copy(update={"gateway_port": free_port(base.host)})
+        env = {**run.env, "PAYSTREAM_GATEWAY_PORT": str(settings.gateway_port)}
+        logs = settings.state_dir / "logs"
+        payers = [f"{settings.app_id}-payer-{i}" for i in range(10)]
+        with (
+            WorkerProcess(settings, logs / "worker.log", env) as worker,
+            SinkProcess(settings, logs / "sink.log", env),
+            GatewayProcess(settings, logs / "gateway.log", env),
+        ):
+            asyncio.run(fund_payers(settings, payers, DEPOSIT))
+            worker.wait_credited(payers, DEPOSIT, 180)
+            merchant = register_merchant(settings, payers, "Bench Shop")
+            with ThreadPoolExecutor(1) as pool:
+                posting = pool.submit(
+                    _post_all, merchant, payers, payments, rate_per_s, bar("POST", payments)
+                )
+                delays, reads_ms, not_ended = _watch(
+                    merchant, posting, 300, bar("following them to their end", payments)
+                )
+            _, answer_ms, took_s = posting.result()
+    return {
+        "payments": payments,
+        "offered_per_s": rate_per_s,
+        "posted_per_s": round(payments / took_s, 1),
+        "post_answer_ms": _quantiles(answer_ms),
+        "stage_visible_after_ms": {stage: _quantiles(v) for stage, v in sorted(delays.items())},
+        "list_read_ms": _quantiles(reads_ms),
+        "not_ended": not_ended,
+    }
