@@ -211,8 +211,8 @@ async def create_payment(
     ``GET /v1/payments/{id}``)."""
     gateway = gateway_of(request)
     merchant_id = caller.merchant.merchant_id
-    await _check_mandate(gateway, caller, body)
     if idempotency_key is None:
+        await _check_mandate(gateway, caller, body)
         return await _create(gateway, caller, body, uuid.uuid4())
     payment_id = uuid.uuid5(_KEY_NAMESPACE, f"{merchant_id}:{idempotency_key}")
     claim = await gateway.store.claim(merchant_id, idempotency_key, _request_hash(body), payment_id)
@@ -229,6 +229,14 @@ async def create_payment(
             return await _answered(gateway, merchant_id, idempotency_key, claim)
         except _TakenOver as taken:
             claim = taken.claim
+    try:
+        await _check_mandate(gateway, caller, body)
+    except ApiError:
+        if claim.fresh:  # nothing was published under this key: free it
+            await gateway.store.release(merchant_id, idempotency_key)
+        else:  # an earlier attempt may have published: the key stays this request's
+            await gateway.store.give_up(merchant_id, idempotency_key)
+        raise
     try:
         payment = await _create(gateway, caller, body, claim.payment_id)
     except (ApiError, StoreUnavailable):

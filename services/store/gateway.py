@@ -27,13 +27,15 @@ STALE_CLAIM_S = 30
 
 @dataclass(frozen=True)
 class Claim:
-    """An idempotency key's row: ``owned`` when this request must answer it."""
+    """An idempotency key's row: ``owned`` when this request must answer it,
+    ``fresh`` when this request created the row (no earlier attempt)."""
 
     owned: bool
     request_hash: str
     payment_id: uuid.UUID
     status_code: int | None
     response: str | None  # the first answer's JSON body
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class GatewayStore:
         """Claim ``key`` for this request, or find who holds it. An unanswered
         claim of the same request that is stale (or given up) is taken over."""
         if await self._fetch(CLAIM, (merchant_id, key, request_hash, payment_id)):
-            return Claim(True, request_hash, payment_id, None, None)
+            return Claim(True, request_hash, payment_id, None, None, fresh=True)
         rows = await self._fetch(
             "SELECT request_hash, payment_id, status_code, response FROM idempotency_keys"
             " WHERE merchant_id = %s AND key = %s",
@@ -112,6 +114,15 @@ class GatewayStore:
             "UPDATE idempotency_keys SET status_code = %s, response = %s"
             " WHERE merchant_id = %s AND key = %s",
             (status_code, response, merchant_id, key),
+        )
+
+    async def release(self, merchant_id: str, key: str) -> None:
+        """Forget a fresh claim whose request was refused before any effect: the
+        key is free again, for a corrected request too."""
+        await self._fetch(
+            "DELETE FROM idempotency_keys WHERE merchant_id = %s AND key = %s"
+            " AND status_code IS NULL",
+            (merchant_id, key),
         )
 
     async def give_up(self, merchant_id: str, key: str) -> None:

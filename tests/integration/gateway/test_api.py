@@ -105,6 +105,9 @@ def test_errors_are_coded(api: httpx.Client, gw_settings: Settings) -> None:
         413,
         "body_too_large",
     )
+    chunked = post("/v1/payments", content=iter([b"{" + b" " * 70_000]), headers=shop.headers)
+    assert "content-length" not in chunked.request.headers
+    assert error(chunked)[:2] == (413, "body_too_large")
     own = body(account, payee_address=shop.merchant.payout_address.upper().replace("0X", "0x"))
     assert post("/v1/payments", json=own, headers=shop.headers).status_code == 202
     missing = api.get(f"/v1/payments/{uuid.uuid4()}", headers=shop.headers)
@@ -152,6 +155,27 @@ def test_an_idempotency_key_replays_the_first_answer(
     assert elsewhere.status_code == 202 and elsewhere.json()["id"] != first.json()["id"]
     records = published(gw_settings)
     assert len(records[first.json()["id"]]) == 1 and len(records[elsewhere.json()["id"]]) == 1
+
+
+def test_a_refused_request_leaves_its_key_free_and_an_answer_is_kept(
+    api: httpx.Client, gw_settings: Settings
+) -> None:
+    shop = new_shop(gw_settings)
+    account = payer()
+    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+    refused = api.post("/v1/payments", json=body(account, 300), headers=shop.headers | key)
+    assert error(refused)[:2] == (403, "no_mandate")
+
+    grant(gw_settings, account, shop)
+    fixed = api.post("/v1/payments", json=body(account, 301), headers=shop.headers | key)
+    assert fixed.status_code == 202 and "Idempotent-Replayed" not in fixed.headers
+
+    with pg_connection(gw_settings) as conn:
+        from services.store.keys import revoke_mandate
+
+        assert revoke_mandate(conn, account, shop.merchant.merchant_id, "tests")
+    replayed = api.post("/v1/payments", json=body(account, 301), headers=shop.headers | key)
+    assert replayed.status_code == 202 and replayed.text == fixed.text
 
 
 def test_lists_page_newest_first_and_filter_by_status(
