@@ -53,11 +53,14 @@ def test_a_smoke_run_reports_every_number(stack_healthy: Settings, tmp_path: Pat
     for stage in ("scored", "submitted", "settled"):
         q = latency[stage]
         assert 0 <= q["p50"] <= q["p95"] <= q["p99"] <= q["p99_9"], stage
-    # Each payment is scored before it is submitted and submitted before it is
-    # settled, and every stage's quantiles are over the same payments (those
-    # seen at every stage), so the order holds exactly.
+    # Each payment is scored before it is submitted or settled, and every stage's
+    # quantiles are over the same payments (those seen at every stage), so that
+    # order holds exactly. Submitted and settled have no order: a batch's
+    # chain.submitted records are stamped once its submitter has checked the
+    # mined transaction, and the chain listener may record the settlement first.
     for q in ("p50", "p95", "p99", "p99_9"):
-        assert latency["scored"][q] <= latency["submitted"][q] <= latency["settled"][q], q
+        assert latency["scored"][q] <= latency["submitted"][q], q
+        assert latency["scored"][q] <= latency["settled"][q], q
     assert 5_000 < result["gas_per_payment"] < 100_000
     assert result["onchain_transactions"] >= 1
     usage = result["processes"]["saturation"]
