@@ -189,8 +189,14 @@ class Settings(BaseSettings):
     # The ledger sink's /metrics (with every engine group's consumer lag).
     sink_metrics_port: int = Field(default=6068, ge=1, le=65535)
     lag_interval_s: float = Field(default=5.0, gt=0)  # between lag measurements
-    # The merchant gateway (`paystream gateway`): its HTTP port.
+    # The merchant gateway (`paystream gateway`): its HTTP port; each API key's
+    # rate limit unless the key has its own (GCRA in Redis: `burst` at once,
+    # then `rate_per_s`); and payments are refused (429) while the worker reads
+    # payments.requested more than `admission_lag_max_s` behind.
     gateway_port: int = Field(default=18080, ge=1, le=65535)
+    gateway_rate_per_s: float = Field(default=100.0, gt=0)
+    gateway_burst: int = Field(default=200, ge=1)
+    admission_lag_max_s: float = Field(default=10.0, gt=0)
     # The local Prometheus and Alertmanager (devtools/stack/monitoring.py).
     prometheus_port: int = Field(default=59090, ge=1, le=65535)
     alertmanager_port: int = Field(default=59093, ge=1, le=65535)

@@ -144,8 +144,39 @@ def revoke_key(settings: Settings, merchant_id: str, key_id: str | None, actor: 
     click.echo(f"revoked {len(revoked)} key(s): {', '.join(revoked) or '-'}")
 
 
+@merchants.command("limit")
+@click.argument("merchant_id")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Requests per second [default: PAYSTREAM_GATEWAY_RATE_PER_S].",
+)
+@click.option(
+    "--burst",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Requests at once [default: PAYSTREAM_GATEWAY_BURST].",
+)
+@click.option("--by", "actor", default=getpass.getuser, help="Who sets it [default: you].")
+@click.pass_obj
+def limit(
+    settings: Settings, merchant_id: str, rate: float | None, burst: int | None, actor: str
+) -> None:
+    """Set the rate limit of MERCHANT_ID's live API keys (both unset: the defaults)."""
+    from paystream.cli.db import database
+    from services.store.keys import limit_keys
+
+    with database(settings) as conn:
+        limited = limit_keys(conn, merchant_id, rate, burst, actor)
+    _forget(settings, limited)
+    rate_text = f"{rate}/s" if rate else f"{settings.gateway_rate_per_s}/s (default)"
+    burst_text = burst or f"{settings.gateway_burst} (default)"
+    click.echo(f"{len(limited)} key(s) limited to {rate_text}, bursts of {burst_text}")
+
+
 def _forget(settings: Settings, key_ids: list[str]) -> None:
-    """Clear the gateway's cached entries of revoked keys (or say it could not)."""
+    """Clear the gateway's cached entries of changed keys (or say it could not)."""
     import redis
     from redis.exceptions import RedisError
 
@@ -163,8 +194,8 @@ def _forget(settings: Settings, key_ids: list[str]) -> None:
         client.delete(*(entry_name("api_keys", k) for k in key_ids))
     except (RedisError, OSError) as exc:
         raise PaystreamError(
-            f"the keys are revoked in PostgreSQL, but Redis did not answer ({exc}): a gateway "
-            "may accept them for up to 60 s from its cache"
+            f"the keys are changed in PostgreSQL, but Redis did not answer ({exc}): a gateway "
+            "may use them as they were for up to 60 s, from its cache"
         ) from exc
     finally:
         client.close()

@@ -41,23 +41,24 @@ class BodyLimit:
             await _too_large(scope, receive, send)
             return
         seen = 0
+        refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            """The body's chunks; past the limit, the 413 is sent and the app is
+            told the client left (it answers nothing more)."""
+            nonlocal seen, refused
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > MAX_BODY:
-                raise _TooLarge
-            return message
+            if seen > MAX_BODY and not refused:
+                refused = True
+                await _too_large(scope, receive, send)
+            return {"type": "http.disconnect"} if refused else message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await _too_large(scope, receive, send)
+        async def guarded(message: Message) -> None:
+            if not refused:
+                await send(message)
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, counted, guarded)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,12 +66,13 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await JSONResponse(body("body_too_large", message), 413)(scope, receive, send)
 
 
-def _route(request: Request, status: int) -> str:
+def _route(request: Request) -> str:
     """The route's template (never an id): a label of bounded cardinality."""
     route = request.scope.get("route")
     if route is not None:
         return str(getattr(route, "path", "unmatched"))
-    return "unmatched" if status == 404 else request.url.path
+    # FastAPI's own pages (/openapi.json, /docs) are plain routes without "route".
+    return request.url.path if "endpoint" in request.scope else "unmatched"
 
 
 async def _measured(
@@ -79,9 +81,10 @@ async def _measured(
     started = time.perf_counter()
     response = await call_next(request)
     metrics = gateway_of(request).metrics
-    route = _route(request, response.status_code)
+    route = _route(request)
     metrics.requests.labels(request.method, route, str(response.status_code)).inc()
     metrics.duration.labels(request.method, route).observe(time.perf_counter() - started)
+    response.headers.update(getattr(request.state, "ratelimit_headers", {}))
     return response
 
 
@@ -147,7 +150,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
-    app.middleware("http")(_measured)
     app.add_middleware(BodyLimit)
+    app.middleware("http")(_measured)  # outermost: it counts the 413s too
     install(app)
     return app

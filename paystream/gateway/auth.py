@@ -1,7 +1,8 @@
 """Who is calling: ``Authorization: Bearer <API key>``. The key is found by
 its key id through the Redis cache-aside (a minute; PostgreSQL when Redis is
 down), compared by hash in constant time, and must not be revoked and must
-carry the route's scope. Revoking a key clears its cache entry, so it stops
+carry the route's scope; then the request counts against the key's rate
+limit (``admission.py``). Revoking a key clears its cache entry, so it stops
 working at once."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from paystream.gateway.admission import rate_limit
 from paystream.gateway.context import Gateway
 from paystream.gateway.errors import ApiError
 from schemas.api import Scope
@@ -57,6 +59,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Caller]]:
             raise ApiError("api_key_revoked", "the API key was revoked")
         if scope not in holder.scopes:
             raise ApiError("insufficient_scope", f"the API key lacks the scope {scope}")
+        await rate_limit(request, gateway_of(request), holder)
         return Caller(merchant=holder.merchant, key_id=holder.key_id)
 
     return authenticate

@@ -14,6 +14,7 @@ from paystream.gateway.eta import Eta
 from paystream.gateway.publisher import Publisher
 from services.bootstrap import open_pool, redis_client
 from services.cache.aside import CacheAside
+from services.cache.ratelimit import RateLimiter
 from services.metrics.catalogue import GatewayMetrics
 from services.settings import Settings
 from services.store.gateway import GatewayStore
@@ -28,6 +29,7 @@ class Gateway:
     publisher: Publisher
     eta: Eta
     metrics: GatewayMetrics
+    limiter: RateLimiter
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +50,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             publisher=publisher,
             eta=eta,
             metrics=GatewayMetrics.create(),
+            limiter=RateLimiter(redis),
         )
     finally:
         refresher.cancel()

@@ -34,6 +34,8 @@ CODES = {
     "unknown_currency": 422,
     "idempotency_key_reuse": 409,
     "idempotency_key_in_use": 409,
+    "rate_limited": 429,
+    "engine_busy": 429,
     "invalid_cursor": 400,
     "resource_missing": 404,
     "body_too_large": 413,
@@ -47,12 +49,19 @@ CODES = {
 
 
 class ApiError(Exception):
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = CODES[code]
         self.code = code
         self.message = message
         self.param = param
+        self.headers = headers or {}
 
 
 def body(code: str, message: str, param: str | None = None) -> dict[str, Any]:
@@ -60,13 +69,16 @@ def body(code: str, message: str, param: str | None = None) -> dict[str, Any]:
 
 
 def error_response(err: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-    return JSONResponse(body(err.code, err.message, err.param), err.status, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
+    return JSONResponse(
+        body(err.code, err.message, err.param), err.status, headers={**headers, **err.headers}
+    )
 
 
 # Any route may answer these: a bad key or scope, a request it cannot read,
 # a body too large, a service down.
 COMMON = (
+    "rate_limited",
     "authentication_required",
     "insufficient_scope",
     "invalid_json",

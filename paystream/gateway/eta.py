@@ -2,12 +2,15 @@
 the next over the last 15 minutes (from ``payment_stages``), counted from when
 it reached its stage, plus how far behind the worker reads the topic the next
 stage consumes (consumer lag in seconds, measured every ``lag_interval_s``).
-Both are refreshed in the background; nothing measured means no ETA."""
+Both are refreshed in the background; nothing measured means no ETA. The
+same measurements (lag in seconds and records, and how fast the worker reads)
+decide admission (``admission.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 
 from schemas.api import Stage
@@ -36,6 +39,9 @@ class Eta:
         self.store = store
         self.latency: dict[str, float] = {}  # stage -> median seconds to the next
         self.lag_s: dict[str, float] = {}  # full topic name -> the worker's lag in seconds
+        self.lag_records: dict[str, int] = {}  # full topic name -> records not yet read
+        self.drain_per_s: dict[str, float] = {}  # full topic name -> records read per second
+        self._read: dict[str, tuple[float, int]] = {}  # topic -> (when, records read so far)
 
     def next_of(
         self, status: str, stages: dict[str, Stage], now: datetime
@@ -63,10 +69,20 @@ class Eta:
             log.warning("consumer lag not measured: %s", exc)
             return
         lag: dict[str, float] = {}
+        records: dict[str, int] = {}
+        read: dict[str, int] = {}
         for group in groups:
             for p in group.partitions:
                 lag[p.topic] = max(lag.get(p.topic, 0.0), p.lag_seconds)
-        self.lag_s = lag
+                records[p.topic] = records.get(p.topic, 0) + p.lag
+                read[p.topic] = read.get(p.topic, 0) + (p.committed or 0)
+        now = time.monotonic()
+        for topic, done in read.items():
+            then, before = self._read.get(topic, (now, done))
+            if now > then:
+                self.drain_per_s[topic] = max(0, done - before) / (now - then)
+            self._read[topic] = (now, done)
+        self.lag_s, self.lag_records = lag, records
 
     async def run(self) -> None:
         """Refresh until cancelled (a failed refresh keeps the last numbers)."""

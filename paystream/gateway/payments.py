@@ -18,6 +18,7 @@ from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
+from paystream.gateway.admission import admit_payment
 from paystream.gateway.auth import Caller, gateway_of, require
 from paystream.gateway.context import Gateway
 from paystream.gateway.errors import ApiError, responses
@@ -212,6 +213,7 @@ async def create_payment(
     gateway = gateway_of(request)
     merchant_id = caller.merchant.merchant_id
     if idempotency_key is None:
+        admit_payment(gateway)
         await _check_mandate(gateway, caller, body)
         return await _create(gateway, caller, body, uuid.uuid4())
     payment_id = uuid.uuid5(_KEY_NAMESPACE, f"{merchant_id}:{idempotency_key}")
@@ -230,6 +232,7 @@ async def create_payment(
         except _TakenOver as taken:
             claim = taken.claim
     try:
+        admit_payment(gateway)
         await _check_mandate(gateway, caller, body)
     except ApiError:
         if claim.fresh:  # nothing was published under this key: free it

@@ -154,6 +154,7 @@ class GatewayMetrics:
     registry: CollectorRegistry
     requests: Counter  # by method, route (its template, never an id) and status code
     duration: Histogram  # seconds to answer, by method and route
+    admission: Counter  # by decision: admitted, engine_busy, rate_limited, unlimited
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> GatewayMetrics:
@@ -171,6 +172,13 @@ class GatewayMetrics:
                 "Time the gateway took to answer a request",
                 ["method", "route"],
                 buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            admission=Counter(
+                "paystream_gateway_admission_total",
+                "Admission decisions: rate limits per key, and payments refused while the "
+                "engine lags",
+                ["decision"],
                 registry=registry,
             ),
         )

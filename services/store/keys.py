@@ -38,6 +38,8 @@ class KeyHolder(BaseModel):
     scopes: tuple[Scope, ...]
     revoked: bool
     merchant: Merchant
+    rate_per_s: float | None = None  # None: the gateway's default
+    burst: int | None = None
 
 
 def key_id_of(api_key: str) -> str | None:
@@ -91,6 +93,27 @@ def revoke_keys(
     return revoked
 
 
+def limit_keys(
+    conn: psycopg.Connection[Any],
+    merchant_id: str,
+    rate_per_s: float | None,
+    burst: int | None,
+    actor: str,
+) -> list[str]:
+    """Set the rate limit of the merchant's live keys (None: the gateway's
+    default); returns their ids."""
+    with conn.transaction():
+        cur = conn.execute(
+            "UPDATE api_keys SET rate_per_s = %s, burst = %s"
+            " WHERE merchant_id = %s AND revoked_at IS NULL RETURNING key_id",
+            (rate_per_s, burst, merchant_id),
+        )
+        limited = [row[0] for row in cur.fetchall()]
+        detail = {"keys": limited, "rate_per_s": rate_per_s, "burst": burst}
+        append(conn, actor, "api_key.limited", merchant_id, detail)
+    return limited
+
+
 def rotate_key(
     conn: psycopg.Connection[Any], merchant_id: str, scopes: Sequence[Scope], actor: str
 ) -> tuple[str, list[str]]:
@@ -106,7 +129,7 @@ def rotate_key(
 
 SELECT_HOLDER = """
 SELECT k.key_id, k.key_hash, k.scopes, k.revoked_at IS NOT NULL,
-       m.merchant_id, m.name, m.payout_address, m.fee_percentage_bps
+       m.merchant_id, m.name, m.payout_address, m.fee_percentage_bps, k.rate_per_s, k.burst
 FROM api_keys k JOIN merchants m USING (merchant_id)
 WHERE k.key_id = %s AND m.payout_address IS NOT NULL
 """
@@ -132,6 +155,8 @@ async def load_holder(pool: AsyncConnectionPool, key_id: str) -> KeyHolder | Non
         scopes=tuple(row[2]),
         revoked=row[3],
         merchant=merchant,
+        rate_per_s=row[8],
+        burst=row[9],
     )
 
 

@@ -19,14 +19,24 @@ from paystream.gateway.app import create_app
 from schemas.api import SCOPES, Scope
 from services.bootstrap import pg_connection
 from services.settings import Settings
-from services.store.keys import grant_mandate
+from services.store.keys import grant_mandate, limit_keys
 from streams.ops.topics import create_topics
 
 Shop = MerchantClient  # a merchant with its key, as the tests call it
 
 
-def new_shop(settings: Settings, scopes: tuple[Scope, ...] = SCOPES, fee_bps: int = 0) -> Shop:
-    return register_merchant(settings, [], "test shop", scopes, fee_bps)
+def new_shop(
+    settings: Settings,
+    scopes: tuple[Scope, ...] = SCOPES,
+    fee_bps: int = 0,
+    limit: tuple[float, int] | None = None,
+) -> Shop:
+    """A merchant with a key (``limit``: its rate per second and burst)."""
+    shop = register_merchant(settings, [], "test shop", scopes, fee_bps)
+    if limit is not None:
+        with pg_connection(settings) as conn:
+            limit_keys(conn, shop.merchant_id, *limit, "tests")
+    return shop
 
 
 def grant(settings: Settings, account: str, shop: Shop, max_amount: int | None = None) -> None:
@@ -36,10 +46,13 @@ def grant(settings: Settings, account: str, shop: Shop, max_amount: int | None =
 
 @contextmanager
 def gateway_settings(base: Settings) -> Iterator[Settings]:
-    """Settings on a scratch database with topics of their own."""
+    """Settings on a scratch database with topics of their own. No worker reads
+    them, so admission by lag is off (an hour) unless a test sets it."""
     with scratch_database(base, "test") as scratch:
         name = scratch.pg_database
-        settings = scratch.model_copy(update={"topic_prefix": f"{name}-", "app_id": name})
+        settings = scratch.model_copy(
+            update={"topic_prefix": f"{name}-", "app_id": name, "admission_lag_max_s": 3600.0}
+        )
         create_topics(settings)
         yield settings
 
