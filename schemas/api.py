@@ -47,6 +47,15 @@ class PaymentCreate(BaseModel):
     metadata: Metadata | None = None
 
 
+class ReviewDecisionCreate(BaseModel):
+    """``POST /v1/reviews/{payment_id}``: end a hold for review."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision: Literal["approve", "deny"]
+    note: Annotated[str, Field(max_length=500)] = ""
+
+
 class Stage(BaseModel):
     """When a payment reached a stage, and what the stage told."""
 
@@ -87,6 +96,9 @@ class Payment(BaseModel):
     )
     failure: Failure | None = None
     settlement: Settlement | None = None
+    review_expires_at: AwareDatetime | None = Field(
+        default=None, description="While in review: when it is denied if nobody decides."
+    )
     next_stage: str | None = Field(default=None, description="The stage expected next.")
     eta: AwareDatetime | None = Field(
         default=None,
@@ -94,6 +106,31 @@ class Payment(BaseModel):
             "When the next stage is expected: from the measured stage latency of the last "
             "15 minutes and the current consumer lag; null when nothing was measured."
         ),
+    )
+
+
+class ReviewAnswer(BaseModel):
+    object: Literal["review_decision"] = "review_decision"
+    payment: Payment
+    decision: Literal["approve", "deny"]
+    note: str
+
+
+class Balance(BaseModel):
+    """An account's balance: live from the engine, or (``as_of``) from the ledger."""
+
+    object: Literal["balance"] = "balance"
+    account: str
+    available: int | None = Field(default=None, description="Free to pay now (live).")
+    held: int | None = Field(default=None, description="Reserved for payments in flight (live).")
+    settled: int | None = Field(default=None, description="Paid out and settled (live).")
+    owed: int | None = Field(
+        default=None, description="Taken back by a reorg after it was spent (live)."
+    )
+    as_of: AwareDatetime | None = None
+    ledger_balance: int | None = Field(
+        default=None,
+        description="With as_of: deposits minus settled payments booked in the ledger by then.",
     )
 
 

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paystream.gateway import payments
+from paystream.gateway import balances, payments, reviews
 from paystream.gateway.auth import gateway_of
 from paystream.gateway.context import Gateway, open_gateway
 from paystream.gateway.errors import body, install
@@ -147,6 +147,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(payments.router)
+    app.include_router(reviews.router)
+    app.include_router(balances.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)

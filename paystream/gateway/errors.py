@@ -34,6 +34,7 @@ CODES = {
     "unknown_currency": 422,
     "idempotency_key_reuse": 409,
     "idempotency_key_in_use": 409,
+    "not_in_review": 409,
     "rate_limited": 429,
     "engine_busy": 429,
     "invalid_cursor": 400,
@@ -43,6 +44,7 @@ CODES = {
     "invalid_request": 422,
     "method_not_allowed": 405,
     "not_published": 503,
+    "balance_unavailable": 503,
     "store_unavailable": 503,
     "internal_error": 500,
 }

@@ -74,6 +74,7 @@ def view(gateway: Gateway, row: PaymentRow, status: str, stages: dict[str, Stage
         failure = Failure(code=api_code(code), engine_code=code, reason=ended.reason or "")
     if status in ("settled", "finalized") and ended is not None and ended.tx_hash:
         settlement = Settlement(tx_hash=ended.tx_hash, block_number=ended.block_number or 0)
+    review = stages.get("review") if status == "review" else None
     known = {"requested": Stage(at=row.created_at)} | stages
     next_stage, eta = gateway.eta.next_of(status, known, _now())
     return Payment(
@@ -88,12 +89,13 @@ def view(gateway: Gateway, row: PaymentRow, status: str, stages: dict[str, Stage
         stages=times,
         failure=failure,
         settlement=settlement,
+        review_expires_at=review.expires_at if review else None,
         next_stage=next_stage,
         eta=eta,
     )
 
 
-async def _views(gateway: Gateway, rows: list[PaymentRow]) -> list[Payment]:
+async def views(gateway: Gateway, rows: list[PaymentRow]) -> list[Payment]:
     progress = await gateway.store.progress([r.payment_id for r in rows])
     return [view(gateway, r, *progress[r.payment_id]) for r in rows]
 
@@ -179,7 +181,7 @@ async def _create(
             f"payment {payment_id} was not confirmed by Kafka ({exc}); retry with the same "
             "Idempotency-Key (the same payment), or look it up before sending it again",
         ) from exc
-    (payment,) = await _views(gateway, [row])
+    (payment,) = await views(gateway, [row])
     return payment
 
 
@@ -266,7 +268,7 @@ async def get_payment(
     row = await gateway.store.payment(caller.merchant.merchant_id, payment_id)
     if row is None:
         raise ApiError("resource_missing", f"no payment {payment_id}", "id")
-    (payment,) = await _views(gateway, [row])
+    (payment,) = await views(gateway, [row])
     return payment
 
 
@@ -293,4 +295,4 @@ async def list_payments(
         raise ApiError("invalid_cursor", f"no payment {starting_after}", "starting_after")
     statuses = [status] if status else None
     rows = await gateway.store.payments(merchant_id, limit + 1, starting_after, statuses)
-    return PaymentList(data=await _views(gateway, rows[:limit]), has_more=len(rows) > limit)
+    return PaymentList(data=await views(gateway, rows[:limit]), has_more=len(rows) > limit)

@@ -42,3 +42,18 @@ def registered(settings: Settings, name: str, address: str) -> Iterator[Path | N
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+def worker_addresses(settings: Settings) -> list[str]:
+    """The web addresses (host:port) of the running workers: those registered
+    here, and the settings' own worker port (a worker that registers nothing)."""
+    found = [f"{settings.host}:{settings.worker_web_port}"]
+    directory = targets_dir(settings)
+    for path in sorted(directory.glob("worker-*.json")) if directory.is_dir() else []:
+        try:
+            groups = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced, or removed since it was listed
+        for group in groups if isinstance(groups, list) else []:
+            found += [str(t) for t in group.get("targets", []) if isinstance(group, dict)]
+    return list(dict.fromkeys(found))

@@ -204,6 +204,15 @@ class GatewayStore:
             stages[payment_id][stage] = Stage.model_validate({**detail, "at": at})
         return {p: (status, stages[p]) for p, status in statuses}
 
+    async def ledger_balance(self, account: str, as_of: datetime) -> int:
+        """The sum of the account's ledger entries booked by ``as_of``."""
+        rows = await self._fetch(
+            "SELECT coalesce(sum(amount), 0) FROM ledger_entries"
+            " WHERE account = %s AND created_at <= %s",
+            (account, as_of),
+        )
+        return int(rows[0][0])
+
     async def stage_latency(self, window_s: int = 900) -> dict[str, float]:
         """The median time (s) from each stage to the next, over payments that
         reached the next stage in the last ``window_s``."""

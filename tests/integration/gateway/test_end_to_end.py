@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,11 @@ import httpx
 import pytest
 
 from devtools.harness.chain import fund_payers
-from devtools.harness.process import SinkProcess
-from services.bootstrap import prepare_schema
+from devtools.harness.process import SinkProcess, WorkerProcess
+from services.bootstrap import pg_connection, prepare_schema
 from services.settings import Settings
 from tests.integration.pipeline.conftest import make_pipeline
-from tests.support.gateway import gateway_server, grant, new_shop
+from tests.support.gateway import Shop, gateway_server, grant, new_shop
 
 pytestmark = pytest.mark.integration
 DEPOSIT = 100_000
@@ -87,6 +88,7 @@ def test_a_merchant_sees_its_payments_end(fresh_db: Settings, tmp_path: Path) ->
             assert (
                 stages["requested"] <= stages["scored"] <= stages["settled"] <= stages["finalized"]
             )
+        _balances_match_the_engine_and_the_ledger(api, shop, settings, worker, payers[0])
         deadline = time.monotonic() + 60
         while True:  # once stage latencies are measured, a new payment has an ETA
             fresh = api.post("/v1/payments", json=sent[0], headers=shop.headers).json()
@@ -95,3 +97,39 @@ def test_a_merchant_sees_its_payments_end(fresh_db: Settings, tmp_path: Path) ->
             time.sleep(settings.lag_interval_s)
         assert fresh["next_stage"] == "scored" and fresh["eta"] is not None
         assert fresh["eta"] >= fresh["created"]
+
+
+def _balances_match_the_engine_and_the_ledger(
+    api: httpx.Client, shop: Shop, settings: Settings, worker: WorkerProcess, payer: str
+) -> None:
+    live = api.get(f"/v1/balances/{payer}", headers=shop.headers)
+    assert live.status_code == 200, live.text
+    engine = worker.balance(payer)
+    assert engine is not None
+    assert live.json() == {"object": "balance", **engine}
+    now = datetime.now(UTC)
+    with pg_connection(settings) as conn:
+        (booked,) = conn.execute(
+            "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account = %s", (payer,)
+        ).fetchone() or (0,)
+        (first,) = conn.execute(
+            "SELECT min(created_at) FROM ledger_entries WHERE account = %s", (payer,)
+        ).fetchone() or (None,)
+    assert booked == DEPOSIT - engine["settled"]  # every settlement is booked by now
+    then = api.get(
+        f"/v1/balances/{payer}", params={"as_of": now.isoformat()}, headers=shop.headers
+    ).json()
+    assert then == {
+        "object": "balance",
+        "account": payer,
+        "as_of": now.isoformat().replace("+00:00", "Z"),
+        "ledger_balance": booked,
+    }
+    before = api.get(
+        f"/v1/balances/{payer}",
+        params={"as_of": (first - timedelta(seconds=1)).isoformat()},
+        headers=shop.headers,
+    ).json()
+    assert before["ledger_balance"] == 0
+    stranger = new_shop(settings)
+    assert api.get(f"/v1/balances/{payer}", headers=stranger.headers).status_code == 404
