@@ -9,20 +9,29 @@ It measures:
 - how long a stage change takes to appear in the API: the merchant's list is
   read again and again, and the first time a payment shows a stage is compared
   with that stage's recorded time (the sink's batch, its lag and the polling
-  interval, which is reported).
+  interval, which is reported);
+- then saturation: ``saturate`` POSTs as fast as the gateway answers them, from
+  32 connections of a load generator in its own process, with admission on
+  (the merchant's key limit lifted): payments accepted per second and the
+  answer times of those accepted. The worker keeps running; when it falls
+  more than ``admission_lag_max_s`` behind, the gateway answers 429, which
+  the result counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 
+from devtools.bench.gateway_load import run_load
 from devtools.bench.run import isolated_run
 from devtools.harness.chain import fund_payers
 from devtools.harness.isolated import free_port
@@ -31,6 +40,7 @@ from devtools.harness.process import GatewayProcess, SinkProcess, WorkerProcess
 from services.metrics.stats import percentile
 
 ENDED = ("finalized", "failed", "rejected")
+CONCURRENCY = 32
 DEPOSIT = 10_000_000_000
 
 
@@ -98,10 +108,33 @@ def _quantiles(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
+def _saturate(merchant: MerchantClient, payers: list[str], count: int) -> dict[str, Any]:
+    """``count`` POSTs as fast as the gateway answers, from a process of its own."""
+    url = f"http://{merchant.settings.host}:{merchant.settings.gateway_port}/v1/payments"
+    currency = merchant.settings.currency[0]
+    bodies = [
+        {"payer_account": payers[i % len(payers)], "amount": 1_000 + i, "currency": currency}
+        for i in range(count)
+    ]
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        done = pool.submit(run_load, url, merchant.api_key, bodies, CONCURRENCY).result()
+    statuses = Counter(status for status, _ in done["answers"])
+    accepted_ms = [ms for status, ms in done["answers"] if status == 202]
+    return {
+        "requests": count,
+        "concurrency": CONCURRENCY,
+        "by_status": {str(k): v for k, v in sorted(statuses.items())},
+        "accepted_per_s": round(statuses[202] / done["elapsed_s"], 1),
+        "post_answer_ms": _quantiles(accepted_ms),
+    }
+
+
 def run_gateway_bench(
     base: Any,
     payments: int,
     rate_per_s: float,
+    saturate: int,
     console: Console,
     bar: Callable[[str, int], Callable[[int], None]],
 ) -> dict[str, Any]:
@@ -117,7 +150,8 @@ def run_gateway_bench(
         ):
             asyncio.run(fund_payers(settings, payers, DEPOSIT))
             worker.wait_credited(payers, DEPOSIT, 180)
-            merchant = register_merchant(settings, payers, "Bench Shop")
+            # The bench measures the gateway, not a key's rate limit.
+            merchant = register_merchant(settings, payers, "Bench Shop", limit=(1e9, 10**9))
             with ThreadPoolExecutor(1) as pool:
                 posting = pool.submit(
                     _post_all, merchant, payers, payments, rate_per_s, bar("POST", payments)
@@ -126,6 +160,7 @@ def run_gateway_bench(
                     merchant, posting, 300, bar("following them to their end", payments)
                 )
             _, answer_ms, took_s = posting.result()
+            saturation = _saturate(merchant, payers, saturate)
     return {
         "payments": payments,
         "offered_per_s": rate_per_s,
@@ -134,4 +169,5 @@ def run_gateway_bench(
         "stage_visible_after_ms": {stage: _quantiles(v) for stage, v in sorted(delays.items())},
         "list_read_ms": _quantiles(reads_ms),
         "not_ended": not_ended,
+        "saturation": saturation,
     }

@@ -16,7 +16,7 @@ from schemas.api import Scope
 from schemas.merchants import Merchant
 from services.bootstrap import pg_connection
 from services.settings import Settings
-from services.store.keys import grant_mandate, issue_key
+from services.store.keys import grant_mandate, issue_key, limit_keys
 from services.store.merchants import create_merchant, new_merchant_id
 
 SCOPES: tuple[Scope, ...] = ("payments:write", "payments:read")
@@ -74,8 +74,10 @@ def register_merchant(
     name: str,
     scopes: tuple[Scope, ...] = SCOPES,
     fee_bps: int = 100,
+    limit: tuple[float, int] | None = None,
 ) -> MerchantClient:
-    """A new merchant with an API key and mandates from ``payers``."""
+    """A new merchant with an API key (``limit``: its rate per second and
+    burst; None: the gateway's defaults) and mandates from ``payers``."""
     merchant = Merchant(
         merchant_id=new_merchant_id(),
         name=name,
@@ -85,6 +87,8 @@ def register_merchant(
     with pg_connection(settings) as conn, conn.transaction():
         create_merchant(conn, merchant, "harness")
         api_key = issue_key(conn, merchant.merchant_id, scopes, "harness")
+        if limit is not None:
+            limit_keys(conn, merchant.merchant_id, *limit, "harness")
         for payer in payers:
             grant_mandate(conn, payer, merchant.merchant_id, None, "harness")
     return MerchantClient(settings, merchant, api_key)

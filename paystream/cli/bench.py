@@ -96,9 +96,14 @@ def bench_restart(settings: Settings, history: int, as_json: bool) -> None:
 @bench.command("gateway")
 @click.option("--payments", default=300, show_default=True)
 @click.option("--rate", default=30.0, show_default=True, help="POSTs offered per second.")
+@click.option(
+    "--saturate", default=5_000, show_default=True, help="Then this many POSTs as fast as possible."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def bench_gateway(settings: Settings, payments: int, rate: float, as_json: bool) -> None:
+def bench_gateway(
+    settings: Settings, payments: int, rate: float, saturate: int, as_json: bool
+) -> None:
     """The merchant API on a pipeline of its own: the time to answer a POST, and
     how long each stage change takes to appear in the API."""
     from rich.console import Console
@@ -113,7 +118,7 @@ def bench_gateway(settings: Settings, payments: int, rate: float, as_json: bool)
             task = progress.add_task(label, total=total)
             return lambda n: progress.advance(task, n)
 
-        result = run_gateway_bench(settings, payments, rate, console, bar)
+        result = run_gateway_bench(settings, payments, rate, saturate, console, bar)
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -125,6 +130,12 @@ def bench_gateway(settings: Settings, payments: int, rate: float, as_json: bool)
     for stage, q in result["stage_visible_after_ms"].items():
         click.echo(f"  {stage:<10} visible after p50 {q['p50']} ms, p99 {q['p99']} ms")
     click.echo(f"  (one read of the list: p50 {result['list_read_ms']['p50']} ms)")
+    top = result["saturation"]
+    click.echo(
+        f"saturation: {top['accepted_per_s']} payments/s accepted, POST p50 "
+        f"{top['post_answer_ms']['p50']} ms, p99 {top['post_answer_ms']['p99']} ms "
+        f"({top['by_status']})"
+    )
 
 
 @bench.command("hop", hidden=True)

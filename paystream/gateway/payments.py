@@ -159,7 +159,7 @@ async def _create(
         metadata=body.metadata,
         requested_at=now,
     )
-    row = await gateway.store.record(
+    row, new = await gateway.store.record(
         PaymentRow(
             payment_id=payment_id,
             merchant_id=merchant.merchant_id,
@@ -181,6 +181,8 @@ async def _create(
             f"payment {payment_id} was not confirmed by Kafka ({exc}); retry with the same "
             "Idempotency-Key (the same payment), or look it up before sending it again",
         ) from exc
+    if new:  # nothing can have happened to it yet: no need to read its stages
+        return view(gateway, row, "requested", {})
     (payment,) = await views(gateway, [row])
     return payment
 

@@ -134,11 +134,13 @@ class GatewayStore:
             (merchant_id, key),
         )
 
-    async def record(self, p: PaymentRow) -> PaymentRow:
-        """The payment as first recorded (a retry of the same payment keeps the first row)."""
-        await self._fetch(
+    async def record(self, p: PaymentRow) -> tuple[PaymentRow, bool]:
+        """The payment as first recorded (a retry of the same payment keeps the
+        first row), and whether this call recorded it."""
+        inserted = await self._fetch(
             f"INSERT INTO gateway_payments ({PAYMENT_COLUMNS})"  # noqa: S608 - constant columns
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (payment_id) DO NOTHING",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (payment_id) DO NOTHING"
+            " RETURNING payment_id",
             (
                 p.payment_id,
                 p.merchant_id,
@@ -150,9 +152,11 @@ class GatewayStore:
                 p.created_at,
             ),
         )
+        if inserted:
+            return p, True
         found = await self.payment(p.merchant_id, p.payment_id)
-        assert found is not None
-        return found
+        assert found is not None  # the row is there, and payments are never deleted
+        return found, False
 
     async def payment(self, merchant_id: str, payment_id: uuid.UUID) -> PaymentRow | None:
         """The merchant's payment (None: none, or another merchant's)."""

@@ -19,7 +19,7 @@ from paystream.gateway.app import create_app
 from schemas.api import SCOPES, Scope
 from services.bootstrap import pg_connection
 from services.settings import Settings
-from services.store.keys import grant_mandate, limit_keys
+from services.store.keys import grant_mandate
 from streams.ops.topics import create_topics
 
 Shop = MerchantClient  # a merchant with its key, as the tests call it
@@ -32,11 +32,7 @@ def new_shop(
     limit: tuple[float, int] | None = None,
 ) -> Shop:
     """A merchant with a key (``limit``: its rate per second and burst)."""
-    shop = register_merchant(settings, [], "test shop", scopes, fee_bps)
-    if limit is not None:
-        with pg_connection(settings) as conn:
-            limit_keys(conn, shop.merchant_id, *limit, "tests")
-    return shop
+    return register_merchant(settings, [], "test shop", scopes, fee_bps, limit)
 
 
 def grant(settings: Settings, account: str, shop: Shop, max_amount: int | None = None) -> None:
