@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -66,26 +66,49 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await JSONResponse(body("body_too_large", message), 413)(scope, receive, send)
 
 
-def _route(request: Request) -> str:
+def _route(scope: Scope) -> str:
     """The route's template (never an id): a label of bounded cardinality."""
-    route = request.scope.get("route")
+    route = scope.get("route")
     if route is not None:
         return str(getattr(route, "path", "unmatched"))
     # FastAPI's own pages (/openapi.json, /docs) are plain routes without "route".
-    return request.url.path if "endpoint" in request.scope else "unmatched"
+    return str(scope["path"]) if "endpoint" in scope else "unmatched"
 
 
-async def _measured(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    metrics = gateway_of(request).metrics
-    route = _route(request)
-    metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-    metrics.duration.labels(request.method, route).observe(time.perf_counter() - started)
-    response.headers.update(getattr(request.state, "ratelimit_headers", {}))
-    return response
+class Measured:
+    """Counts and times every answer by route and status, and adds the
+    request's ``RateLimit-*`` headers (set by the rate limit) to its answer.
+    Plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream
+    per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def answered(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                extra = scope.get("state", {}).get("ratelimit_headers", {})
+                if extra:
+                    headers = list(message.get("headers", []))
+                    headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, answered)
+        finally:
+            gateway: Gateway = scope["app"].state.gateway
+            route, method = _route(scope), str(scope["method"])
+            gateway.metrics.requests.labels(method, route, str(status)).inc()
+            gateway.metrics.duration.labels(method, route).observe(time.perf_counter() - started)
 
 
 async def healthz() -> dict[str, str]:
@@ -153,6 +176,6 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.add_middleware(BodyLimit)
-    app.middleware("http")(_measured)  # outermost: it counts the 413s too
+    app.add_middleware(Measured)  # outermost: it counts the 413s too
     install(app)
     return app

@@ -22,7 +22,9 @@ class NotPublished(InfrastructureError):
 class Publisher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        config = kafka_producer_config(settings)
+        # A caller waits for each record: batching waits of at most 1 ms (the
+        # engine's producers wait 5), and records queued meanwhile still batch.
+        config = kafka_producer_config(settings) | {"linger.ms": 1}
         self.producer = Producer(config)
         self.timeout_s = int(str(config["message.timeout.ms"])) / 1000 + 5
         self.stopping = threading.Event()
