@@ -14,8 +14,10 @@ It measures:
   32 connections of a load generator in its own process, with admission on
   (the merchant's key limit lifted): payments accepted per second and the
   answer times of those accepted. The worker keeps running; when it falls
-  more than ``admission_lag_max_s`` behind, the gateway answers 429, which
-  the result counts.
+  more than ``admission_lag_max_s`` (120 s here) behind, the gateway answers
+  429, which the result counts;
+- the same with the worker stopped: the gateway alone (with the sink, Kafka,
+  PostgreSQL and Redis), the requests left on the topic.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from services.metrics.stats import percentile
 
 ENDED = ("finalized", "failed", "rejected")
 CONCURRENCY = 32
+ALONE_LAG_MAX_S = 120.0
 DEPOSIT = 10_000_000_000
 
 
@@ -139,8 +142,15 @@ def run_gateway_bench(
     bar: Callable[[str, int], Callable[[int], None]],
 ) -> dict[str, Any]:
     with isolated_run(base, console) as run:
-        settings = run.settings.model_copy(update={"gateway_port": free_port(base.host)})
-        env = {**run.env, "PAYSTREAM_GATEWAY_PORT": str(settings.gateway_port)}
+        # Admission stays on; its lag limit is above the few seconds the gateway-alone
+        # phase runs with the worker stopped.
+        update = {"gateway_port": free_port(base.host), "admission_lag_max_s": ALONE_LAG_MAX_S}
+        settings = run.settings.model_copy(update=update)
+        env = {
+            **run.env,
+            "PAYSTREAM_GATEWAY_PORT": str(settings.gateway_port),
+            "PAYSTREAM_ADMISSION_LAG_MAX_S": str(ALONE_LAG_MAX_S),
+        }
         logs = settings.state_dir / "logs"
         payers = [f"{settings.app_id}-payer-{i}" for i in range(10)]
         with (
@@ -161,6 +171,8 @@ def run_gateway_bench(
                 )
             _, answer_ms, took_s = posting.result()
             saturation = _saturate(merchant, payers, saturate)
+            worker.stop()  # the gateway alone: nothing else takes the CPU
+            alone = _saturate(merchant, payers, saturate)
     return {
         "payments": payments,
         "offered_per_s": rate_per_s,
@@ -170,4 +182,6 @@ def run_gateway_bench(
         "list_read_ms": _quantiles(reads_ms),
         "not_ended": not_ended,
         "saturation": saturation,
+        "saturation_gateway_alone": alone,
+        "admission_lag_max_s": settings.admission_lag_max_s,
     }

@@ -130,12 +130,13 @@ def bench_gateway(
     for stage, q in result["stage_visible_after_ms"].items():
         click.echo(f"  {stage:<10} visible after p50 {q['p50']} ms, p99 {q['p99']} ms")
     click.echo(f"  (one read of the list: p50 {result['list_read_ms']['p50']} ms)")
-    top = result["saturation"]
-    click.echo(
-        f"saturation: {top['accepted_per_s']} payments/s accepted, POST p50 "
-        f"{top['post_answer_ms']['p50']} ms, p99 {top['post_answer_ms']['p99']} ms "
-        f"({top['by_status']})"
-    )
+    for label, key in (("with the worker", "saturation"), ("alone", "saturation_gateway_alone")):
+        top = result[key]
+        click.echo(
+            f"saturation, {label}: {top['accepted_per_s']} payments/s accepted, POST p50 "
+            f"{top['post_answer_ms']['p50']} ms, p99 {top['post_answer_ms']['p99']} ms "
+            f"({top['by_status']})"
+        )
 
 
 @bench.command("hop", hidden=True)
