@@ -25,17 +25,28 @@ from services.settings import Settings
 MAX_BODY = 64 * 1024
 
 
-class BodyLimit:
-    """Refuse a body over ``MAX_BODY`` bytes with 413: by its Content-Length,
-    or while it is read when it has none."""
+class HttpMiddleware:
+    """A plain ASGI middleware for HTTP requests (others pass through).
+    Starlette's ``BaseHTTPMiddleware`` would cost a task and a stream each."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class BodyLimit(HttpMiddleware):
+    """Refuse a body over ``MAX_BODY`` bytes with 413: by its Content-Length,
+    or while it is read when it has none."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             await _too_large(scope, receive, send)
@@ -75,19 +86,11 @@ def _route(scope: Scope) -> str:
     return str(scope["path"]) if "endpoint" in scope else "unmatched"
 
 
-class Measured:
+class Measured(HttpMiddleware):
     """Counts and times every answer by route and status, and adds the
-    request's ``RateLimit-*`` headers (set by the rate limit) to its answer.
-    Plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream
-    per request."""
+    request's ``RateLimit-*`` headers (set by the rate limit) to its answer."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

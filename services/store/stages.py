@@ -42,28 +42,16 @@ def _row(payment_id: uuid.UUID, stage: str, at: datetime, **detail: Any) -> Stag
 
 
 def _settled(r: PaymentSettled | PaymentFinalized) -> list[StageRow]:
-    rows = [
-        _row(
-            r.payment_id,
-            "settled",
-            r.settled_at,
-            tx_hash=r.tx_hash,
-            block_number=r.block_number,
-            reorgs=r.reorgs,
-        )
-    ]
+    """A settlement's row, and its finality's when it is final."""
+    reached = [("settled", r.settled_at)]
     if isinstance(r, PaymentFinalized):
-        rows.append(
-            _row(
-                r.payment_id,
-                "finalized",
-                r.finalized_at,
-                tx_hash=r.tx_hash,
-                block_number=r.block_number,
-                reorgs=r.reorgs,
-            )
+        reached.append(("finalized", r.finalized_at))
+    return [
+        _row(
+            r.payment_id, stage, at, tx_hash=r.tx_hash, block_number=r.block_number, reorgs=r.reorgs
         )
-    return rows
+        for stage, at in reached
+    ]
 
 
 def _failed(r: PaymentFailed) -> list[StageRow]:
