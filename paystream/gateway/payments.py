@@ -197,11 +197,16 @@ def _request_hash(body: PaymentCreate) -> str:
     status_code=202,
     response_model=Payment,
     responses=responses(
-        "authentication_required",
-        "insufficient_scope",
+        "invalid_schema",
+        "invalid_amount",
+        "invalid_address",
+        "unknown_currency",
+        "not_merchant_payee",
         "no_mandate",
+        "amount_over_mandate",
         "idempotency_key_reuse",
-        "body_too_large",
+        "idempotency_key_in_use",
+        "engine_busy",
         "not_published",
     ),
 )
@@ -221,8 +226,9 @@ async def create_payment(
         await _check_mandate(gateway, caller, body)
         return await _create(gateway, caller, body, uuid.uuid4())
     payment_id = uuid.uuid5(_KEY_NAMESPACE, f"{merchant_id}:{idempotency_key}")
-    claim = await gateway.store.claim(merchant_id, idempotency_key, _request_hash(body), payment_id)
-    if claim.request_hash != _request_hash(body):
+    request_hash = _request_hash(body)
+    claim = await gateway.store.claim(merchant_id, idempotency_key, request_hash, payment_id)
+    if claim.request_hash != request_hash:
         raise ApiError(
             "idempotency_key_reuse",
             "this Idempotency-Key was used with a different request",
