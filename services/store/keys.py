@@ -93,6 +93,13 @@ def revoke_keys(
     return revoked
 
 
+def _require_merchant(conn: psycopg.Connection[Any], merchant_id: str) -> None:
+    if not conn.execute(
+        "SELECT 1 FROM merchants WHERE merchant_id = %s", (merchant_id,)
+    ).fetchone():
+        raise ConfigError(f"no merchant {merchant_id} (`paystream merchants list`)")
+
+
 def limit_keys(
     conn: psycopg.Connection[Any],
     merchant_id: str,
@@ -119,10 +126,7 @@ def rotate_key(
 ) -> tuple[str, list[str]]:
     """A new key for the merchant, its live keys revoked, in one transaction."""
     with conn.transaction():
-        if not conn.execute(
-            "SELECT 1 FROM merchants WHERE merchant_id = %s", (merchant_id,)
-        ).fetchone():
-            raise ConfigError(f"no merchant {merchant_id} (`paystream merchants list`)")
+        _require_merchant(conn, merchant_id)
         revoked = revoke_keys(conn, merchant_id, actor)
         return issue_key(conn, merchant_id, scopes, actor), revoked
 
@@ -170,10 +174,7 @@ def grant_mandate(
     """Let the merchant collect from ``account`` (at most ``max_amount`` per
     payment; None: any amount). Granting again replaces the limit."""
     with conn.transaction():
-        if not conn.execute(
-            "SELECT 1 FROM merchants WHERE merchant_id = %s", (merchant_id,)
-        ).fetchone():
-            raise ConfigError(f"no merchant {merchant_id} (`paystream merchants list`)")
+        _require_merchant(conn, merchant_id)
         conn.execute(
             "INSERT INTO mandates (account_id, merchant_id, max_amount) VALUES (%s, %s, %s)"
             " ON CONFLICT (account_id, merchant_id) DO UPDATE SET max_amount = excluded.max_amount,"
