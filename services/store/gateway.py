@@ -95,19 +95,23 @@ class GatewayStore:
         self, merchant_id: str, key: str, request_hash: str, payment_id: uuid.UUID
     ) -> Claim:
         """Claim ``key`` for this request, or find who holds it. An unanswered
-        claim of the same request that is stale (or given up) is taken over."""
-        if await self._fetch(CLAIM, (merchant_id, key, request_hash, payment_id)):
-            return Claim(True, request_hash, payment_id, None, None, fresh=True)
-        rows = await self._fetch(
-            "SELECT request_hash, payment_id, status_code, response FROM idempotency_keys"
-            " WHERE merchant_id = %s AND key = %s",
-            (merchant_id, key),
-        )
-        (found,) = rows
-        owned = False
-        if found[0] == request_hash and found[2] is None:
-            owned = bool(await self._fetch(TAKE_OVER, (merchant_id, key, STALE_CLAIM_S)))
-        return Claim(owned, found[0], found[1], found[2], found[3])
+        claim of the same request that is stale (or given up) is taken over; one
+        released between our insert and our read is claimed again."""
+        while True:
+            if await self._fetch(CLAIM, (merchant_id, key, request_hash, payment_id)):
+                return Claim(True, request_hash, payment_id, None, None, fresh=True)
+            rows = await self._fetch(
+                "SELECT request_hash, payment_id, status_code, response FROM idempotency_keys"
+                " WHERE merchant_id = %s AND key = %s",
+                (merchant_id, key),
+            )
+            if not rows:
+                continue  # released meanwhile (its request was refused): try again
+            (found,) = rows
+            owned = False
+            if found[0] == request_hash and found[2] is None:
+                owned = bool(await self._fetch(TAKE_OVER, (merchant_id, key, STALE_CLAIM_S)))
+            return Claim(owned, found[0], found[1], found[2], found[3])
 
     async def answered(self, merchant_id: str, key: str, status_code: int, response: str) -> None:
         await self._fetch(
