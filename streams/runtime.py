@@ -23,10 +23,12 @@ from schemas.payments import (
 )
 from schemas.topics import PAYMENTS_DLQ, TOPICS
 from services.metrics.catalogue import Metrics
-from services.metrics.windows import RollingWindows
+from services.metrics.windows import Result
 from services.settings import Settings
 from streams.outcomes import Emit, Outcome
 from streams.progress import Progress
+from streams.windows import StageWindows
+from streams.windows import declare as declare_windows
 
 log = logging.getLogger("paystream.streams")
 
@@ -68,7 +70,7 @@ class Runtime:
     topics: dict[str, Any]  # name -> faust topic (raw bytes)
     clock: Callable[[], datetime]
     guard: DlqGuard
-    windows: RollingWindows = field(default_factory=RollingWindows)
+    windows: StageWindows
     metrics: Metrics = field(default_factory=Metrics.create)
     progress: Progress = field(default_factory=Progress)  # what reached each agent
 
@@ -84,9 +86,9 @@ class Runtime:
             for spec in TOPICS
         }
         guard = DlqGuard(settings.dlq_window, settings.dlq_max_ratio)
-        return cls(
-            settings, topics, clock, guard, progress=Progress(stall_s=settings.partition_stall_s)
-        )
+        windows = declare_windows(app, settings.kafka_partitions)
+        progress = Progress(stall_s=settings.partition_stall_s)
+        return cls(settings, topics, clock, guard, windows, progress=progress)
 
     def observe(self, emit: Emit) -> None:
         """Count an output in the rolling windows and Prometheus (republished
@@ -109,8 +111,9 @@ class Runtime:
         if isinstance(value, PaymentScored | PaymentFailed) and value.fraud is not None:
             self.metrics.fraud_check.observe(value.fraud.check_duration_us / 1e6)
         latency_s = (self.clock() - start).total_seconds() if ok and start else None
-        self.windows.record(stage, ok, latency_s * 1000 if latency_s is not None else None)
-        self.metrics.records.labels(stage, _outcome(value, ok)).inc()
+        outcome = _outcome(value, ok)
+        self.windows.record(stage, outcome, latency_s * 1000 if latency_s is not None else None)
+        self.metrics.records.labels(stage, outcome).inc()
         if latency_s is not None:
             self.metrics.latency.labels(stage).observe(max(latency_s, 0.0))
 
@@ -149,7 +152,7 @@ class Runtime:
         await self.topics[PAYMENTS_DLQ].send(key=key, value=record.model_dump_json().encode())
 
 
-def _outcome(value: object, ok: bool) -> str:
+def _outcome(value: object, ok: bool) -> Result:
     """``ok``; ``failed`` for a payment the engine accepted and could not
     settle (``ENGINE_FAILURES``); ``rejected`` for a request the rules refused."""
     if ok:

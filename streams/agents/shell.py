@@ -44,3 +44,4 @@ async def run(
                 log.exception("%s: unexpected error", stage)
                 outcome = dead(f"{stage}: unexpected {type(exc).__name__}: {exc}")
             await runtime.route(outcome, message, stage)
+            runtime.windows.flush(message.partition)

@@ -13,6 +13,7 @@ from services.bootstrap import kafka_admin
 from services.errors import BrokerUnavailable
 from services.settings import Settings
 from streams.tables import TABLE_NAMES, changelog_topic
+from streams.windows import EXPIRES_S, WINDOWS_TABLE
 
 ADMIN_TIMEOUT_S = 30.0  # each creation, deletion or listing
 
@@ -39,7 +40,24 @@ def create_topics(settings: Settings) -> dict[str, str]:
         )
         for table in TABLE_NAMES
     ]
+    wanted.append(_windows_changelog(settings))
     return create(settings, wanted)
+
+
+def _windows_changelog(settings: Settings) -> NewTopic:
+    """The windowed table's changelog (``streams/windows.py``): compacted, and
+    its windows deleted once expired, in segments of a minute (Kafka deletes
+    closed segments only)."""
+    return NewTopic(
+        changelog_topic(settings.app_id, WINDOWS_TABLE),
+        num_partitions=settings.kafka_partitions,
+        replication_factor=1,
+        config={
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(EXPIRES_S * 1000),
+            "segment.ms": "60000",
+        },
+    )
 
 
 def create(settings: Settings, wanted: list[NewTopic]) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -262,3 +262,28 @@ class MemoryMerchants:
     async def load(self) -> dict[str, Merchant]:
         self.loads += 1
         return dict(self.merchants)
+
+
+@dataclass
+class MemoryWindowStore:
+    """The ``WindowStore`` of ``streams/windows.py`` in a dict: (key, second) -> bytes."""
+
+    data: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    writes: int = 0
+
+    def get(self, key: str, second: int) -> bytes | None:
+        return self.data.get((key, second))
+
+    def put(self, key: str, second: int, value: bytes) -> None:
+        self.writes += 1
+        self.data[(key, second)] = value
+
+    def entries(self) -> Iterator[tuple[str, int, bytes]]:
+        for (key, second), value in list(self.data.items()):
+            yield key, second, value
+
+    def drop_before(self, second: int) -> int:
+        stale = [slot for slot in self.data if slot[1] < second]
+        for slot in stale:
+            del self.data[slot]
+        return len(stale)

@@ -63,7 +63,7 @@ def test_1000_payments_across_100_payers(pipeline: Pipeline, running: WorkerProc
     for record in outcomes.settled.values():
         payer = str(record["payer_account"])
         paid[payer] = paid.get(payer, 0) + int(str(record["amount"]))
-    windows = running.get_json("/windows/")
+    windows = running.get_json("/windows/")["stages"]
     assert windows["settled"]["60s"]["count"] > 0
     assert windows["scored"]["60s"]["latency_ms"]["p99"] is not None
     assert "paystream_stage_records_total" in running.get_text("/metrics")
