@@ -9,6 +9,8 @@ time, and nothing here decides anything.
 - ``streams/listening.py``: the chain listener's timer (on the leader only);
 - ``streams/reviews.py``: the expiry of holds for review nobody decided on;
 - ``streams/web.py``: the balance, windows and metrics views;
+- ``streams/windows.py``: the rolling windows' table and the timer that
+  writes them;
 - ``streams/watchdog.py``: stops the worker when a partition it was given is
   never fetched (exit 72, for a restart);
 - ``streams/connection.py``: the worker's ports, from ``connect``
@@ -29,7 +31,17 @@ import faust
 from schemas.topics import FRAUD_SCORED, REVIEW_DECISIONS, WORKER_CONSUMES
 from services.ports import WorkerPorts
 from services.settings import Settings
-from streams import commits, connection, listening, reviews, scheduler, transport, watchdog, web
+from streams import (
+    commits,
+    connection,
+    listening,
+    reviews,
+    scheduler,
+    transport,
+    watchdog,
+    web,
+    windows,
+)
 from streams import merchants as streams_merchants
 from streams.agents import (
     chain_events,
@@ -175,6 +187,7 @@ def create_app(
     for status in WATCHED_STATUSES:
         runtime.metrics.oldest_hold.labels(status).set_function(_oldest(tables.payments, status))
     web.register(app, tables.balances, runtime)
+    windows.register(app, runtime.windows)
     watched = [settings.topic(name) for name in WORKER_CONSUMES]
     repair = functools.partial(watchdog.refetch, app)
     watchdog.register(app, watchdog.Watchdog(app, watched, runtime.progress, offsets, repair))

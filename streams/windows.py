@@ -4,19 +4,18 @@ The table (``windows``: tumbling 1-s windows, expiring after ``EXPIRES_S``)
 holds one ``Counts`` (``services/metrics/windows.py``) per stage, partition
 and second under the key ``<stage>:<partition>``. A stage's outputs are
 counted in memory first (``record``, from ``Runtime.observe``: agents and
-timers alike); the agents' loop calls ``flush`` after each record it handled,
-and at most every ``FLUSH_EVERY_S`` the counts gathered since the last flush
-are merged into the table: one write per key and second, not one per payment.
+timers alike); a timer merges them into the table every ``FLUSH_EVERY_S``:
+one write per key and second, not one per payment.
 
-A flush runs while an agent handles a record of partition ``p``: Faust writes
-a table's changelog to the partition of the record being handled, so the key
-names ``p`` and the worker that owns ``p`` is the only one that writes it. A
-restarted worker, or the next owner of ``p``, restores the key from the
-changelog. ``snapshot`` merges every key the worker holds (its active
-partitions and its standby replicas of the others: with two workers and
-Faust's one standby, all of them) and what it counted and has not written
-yet. Counts gathered since the last flush are lost if the worker dies (at
-most ``FLUSH_EVERY_S`` of them).
+A flush writes under ``<stage>:<p>`` to changelog partition ``p``, ``p``
+being a partition of the table this worker actively owns: that worker is the
+only one that writes the key, and a restarted worker, or the next owner of
+``p``, restores it from the changelog (Faust's recovery) and goes on adding
+to it. ``snapshot`` merges every key the worker holds (its active partitions
+and its standby replicas of the others, applied as they come: with two
+workers and Faust's one standby, all of them) and what it counted and has
+not written yet. What was counted since the last flush is lost if the worker
+dies: at most ``FLUSH_EVERY_S`` of counts.
 """
 
 from __future__ import annotations
@@ -25,9 +24,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from services.metrics.windows import WINDOWS_S, Counts, Result, summarize
+import faust
 
-FLUSH_EVERY_S = 0.25
+from services.metrics.windows import WINDOWS_S, Counts, Result, summarize
+from streams.scheduler import active_partitions, guarded
+from streams.tables import changelog_topic
+
+FLUSH_EVERY_S = 0.5
 EXPIRES_S = max(WINDOWS_S) + 10  # a window older than this is dropped
 PRUNE_EVERY_S = 10.0
 
@@ -38,7 +41,7 @@ class WindowStore(Protocol):
 
     def get(self, key: str, second: int) -> bytes | None: ...
 
-    def put(self, key: str, second: int, value: bytes) -> None: ...
+    def put(self, key: str, second: int, value: bytes, partition: int) -> None: ...
 
     def entries(self) -> Iterator[tuple[str, int, bytes]]: ...
 
@@ -47,22 +50,27 @@ class WindowStore(Protocol):
 
 class FaustWindowStore:
     """A Faust windowed table (``table.tumbling(1, expires=EXPIRES_S)``) of
-    JSON bytes. ``put`` must run while an agent handles a record (Faust writes
-    the changelog to that record's partition)."""
+    JSON bytes. Its entries are ``(key, (window start, window end))`` as
+    Faust keeps them; ``put`` writes one to the worker's store and to the
+    changelog partition it is given (Faust's item assignment would take the
+    partition of a record being handled, and a timer handles none)."""
 
     def __init__(self, windowed: Any) -> None:
-        self._windowed = windowed
         self._table = windowed.table
+        self._window = self._table.window
+
+    def _entry(self, key: str, second: int) -> tuple[str, tuple[float, float]]:
+        start, end = self._window.current(float(second))
+        return key, (start, end)
 
     def get(self, key: str, second: int) -> bytes | None:
-        try:
-            value: bytes | None = self._windowed.relative_to(float(second))[key].value()
-        except KeyError:
-            return None
+        value: bytes | None = self._table.data.get(self._entry(key, second))
         return value
 
-    def put(self, key: str, second: int, value: bytes) -> None:
-        self._windowed.relative_to(float(second))[key] = value
+    def put(self, key: str, second: int, value: bytes, partition: int) -> None:
+        entry = self._entry(key, second)
+        self._table.data[entry] = value
+        self._table.send_changelog(partition, entry, value)
 
     def entries(self) -> Iterator[tuple[str, int, bytes]]:
         for stored_key, value in list(self._table.data.items()):
@@ -86,8 +94,7 @@ class StageWindows:
         self._store = store
         self._clock = clock
         self._pending: dict[tuple[str, int], Counts] = {}  # (stage, second) -> not yet written
-        self._flushed_at = clock()
-        self._pruned_at = self._flushed_at
+        self._pruned_at = clock()
 
     def record(self, stage: str, outcome: Result, latency_ms: float | None) -> None:
         slot = (stage, int(self._clock()))
@@ -98,12 +105,8 @@ class StageWindows:
 
     def flush(self, partition: int) -> None:
         """Merge what was counted since the last flush into the table under
-        ``<stage>:<partition>``, if ``FLUSH_EVERY_S`` passed (``partition``: the
-        one of the record the calling agent is handling)."""
+        ``<stage>:<partition>`` (``partition``: one this worker actively owns)."""
         now = self._clock()
-        if not self._pending or now - self._flushed_at < FLUSH_EVERY_S:
-            return
-        self._flushed_at = now
         pending, self._pending = self._pending, {}
         oldest = int(now) - EXPIRES_S
         for (stage, second), counts in pending.items():
@@ -113,7 +116,7 @@ class StageWindows:
             stored = self._store.get(key, second)
             if stored is not None:
                 counts.merge(Counts.from_json(stored))
-            self._store.put(key, second, counts.to_json())
+            self._store.put(key, second, counts.to_json(), partition)
         if now - self._pruned_at >= PRUNE_EVERY_S:
             self._pruned_at = now
             self._store.drop_before(oldest)
@@ -143,6 +146,19 @@ def declare(app: Any, partitions: int, clock: Callable[[], float] = time.time) -
         WINDOWS_TABLE,
         partitions=partitions,
         value_type=bytes,  # Counts as JSON bytes; keys (<stage>:<partition>, window) as JSON
+        standby_buffer_size=1,  # a standby applies each write at once (Faust's default: by 1,000)
         help="<stage>:<partition> per 1-s window -> Counts",
     )
     return StageWindows(FaustWindowStore(table.tumbling(1.0, expires=float(EXPIRES_S))), clock)
+
+
+def register(app: faust.App, windows: StageWindows) -> None:
+    """The flush, as a Faust timer, to the lowest partition of the table this
+    worker actively owns (none while it owns none: the counts wait)."""
+    owned = active_partitions(app, changelog_topic(app.conf.id, WINDOWS_TABLE))
+
+    @app.timer(interval=FLUSH_EVERY_S)
+    async def flush_windows() -> None:
+        partitions = owned()
+        if partitions:
+            guarded("windows flush", lambda: windows.flush(min(partitions)))

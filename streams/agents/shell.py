@@ -44,4 +44,3 @@ async def run(
                 log.exception("%s: unexpected error", stage)
                 outcome = dead(f"{stage}: unexpected {type(exc).__name__}: {exc}")
             await runtime.route(outcome, message, stage)
-            runtime.windows.flush(message.partition)

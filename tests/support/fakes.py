@@ -269,13 +269,13 @@ class MemoryWindowStore:
     """The ``WindowStore`` of ``streams/windows.py`` in a dict: (key, second) -> bytes."""
 
     data: dict[tuple[str, int], bytes] = field(default_factory=dict)
-    writes: int = 0
+    writes: list[tuple[str, int, int]] = field(default_factory=list)  # (key, second, partition)
 
     def get(self, key: str, second: int) -> bytes | None:
         return self.data.get((key, second))
 
-    def put(self, key: str, second: int, value: bytes) -> None:
-        self.writes += 1
+    def put(self, key: str, second: int, value: bytes, partition: int) -> None:
+        self.writes.append((key, second, partition))
         self.data[(key, second)] = value
 
     def entries(self) -> Iterator[tuple[str, int, bytes]]:
