@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+from types import FrameType
+
 import click
 
 from services.settings import Settings
@@ -21,19 +25,33 @@ def gateway(settings: Settings, host: str, port: int | None, access_log: bool) -
     """Serve the merchant API: payments with API keys, mandates and idempotency
     keys; OpenAPI at /openapi.json, interactive docs at /docs (migrates the
     schema first, as the worker does)."""
-    import uvicorn
-
-    from paystream.gateway.app import create_app
     from services.bootstrap import prepare_schema
+    from services.metrics.targets import registered
     from streams.ops.topics import create_topics
 
     prepare_schema(settings)
     create_topics(settings)
+    port = port or settings.gateway_port
+    # uvicorn re-raises the SIGTERM it shut down on: exit through SystemExit
+    # instead, so that the targets file is removed on the way out.
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    with registered(settings, f"gateway-{port}", f"{settings.host}:{port}"):
+        serve(settings, host, port, access_log)
+
+
+def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
+    sys.exit(0)
+
+
+def serve(settings: Settings, host: str, port: int, access_log: bool) -> None:
+    import uvicorn
+
+    from paystream.gateway.app import create_app
 
     uvicorn.run(
         create_app(settings),
         host=host,
-        port=port or settings.gateway_port,
+        port=port,
         log_level="info",
         loop="uvloop",
         http="httptools",

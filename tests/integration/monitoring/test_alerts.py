@@ -1,7 +1,8 @@
 """Prometheus and Alertmanager, started the way ``paystream stack up`` starts
 them (private instances for this test, scraping its pipeline's workers and
 sink, with short lag thresholds): every target is up, each of two workers
-found by the file it writes, and a stopped worker is no longer a target; with
+and a gateway found by the file it writes, and a stopped process is no longer
+a target; with
 the workers stopped and payments still coming, the sink's lag gauge grows and
 ``ConsumerLagHigh`` fires in Alertmanager for the workers' group; a worker
 restarted, it resolves."""
@@ -20,7 +21,7 @@ import pytest
 from confluent_kafka import Producer
 
 from devtools.harness.isolated import free_port
-from devtools.harness.process import SinkProcess, WorkerProcess
+from devtools.harness.process import GatewayProcess, SinkProcess, WorkerProcess
 from devtools.stack.base import StatePaths
 from devtools.stack.monitoring import AlertmanagerService, PrometheusService
 from devtools.stack.process import port_open
@@ -89,14 +90,16 @@ def worker_lag_s(settings: Settings) -> float:
     return float(result[0]["value"][1]) if result else 0.0
 
 
-def targets_up(settings: Settings, workers: int) -> bool:
-    """Prometheus scrapes the sink, itself, Alertmanager and ``workers``
-    workers (each found by its targets file), and every one answers."""
+def targets_up(settings: Settings, workers: int, gateways: int = 0) -> bool:
+    """Prometheus scrapes the sink, itself, Alertmanager, ``workers`` workers
+    and ``gateways`` gateways (each found by its targets file), and every one
+    answers."""
     url = f"http://{settings.host}:{settings.prometheus_port}/api/v1/targets"
     active = get(url)["data"]["activeTargets"]
     jobs = [t["labels"]["job"] for t in active]
     up = all(t["health"] == "up" for t in active)
-    return up and len(active) == 3 + workers and jobs.count("paystream-worker") == workers
+    found = (jobs.count("paystream-worker"), jobs.count("paystream-gateway"))
+    return up and len(active) == 3 + workers + gateways and found == (workers, gateways)
 
 
 def test_the_lag_alert_fires_while_the_worker_is_stopped_and_resolves(
@@ -119,10 +122,14 @@ def test_the_lag_alert_fires_while_the_worker_is_stopped_and_resolves(
         other = s.model_copy(update={"worker_web_port": free_port()})
         second = WorkerProcess(other, monitored.log.with_name("worker-2.log"), monitored.env)
         second.start()
-        wait(lambda: targets_up(s, workers=2), 60, "every Prometheus target up, both workers")
+        api = s.model_copy(update={"gateway_port": free_port()})
+        gateway = GatewayProcess(api, monitored.log.with_name("gateway.log"), monitored.env)
+        gateway.start()
+        wait(lambda: targets_up(s, 2, 1), 60, "every Prometheus target up: 2 workers, the gateway")
         worker.stop()
         second.stop()
-        wait(lambda: targets_up(s, workers=0), 30, "the stopped workers no longer scraped")
+        gateway.stop()
+        wait(lambda: targets_up(s, workers=0), 30, "the stopped processes no longer scraped")
         producing.set()
         feeder = threading.Thread(target=requests, daemon=True)
         feeder.start()

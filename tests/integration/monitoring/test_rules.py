@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from devtools.stack.monitoring import PROMETHEUS_DEPLOY, render_rules
-from services.metrics.catalogue import Metrics, SinkMetrics
+from services.metrics.catalogue import GatewayMetrics, Metrics, SinkMetrics
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -61,6 +61,10 @@ def test_every_metric_passes_promtool_check_metrics(stack_healthy: Settings) -> 
     sink.lag_records.labels("paystream", "payments.requested").set(4)
     sink.lag_seconds.labels("paystream", "payments.requested").set(1.5)
     sink.lag_errors.inc()
-    for registry in (worker.registry, sink.registry):
+    gateway = GatewayMetrics.create()
+    gateway.requests.labels("POST", "/v1/payments", "202").inc()
+    gateway.duration.labels("POST", "/v1/payments").observe(0.01)
+    gateway.admission.labels("admitted").inc()
+    for registry in (worker.registry, sink.registry, gateway.registry):
         checked = promtool("check", "metrics", stdin=generate_latest(registry))
         assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
