@@ -21,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MNEMONIC = "test test test test test test test test test test test junk"
 _LOCAL_PG_PASSWORD = "paystream-local"  # noqa: S105 - the public local default, refused elsewhere
 _LOCAL_SIGNER_TOKEN = "paystream-local-signer"  # noqa: S105 - likewise
+_LOCAL_OPS_TOKEN = "paystream-local-ops"  # noqa: S105 - likewise
 LOCAL_CHAIN_ID = 31337  # anvil's: the only chain the public defaults may be used on
 # The fewest confirmations (the block holding the event is the first) a chain
 # may run with: its reorgs are known to reach that deep. Another chain id than
@@ -197,6 +198,12 @@ class Settings(BaseSettings):
     gateway_rate_per_s: float = Field(default=100.0, gt=0)
     gateway_burst: int = Field(default=200, ge=1)
     admission_lag_max_s: float = Field(default=10.0, gt=0)
+    # The gateway's ops page (/ops): the operators' bearer token (the local
+    # default is public and refused off the local chain), and where it reads
+    # Prometheus and Alertmanager (unset: the local ones below).
+    ops_token: SecretStr = SecretStr(_LOCAL_OPS_TOKEN)
+    ops_prometheus_url: str | None = None
+    ops_alertmanager_url: str | None = None
     # The local Prometheus and Alertmanager (devtools/stack/monitoring.py).
     prometheus_port: int = Field(default=59090, ge=1, le=65535)
     alertmanager_port: int = Field(default=59093, ge=1, le=65535)
@@ -300,6 +307,7 @@ class Settings(BaseSettings):
                 ("PAYSTREAM_SIGNER_MNEMONIC", self.signer_mnemonic, LOCAL_MNEMONIC),
                 ("PAYSTREAM_PG_PASSWORD", self.pg_password, _LOCAL_PG_PASSWORD),
                 ("PAYSTREAM_SIGNER_TOKEN", self.signer_token, _LOCAL_SIGNER_TOKEN),
+                ("PAYSTREAM_OPS_TOKEN", self.ops_token, _LOCAL_OPS_TOKEN),
             )
             if value is not None and value.get_secret_value() == default
         ]

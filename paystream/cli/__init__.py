@@ -15,6 +15,7 @@ from paystream.cli.lag import lag
 from paystream.cli.mandates import mandates
 from paystream.cli.merchants import merchants
 from paystream.cli.mismatches import mismatches
+from paystream.cli.ops import ops
 from paystream.cli.pipeline import demo, topics, worker
 from paystream.cli.review import review
 from paystream.cli.signer import signer
@@ -53,6 +54,7 @@ cli.add_command(gateway)
 cli.add_command(mismatches)
 cli.add_command(signer)
 cli.add_command(bench)
+cli.add_command(ops)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """The gateway's FastAPI application: ``/v1/payments``, ``/healthz``,
-``/readyz``, ``/metrics``, OpenAPI 3.1 at ``/openapi.json`` and ``/docs``.
+``/readyz``, ``/metrics``, OpenAPI 3.1 at ``/openapi.json`` and ``/docs``, and
+the ops page (``/ops``, ``ops.py``).
 Bodies over 64 KiB are refused (413) before they are read in full."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paystream.gateway import balances, payments, reviews
+from paystream.gateway import balances, ops, payments, reviews
 from paystream.gateway.auth import gateway_of
 from paystream.gateway.context import Gateway, open_gateway
 from paystream.gateway.errors import body, install
@@ -175,6 +176,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     app.include_router(payments.router)
     app.include_router(reviews.router)
     app.include_router(balances.router)
+    app.include_router(ops.router)
+    app.mount("/ops/assets", ops.assets, name="ops-assets")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)

@@ -1,5 +1,6 @@
 """What the gateway's routes are handed: its settings and adapters
-(PostgreSQL pool, Redis cache-aside, Kafka publisher, ETA, metrics)."""
+(PostgreSQL pool, Redis cache-aside, Kafka publisher, ETA, metrics, and the
+Prometheus and Alertmanager client of the ops page)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.bootstrap import open_pool, redis_client
 from services.cache.aside import CacheAside
 from services.cache.ratelimit import RateLimiter
 from services.metrics.catalogue import GatewayMetrics
+from services.metrics.monitor import Monitor
 from services.settings import Settings
 from services.store.gateway import GatewayStore
 
@@ -30,6 +32,7 @@ class Gateway:
     eta: Eta
     metrics: GatewayMetrics
     limiter: RateLimiter
+    monitor: Monitor  # Prometheus and Alertmanager, for the ops page
 
 
 @contextlib.asynccontextmanager
@@ -40,6 +43,10 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     publisher = Publisher(settings)
     store = GatewayStore(pool)
     eta = Eta(settings, store)
+    monitor = Monitor(
+        settings.ops_prometheus_url or f"http://{settings.host}:{settings.prometheus_port}",
+        settings.ops_alertmanager_url or f"http://{settings.host}:{settings.alertmanager_port}",
+    )
     refresher = asyncio.create_task(eta.run(), name="gateway-eta")
     try:
         yield Gateway(
@@ -51,8 +58,10 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             eta=eta,
             metrics=GatewayMetrics.create(),
             limiter=RateLimiter(redis),
+            monitor=monitor,
         )
     finally:
+        await monitor.close()
         refresher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await refresher

@@ -221,6 +221,17 @@ class GatewayStore:
         )
         return int(rows[0][0])
 
+    async def pending_reviews(self) -> tuple[int, datetime | None, datetime | None]:
+        """The payments held for review: how many, the oldest request's time and
+        the soonest expiry (every merchant's: for the ops page only)."""
+        rows = await self._fetch(
+            "SELECT count(*), min(created_at), min(review_expires_at) FROM payments"
+            " WHERE status = 'REVIEW'",
+            (),
+        )
+        count, oldest, soonest = rows[0]
+        return int(count), oldest, soonest
+
     async def stage_latency(self, window_s: int = 900) -> dict[str, float]:
         """The median time (s) from each stage to the next, over payments that
         reached the next stage in the last ``window_s``."""

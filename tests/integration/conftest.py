@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -25,13 +26,20 @@ def connect(settings: Settings, dbname: str | None = None) -> psycopg.Connection
     )
 
 
-@pytest.fixture
-def fresh_db(stack_healthy: Settings) -> Iterator[Settings]:
+@contextmanager
+def database_of_its_own(stack: Settings) -> Iterator[Settings]:
+    """The stack's settings with a new, empty database, dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:12]}"
-    with connect(stack_healthy) as admin:
+    with connect(stack) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield stack_healthy.model_copy(update={"pg_database": name})
+        yield stack.model_copy(update={"pg_database": name})
     finally:
-        with connect(stack_healthy) as admin:
+        with connect(stack) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def fresh_db(stack_healthy: Settings) -> Iterator[Settings]:
+    with database_of_its_own(stack_healthy) as settings:
+        yield settings

@@ -1,0 +1,1 @@
+"""Ops tooling: the Grafana dashboard made from the ops panels."""
