@@ -63,6 +63,8 @@ def run_demo(settings: Settings, plan: DemoPlan, console: Console) -> dict[str, 
         GatewayProcess(settings, logs / "gateway-demo.log"),
         Progress(console=console) as bar,
     ):
+        ops = f"http://{settings.host}:{settings.gateway_port}/ops"
+        console.print(f"    ops page: {ops} (token: PAYSTREAM_OPS_TOKEN)", highlight=False)
         task = bar.add_task("4/8 deposits on chain", total=plan.payers)
         asyncio.run(fund_payers(settings, payers, plan.deposit_each, bar_of(bar, task)))
         worker.wait_credited(payers, plan.deposit_each, plan.timeout_s)

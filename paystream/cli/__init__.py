@@ -7,6 +7,7 @@ import sys
 import click
 from pydantic import ValidationError
 
+from paystream.cli.admin import admin
 from paystream.cli.bench import bench
 from paystream.cli.chain import chain, deposit
 from paystream.cli.db import audit, db, reconcile, sink
@@ -55,6 +56,7 @@ cli.add_command(mismatches)
 cli.add_command(signer)
 cli.add_command(bench)
 cli.add_command(ops)
+cli.add_command(admin)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from devtools.bench.gas_report import GasRow
 from schemas.onchain import account_ref
 from services.bootstrap import chain_client, deploy_guarded, tx_sender, web3_client
 from services.chain.deployment import deployment_json
-from services.chain.keys import ChainKeys, admin_key, pauser_key
+from services.chain.keys import ChainKeys
 from services.errors import PaystreamError
 from services.settings import Settings
 
@@ -57,38 +57,6 @@ def deploy_cmd(settings: Settings, force: bool) -> None:
     click.echo(json.dumps(_run(go())))
 
 
-@chain.command("pause")
-@click.pass_obj
-def pause_cmd(settings: Settings) -> None:
-    """Stop settlement and deposits on the contract (pauser key,
-    PAYSTREAM_CHAIN_PAUSER_KEY). Payments in flight stay held and their batches
-    are sent again once it is unpaused: none fails for it."""
-    _set_paused(settings, True)
-
-
-@chain.command("unpause")
-@click.pass_obj
-def unpause_cmd(settings: Settings) -> None:
-    """Let the contract settle again (admin key, PAYSTREAM_CHAIN_ADMIN_KEY); held
-    batches go out within ``batch_timeout_s``."""
-    _set_paused(settings, False)
-
-
-def _set_paused(settings: Settings, paused: bool) -> None:
-    async def go() -> dict[str, Any]:
-        client = await chain_client(settings)
-        try:
-            if paused:
-                receipt = await client.call_settlement(pauser_key(settings), "pause")
-            else:
-                receipt = await client.call_settlement(admin_key(settings), "unpause")
-        finally:
-            await client.close()
-        return {"paused": paused, "tx_hash": "0x" + bytes(receipt["transactionHash"]).hex()}
-
-    click.echo(json.dumps(_run(go())))
-
-
 @chain.command("resume-settlement")
 @click.option("--by", "by", required=True, help="Who checked the chain and resumes.")
 @click.pass_obj
@@ -109,19 +77,16 @@ def resume_settlement_cmd(settings: Settings, by: str) -> None:
 
 
 @chain.command("daily-cap")
-@click.argument("amount", type=click.IntRange(min=1, max=2**96 - 1), required=False)
 @click.pass_obj
-def daily_cap_cmd(settings: Settings, amount: int | None) -> None:
-    """Show the contract's rolling daily cap on settlement, or set it to AMOUNT
-    (token base units; admin key). Up to the cap may be paid at once, and what
-    was paid flows back at the cap per day; a new cap starts full. A batch over
-    what is left waits, held, until enough has flowed back."""
+def daily_cap_cmd(settings: Settings) -> None:
+    """Show the contract's rolling daily cap on settlement (token base units).
+    Up to the cap may be paid at once, and what was paid flows back at the cap
+    per day; a batch over what is left waits, held, until enough has flowed
+    back. ``paystream admin set-daily-cap`` sets it."""
 
     async def go() -> dict[str, Any]:
         client = await chain_client(settings)
         try:
-            if amount is not None:
-                await client.call_settlement(admin_key(settings), "setDailyCap", amount)
             capacity, available, updated_at = await client.settlement.functions.dailyCap().call()
         finally:
             await client.close()

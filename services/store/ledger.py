@@ -29,7 +29,14 @@ TREASURY_ACCOUNT = "treasury:chain"
 # What the platform is owed (positive) or out of pocket (negative) because the
 # chain paid a payment otherwise than requested: recovered by hand.
 SUSPENSE_ACCOUNT = "platform:suspense"
+PLATFORM_ACCOUNTS = frozenset({FEE_ACCOUNT, TREASURY_ACCOUNT, SUSPENSE_ACCOUNT})
 BPS = 10_000
+
+
+def is_payer_account(account: str) -> bool:
+    """A payer's account: what the treasury holds for someone (not the
+    platform's accounts, not a payee's address)."""
+    return account not in PLATFORM_ACCOUNTS and not account.startswith("0x")
 
 
 @dataclass(frozen=True)

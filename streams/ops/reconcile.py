@@ -35,7 +35,7 @@ from services.bootstrap import ReconcileBundle
 from services.errors import BrokerUnavailable
 from services.settings import Settings
 from services.store.errors import translated
-from services.store.ledger import FEE_ACCOUNT, SUSPENSE_ACCOUNT, TREASURY_ACCOUNT
+from services.store.ledger import FEE_ACCOUNT, is_payer_account
 from streams.state import Balance
 from streams.tables import changelog_topic
 
@@ -220,8 +220,7 @@ def compare_fees_and_treasury(
     report.counts["fees in the ledger"] = ledger.get(FEE_ACCOUNT, 0)
     if fees_paid != ledger.get(FEE_ACCOUNT, 0):
         report.mismatch("fees", chain=fees_paid, ledger=ledger.get(FEE_ACCOUNT, 0))
-    platform = {FEE_ACCOUNT, TREASURY_ACCOUNT, SUSPENSE_ACCOUNT}
-    owed = sum(v for a, v in ledger.items() if a not in platform and not a.startswith("0x"))
+    owed = sum(v for a, v in ledger.items() if is_payer_account(a))
     report.counts["owed to payers"] = owed
     report.counts["treasury on chain"] = treasury
     if treasury < owed:

@@ -25,7 +25,7 @@ def assert_all_settled(p: FaultPipeline, ids: list[str]) -> None:
 
 
 def test_contract_paused_for_30_s_mid_run(faults: Faults) -> None:
-    """``paystream chain pause`` while payments flow, ``unpause`` 30 s later."""
+    """``paystream admin pause`` while payments flow, ``unpause`` 30 s later."""
     p = faults.pipeline()
     p.start(workers=1)
     payers = p.payers(20)
@@ -33,10 +33,10 @@ def test_contract_paused_for_30_s_mid_run(faults: Faults) -> None:
     count = scaled(600)
     with publishing(p.load(payers, payees=40), RATE_PER_S, count) as sent:
         p.sleep(2.0, 6.0)
-        p.cli("chain", "pause")
+        p.cli("admin", "pause", "--yes", "--by", "fault-suite")
         p.mark("contract paused")
         p.sleep(OUTAGE_S, OUTAGE_S)
-        p.cli("chain", "unpause")
+        p.cli("admin", "unpause", "--yes", "--by", "fault-suite")
         p.mark("contract unpaused")
         ids = sent.result().ids
     assert_invariants(p, ids, timeout_s=120 + count / 20)
