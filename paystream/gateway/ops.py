@@ -107,13 +107,12 @@ async def _panel(monitor: Monitor, panel: Panel, now: float) -> dict[str, Any]:
 
 
 async def _panels(monitor: Monitor, sources: dict[str, str]) -> dict[str, Any]:
+    """Every panel, queried at once (a Prometheus that hangs costs one timeout)."""
     now = time.time()
-    found: dict[str, Any] = {}
-    for panel in PANELS:
-        result = await _guard(sources, "prometheus", _panel(monitor, panel, now))
-        if result is not None:
-            found[panel.key] = result
-    return found
+    results = await asyncio.gather(
+        *(_guard(sources, "prometheus", _panel(monitor, panel, now)) for panel in PANELS)
+    )
+    return {p.key: r for p, r in zip(PANELS, results, strict=True) if r is not None}
 
 
 def _value(panels: dict[str, Any], key: str) -> float | None:
