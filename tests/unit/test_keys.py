@@ -27,6 +27,7 @@ def remote(**keys: str) -> Settings:
         "finality_depth": 10,
         "pg_password": "own",
         "signer_token": "own-token",
+        "ops_token": "own-ops",
     }
     return Settings.model_validate({**base, **keys})
 

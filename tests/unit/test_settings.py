@@ -43,12 +43,19 @@ def test_a_remote_endpoint_is_a_secret_shown_by_host_only(
 @pytest.mark.parametrize(
     ("secrets", "refused"),
     [
-        ({}, ["PAYSTREAM_PG_PASSWORD", "PAYSTREAM_SIGNER_TOKEN"]),
+        ({}, ["PAYSTREAM_PG_PASSWORD", "PAYSTREAM_SIGNER_TOKEN", "PAYSTREAM_OPS_TOKEN"]),
         (
             {"PAYSTREAM_CHAIN_MNEMONIC": LOCAL_MNEMONIC, "PAYSTREAM_PG_PASSWORD": "own"},
             ["PAYSTREAM_CHAIN_MNEMONIC", "PAYSTREAM_SIGNER_TOKEN"],
         ),
-        ({"PAYSTREAM_PG_PASSWORD": "own", "PAYSTREAM_SIGNER_TOKEN": "own-token"}, []),
+        (
+            {
+                "PAYSTREAM_PG_PASSWORD": "own",
+                "PAYSTREAM_SIGNER_TOKEN": "own-token",
+                "PAYSTREAM_OPS_TOKEN": "own-ops",
+            },
+            [],
+        ),
     ],
 )
 def test_public_defaults_are_refused_off_the_local_chain(
@@ -84,7 +91,7 @@ def test_public_defaults_are_refused_off_the_local_chain(
 def test_too_few_confirmations_are_refused_off_the_local_chain(
     monkeypatch: pytest.MonkeyPatch, chain_id: int, confirmations: int, override: bool, ok: bool
 ) -> None:
-    for name in ("PAYSTREAM_PG_PASSWORD", "PAYSTREAM_SIGNER_TOKEN"):
+    for name in ("PAYSTREAM_PG_PASSWORD", "PAYSTREAM_SIGNER_TOKEN", "PAYSTREAM_OPS_TOKEN"):
         monkeypatch.setenv(name, "not-the-default")
     monkeypatch.setenv("PAYSTREAM_CHAIN_ID", str(chain_id))
     monkeypatch.setenv("PAYSTREAM_CONFIRMATIONS_MIN", str(confirmations))
