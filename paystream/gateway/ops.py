@@ -70,7 +70,7 @@ async def data(request: Request) -> dict[str, Any]:
     return {
         "at": datetime.now(UTC).isoformat(),
         "panels": panels,
-        "success": _success(panels),
+        "success": success_of(panels),
         "chain": _chain(gateway, panels),
         "alerts": alerts,
         "dead_letters": dead_letters,
@@ -121,7 +121,7 @@ def _value(panels: dict[str, Any], key: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _success(panels: dict[str, Any]) -> dict[str, Any]:
+def success_of(panels: dict[str, Any]) -> dict[str, Any]:
     """Settled over settled + failed in the last 5 minutes, with its Wilson 95 %
     interval (from the counts Prometheus has; rejections do not count)."""
     decided = round(_value(panels, "settlements_5m") or 0)
