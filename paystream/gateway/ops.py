@@ -36,7 +36,7 @@ from streams.ops.dead_letters import last_dead_letters
 
 STATIC = Path(__file__).with_name("static")
 HISTORY_S = 15 * 60
-STEP_S = 15.0
+STEP_S = 5.0
 
 router = APIRouter(include_in_schema=False)
 assets = StaticFiles(directory=STATIC)

@@ -86,6 +86,15 @@ function chart(id, panel, labelKey) {
     line.setAttribute("stroke", colour);
     line.setAttribute("stroke-width", "2");
     svg.appendChild(line);
+    if (drawn.length === 1) {
+      const [cx, cy] = drawn[0].split(",");
+      const dot = document.createElementNS(SVG, "circle");
+      dot.setAttribute("cx", cx);
+      dot.setAttribute("cy", cy);
+      dot.setAttribute("r", "3");
+      dot.setAttribute("fill", colour);
+      svg.appendChild(dot);
+    }
     const item = document.createElement("span");
     const swatch = document.createElement("i");
     swatch.style.background = colour;
@@ -122,7 +131,6 @@ function draw(data) {
   const success = data.success;
   text("success-rate", pct(success.rate));
   text("success-ci", `95 % CI ${pct(success.ci95[0])} – ${pct(success.ci95[1])} of ${success.decided}`);
-  document.getElementById("success-rate").parentElement.classList.toggle("bad", success.rate !== null && success.ci95[0] < 0.995);
   text("tps-settled", fmt(lastPoint(p.throughput, { stage: "settled" })));
   text("tps-scored", "scored " + fmt(lastPoint(p.throughput, { stage: "scored" })) + " / s");
   text("p99-settled", seconds(lastPoint(p.latency_p99, { stage: "settled" })));
@@ -133,8 +141,10 @@ function draw(data) {
   text("reviews-oldest", reviews && reviews.oldest_s !== null ? "oldest " + seconds(reviews.oldest_s) : "none waiting");
   const chain = data.chain;
   text("chain-head", fmt(chain.head, 0));
-  text("chain-confirmations", `listener at ${fmt(chain.listener, 0)} (${fmt(chain.behind, 0)} behind); waits ${chain.confirmations_min} confirmations, final at ${chain.finality_depth}`);
+  text("chain-confirmations", `listener at ${fmt(chain.listener, 0)} (${fmt(chain.behind, 0)} behind); settled at ${chain.confirmations_min} confirmations, final at ${chain.finality_depth}`);
   const alerts = data.alerts || [];
+  const low = alerts.some((a) => a.name === "SuccessRateLow");
+  document.getElementById("success-rate").parentElement.classList.toggle("bad", low);
   text("alerts-count", data.alerts ? alerts.length : "–");
   text("halted", chain.halted ? "settlement HALTED" : "settlement running");
   chart("chart-lag", p.lag_seconds, "group");
