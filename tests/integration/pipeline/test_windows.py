@@ -6,6 +6,7 @@ stopped restores them from the changelog."""
 from __future__ import annotations
 
 import time
+import urllib.error
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from devtools.harness.isolated import free_port
 from devtools.harness.load import LoadGenerator, new_payees
 from devtools.harness.process import WorkerProcess
+from schemas.partitioning import partition_for
 from services.settings import Settings
 from tests.integration.pipeline.conftest import make_pipeline
 
@@ -31,6 +33,28 @@ def refused(worker: WorkerProcess) -> int:
         return 0
     settled = windows["stages"].get("settled")
     return int(settled["60s"]["rejected"]) if settled else 0
+
+
+def owned(worker: WorkerProcess, accounts: dict[int, str]) -> set[int]:
+    """The partitions the worker actively owns (its balance view answers for
+    their accounts with ``?owned=1``)."""
+    found = set()
+    for partition, account in accounts.items():
+        try:
+            worker.get_text(f"/balances/{account}/?owned=1")
+        except (OSError, urllib.error.URLError):
+            continue  # 404: not its partition (or it does not answer yet)
+        found.add(partition)
+    return found
+
+
+def one_account_per_partition(partitions: int) -> dict[int, str]:
+    accounts: dict[int, str] = {}
+    i = 0
+    while len(accounts) < partitions:
+        accounts.setdefault(partition_for(f"probe-{i}", partitions), f"probe-{i}")
+        i += 1
+    return accounts
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -53,8 +77,13 @@ def test_windows_combine_across_workers_and_survive_a_restart(
         pipeline.worker() as first,
         WorkerProcess(other, tmp_path / "w2.log", pipeline.env) as second,
     ):
-        wait_for(lambda: first.get_json("/windows/") is not None, 60, "the first worker")
-        time.sleep(5)  # both in the group before the load
+        accounts = one_account_per_partition(s.kafka_partitions)
+
+        def shared() -> bool:
+            mine, theirs = owned(first, accounts), owned(second, accounts)
+            return bool(mine) and bool(theirs) and len(mine | theirs) == len(accounts)
+
+        wait_for(shared, 60, "the partitions shared by both workers")
         load.publish(None, count=REQUESTS)
         wait_for(lambda: refused(first) == refused(second) == REQUESTS, 30, "both see all")
         partitions = [w.get_json("/windows/")["partitions"] for w in (first, second)]
