@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from schemas.topics import PAYMENTS_REQUESTED
 from services.bootstrap import kafka_producer_config
 from services.settings import Settings
 from tests.integration.pipeline.conftest import Pipeline, make_pipeline
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +40,6 @@ LAG_FOR_S = 3.0
 def get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as reply:  # noqa: S310 - the test's own servers
         return json.loads(reply.read())
-
-
-def wait(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
 
 
 @pytest.fixture
@@ -117,7 +109,7 @@ def test_the_lag_alert_fires_while_the_worker_is_stopped_and_resolves(
         producer.flush(10)
 
     with SinkProcess(s, monitored.log.with_name("sink.log"), monitored.env):
-        wait(lambda: port_open(s.host, s.sink_metrics_port), 60, "the sink's metrics")
+        wait_for(lambda: port_open(s.host, s.sink_metrics_port), 60, "the sink's metrics")
         worker = monitored.worker().start()
         other = s.model_copy(update={"worker_web_port": free_port()})
         second = WorkerProcess(other, monitored.log.with_name("worker-2.log"), monitored.env)
@@ -125,21 +117,23 @@ def test_the_lag_alert_fires_while_the_worker_is_stopped_and_resolves(
         api = s.model_copy(update={"gateway_port": free_port()})
         gateway = GatewayProcess(api, monitored.log.with_name("gateway.log"), monitored.env)
         gateway.start()
-        wait(lambda: targets_up(s, 2, 1), 60, "every Prometheus target up: 2 workers, the gateway")
+        wait_for(
+            lambda: targets_up(s, 2, 1), 60, "every Prometheus target up: 2 workers, the gateway"
+        )
         worker.stop()
         second.stop()
         gateway.stop()
-        wait(lambda: targets_up(s, workers=0), 30, "the stopped processes no longer scraped")
+        wait_for(lambda: targets_up(s, workers=0), 30, "the stopped processes no longer scraped")
         producing.set()
         feeder = threading.Thread(target=requests, daemon=True)
         feeder.start()
         try:
-            wait(lambda: worker_lag_s(s) > LAG_S, 60, "the worker's lag in Prometheus")
-            wait(lambda: bool(lag_alerts(s)), 60, "ConsumerLagHigh firing in Alertmanager")
+            wait_for(lambda: worker_lag_s(s) > LAG_S, 60, "the worker's lag in Prometheus")
+            wait_for(lambda: bool(lag_alerts(s)), 60, "ConsumerLagHigh firing in Alertmanager")
             (alert,) = lag_alerts(s)
             assert alert["labels"]["severity"] == "page"
         finally:
             producing.clear()
             feeder.join(timeout=15)
         with monitored.worker():
-            wait(lambda: not lag_alerts(s), 90, "ConsumerLagHigh resolved")
+            wait_for(lambda: not lag_alerts(s), 90, "ConsumerLagHigh resolved")

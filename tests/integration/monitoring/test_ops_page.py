@@ -15,11 +15,10 @@ import asyncio
 import json
 import os
 import threading
-import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from services.settings import Settings
 from tests.integration.conftest import database_of_its_own
 from tests.integration.pipeline.conftest import make_pipeline
 from tests.support.browser import chromium, console_errors
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +52,6 @@ TILES = ("tps-settled", "p99-settled", "chain-head", "success-rate", "dlq-5m")
 class Live:
     settings: Settings
     ops_url: str
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
-        time.sleep(1.0)
 
 
 def flowing(settings: Settings, payers: list[str], stop: threading.Event) -> None:

@@ -5,10 +5,8 @@ stopped restores them from the changelog."""
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from devtools.harness.process import WorkerProcess
 from schemas.partitioning import partition_for
 from services.settings import Settings
 from tests.integration.pipeline.conftest import make_pipeline
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,14 +54,6 @@ def one_account_per_partition(partitions: int) -> dict[int, str]:
         accounts.setdefault(partition_for(f"probe-{i}", partitions), f"probe-{i}")
         i += 1
     return accounts
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
-        time.sleep(0.5)
 
 
 def test_windows_combine_across_workers_and_survive_a_restart(
