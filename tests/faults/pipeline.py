@@ -48,11 +48,11 @@ from services.bootstrap import kafka_consumer_config
 from services.chain.keys import ChainKeys
 from services.errors import PaystreamError
 from services.settings import Settings
-from streams.ops.topics import delete_topics
 from streams.sink import DECODERS, group_id
 from tests.faults.proxy import RpcProxy
 from tests.faults.sources import chain_facts, read_topic
 from tests.faults.supervisor import Supervisor
+from tests.support.kafka import delete_topics_quietly
 
 log = logging.getLogger("tests.faults")
 
@@ -379,7 +379,7 @@ def fault_pipeline(
             pg_database=db.pg_database,
             **values,
         )
-        stack.callback(_delete_topics, run.settings, f"{name}-")
+        stack.callback(delete_topics_quietly, run.settings, f"{name}-")
         supervisor = Supervisor()
         stack.callback(supervisor.stop_all)
         collector = Collector(run.settings).start()
@@ -388,11 +388,3 @@ def fault_pipeline(
         supervisor.mark = pipeline.mark
         pipeline.mark(f"built {name}: private anvil, scratch database, contracts, topics")
         yield pipeline
-
-
-def _delete_topics(settings: Settings, prefix: str) -> None:
-    """Clean up the run's topics; never fail a teardown over it."""
-    try:
-        delete_topics(settings, prefix)
-    except PaystreamError as exc:
-        log.warning("topics of %s left behind: %s", prefix, exc)

@@ -12,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from services.settings import Settings
+from tests.support.kafka import delete_topics_quietly
 
 
 def connect(settings: Settings, dbname: str | None = None) -> psycopg.Connection[Any]:
@@ -37,6 +38,14 @@ def database_of_its_own(stack: Settings) -> Iterator[Settings]:
     finally:
         with connect(stack) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def delete_test_topics(settings: Settings) -> Iterator[None]:
+    """At the end of the run, the topics of every ``make_pipeline`` pipeline
+    (named ``test-...``): a local Kafka that kept them all ran out of heap."""
+    yield
+    delete_topics_quietly(settings, "test-")
 
 
 @pytest.fixture

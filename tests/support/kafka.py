@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,11 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from services.bootstrap import kafka_consumer_config
+from services.errors import PaystreamError
 from services.settings import Settings
+from streams.ops.topics import delete_topics
+
+log = logging.getLogger("tests.kafka")
 
 
 def fresh_topics(settings: Settings, *prefixes: str, partitions: int = 4) -> list[str]:
@@ -93,3 +98,14 @@ def _watermarks(consumer: Consumer, where: TopicPartition, timeout_s: float) -> 
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def delete_topics_quietly(settings: Settings, prefix: str) -> None:
+    """Clean up a run's topics (those starting with ``prefix``); never fail a
+    teardown over it."""
+    try:
+        deleted = delete_topics(settings, prefix)
+    except PaystreamError as exc:
+        log.warning("topics of %s left behind: %s", prefix, exc)
+    else:
+        log.info("deleted %d topics of %s", len(deleted), prefix)
