@@ -153,5 +153,3 @@ PANELS: tuple[Panel, ...] = (
         over_time=False,
     ),
 )
-
-BY_KEY = {panel.key: panel for panel in PANELS}
