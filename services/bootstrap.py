@@ -53,11 +53,14 @@ from services.store.postgres import PostgresLedgerStore
 SEND_LOCK_WAIT_RPCS = 6
 
 
-def pg_pool(settings: Settings) -> AsyncConnectionPool:
-    """An unopened psycopg 3 pool (``await pool.open()`` or ``async with``)."""
+def pg_pool(settings: Settings, autocommit: bool = False) -> AsyncConnectionPool:
+    """An unopened psycopg 3 pool (``await pool.open()`` or ``async with``).
+    With ``autocommit`` each statement is its own transaction (no BEGIN and
+    COMMIT round trips around it); work of several statements then opens
+    ``conn.transaction()``."""
     return AsyncConnectionPool(
         conninfo=settings.pg_conninfo,
-        kwargs={"password": settings.pg_password.get_secret_value()},
+        kwargs={"password": settings.pg_password.get_secret_value(), "autocommit": autocommit},
         min_size=settings.pg_pool_min_size,
         max_size=settings.pg_pool_max_size,
         timeout=settings.connect_timeout_s,
@@ -262,7 +265,7 @@ async def preflight_worker(settings: Settings) -> frozenset[str]:
         await pool.close()
 
 
-async def open_pool(settings: Settings) -> AsyncConnectionPool:
+async def open_pool(settings: Settings, autocommit: bool = False) -> AsyncConnectionPool:
     """An opened pool, or ``StoreUnavailable`` naming the fix (one connection is
     tried first: a pool that cannot connect logs every attempt)."""
     try:
@@ -272,7 +275,7 @@ async def open_pool(settings: Settings) -> AsyncConnectionPool:
     except psycopg.OperationalError as exc:
         raise unavailable(settings, exc) from exc
     await probe.close()
-    pool = pg_pool(settings)
+    pool = pg_pool(settings, autocommit)
     try:
         await pool.open(wait=True, timeout=settings.connect_timeout_s)
     except PoolTimeout as exc:

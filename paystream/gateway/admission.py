@@ -59,16 +59,22 @@ async def rate_limit(request: Request, gateway: Gateway, holder: KeyHolder) -> N
         )
 
 
+def engine_admits(gateway: Gateway) -> bool:
+    """Whether the worker reads requests within ``admission_lag_max_s`` (not counted)."""
+    lag_s = gateway.eta.lag_s.get(gateway.settings.topic(PAYMENTS_REQUESTED), 0.0)
+    return lag_s <= gateway.settings.admission_lag_max_s
+
+
 def admit_payment(gateway: Gateway) -> None:
     """429 ``engine_busy`` while the worker reads requests too far behind."""
+    if engine_admits(gateway):
+        gateway.metrics.admission.labels("admitted").inc()
+        return
+    gateway.metrics.admission.labels("engine_busy").inc()
     eta = gateway.eta
     topic = gateway.settings.topic(PAYMENTS_REQUESTED)
     lag_s = eta.lag_s.get(topic, 0.0)
     limit_s = gateway.settings.admission_lag_max_s
-    if lag_s <= limit_s:
-        gateway.metrics.admission.labels("admitted").inc()
-        return
-    gateway.metrics.admission.labels("engine_busy").inc()
     drain = eta.drain_per_s.get(topic, 0.0)
     backlog = eta.lag_records.get(topic, 0)
     # Until the backlog is read down to limit_s worth of records at the measured rate.

@@ -37,8 +37,9 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    """The gateway's adapters, open (the ETA's inputs refreshed in the background)."""
-    pool = await open_pool(settings)
+    """The gateway's adapters, open (the ETA's inputs refreshed in the background).
+    Its PostgreSQL connections autocommit: each of its writes is one statement."""
+    pool = await open_pool(settings, autocommit=True)
     redis = redis_client(settings)
     publisher = Publisher(settings)
     store = GatewayStore(pool)

@@ -8,9 +8,11 @@ so every attempt of one request is the same payment for the engine too."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,7 +20,7 @@ from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from paystream.gateway.admission import admit_payment
+from paystream.gateway.admission import admit_payment, engine_admits
 from paystream.gateway.auth import Caller, gateway_of, require
 from paystream.gateway.context import Gateway
 from paystream.gateway.errors import ApiError, responses
@@ -100,9 +102,13 @@ async def views(gateway: Gateway, rows: list[PaymentRow]) -> list[Payment]:
     return [view(gateway, r, *progress[r.payment_id]) for r in rows]
 
 
+def _payee_allowed(caller: Caller, body: PaymentCreate) -> bool:
+    return body.payee_address is None or caller.merchant.pays_to(body.payee_address)
+
+
 async def _check_mandate(gateway: Gateway, caller: Caller, body: PaymentCreate) -> None:
     merchant = caller.merchant
-    if body.payee_address is not None and not merchant.pays_to(body.payee_address):
+    if not _payee_allowed(caller, body):
         raise ApiError(
             api_code(FailureCode.NOT_MERCHANT_PAYEE),
             "payee_address must be your payout address (or left out)",
@@ -144,33 +150,46 @@ class _TakenOver(Exception):
         self.claim = claim
 
 
-async def _create(
-    gateway: Gateway, caller: Caller, body: PaymentCreate, payment_id: uuid.UUID
-) -> Payment:
+@dataclass(frozen=True)
+class _New:
+    """A payment the gateway is creating: its record and its request to the engine."""
+
+    row: PaymentRow
+    request: PaymentRequested
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksummed(address: str) -> str:
+    """The EIP-55 form of a merchant's payout address (a keccak hash: computed once)."""
+    return to_checksum_address(address)
+
+
+def _new(caller: Caller, body: PaymentCreate, payment_id: uuid.UUID) -> _New:
     merchant = caller.merchant
-    now = _now()
-    request = PaymentRequested(
+    row = PaymentRow(
         payment_id=payment_id,
+        merchant_id=merchant.merchant_id,
         payer_account=body.payer_account,
-        payee_address=to_checksum_address(merchant.payout_address),
+        payee_address=_checksummed(merchant.payout_address),
         amount=body.amount,
         currency=body.currency,
-        merchant_id=merchant.merchant_id,
         metadata=body.metadata,
-        requested_at=now,
+        created_at=_now(),
     )
-    row, new = await gateway.store.record(
-        PaymentRow(
-            payment_id=payment_id,
-            merchant_id=merchant.merchant_id,
-            payer_account=request.payer_account,
-            payee_address=request.payee_address,
-            amount=request.amount,
-            currency=request.currency,
-            metadata=body.metadata,
-            created_at=now,
-        )
+    request = PaymentRequested(
+        payment_id=payment_id,
+        payer_account=row.payer_account,
+        payee_address=row.payee_address,
+        amount=row.amount,
+        currency=row.currency,
+        merchant_id=row.merchant_id,
+        metadata=row.metadata,
+        requested_at=row.created_at,
     )
+    return _New(row, request)
+
+
+async def _publish(gateway: Gateway, request: PaymentRequested) -> None:
     try:
         await gateway.publisher.publish(
             PAYMENTS_REQUESTED, request.payer_account, request.model_dump_json().encode()
@@ -178,13 +197,35 @@ async def _create(
     except NotPublished as exc:
         raise ApiError(
             "not_published",
-            f"payment {payment_id} was not confirmed by Kafka ({exc}); retry with the same "
-            "Idempotency-Key (the same payment), or look it up before sending it again",
+            f"payment {request.payment_id} was not confirmed by Kafka ({exc}); retry with the "
+            "same Idempotency-Key (the same payment), or look it up before sending it again",
         ) from exc
-    if new:  # nothing can have happened to it yet: no need to read its stages
-        return view(gateway, row, "requested", {})
+
+
+async def _published(gateway: Gateway, created: _New, new: bool) -> Payment:
+    """Publish a recorded payment; ``new``: this request recorded it, so nothing
+    can have happened to it yet (its stages are not read)."""
+    await _publish(gateway, created.request)
+    if new:
+        return view(gateway, created.row, "requested", {})
+    row = await gateway.store.payment(created.row.merchant_id, created.row.payment_id)
+    assert row is not None  # recorded, and payments are never deleted
     (payment,) = await views(gateway, [row])
     return payment
+
+
+async def _answer(gateway: Gateway, key: str, created: _New, new: bool) -> Response:
+    """Publish the payment recorded under ``key``, and store and send its 202.
+    If it is not published, the key is left to the next attempt."""
+    merchant_id = created.row.merchant_id
+    try:
+        payment = await _published(gateway, created, new)
+    except (ApiError, StoreUnavailable):
+        await gateway.store.give_up(merchant_id, key)
+        raise
+    answer = payment.model_dump_json()
+    await gateway.store.answered(merchant_id, key, 202, answer)
+    return Response(answer, 202, media_type="application/json")
 
 
 def _request_hash(body: PaymentCreate) -> str:
@@ -224,9 +265,19 @@ async def create_payment(
     if idempotency_key is None:
         admit_payment(gateway)
         await _check_mandate(gateway, caller, body)
-        return await _create(gateway, caller, body, uuid.uuid4())
+        unkeyed = _new(caller, body, uuid.uuid4())
+        return await _published(gateway, unkeyed, await gateway.store.record(unkeyed.row))
     payment_id = uuid.uuid5(_KEY_NAMESPACE, f"{merchant_id}:{idempotency_key}")
     request_hash = _request_hash(body)
+    if engine_admits(gateway) and _payee_allowed(caller, body):
+        # The usual case, a new key whose mandate covers it: claimed and recorded at once.
+        first = _new(caller, body, payment_id)
+        claimed, recorded = await gateway.store.claim_and_record(
+            idempotency_key, request_hash, first.row
+        )
+        if claimed:
+            gateway.metrics.admission.labels("admitted").inc()
+            return await _answer(gateway, idempotency_key, first, recorded)
     claim = await gateway.store.claim(merchant_id, idempotency_key, request_hash, payment_id)
     if claim.request_hash != request_hash:
         raise ApiError(
@@ -250,14 +301,13 @@ async def create_payment(
         else:  # an earlier attempt may have published: the key stays this request's
             await gateway.store.give_up(merchant_id, idempotency_key)
         raise
+    again = _new(caller, body, claim.payment_id)
     try:
-        payment = await _create(gateway, caller, body, claim.payment_id)
-    except (ApiError, StoreUnavailable):
+        recorded = await gateway.store.record(again.row)
+    except StoreUnavailable:
         await gateway.store.give_up(merchant_id, idempotency_key)
         raise
-    answer = payment.model_dump_json()
-    await gateway.store.answered(merchant_id, idempotency_key, 202, answer)
-    return Response(answer, 202, media_type="application/json")
+    return await _answer(gateway, idempotency_key, again, recorded)
 
 
 @router.get(

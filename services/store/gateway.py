@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from schemas.api import Stage
 from services.errors import StoreUnavailable
+from services.store.keys import LIVE_MANDATE
 
 STALE_CLAIM_S = 30
 
@@ -62,6 +63,24 @@ WHERE merchant_id = %s AND key = %s AND status_code IS NULL
 PAYMENT_COLUMNS = (
     "payment_id, merchant_id, payer_account, payee_address, amount, currency, metadata, created_at"
 )
+# A new request's key claimed and its payment recorded at once, if the payer's
+# live mandate covers the amount: (keys claimed, payments recorded).
+CLAIM_AND_RECORD = f"""
+WITH allowed AS (
+    SELECT 1 FROM ({LIVE_MANDATE}) mandate
+    WHERE mandate.max_amount IS NULL OR mandate.max_amount >= %(amount)s
+), claimed AS (
+    INSERT INTO idempotency_keys (merchant_id, key, request_hash, payment_id)
+    SELECT %(merchant)s, %(key)s, %(request_hash)s, %(payment_id)s FROM allowed
+    ON CONFLICT (merchant_id, key) DO NOTHING RETURNING payment_id
+), recorded AS (
+    INSERT INTO gateway_payments ({PAYMENT_COLUMNS})
+    SELECT payment_id, %(merchant)s, %(account)s, %(payee_address)s, %(amount)s, %(currency)s,
+           %(metadata)s, %(created_at)s
+    FROM claimed ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id
+)
+SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM recorded)
+"""  # noqa: S608 - constant columns and clauses
 
 
 def _payment(row: tuple[Any, ...]) -> PaymentRow:
@@ -75,6 +94,10 @@ def _payment(row: tuple[Any, ...]) -> PaymentRow:
         metadata=row[6],
         created_at=row[7],
     )
+
+
+def _jsonb(metadata: dict[str, Any] | None) -> Jsonb | None:
+    return Jsonb(metadata) if metadata is not None else None
 
 
 class GatewayStore:
@@ -113,6 +136,31 @@ class GatewayStore:
                 owned = bool(await self._fetch(TAKE_OVER, (merchant_id, key, STALE_CLAIM_S)))
             return Claim(owned, found[0], found[1], found[2], found[3])
 
+    async def claim_and_record(
+        self, key: str, request_hash: str, p: PaymentRow
+    ) -> tuple[bool, bool]:
+        """A new request in one statement: its key claimed and its payment
+        recorded, if the payer's live mandate covers the amount. Returns
+        (claimed, recorded); (False, False) when the key was already claimed
+        or the mandate does not cover it (the caller then takes ``claim``'s path
+        and finds out which)."""
+        ((claimed, recorded),) = await self._fetch(
+            CLAIM_AND_RECORD,
+            {
+                "merchant": p.merchant_id,
+                "key": key,
+                "request_hash": request_hash,
+                "payment_id": p.payment_id,
+                "account": p.payer_account,
+                "payee_address": p.payee_address,
+                "amount": p.amount,
+                "currency": p.currency,
+                "metadata": _jsonb(p.metadata),
+                "created_at": p.created_at,
+            },
+        )
+        return bool(claimed), bool(recorded)
+
     async def answered(self, merchant_id: str, key: str, status_code: int, response: str) -> None:
         await self._fetch(
             "UPDATE idempotency_keys SET status_code = %s, response = %s"
@@ -138,9 +186,9 @@ class GatewayStore:
             (merchant_id, key),
         )
 
-    async def record(self, p: PaymentRow) -> tuple[PaymentRow, bool]:
-        """The payment as first recorded (a retry of the same payment keeps the
-        first row), and whether this call recorded it."""
+    async def record(self, p: PaymentRow) -> bool:
+        """Record the payment, unless an earlier attempt did (its first row is
+        kept); whether this call recorded it."""
         inserted = await self._fetch(
             f"INSERT INTO gateway_payments ({PAYMENT_COLUMNS})"  # noqa: S608 - constant columns
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (payment_id) DO NOTHING"
@@ -152,15 +200,11 @@ class GatewayStore:
                 p.payee_address,
                 p.amount,
                 p.currency,
-                Jsonb(p.metadata) if p.metadata is not None else None,
+                _jsonb(p.metadata),
                 p.created_at,
             ),
         )
-        if inserted:
-            return p, True
-        found = await self.payment(p.merchant_id, p.payment_id)
-        assert found is not None  # the row is there, and payments are never deleted
-        return found, False
+        return bool(inserted)
 
     async def payment(self, merchant_id: str, payment_id: uuid.UUID) -> PaymentRow | None:
         """The merchant's payment (None: none, or another merchant's)."""

@@ -139,7 +139,9 @@ WHERE k.key_id = %s AND m.payout_address IS NOT NULL
 """
 
 
-async def _one(pool: AsyncConnectionPool, sql: str, params: tuple[Any, ...]) -> Any:
+async def _one(
+    pool: AsyncConnectionPool, sql: str, params: tuple[Any, ...] | dict[str, Any]
+) -> Any:
     try:
         async with pool.connection() as conn:
             cur = await conn.execute(sql, params)
@@ -210,16 +212,17 @@ def list_mandates(conn: psycopg.Connection[Any], merchant_id: str | None) -> lis
     ).fetchall()
 
 
+LIVE_MANDATE = """
+SELECT max_amount FROM mandates
+WHERE account_id = %(account)s AND merchant_id = %(merchant)s AND revoked_at IS NULL
+"""
+
+
 async def mandate_limit(
     pool: AsyncConnectionPool, account: str, merchant_id: str
 ) -> tuple[bool, int | None]:
     """(whether ``account`` has a live mandate for the merchant, its per-payment limit)."""
-    row = await _one(
-        pool,
-        "SELECT max_amount FROM mandates WHERE account_id = %s AND merchant_id = %s"
-        " AND revoked_at IS NULL",
-        (account, merchant_id),
-    )
+    row = await _one(pool, LIVE_MANDATE, {"account": account, "merchant": merchant_id})
     if row is None:
         return False, None
     return True, None if row[0] is None else int(row[0])

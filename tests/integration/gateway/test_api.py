@@ -115,23 +115,35 @@ def test_errors_are_coded(api: httpx.Client, gw_settings: Settings) -> None:
     assert "Traceback" not in missing.text
 
 
-def test_a_merchant_collects_only_under_a_mandate(api: httpx.Client, gw_settings: Settings) -> None:
+@pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "idempotency-key"])
+def test_a_merchant_collects_only_under_a_mandate(
+    api: httpx.Client, gw_settings: Settings, keyed: bool
+) -> None:
+    """With an Idempotency-Key a new request is claimed, checked and recorded
+    in one statement: it must draw the same lines as the request without one."""
     shop = new_shop(gw_settings)
     account = payer()
-    refused = api.post("/v1/payments", json=body(account), headers=shop.headers)
-    assert error(refused) == (403, "no_mandate", "payer_account")
+
+    def post(amount: int) -> httpx.Response:
+        key = {"Idempotency-Key": f"order-{uuid.uuid4()}"} if keyed else {}
+        return api.post("/v1/payments", json=body(account, amount), headers=shop.headers | key)
+
+    assert error(post(1_000)) == (403, "no_mandate", "payer_account")
 
     grant(gw_settings, account, shop, max_amount=5_000)
-    over = api.post("/v1/payments", json=body(account, 5_001), headers=shop.headers)
-    assert error(over) == (403, "amount_over_mandate", "amount")
-    assert api.post("/v1/payments", json=body(account, 5_000), headers=shop.headers).is_success
+    assert error(post(5_001)) == (403, "amount_over_mandate", "amount")
+    accepted = post(5_000)
+    assert accepted.status_code == 202
 
     with pg_connection(gw_settings) as conn:
         from services.store.keys import revoke_mandate
 
         assert revoke_mandate(conn, account, shop.merchant.merchant_id, "tests")
-    again = api.post("/v1/payments", json=body(account, 10), headers=shop.headers)
-    assert error(again)[:2] == (403, "no_mandate")
+    assert error(post(10))[:2] == (403, "no_mandate")
+    records = published(gw_settings)
+    assert [r["amount"] for r in records[accepted.json()["id"]]] == [5_000]
+    mine = [r for rs in records.values() for r in rs if r["payer_account"] == account]
+    assert len(mine) == 1  # nothing refused was published
 
 
 def test_an_idempotency_key_replays_the_first_answer(
