@@ -66,6 +66,6 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         refresher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
-        await asyncio.to_thread(publisher.close)
+        await publisher.close()
         await redis.aclose()
         await pool.close()

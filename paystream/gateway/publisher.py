@@ -1,12 +1,12 @@
 """Publishing requests to ``payments.requested`` from asyncio: an idempotent
 confluent-kafka producer (murmur2: the partition Faust and Java clients pick
 for the payer) whose delivery reports are awaited, so a payment is answered
-only once Kafka has it. A thread serves the producer's callbacks."""
+only once Kafka has it."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import contextlib
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -19,7 +19,14 @@ class NotPublished(InfrastructureError):
     """Kafka did not confirm the record (it may or may not have it)."""
 
 
+POLL_EVERY_S = 0.001  # while records await their acknowledgement
+
+
 class Publisher:
+    """Delivery reports are served on the event loop: while records await
+    theirs, the producer is polled every millisecond (no thread, so no hand-off
+    between threads per record)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # A caller waits for each record: batching waits of at most 1 ms (the
@@ -27,29 +34,33 @@ class Publisher:
         config = kafka_producer_config(settings) | {"linger.ms": 1}
         self.producer = Producer(config)
         self.timeout_s = int(str(config["message.timeout.ms"])) / 1000 + 5
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, name="gateway-producer", daemon=True)
-        self.thread.start()
+        self.waiting = 0  # records produced and not yet reported
+        self.idle = asyncio.Event()  # set while none is
+        self.idle.set()
+        self.polling: asyncio.TimerHandle | None = None
 
-    def _serve(self) -> None:
-        while not self.stopping.is_set():
-            self.producer.poll(0.1)
+    def _poll(self) -> None:
+        self.polling = None
+        self.producer.poll(0)  # runs the reports due, here on the loop
+        if self.waiting:
+            self.polling = asyncio.get_running_loop().call_later(POLL_EVERY_S, self._poll)
 
     async def publish(self, topic: str, key: str, value: bytes) -> None:
-        """Write one record and wait for Kafka's acknowledgement."""
+        """Write one record and wait for Kafka's acknowledgement (librdkafka
+        reports every record within ``message.timeout.ms``)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
         def report(err: KafkaError | None, _msg: Message) -> None:
-            def settle() -> None:
-                if done.done():
-                    return
-                if err is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(NotPublished(f"Kafka did not confirm the request: {err}"))
-
-            loop.call_soon_threadsafe(settle)
+            self.waiting -= 1
+            if not self.waiting:
+                self.idle.set()
+            if done.done():  # its caller stopped waiting
+                return
+            if err is None:
+                done.set_result(None)
+            else:
+                done.set_exception(NotPublished(f"Kafka did not confirm the request: {err}"))
 
         try:
             self.producer.produce(
@@ -57,8 +68,13 @@ class Publisher:
             )
         except BufferError as exc:
             raise NotPublished(f"the producer's queue is full: {exc}") from exc
+        self.waiting += 1
+        self.idle.clear()
+        if self.polling is None:
+            self.polling = loop.call_later(POLL_EVERY_S, self._poll)
         try:
-            await asyncio.wait_for(done, self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                await done
         except TimeoutError as exc:
             raise NotPublished("Kafka did not confirm the request in time") from exc
 
@@ -70,7 +86,11 @@ class Publisher:
             return False
         return True
 
-    def close(self) -> None:
-        self.producer.flush(self.timeout_s)
-        self.stopping.set()
-        self.thread.join(timeout=5)
+    async def close(self) -> None:
+        """Once the records still awaiting their report have it (at most the
+        delivery timeout)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timeout_s):
+                await self.idle.wait()
+        if self.polling is not None:
+            self.polling.cancel()
