@@ -17,7 +17,9 @@ It measures:
   more than ``admission_lag_max_s`` (120 s here) behind, the gateway answers
   429, which the result counts;
 - the same with the worker stopped: the gateway alone (with the sink, Kafka,
-  PostgreSQL and Redis), the requests left on the topic.
+  PostgreSQL and Redis), the requests left on the topic;
+- then, still alone, ``target`` POSTs offered at issue 18's 1,000/s in an open
+  loop: whether the gateway carries that rate, and its answer times then.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from services.metrics.stats import percentile
 
 ENDED = ("finalized", "failed", "rejected")
 CONCURRENCY = 32
+OPEN_LOOP_CONNECTIONS = 256  # at most; more than the gateway keeps busy at the target rate
+TARGET_PER_S = 1_000.0  # issue 18: accepted payments/s with POST p99 <= 50 ms
 ALONE_LAG_MAX_S = 120.0
 DEPOSIT = 10_000_000_000
 
@@ -111,8 +115,12 @@ def _quantiles(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
-def _saturate(merchant: MerchantClient, payers: list[str], count: int) -> dict[str, Any]:
-    """``count`` POSTs as fast as the gateway answers, from a process of its own."""
+def _load(
+    merchant: MerchantClient, payers: list[str], count: int, rate_per_s: float | None = None
+) -> dict[str, Any]:
+    """``count`` POSTs from a process of its own: as fast as the gateway
+    answers them from ``CONCURRENCY`` connections, or offered at ``rate_per_s``
+    (open loop: each answer's time counted from when its request was due)."""
     url = f"http://{merchant.settings.host}:{merchant.settings.gateway_port}/v1/payments"
     currency = merchant.settings.currency[0]
     bodies = [
@@ -121,12 +129,16 @@ def _saturate(merchant: MerchantClient, payers: list[str], count: int) -> dict[s
     ]
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-        done = pool.submit(run_load, url, merchant.api_key, bodies, CONCURRENCY).result()
+        connections = CONCURRENCY if rate_per_s is None else OPEN_LOOP_CONNECTIONS
+        done = pool.submit(
+            run_load, url, merchant.api_key, bodies, connections, rate_per_s
+        ).result()
     statuses = Counter(status for status, _ in done["answers"])
     accepted_ms = [ms for status, ms in done["answers"] if status == 202]
     return {
         "requests": count,
-        "concurrency": CONCURRENCY,
+        "offered_per_s": rate_per_s,
+        "concurrency": connections,
         "by_status": {str(k): v for k, v in sorted(statuses.items())},
         "accepted_per_s": round(statuses[202] / done["elapsed_s"], 1),
         "post_answer_ms": _quantiles(accepted_ms),
@@ -138,6 +150,7 @@ def run_gateway_bench(
     payments: int,
     rate_per_s: float,
     saturate: int,
+    target: int,
     console: Console,
     bar: Callable[[str, int], Callable[[int], None]],
 ) -> dict[str, Any]:
@@ -170,9 +183,10 @@ def run_gateway_bench(
                     merchant, posting, 300, bar("following them to their end", payments)
                 )
             _, answer_ms, took_s = posting.result()
-            saturation = _saturate(merchant, payers, saturate)
+            saturation = _load(merchant, payers, saturate)
             worker.stop()  # the gateway alone: nothing else takes the CPU
-            alone = _saturate(merchant, payers, saturate)
+            alone = _load(merchant, payers, saturate)
+            at_target = _load(merchant, payers, target, TARGET_PER_S)
     return {
         "payments": payments,
         "offered_per_s": rate_per_s,
@@ -183,5 +197,6 @@ def run_gateway_bench(
         "not_ended": not_ended,
         "saturation": saturation,
         "saturation_gateway_alone": alone,
+        "gateway_alone_at_target": at_target,
         "admission_lag_max_s": settings.admission_lag_max_s,
     }

@@ -21,11 +21,15 @@ from services.store.keys import KeyHolder
 RETRY_MAX_S = 300
 
 
-def limit_of(gateway: Gateway, holder: KeyHolder) -> Limit:
+def default_limit(gateway: Gateway) -> Limit:
     settings = gateway.settings
+    return Limit(rate_per_s=settings.gateway_rate_per_s, burst=settings.gateway_burst)
+
+
+def limit_of(gateway: Gateway, holder: KeyHolder) -> Limit:
+    default = default_limit(gateway)
     return Limit(
-        rate_per_s=holder.rate_per_s or settings.gateway_rate_per_s,
-        burst=holder.burst or settings.gateway_burst,
+        rate_per_s=holder.rate_per_s or default.rate_per_s, burst=holder.burst or default.burst
     )
 
 
@@ -41,10 +45,15 @@ def headers_of(verdict: Verdict, limit: Limit) -> dict[str, str]:
 
 
 async def rate_limit(request: Request, gateway: Gateway, holder: KeyHolder) -> None:
-    """Count the request against its key's limit: 429 past it. When Redis does
-    not answer, the request is admitted (and counted as ``unlimited``)."""
+    """Count the request against its key's limit: 429 past it."""
     limit = limit_of(gateway, holder)
-    verdict = await gateway.limiter.check(holder.key_id, limit)
+    enforce(request, gateway, limit, await gateway.limiter.check(holder.key_id, limit))
+
+
+def enforce(request: Request, gateway: Gateway, limit: Limit, verdict: Verdict | None) -> None:
+    """A counted request's verdict: its ``RateLimit-*`` headers, or 429 past the
+    limit. When Redis did not answer (no verdict), the request is admitted (and
+    counted as ``unlimited``)."""
     if verdict is None:
         gateway.metrics.admission.labels("unlimited").inc()
         return
