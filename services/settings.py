@@ -197,6 +197,7 @@ class Settings(BaseSettings):
     gateway_port: int = Field(default=18080, ge=1, le=65535)
     gateway_rate_per_s: float = Field(default=100.0, gt=0)
     gateway_burst: int = Field(default=200, ge=1)
+    gateway_workers: int = Field(default=1, ge=1)  # uvicorn worker processes on one port
     admission_lag_max_s: float = Field(default=10.0, gt=0)
     # The gateway's ops page (/ops): the operators' bearer token (the local
     # default is public and refused off the local chain), and where it reads

@@ -1,6 +1,6 @@
 """``paystream bench gateway``: the merchant API on a pipeline of its own
 (``isolated_run``: its own chain, scratch database and topics) with a worker,
-a ledger sink and ``paystream gateway``.
+a ledger sink and ``paystream gateway --workers N`` (one per core by default).
 
 It measures:
 
@@ -151,6 +151,7 @@ def run_gateway_bench(
     rate_per_s: float,
     saturate: int,
     target: int,
+    workers: int,
     console: Console,
     bar: Callable[[str, int], Callable[[int], None]],
 ) -> dict[str, Any]:
@@ -163,6 +164,7 @@ def run_gateway_bench(
             **run.env,
             "PAYSTREAM_GATEWAY_PORT": str(settings.gateway_port),
             "PAYSTREAM_ADMISSION_LAG_MAX_S": str(ALONE_LAG_MAX_S),
+            "PAYSTREAM_GATEWAY_WORKERS": str(workers),
         }
         logs = settings.state_dir / "logs"
         payers = [f"{settings.app_id}-payer-{i}" for i in range(10)]
@@ -199,4 +201,5 @@ def run_gateway_bench(
         "saturation_gateway_alone": alone,
         "gateway_alone_at_target": at_target,
         "admission_lag_max_s": settings.admission_lag_max_s,
+        "gateway_workers": workers,
     }

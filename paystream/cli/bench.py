@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shlex
 import signal
 import sys
@@ -105,10 +106,24 @@ def bench_restart(settings: Settings, history: int, as_json: bool) -> None:
     show_default=True,
     help="Then this many POSTs offered at 1,000/s, the gateway alone.",
 )
+@click.option(
+    "--gateway-workers",
+    "workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="one per core",
+    help="The gateway's processes (paystream gateway --workers).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def bench_gateway(
-    settings: Settings, payments: int, rate: float, saturate: int, target: int, as_json: bool
+    settings: Settings,
+    payments: int,
+    rate: float,
+    saturate: int,
+    target: int,
+    workers: int,
+    as_json: bool,
 ) -> None:
     """The merchant API on a pipeline of its own: the time to answer a POST, and
     how long each stage change takes to appear in the API."""
@@ -124,7 +139,9 @@ def bench_gateway(
             task = progress.add_task(label, total=total)
             return lambda n: progress.advance(task, n)
 
-        result = run_gateway_bench(settings, payments, rate, saturate, target, console, bar)
+        result = run_gateway_bench(
+            settings, payments, rate, saturate, target, workers, console, bar
+        )
     if as_json:
         click.echo(json.dumps(result))
         return

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -151,8 +151,14 @@ async def _redis_ready(gateway: Gateway) -> bool:
 
 
 async def metrics(request: Request) -> Response:
-    registry = gateway_of(request).metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    exposition = gateway_of(request).metrics.exposition()
+    return Response(exposition, media_type=CONTENT_TYPE_LATEST)
+
+
+def app_from_environment() -> FastAPI:
+    """The application of a uvicorn worker process (``paystream gateway
+    --workers``): its settings from the environment, as the CLI's."""
+    return create_app(Settings())
 
 
 def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:

@@ -4,9 +4,11 @@ payment ids or addresses as labels."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60)
 FRAUD_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
@@ -147,6 +149,9 @@ class SinkMetrics:
         )
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode
+
+
 @dataclass(frozen=True)
 class GatewayMetrics:
     """The merchant gateway's, served on its own ``/metrics``."""
@@ -155,6 +160,16 @@ class GatewayMetrics:
     requests: Counter  # by method, route (its template, never an id) and status code
     duration: Histogram  # seconds to answer, by method and route
     admission: Counter  # by decision: admitted, engine_busy, rate_limited, unlimited
+
+    def exposition(self) -> bytes:
+        """The text format of the gateway's metrics: of every worker process
+        when the gateway runs several (``PROMETHEUS_MULTIPROC_DIR`` is set:
+        each process writes its values there), else of this registry."""
+        if MULTIPROC_ENV not in os.environ:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # untyped upstream
+        return generate_latest(merged)
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> GatewayMetrics:
