@@ -63,6 +63,8 @@ async def _checked(
     holder = KeyHolder.model_validate_json(checked.holder)
     if checked.verdict is not None:
         enforce(request, gateway, limit_of(gateway, holder), checked.verdict)
+    elif may_call(holder, api_key, scope):  # never expected: the script did not count it
+        await rate_limit(request, gateway, holder)
     return holder
 
 
