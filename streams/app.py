@@ -168,7 +168,6 @@ def create_app(
     )
     app.on_partitions_assigned.connect(invalidating(tables))
     app.on_rebalance_complete.connect(invalidating(tables))
-    app.on_rebalance_complete.connect(freezing_heap)
 
     async def flush_producer() -> None:  # app.producer exists once the worker runs
         await app.producer.flush()

@@ -11,7 +11,6 @@ is written: one bad record never wedges the sink."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable
 
@@ -159,9 +158,6 @@ class LedgerSink:
     ) -> None:
         """Until ``stop()``: read a batch, write it, then commit its offsets."""
         self.consumer.subscribe(list(self.base))
-        # Started: what is alive now lives as long as the sink. Out of the
-        # collector's sight, full collections stop pausing it for ~100 ms.
-        gc.freeze()
         while not stop():
             msgs = await asyncio.to_thread(self.consumer.consume, self.batch_max, self.flush_s)
             records = self._records(msgs)

@@ -73,7 +73,7 @@ def serve(settings: Settings, host: str, port: int, access_log: bool, workers: i
         "server_header": False,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, freeze_heap=True), **options)
         return
     _fresh_metrics_dir(settings, port)
     factory = f"{app_from_environment.__module__}:{app_from_environment.__name__}"

@@ -158,11 +158,15 @@ async def metrics(request: Request) -> Response:
 def app_from_environment() -> FastAPI:
     """The application of a uvicorn worker process (``paystream gateway
     --workers``): its settings from the environment, as the CLI's."""
-    return create_app(Settings())
+    return create_app(Settings(), freeze_heap=True)
 
 
-def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
-    """The application; it opens its adapters when it starts (unless handed them)."""
+def create_app(
+    settings: Settings, gateway: Gateway | None = None, freeze_heap: bool = False
+) -> FastAPI:
+    """The application; it opens its adapters when it starts (unless handed
+    them). ``freeze_heap``: the server process is its own (``paystream
+    gateway``), so what is alive once started lives as long as it does."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -172,10 +176,10 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
             return
         async with open_gateway(settings) as opened:
             app.state.gateway = opened
-            # Started: what is alive now lives as long as the process. Out of
-            # the collector's sight, so that its full collections stop pausing
-            # every request for ~100 ms (they walked these objects each time).
-            gc.freeze()
+            if freeze_heap:
+                # Out of the collector's sight, so that its full collections stop
+                # pausing every request for ~100 ms (they walked these each time).
+                gc.freeze()
             yield {}
 
     app = FastAPI(
