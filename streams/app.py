@@ -21,8 +21,6 @@ time, and nothing here decides anything.
 from __future__ import annotations
 
 import functools
-import gc
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -68,8 +66,6 @@ from streams.stages.submitted import SubmittedDeps
 from streams.state import PaymentState
 from streams.tables import ModelTable, Tables, declare_tables
 from streams.transport import FetchTuning
-
-log = logging.getLogger("paystream.worker")
 
 
 def utcnow() -> datetime:
@@ -117,16 +113,6 @@ def invalidating(tables: Tables) -> Callable[..., Awaitable[None]]:
         tables.invalidate()
 
     return invalidate
-
-
-async def freezing_heap(*_: object, **__: object) -> None:
-    """Once a rebalance is complete (the tables recovered), everything alive
-    now is moved out of the garbage collector's sight (``gc.freeze()``): the
-    modules, the app and the recovered table values live as long as the
-    worker. Full collections walked them every few seconds under load, 120 to
-    170 ms each with the whole worker waiting, and found almost nothing."""
-    gc.freeze()
-    log.info("heap frozen: %d objects out of the collector's sight", gc.get_freeze_count())
 
 
 def create_app(

@@ -48,7 +48,7 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
         worker_ports,
     )
     from services.metrics.targets import registered
-    from streams.app import create_app, freezing_heap
+    from streams.app import create_app
     from streams.ops.topics import create_topics
 
     if web_port is not None:
@@ -64,7 +64,6 @@ def worker(settings: Settings, loglevel: str, web_port: int | None) -> None:
     contracts = asyncio.run(preflight_worker(settings))
     offsets = group_offsets_reader(settings)
     app = create_app(settings, lambda: worker_ports(settings), offsets, unpayable=contracts)
-    app.on_rebalance_complete.connect(freezing_heap)  # this process is the worker's own
     address = f"{settings.host}:{settings.worker_web_port}"
     with registered(settings, f"worker-{settings.worker_web_port}", address):
         run_faust_worker(app, loglevel)
