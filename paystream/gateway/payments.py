@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -150,23 +149,16 @@ class _TakenOver(Exception):
         self.claim = claim
 
 
-@dataclass(frozen=True)
-class _New:
-    """A payment the gateway is creating: its record and its request to the engine."""
-
-    row: PaymentRow
-    request: PaymentRequested
-
-
 @functools.lru_cache(maxsize=4096)
 def _checksummed(address: str) -> str:
     """The EIP-55 form of a merchant's payout address (a keccak hash: computed once)."""
     return to_checksum_address(address)
 
 
-def _new(caller: Caller, body: PaymentCreate, payment_id: uuid.UUID) -> _New:
+def _new(caller: Caller, body: PaymentCreate, payment_id: uuid.UUID) -> PaymentRow:
+    """The row of a payment the gateway is creating."""
     merchant = caller.merchant
-    row = PaymentRow(
+    return PaymentRow(
         payment_id=payment_id,
         merchant_id=merchant.merchant_id,
         payer_account=body.payer_account,
@@ -176,8 +168,12 @@ def _new(caller: Caller, body: PaymentCreate, payment_id: uuid.UUID) -> _New:
         metadata=body.metadata,
         created_at=_now(),
     )
+
+
+async def _publish(gateway: Gateway, row: PaymentRow) -> None:
+    """Publish the payment's request to the engine, made from its row."""
     request = PaymentRequested(
-        payment_id=payment_id,
+        payment_id=row.payment_id,
         payer_account=row.payer_account,
         payee_address=row.payee_address,
         amount=row.amount,
@@ -186,10 +182,6 @@ def _new(caller: Caller, body: PaymentCreate, payment_id: uuid.UUID) -> _New:
         metadata=row.metadata,
         requested_at=row.created_at,
     )
-    return _New(row, request)
-
-
-async def _publish(gateway: Gateway, request: PaymentRequested) -> None:
     try:
         await gateway.publisher.publish(
             PAYMENTS_REQUESTED, request.payer_account, request.model_dump_json().encode()
@@ -202,22 +194,22 @@ async def _publish(gateway: Gateway, request: PaymentRequested) -> None:
         ) from exc
 
 
-async def _published(gateway: Gateway, created: _New, new: bool) -> Payment:
+async def _published(gateway: Gateway, created: PaymentRow, new: bool) -> Payment:
     """Publish a recorded payment; ``new``: this request recorded it, so nothing
     can have happened to it yet (its stages are not read)."""
-    await _publish(gateway, created.request)
+    await _publish(gateway, created)
     if new:
-        return view(gateway, created.row, "requested", {})
-    row = await gateway.store.payment(created.row.merchant_id, created.row.payment_id)
+        return view(gateway, created, "requested", {})
+    row = await gateway.store.payment(created.merchant_id, created.payment_id)
     assert row is not None  # recorded, and payments are never deleted
     (payment,) = await views(gateway, [row])
     return payment
 
 
-async def _answer(gateway: Gateway, key: str, created: _New, new: bool) -> Response:
+async def _answer(gateway: Gateway, key: str, created: PaymentRow, new: bool) -> Response:
     """Publish the payment recorded under ``key``, and store and send its 202.
     If it is not published, the key is left to the next attempt."""
-    merchant_id = created.row.merchant_id
+    merchant_id = created.merchant_id
     try:
         payment = await _published(gateway, created, new)
     except (ApiError, StoreUnavailable):
@@ -266,14 +258,14 @@ async def create_payment(
         admit_payment(gateway)
         await _check_mandate(gateway, caller, body)
         unkeyed = _new(caller, body, uuid.uuid4())
-        return await _published(gateway, unkeyed, await gateway.store.record(unkeyed.row))
+        return await _published(gateway, unkeyed, await gateway.store.record(unkeyed))
     payment_id = uuid.uuid5(_KEY_NAMESPACE, f"{merchant_id}:{idempotency_key}")
     request_hash = _request_hash(body)
     if engine_admits(gateway) and _payee_allowed(caller, body):
         # The usual case, a new key whose mandate covers it: claimed and recorded at once.
         first = _new(caller, body, payment_id)
         claimed, recorded = await gateway.store.claim_and_record(
-            idempotency_key, request_hash, first.row
+            idempotency_key, request_hash, first
         )
         if claimed:
             gateway.metrics.admission.labels("admitted").inc()
@@ -303,7 +295,7 @@ async def create_payment(
         raise
     again = _new(caller, body, claim.payment_id)
     try:
-        recorded = await gateway.store.record(again.row)
+        recorded = await gateway.store.record(again)
     except StoreUnavailable:
         await gateway.store.give_up(merchant_id, idempotency_key)
         raise
