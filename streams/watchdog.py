@@ -210,11 +210,12 @@ async def refetch(app: Any, partitions: Mapping[Partition, int]) -> None:
     """Give ``partitions`` back to Faust's fetcher (off its pause list; the
     watchdog repairs only partitions whose agent is idle, so none is paused for
     a full stream buffer) and seek them to ``partitions``' offsets, the group's
-    committed ones: Faust reads their records again."""
+    committed ones, with Faust's read offsets moved back too: Faust delivers
+    their records again (``FastConsumer.read_again``)."""
     consumer = app.consumer
     tps = {TP(topic, partition): offset for (topic, partition), offset in partitions.items()}
     consumer.resume_partitions(set(tps))
-    await asyncio.wait_for(consumer.seek_wait(tps), KAFKA_TIMEOUT_S)
+    await consumer.read_again(tps)
 
 
 def describe(app: Any, tp: TP) -> str:

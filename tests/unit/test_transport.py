@@ -13,10 +13,12 @@ from typing import Any
 import faust.transport.consumer
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP
 
 from services.settings import Settings
 from streams.app import faust_app
-from streams.transport import FAUST_VERSION, FastConsumer, TunedConsumerThread
+from streams.transport import FAUST_VERSION, FastConsumer, TunedConsumerThread, undelivered
 
 
 def _squeezed(text: str) -> str:
@@ -105,3 +107,75 @@ async def test_the_worker_consumer_fetches_with_the_tuning(app: Any) -> None:
     assert isinstance(thread, TunedConsumerThread)
     built = thread._create_worker_consumer(app.transport)
     assert (built._fetch_min_bytes, built._fetch_max_wait_ms) == (65536, 7)
+
+
+def _record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+
+
+@pytest.fixture
+def fetching(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The app's consumer with one assigned partition whose fetch returns
+    offsets 5 to 9; seeks are recorded (``consumer.seeks``) instead of sent."""
+    consumer = app.consumer
+    app.flow_control.resume()
+    tp = TP("transport-test-topic", 0)
+    consumer.tp, consumer.seeks, consumer.while_fetching = tp, [], lambda: None
+    consumer._active_partitions = {tp}
+
+    async def getmany(active_partitions: set[TP], timeout: float) -> dict[TP, list[Any]]:  # noqa: ASYNC109 - Faust's signature
+        consumer.while_fetching()
+        return {tp: [_record(tp, offset) for offset in range(5, 10)]}
+
+    async def seek_wait(partitions: dict[TP, int]) -> None:
+        consumer.seeks.append(dict(partitions))
+
+    monkeypatch.setattr(consumer, "_getmany", getmany)
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
+    monkeypatch.setattr(consumer, "assignment", lambda: {tp})
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 10)
+    return consumer
+
+
+def test_undelivered_is_the_first_record_after_the_last_one_handed_on() -> None:
+    a, b, c = TP("t", 0), TP("t", 1), TP("t", 2)
+    fetched = {a: [_record(a, o) for o in (3, 4, 5)], b: [_record(b, 7)], c: []}
+    assert undelivered(fetched, {a: 3, b: 7}) == {a: 4}
+    assert undelivered(fetched, {}) == {a: 3, b: 7}
+    assert undelivered(fetched, {a: 5, b: 7}) == {}
+
+
+async def test_every_fetched_record_is_delivered_and_nothing_sought(fetching: Any) -> None:
+    offsets = [m.offset async for _, m in fetching.getmany(timeout=0.1)]
+    assert offsets == [5, 6, 7, 8, 9] and fetching.seeks == []
+
+
+async def test_a_partition_paused_while_fetched_is_read_again(fetching: Any) -> None:
+    """Faust drops the records of a partition paused while its fetch was in
+    flight; the consumer seeks it back to the first of them."""
+    fetching._read_offset[fetching.tp] = 4
+    fetching.while_fetching = lambda: fetching.pause_partitions({fetching.tp})
+    assert [m async for _, m in fetching.getmany(timeout=0.1)] == []
+    assert fetching.seeks == [{fetching.tp: 5}]
+    assert fetching._read_offset[fetching.tp] == 5  # Faust delivers offset 5 again
+
+
+async def test_the_rest_of_a_fetch_is_read_again_after_a_pause(fetching: Any) -> None:
+    offsets = []
+    async for _, message in fetching.getmany(timeout=0.1):
+        offsets.append(message.offset)
+        if message.offset == 6:
+            fetching.pause_partitions({fetching.tp})
+    assert offsets == [5, 6] and fetching.seeks == [{fetching.tp: 7}]
+
+
+async def test_records_dropped_by_a_rebalance_are_left_to_it(fetching: Any) -> None:
+    fetching.app.consumer_generation_id = 1
+
+    def rebalance() -> None:
+        fetching.pause_partitions({fetching.tp})
+        fetching.app.consumer_generation_id = 2
+
+    fetching.while_fetching = rebalance
+    assert [m async for _, m in fetching.getmany(timeout=0.1)] == []
+    assert fetching.seeks == []
