@@ -9,19 +9,20 @@
    or under its limit and no stream queue is full), the delivery runs to its
    end without yielding, so awaiting it directly does the same thing at a
    fraction of the cost. Otherwise Faust's own path runs.
-2. **No fetched record dropped.** Faust's ``getmany`` filters the records
-   aiokafka returns against the live set of active partitions: a partition
-   paused while its fetch was in flight (table recovery pauses and resumes
-   them around every assignment) loses those records, although aiokafka has
-   moved its position past them. Its later records are then delivered first,
-   out of order. Seen in the fault suite: an operator's review decisions
-   dropped at a worker's start, and the expiry decisions written 30 s later
-   delivered before them. ``FastConsumer.getmany`` compares what was fetched
-   with what was delivered and seeks such a partition back to its first
-   undelivered record (``read_again``), so records reach their agents in
-   offset order. Records dropped by a rebalance are left to it: Faust seeks
-   every partition it assigns to the committed offset, which
-   ``streams/commits.py`` keeps behind them.
+2. **Records in offset order.** Faust can hand a partition's records on with
+   a hole before them: its ``getmany`` drops the records of a partition
+   paused while their fetch was in flight (table recovery pauses and resumes
+   partitions around every assignment), and a stream skips records delivered
+   while flow is off, which happens around the seek to the committed offsets
+   at every assignment. The later records then arrive first. Seen in the
+   fault suite: an operator's review decisions lost at a worker's start and
+   the expiry decisions written 30 s later applied in their place. The
+   consumer knows, per partition, the offset that must come next (the
+   committed one after Faust's seek, then one past each record delivered);
+   a record past it is held back, with the rest of its partition's fetch, and
+   the partition is sought back to it (``read_again``). Handlers are
+   idempotent, so a record delivered twice around a seek does no harm; a
+   record never delivered is a lost payment.
 3. **Fetch batching.** Faust builds its aiokafka consumer with
    ``fetch_max_wait_ms=1500`` and ``fetch_min_bytes=1``, with no setting for
    either: under a steady trickle every fetch brings back a record or two.
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import faust
@@ -52,17 +53,53 @@ FAUST_VERSION = "0.15.3"  # the version whose internals this module relies on
 SEEK_TIMEOUT_S = 10.0
 
 
-def undelivered(fetched: Mapping[TP, Sequence[Any]], delivered: Mapping[TP, int]) -> dict[TP, int]:
-    """Per partition with fetched records that were not handed on: the offset of
-    the first of them. ``fetched``: the records of one fetch, in offset order;
-    ``delivered``: the last offset handed on per partition."""
-    first: dict[TP, int] = {}
-    for tp, records in fetched.items():
-        last = delivered.get(tp)
-        after = [r.offset for r in records if last is None or r.offset > last]
-        if after:
-            first[tp] = after[0]
-    return first
+REREADS = 3  # a partition sought back this often to one offset: the records are gone
+
+
+class InOrder:
+    """Per partition, the offset of the record to deliver next: known after a
+    seek to the committed offsets (``sought``), then one past each record
+    delivered. A partition without one (nothing committed yet) takes any."""
+
+    def __init__(self) -> None:
+        self.next: dict[TP, int] = {}
+        self.tries: dict[TP, tuple[int, int]] = {}  # offset read again, times
+
+    def sought(self, offsets: Mapping[TP, int | None]) -> None:
+        """Every assigned partition was sought to these offsets."""
+        self.next = {tp: o for tp, o in offsets.items() if o is not None and o >= 0}
+        self.tries.clear()
+
+    def admit(self, tp: TP, offset: int) -> int | None:
+        """None: the record may be delivered (a record the partition already
+        had passes: Faust sorts those out). Otherwise the offset to read the
+        partition again from."""
+        expected = self.next.get(tp)
+        if expected is not None and offset > expected:
+            return expected
+        if expected is None or offset >= expected:
+            self.next[tp] = offset + 1
+            self.tries.pop(tp, None)
+        return None
+
+    def count_rereads(self, held: Mapping[TP, int]) -> None:
+        """The partitions ``held`` back are about to be sought back to these
+        offsets. One
+        sought back ``REREADS`` times to an offset that never comes (gone
+        from Kafka) takes whatever comes next after this seek."""
+        for tp, offset in held.items():
+            last, times = self.tries.get(tp, (offset, 0))
+            self.tries[tp] = (offset, times + 1 if last == offset else 1)
+            if self.tries[tp][1] > REREADS:
+                log.error("%s: offset %s never comes; going on from the next one", tp, offset)
+
+    def moved(self, offsets: Mapping[TP, int]) -> None:
+        """These partitions were sought to these offsets."""
+        for tp, offset in offsets.items():
+            if self.tries.get(tp, (offset, 0))[1] > REREADS:
+                self.next.pop(tp, None)
+            else:
+                self.next[tp] = offset
 
 
 class FetchTuning:
@@ -86,37 +123,49 @@ class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 class FastConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer; a delivery that cannot block is awaited
-    directly, and no fetched record is dropped."""
+    directly, and each partition's records are delivered in offset order."""
 
-    _fetched: Mapping[TP, Sequence[Any]] | None = None  # the last fetch's records
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_order = InOrder()
 
-    async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
-        records, active = await super()._wait_next_records(timeout)
-        self._fetched = records
-        return records, active
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Faust's seek of every assigned partition to its committed offset
+        (``perform_seek``, at each assignment)."""
+        committed = await super().seek_to_committed()
+        self.in_order.sought(committed)
+        return committed
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109 - Faust's signature
-        """Faust's ``getmany``; a partition whose fetched records it dropped
-        outside a rebalance is read again from the first of them."""
-        generation = self.app.consumer_generation_id
-        delivered: dict[TP, int] = {}
+        """Faust's ``getmany``, a partition's records held back from the first
+        one past a hole; such a partition is read again from the hole."""
+        held: dict[TP, int] = {}
+        acking = self.app.topics.acks_enabled_for
         async for tp, message in super().getmany(timeout):
-            delivered[tp] = message.offset
+            if tp in held:
+                continue
+            hole = self.in_order.admit(tp, message.offset) if acking(message.topic) else None
+            if hole is not None:
+                held[tp] = hole
+                continue
             yield tp, message
-        fetched, self._fetched = self._fetched, None
-        if not fetched or self.app.consumer_generation_id != generation:
-            return  # a rebalance seeks every partition it assigns to the committed offset
-        if not self.flow_active or self.should_stop:
-            return
+        if held and self.flow_active and not self.should_stop:
+            await self._read_held_again(held)
+
+    async def _read_held_again(self, held: Mapping[TP, int]) -> None:
         assigned = self.assignment()
-        dropped = {tp: o for tp, o in undelivered(fetched, delivered).items() if tp in assigned}
-        if not dropped:
+        seek = {tp: offset for tp, offset in held.items() if tp in assigned}
+        if not seek:
             return
-        log.warning("records fetched but dropped by Faust; reading them again from %s", dropped)
+        self.in_order.count_rereads(seek)
+        log.warning("records delivered past a hole; reading again from %s", seek)
         try:
-            await self.read_again(dropped)
-        except Exception:  # their commit waits for them; the partition watchdog repairs it
-            log.warning("reading %s again failed", dropped, exc_info=True)
+            await self.read_again(seek)
+        except Exception:  # held back, never acked: the partition watchdog repairs it
+            log.warning("reading %s again failed", seek, exc_info=True)
 
     async def read_again(self, partitions: Mapping[TP, int]) -> None:
         """Seek ``partitions`` to these offsets and deliver their records again
@@ -124,9 +173,7 @@ class FastConsumer(faust_aiokafka.Consumer):
         await asyncio.wait_for(self.seek_wait(partitions), SEEK_TIMEOUT_S)
         for tp, offset in partitions.items():
             self._read_offset[tp] = offset if offset else None
-
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        self.in_order.moved(partitions)
 
     def delivery_cannot_block(self) -> bool:
         """True when the conductor's ``on_message`` would run to its end without

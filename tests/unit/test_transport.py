@@ -18,7 +18,7 @@ from faust.types import TP
 
 from services.settings import Settings
 from streams.app import faust_app
-from streams.transport import FAUST_VERSION, FastConsumer, TunedConsumerThread, undelivered
+from streams.transport import FAUST_VERSION, REREADS, FastConsumer, InOrder, TunedConsumerThread
 
 
 def _squeezed(text: str) -> str:
@@ -113,23 +113,63 @@ def _record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
 
 
+A, B = TP("t", 0), TP("t", 1)
+
+
+def test_records_pass_in_order_from_the_sought_offset() -> None:
+    order = InOrder()
+    order.sought({A: 5, B: None})
+    assert [order.admit(A, o) for o in (5, 6, 7)] == [None, None, None]
+    assert order.admit(A, 6) is None  # one it had: passes, Faust drops it
+    assert order.admit(A, 9) == 8  # a hole at 8
+    assert order.admit(B, 40) is None and order.admit(B, 42) == 41  # nothing committed: any first
+
+
+def test_a_partition_read_again_takes_its_records_from_there() -> None:
+    order = InOrder()
+    order.sought({A: 5})
+    assert order.admit(A, 9) == 5
+    order.count_rereads({A: 5})
+    order.moved({A: 5})
+    assert order.admit(A, 5) is None and order.admit(A, 6) is None and order.tries == {}
+
+
+def test_an_offset_that_never_comes_is_given_up_after_the_rereads() -> None:
+    order = InOrder()
+    order.sought({A: 5})
+    for _ in range(REREADS):
+        assert order.admit(A, 9) == 5
+        order.count_rereads({A: 5})
+        order.moved({A: 5})
+    assert order.admit(A, 9) == 5
+    order.count_rereads({A: 5})
+    order.moved({A: 5})  # gone from Kafka: whatever comes next
+    assert order.admit(A, 9) is None and order.admit(A, 11) == 10
+
+
 @pytest.fixture
 def fetching(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The app's consumer with one assigned partition whose fetch returns
-    offsets 5 to 9; seeks are recorded (``consumer.seeks``) instead of sent."""
+    """The app's consumer with one assigned partition whose committed offset is
+    5 and whose fetches return ``consumer.fetches`` (offsets) in turn; seeks are
+    recorded (``consumer.seeks``) instead of sent."""
     consumer = app.consumer
     app.flow_control.resume()
     tp = TP("transport-test-topic", 0)
+    app.topics._acking_topics.add(tp.topic)  # as an agent's subscription does
     consumer.tp, consumer.seeks, consumer.while_fetching = tp, [], lambda: None
     consumer._active_partitions = {tp}
 
     async def getmany(active_partitions: set[TP], timeout: float) -> dict[TP, list[Any]]:  # noqa: ASYNC109 - Faust's signature
         consumer.while_fetching()
-        return {tp: [_record(tp, offset) for offset in range(5, 10)]}
+        return {tp: [_record(tp, offset) for offset in consumer.fetches.pop(0)]}
+
+    async def seek_to_committed() -> dict[TP, int]:
+        return {tp: 5}
 
     async def seek_wait(partitions: dict[TP, int]) -> None:
         consumer.seeks.append(dict(partitions))
 
+    monkeypatch.setattr(consumer._thread, "seek_to_committed", seek_to_committed)
     monkeypatch.setattr(consumer, "_getmany", getmany)
     monkeypatch.setattr(consumer, "seek_wait", seek_wait)
     monkeypatch.setattr(consumer, "assignment", lambda: {tp})
@@ -137,45 +177,43 @@ def fetching(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return consumer
 
 
-def test_undelivered_is_the_first_record_after_the_last_one_handed_on() -> None:
-    a, b, c = TP("t", 0), TP("t", 1), TP("t", 2)
-    fetched = {a: [_record(a, o) for o in (3, 4, 5)], b: [_record(b, 7)], c: []}
-    assert undelivered(fetched, {a: 3, b: 7}) == {a: 4}
-    assert undelivered(fetched, {}) == {a: 3, b: 7}
-    assert undelivered(fetched, {a: 5, b: 7}) == {}
+async def _offsets(consumer: Any) -> list[int]:
+    return [m.offset async for _, m in consumer.getmany(timeout=0.1)]
 
 
-async def test_every_fetched_record_is_delivered_and_nothing_sought(fetching: Any) -> None:
-    offsets = [m.offset async for _, m in fetching.getmany(timeout=0.1)]
-    assert offsets == [5, 6, 7, 8, 9] and fetching.seeks == []
+async def test_records_in_order_are_delivered_and_nothing_sought(fetching: Any) -> None:
+    await fetching.perform_seek()
+    fetching.fetches = [[5, 6, 7], [8, 9]]
+    assert await _offsets(fetching) == [5, 6, 7]
+    assert await _offsets(fetching) == [8, 9] and fetching.seeks == []
 
 
-async def test_a_partition_paused_while_fetched_is_read_again(fetching: Any) -> None:
+async def test_records_faust_dropped_for_a_paused_partition_are_read_again(fetching: Any) -> None:
     """Faust drops the records of a partition paused while its fetch was in
-    flight; the consumer seeks it back to the first of them."""
-    fetching._read_offset[fetching.tp] = 4
+    flight; its next records are held back and it is read again from the hole."""
+    await fetching.perform_seek()
+    fetching.fetches = [[5, 6, 7], [8, 9], [5, 6, 7, 8, 9]]
     fetching.while_fetching = lambda: fetching.pause_partitions({fetching.tp})
-    assert [m async for _, m in fetching.getmany(timeout=0.1)] == []
-    assert fetching.seeks == [{fetching.tp: 5}]
+    assert await _offsets(fetching) == []
+    fetching.resume_partitions({fetching.tp})
+    fetching.while_fetching = lambda: None
+    assert await _offsets(fetching) == [] and fetching.seeks == [{fetching.tp: 5}]
     assert fetching._read_offset[fetching.tp] == 5  # Faust delivers offset 5 again
+    assert await _offsets(fetching) == [5, 6, 7, 8, 9]
 
 
-async def test_the_rest_of_a_fetch_is_read_again_after_a_pause(fetching: Any) -> None:
-    offsets = []
-    async for _, message in fetching.getmany(timeout=0.1):
-        offsets.append(message.offset)
-        if message.offset == 6:
-            fetching.pause_partitions({fetching.tp})
-    assert offsets == [5, 6] and fetching.seeks == [{fetching.tp: 7}]
+async def test_records_delivered_before_the_seek_to_committed_are_read_again(fetching: Any) -> None:
+    """Records handed on while an assignment's seek was under way (a stream
+    skips them while flow is off): the seek's offset is the one that counts."""
+    fetching.fetches = [[5, 6, 7], [8]]
+    assert await _offsets(fetching) == [5, 6, 7]
+    await fetching.perform_seek()
+    assert await _offsets(fetching) == [] and fetching.seeks == [{fetching.tp: 5}]
 
 
-async def test_records_dropped_by_a_rebalance_are_left_to_it(fetching: Any) -> None:
-    fetching.app.consumer_generation_id = 1
-
-    def rebalance() -> None:
-        fetching.pause_partitions({fetching.tp})
-        fetching.app.consumer_generation_id = 2
-
-    fetching.while_fetching = rebalance
-    assert [m async for _, m in fetching.getmany(timeout=0.1)] == []
-    assert fetching.seeks == []
+async def test_nothing_is_sought_while_flow_is_off(fetching: Any) -> None:
+    """A rebalance seeks every partition it assigns to its committed offset."""
+    await fetching.perform_seek()
+    fetching.fetches = [[7, 8]]
+    fetching.while_fetching = fetching.stop_flow
+    assert await _offsets(fetching) == [] and fetching.seeks == []
