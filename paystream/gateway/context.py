@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
 
+from paystream.gateway.answers import Answers
 from paystream.gateway.eta import Eta
 from paystream.gateway.publisher import Publisher
 from services.bootstrap import open_pool, redis_client
@@ -28,6 +29,7 @@ class Gateway:
     pool: AsyncConnectionPool
     cache: CacheAside
     store: GatewayStore
+    answers: Answers  # keyed requests' answers, stored in batches
     publisher: Publisher
     eta: Eta
     metrics: GatewayMetrics
@@ -43,6 +45,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     redis = redis_client(settings)
     publisher = Publisher(settings)
     store = GatewayStore(pool)
+    answers = Answers(store)
     eta = Eta(settings, store)
     monitor = Monitor(
         settings.ops_prometheus_url or f"http://{settings.host}:{settings.prometheus_port}",
@@ -55,6 +58,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             pool=pool,
             cache=CacheAside(redis),
             store=store,
+            answers=answers,
             publisher=publisher,
             eta=eta,
             metrics=GatewayMetrics.create(),
@@ -67,5 +71,6 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
         await publisher.close()
+        await answers.close()
         await redis.aclose()
         await pool.close()

@@ -38,7 +38,7 @@ from schemas.codes import FailureCode
 from schemas.payments import PaymentRequested
 from schemas.topics import PAYMENTS_REQUESTED
 from services.errors import StoreUnavailable
-from services.store.gateway import Claim, PaymentRow
+from services.store.gateway import Answer, Claim, PaymentRow
 from services.store.keys import mandate_limit
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
@@ -207,8 +207,9 @@ async def _published(gateway: Gateway, created: PaymentRow, new: bool) -> Paymen
 
 
 async def _answer(gateway: Gateway, key: str, created: PaymentRow, new: bool) -> Response:
-    """Publish the payment recorded under ``key``, and store and send its 202.
-    If it is not published, the key is left to the next attempt."""
+    """Publish the payment recorded under ``key`` and send its 202 (stored for
+    replays in the next batch). If it is not published, the key is left to the
+    next attempt."""
     merchant_id = created.merchant_id
     try:
         payment = await _published(gateway, created, new)
@@ -216,7 +217,7 @@ async def _answer(gateway: Gateway, key: str, created: PaymentRow, new: bool) ->
         await gateway.store.give_up(merchant_id, key)
         raise
     answer = payment.model_dump_json()
-    await gateway.store.answered(merchant_id, key, 202, answer)
+    gateway.answers.put(Answer(merchant_id, key, 202, answer))  # stored after it is sent
     return Response(answer, 202, media_type="application/json")
 
 

@@ -51,6 +51,22 @@ class PaymentRow:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The first answer given to a request with an idempotency key."""
+
+    merchant_id: str
+    key: str
+    status_code: int
+    response: str  # its JSON body
+
+
+ANSWERED = """
+UPDATE idempotency_keys k SET status_code = a.status_code, response = a.response
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[])
+     AS a(merchant_id, key, status_code, response)
+WHERE k.merchant_id = a.merchant_id AND k.key = a.key
+"""
 CLAIM = """
 INSERT INTO idempotency_keys (merchant_id, key, request_hash, payment_id)
 VALUES (%s, %s, %s, %s) ON CONFLICT (merchant_id, key) DO NOTHING RETURNING payment_id
@@ -161,11 +177,16 @@ class GatewayStore:
         )
         return bool(claimed), bool(recorded)
 
-    async def answered(self, merchant_id: str, key: str, status_code: int, response: str) -> None:
+    async def answered(self, answers: Sequence[Answer]) -> None:
+        """Store the first answers of these keys (one statement for them all)."""
         await self._fetch(
-            "UPDATE idempotency_keys SET status_code = %s, response = %s"
-            " WHERE merchant_id = %s AND key = %s",
-            (status_code, response, merchant_id, key),
+            ANSWERED,
+            (
+                [a.merchant_id for a in answers],
+                [a.key for a in answers],
+                [a.status_code for a in answers],
+                [a.response for a in answers],
+            ),
         )
 
     async def release(self, merchant_id: str, key: str) -> None:
