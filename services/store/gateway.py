@@ -9,6 +9,7 @@ next attempt publishes the same payment again, which the engine recognises."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,8 +64,7 @@ class Answer:
 
 ANSWERED = """
 UPDATE idempotency_keys k SET status_code = a.status_code, response = a.response
-FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[])
-     AS a(merchant_id, key, status_code, response)
+FROM jsonb_to_recordset(%s) AS a(merchant_id text, key text, status_code int, response text)
 WHERE k.merchant_id = a.merchant_id AND k.key = a.key
 """
 CLAIM = """
@@ -179,15 +179,7 @@ class GatewayStore:
 
     async def answered(self, answers: Sequence[Answer]) -> None:
         """Store the first answers of these keys (one statement for them all)."""
-        await self._fetch(
-            ANSWERED,
-            (
-                [a.merchant_id for a in answers],
-                [a.key for a in answers],
-                [a.status_code for a in answers],
-                [a.response for a in answers],
-            ),
-        )
+        await self._fetch(ANSWERED, (Jsonb([dataclasses.asdict(a) for a in answers]),))
 
     async def release(self, merchant_id: str, key: str) -> None:
         """Forget a fresh claim whose request was refused before any effect: the
