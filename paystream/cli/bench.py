@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shlex
 import signal
 import sys
@@ -110,9 +109,8 @@ def bench_restart(settings: Settings, history: int, as_json: bool) -> None:
     "--gateway-workers",
     "workers",
     type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="one per core",
-    help="The gateway's processes (paystream gateway --workers).",
+    default=None,
+    help="The gateway's processes [default: PAYSTREAM_GATEWAY_WORKERS, as paystream gateway].",
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
@@ -122,7 +120,7 @@ def bench_gateway(
     rate: float,
     saturate: int,
     target: int,
-    workers: int,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """The merchant API on a pipeline of its own: the time to answer a POST, and
@@ -140,7 +138,14 @@ def bench_gateway(
             return lambda n: progress.advance(task, n)
 
         result = run_gateway_bench(
-            settings, payments, rate, saturate, target, workers, console, bar
+            settings,
+            payments,
+            rate,
+            saturate,
+            target,
+            workers or settings.gateway_workers,
+            console,
+            bar,
         )
     if as_json:
         click.echo(json.dumps(result))
