@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from psycopg_pool import AsyncConnectionPool
 
 from paystream.gateway.answers import Answers
+from paystream.gateway.batching import Batcher
 from paystream.gateway.eta import Eta
 from paystream.gateway.publisher import Publisher
 from services.bootstrap import open_pool, redis_client
@@ -20,7 +21,7 @@ from services.cache.ratelimit import RateLimiter
 from services.metrics.catalogue import GatewayMetrics
 from services.metrics.monitor import Monitor
 from services.settings import Settings
-from services.store.gateway import GatewayStore
+from services.store.gateway import GatewayStore, KeyedPayment
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Gateway:
     pool: AsyncConnectionPool
     cache: CacheAside
     store: GatewayStore
+    claims: Batcher[KeyedPayment, tuple[bool, bool]]  # new keyed payments, in batches
     answers: Answers  # keyed requests' answers, stored in batches
     publisher: Publisher
     eta: Eta
@@ -45,6 +47,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     redis = redis_client(settings)
     publisher = Publisher(settings)
     store = GatewayStore(pool)
+    claims = Batcher(store.claim_and_record, "gateway-claims", key=_payment_id)
     answers = Answers(store)
     eta = Eta(settings, store)
     monitor = Monitor(
@@ -58,6 +61,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             pool=pool,
             cache=CacheAside(redis),
             store=store,
+            claims=claims,
             answers=answers,
             publisher=publisher,
             eta=eta,
@@ -71,6 +75,11 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
         await publisher.close()
+        await claims.close()
         await answers.close()
         await redis.aclose()
         await pool.close()
+
+
+def _payment_id(new: KeyedPayment) -> object:
+    return new.payment.payment_id

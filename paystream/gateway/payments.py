@@ -38,7 +38,7 @@ from schemas.codes import FailureCode
 from schemas.payments import PaymentRequested
 from schemas.topics import PAYMENTS_REQUESTED
 from services.errors import StoreUnavailable
-from services.store.gateway import Answer, Claim, PaymentRow
+from services.store.gateway import Answer, Claim, KeyedPayment, PaymentRow
 from services.store.keys import mandate_limit
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
@@ -263,10 +263,11 @@ async def create_payment(
     payment_id = uuid.uuid5(_KEY_NAMESPACE, f"{merchant_id}:{idempotency_key}")
     request_hash = _request_hash(body)
     if engine_admits(gateway) and _payee_allowed(caller, body):
-        # The usual case, a new key whose mandate covers it: claimed and recorded at once.
+        # The usual case, a new key whose mandate covers it: claimed and recorded at
+        # once, in one statement with the others arriving meanwhile.
         first = _new(caller, body, payment_id)
-        claimed, recorded = await gateway.store.claim_and_record(
-            idempotency_key, request_hash, first
+        claimed, recorded = await gateway.claims.submit(
+            KeyedPayment(idempotency_key, request_hash, first)
         )
         if claimed:
             gateway.metrics.admission.labels("admitted").inc()

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from schemas.api import Stage
 from services.errors import StoreUnavailable
-from services.store.keys import LIVE_MANDATE
+from services.store.keys import live_mandate
 
 STALE_CLAIM_S = 30
 
@@ -79,24 +79,53 @@ WHERE merchant_id = %s AND key = %s AND status_code IS NULL
 PAYMENT_COLUMNS = (
     "payment_id, merchant_id, payer_account, payee_address, amount, currency, metadata, created_at"
 )
-# A new request's key claimed and its payment recorded at once, if the payer's
-# live mandate covers the amount: (keys claimed, payments recorded).
+# New requests' keys claimed and their payments recorded at once, those whose
+# payer's live mandate covers the amount: per payment claimed, whether recorded.
 CLAIM_AND_RECORD = f"""
-WITH allowed AS (
-    SELECT 1 FROM ({LIVE_MANDATE}) mandate
-    WHERE mandate.max_amount IS NULL OR mandate.max_amount >= %(amount)s
+WITH new AS (
+    SELECT * FROM jsonb_to_recordset(%s) AS n(
+        key text, request_hash text, payment_id uuid, merchant_id text, payer_account text,
+        payee_address text, amount numeric, currency text, metadata jsonb, created_at timestamptz)
+), allowed AS (
+    SELECT new.* FROM new
+    CROSS JOIN LATERAL ({live_mandate("new.payer_account", "new.merchant_id")}) mandate
+    WHERE mandate.max_amount IS NULL OR mandate.max_amount >= new.amount
 ), claimed AS (
     INSERT INTO idempotency_keys (merchant_id, key, request_hash, payment_id)
-    SELECT %(merchant)s, %(key)s, %(request_hash)s, %(payment_id)s FROM allowed
+    SELECT merchant_id, key, request_hash, payment_id FROM allowed
     ON CONFLICT (merchant_id, key) DO NOTHING RETURNING payment_id
 ), recorded AS (
     INSERT INTO gateway_payments ({PAYMENT_COLUMNS})
-    SELECT payment_id, %(merchant)s, %(account)s, %(payee_address)s, %(amount)s, %(currency)s,
-           %(metadata)s, %(created_at)s
-    FROM claimed ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id
+    SELECT {PAYMENT_COLUMNS} FROM allowed JOIN claimed USING (payment_id)
+    ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id
 )
-SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM recorded)
+SELECT claimed.payment_id, recorded.payment_id IS NOT NULL
+FROM claimed LEFT JOIN recorded USING (payment_id)
 """  # noqa: S608 - constant columns and clauses
+
+
+@dataclass(frozen=True)
+class KeyedPayment:
+    """A new payment under an idempotency key (its id is derived from the key)."""
+
+    key: str
+    request_hash: str
+    payment: PaymentRow
+
+    def fields(self) -> dict[str, Any]:
+        p = self.payment
+        return {
+            "key": self.key,
+            "request_hash": self.request_hash,
+            "payment_id": str(p.payment_id),
+            "merchant_id": p.merchant_id,
+            "payer_account": p.payer_account,
+            "payee_address": p.payee_address,
+            "amount": p.amount,
+            "currency": p.currency,
+            "metadata": p.metadata,
+            "created_at": p.created_at.isoformat(),
+        }
 
 
 def _payment(row: tuple[Any, ...]) -> PaymentRow:
@@ -152,30 +181,15 @@ class GatewayStore:
                 owned = bool(await self._fetch(TAKE_OVER, (merchant_id, key, STALE_CLAIM_S)))
             return Claim(owned, found[0], found[1], found[2], found[3])
 
-    async def claim_and_record(
-        self, key: str, request_hash: str, p: PaymentRow
-    ) -> tuple[bool, bool]:
-        """A new request in one statement: its key claimed and its payment
-        recorded, if the payer's live mandate covers the amount. Returns
-        (claimed, recorded); (False, False) when the key was already claimed
-        or the mandate does not cover it (the caller then takes ``claim``'s path
-        and finds out which)."""
-        ((claimed, recorded),) = await self._fetch(
-            CLAIM_AND_RECORD,
-            {
-                "merchant": p.merchant_id,
-                "key": key,
-                "request_hash": request_hash,
-                "payment_id": p.payment_id,
-                "account": p.payer_account,
-                "payee_address": p.payee_address,
-                "amount": p.amount,
-                "currency": p.currency,
-                "metadata": _jsonb(p.metadata),
-                "created_at": p.created_at,
-            },
-        )
-        return bool(claimed), bool(recorded)
+    async def claim_and_record(self, new: Sequence[KeyedPayment]) -> list[tuple[bool, bool]]:
+        """New requests in one statement: each one's key claimed and its payment
+        recorded, if the payer's live mandate covers the amount. Per request
+        (claimed, recorded); (False, False) when its key was already claimed or
+        its mandate does not cover it (its caller then takes ``claim``'s path and
+        finds out which). The keys must differ."""
+        rows = await self._fetch(CLAIM_AND_RECORD, (Jsonb([n.fields() for n in new]),))
+        done = {payment_id: bool(recorded) for payment_id, recorded in rows}
+        return [(n.payment.payment_id in done, done.get(n.payment.payment_id, False)) for n in new]
 
     async def answered(self, answers: Sequence[Answer]) -> None:
         """Store the first answers of these keys (one statement for them all)."""

@@ -212,10 +212,16 @@ def list_mandates(conn: psycopg.Connection[Any], merchant_id: str | None) -> lis
     ).fetchall()
 
 
-LIVE_MANDATE = """
-SELECT max_amount FROM mandates
-WHERE account_id = %(account)s AND merchant_id = %(merchant)s AND revoked_at IS NULL
-"""
+def live_mandate(account: str, merchant: str) -> str:
+    """The query of ``account``'s live mandate for ``merchant`` (both SQL: a
+    placeholder or a column): its ``max_amount`` (NULL: no limit), or no row."""
+    return (
+        f"SELECT max_amount FROM mandates WHERE account_id = {account}"  # noqa: S608 - SQL given
+        f" AND merchant_id = {merchant} AND revoked_at IS NULL"
+    )
+
+
+LIVE_MANDATE = live_mandate("%(account)s", "%(merchant)s")
 
 
 async def mandate_limit(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -167,6 +168,38 @@ def test_an_idempotency_key_replays_the_first_answer(
     assert elsewhere.status_code == 202 and elsewhere.json()["id"] != first.json()["id"]
     records = published(gw_settings)
     assert len(records[first.json()["id"]]) == 1 and len(records[elsewhere.json()["id"]]) == 1
+
+
+def test_keyed_requests_arriving_together_each_get_their_own_answer(
+    api: httpx.Client, gw_settings: Settings
+) -> None:
+    """New keyed requests are claimed and recorded in shared statements: each
+    gets its own answer, a key sent twice at once is one payment, and each
+    request's mandate is checked."""
+    shop = new_shop(gw_settings)
+    covered, capped, without = payer(), payer(), payer()
+    grant(gw_settings, covered, shop)
+    grant(gw_settings, capped, shop, max_amount=500)
+    keys = [f"order-{uuid.uuid4()}" for _ in range(24)]
+    sends = [(key, covered, 100 + i) for i, key in enumerate(keys)]
+    sends += [(keys[i], covered, 100 + i) for i in range(4)]  # the same requests again
+    sends += [(f"over-{uuid.uuid4()}", capped, 501), (f"none-{uuid.uuid4()}", without, 10)]
+
+    def send(key: str, account: str, amount: int) -> httpx.Response:
+        headers = shop.headers | {"Idempotency-Key": key}
+        return api.post("/v1/payments", json=body(account, amount), headers=headers)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda s: send(*s), sends))
+    accepted = answers[:28]
+    assert [a.status_code for a in accepted] == [202] * 28
+    ids = [a.json()["id"] for a in accepted]
+    assert ids[24:] == ids[:4] and len(set(ids)) == 24
+    assert [a.json()["amount"] for a in accepted[:24]] == [100 + i for i in range(24)]
+    assert error(answers[28])[:2] == (403, "amount_over_mandate")
+    assert error(answers[29])[:2] == (403, "no_mandate")
+    records = published(gw_settings)
+    assert all(len(records[payment_id]) == 1 for payment_id in set(ids))
 
 
 def test_a_refused_request_leaves_its_key_free_and_an_answer_is_kept(

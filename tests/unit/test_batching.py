@@ -1,6 +1,7 @@
-"""The gateway's answers are stored in batches (paystream/gateway/answers.py):
-those given while a batch is written go together in the next one, a store that
-fails loses only its batch, and closing waits for what was given."""
+"""Concurrent writes grouped into one statement (paystream/gateway/batching.py):
+items submitted while a batch is written go together in the next one, two with
+the same key never share one, a failed write is each of its callers' error;
+the gateway's answers are stored that way (paystream/gateway/answers.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import cast
 
+import pytest
+
 from paystream.gateway.answers import Answers
+from paystream.gateway.batching import Batcher
 from services.errors import StoreUnavailable
 from services.store.gateway import Answer, GatewayStore
 
@@ -46,7 +50,7 @@ async def test_answers_given_during_a_write_go_in_the_next_batch() -> None:
     answers.put(_answer("c"))
     store.gate.set()
     await answers.close()
-    assert store.batches == [["a"], ["b", "c"]] and answers.writing is None
+    assert store.batches == [["a"], ["b", "c"]] and answers.batches.writing is None
 
 
 async def test_a_failed_write_loses_its_batch_only() -> None:
@@ -60,3 +64,28 @@ async def test_a_failed_write_loses_its_batch_only() -> None:
     answers.put(_answer("b"))
     await answers.close()
     assert store.batches == [["b"]]
+
+
+async def test_each_caller_gets_its_result_and_keys_never_share_a_batch() -> None:
+    batches: list[list[str]] = []
+
+    async def write(items: Sequence[str]) -> list[str]:
+        batches.append(list(items))
+        await asyncio.sleep(0)
+        return [item.upper() for item in items]
+
+    batcher: Batcher[str, str] = Batcher(write, "test", key=lambda item: item[0])
+    results = await asyncio.gather(*(batcher.submit(i) for i in ("a1", "b1", "a2", "c1")))
+    assert results == ["A1", "B1", "A2", "C1"]
+    assert batches == [["a1", "b1", "c1"], ["a2"]]  # a2 waits: a1 has its key
+
+
+async def test_a_failed_write_is_each_callers_error() -> None:
+    async def write(items: Sequence[int]) -> list[int]:
+        raise StoreUnavailable("down")
+
+    batcher: Batcher[int, int] = Batcher(write, "test")
+    first, second = batcher.submit(1), batcher.submit(2)
+    for done in (first, second):
+        with pytest.raises(StoreUnavailable):
+            await done
