@@ -19,7 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+)
 
 from schemas.topics import WORKER_CONSUMES
 from services.bootstrap import kafka_admin, kafka_consumer_config
@@ -126,15 +131,25 @@ class LagMeter:
         return [(tp.topic, tp.partition) for tp in result.topic_partitions or [] if tp.offset >= 0]
 
     def _partitions(self, topics: Sequence[str]) -> list[Partition]:
+        """The partitions of those of ``topics`` that exist. Described one by
+        one: the whole cluster's metadata (thousands of partitions on a shared
+        cluster) took the gateway's event loop 70 ms to parse every refresh,
+        and a metadata request for a topic would create it on a broker that
+        creates topics on demand."""
         if not topics:
             return []
-        try:
-            metadata = self.admin.list_topics(timeout=self.settings.connect_timeout_s)
-        except KafkaException as exc:
-            raise KafkaUnavailable(f"topics not listed: {exc}") from exc
-        return [
-            (t, p) for t in topics if t in metadata.topics for p in metadata.topics[t].partitions
-        ]
+        timeout_s = self.settings.connect_timeout_s
+        described = self.admin.describe_topics(
+            TopicCollection(list(topics)), request_timeout=timeout_s
+        )
+        found = []
+        for topic, future in described.items():
+            try:
+                found += [(topic, p.id) for p in future.result(timeout=timeout_s).partitions]
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise KafkaUnavailable(f"topic {topic} not described: {exc}") from exc
+        return found
 
 
 def _row(where: Partition, p: Position, written: float | None, at: float) -> PartitionLag:
