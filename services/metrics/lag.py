@@ -22,6 +22,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, T
 from services.errors import InfrastructureError
 
 Partition = tuple[str, int]
+FETCH_BYTES = 65536  # per fetch of the records whose times are read
 
 
 class KafkaUnavailable(InfrastructureError):
@@ -101,6 +102,15 @@ def written_at(
         **config,
         "group.id": f"paystream-lag-{uuid.uuid4().hex[:12]}",
         "enable.auto.commit": False,
+        # One record per partition is wanted, not the backlog behind it:
+        # librdkafka prefetches up to 64 MB by default, parsed on the machine's
+        # cores exactly when the backlog is large (Kafka still sends a first
+        # batch larger than these).
+        "fetch.max.bytes": FETCH_BYTES,
+        "message.max.bytes": FETCH_BYTES,
+        "max.partition.fetch.bytes": FETCH_BYTES,
+        "queued.max.messages.kbytes": FETCH_BYTES // 1024,
+        "queued.min.messages": 1,
     }
     consumer = Consumer(own)
     out: dict[Partition, float] = {}
