@@ -18,7 +18,8 @@
    fault suite: an operator's review decisions lost at a worker's start and
    the expiry decisions written 30 s later applied in their place. The
    consumer knows, per partition, the offset that must come next (the
-   committed one after Faust's seek, then one past each record delivered);
+   committed one after Faust's seek, or the first one of a partition the
+   group never committed, then one past each record delivered);
    a record past it is held back, with the rest of its partition's fetch, and
    the partition is sought back to it (``read_again``). Handlers are
    idempotent, so a record delivered twice around a seek does no harm; a
@@ -134,9 +135,15 @@ class FastConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Faust's seek of every assigned partition to its committed offset
-        (``perform_seek``, at each assignment)."""
+        (``perform_seek``, at each assignment). A partition of an agent's topic
+        the group never committed starts at its first offset (the consumers
+        read from the earliest): records skipped there before a first commit
+        are read again too, not committed over."""
         committed = await super().seek_to_committed()
-        self.in_order.sought(committed)
+        acking = self.app.topics.acks_enabled_for
+        fresh = [tp for tp, o in committed.items() if (o is None or o < 0) and acking(tp.topic)]
+        first = await self.earliest_offsets(*fresh) if fresh else {}
+        self.in_order.sought({**committed, **first})
         return committed
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109 - Faust's signature

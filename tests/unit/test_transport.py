@@ -150,7 +150,8 @@ def test_an_offset_that_never_comes_is_given_up_after_the_rereads() -> None:
 @pytest.fixture
 def fetching(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The app's consumer with one assigned partition whose committed offset is
-    5 and whose fetches return ``consumer.fetches`` (offsets) in turn; seeks are
+    ``consumer.committed_at`` (5; None: never committed, its first offset is 0)
+    and whose fetches return ``consumer.fetches`` (offsets) in turn; seeks are
     recorded (``consumer.seeks``) instead of sent."""
     consumer = app.consumer
     app.flow_control.resume()
@@ -163,13 +164,18 @@ def fetching(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         consumer.while_fetching()
         return {tp: [_record(tp, offset) for offset in consumer.fetches.pop(0)]}
 
-    async def seek_to_committed() -> dict[TP, int]:
-        return {tp: 5}
+    async def seek_to_committed() -> dict[TP, int | None]:
+        return {tp: consumer.committed_at}
+
+    async def earliest_offsets(*partitions: TP) -> dict[TP, int]:
+        return dict.fromkeys(partitions, 0)
 
     async def seek_wait(partitions: dict[TP, int]) -> None:
         consumer.seeks.append(dict(partitions))
 
     monkeypatch.setattr(consumer._thread, "seek_to_committed", seek_to_committed)
+    monkeypatch.setattr(consumer._thread, "earliest_offsets", earliest_offsets)
+    consumer.committed_at = 5
     monkeypatch.setattr(consumer, "_getmany", getmany)
     monkeypatch.setattr(consumer, "seek_wait", seek_wait)
     monkeypatch.setattr(consumer, "assignment", lambda: {tp})
@@ -217,3 +223,13 @@ async def test_nothing_is_sought_while_flow_is_off(fetching: Any) -> None:
     fetching.fetches = [[7, 8]]
     fetching.while_fetching = fetching.stop_flow
     assert await _offsets(fetching) == [] and fetching.seeks == []
+
+
+async def test_a_partition_never_committed_is_read_from_its_first_offset(fetching: Any) -> None:
+    """Records skipped before the group's first commit on a partition (a
+    stream skips those delivered while flow is off) are read again: the
+    partition starts at its first offset."""
+    fetching.committed_at = None
+    await fetching.perform_seek()
+    fetching.fetches = [[3, 4]]
+    assert await _offsets(fetching) == [] and fetching.seeks == [{fetching.tp: 0}]
