@@ -52,15 +52,14 @@ log = logging.getLogger("paystream.streams")
 
 FAUST_VERSION = "0.15.3"  # the version whose internals this module relies on
 SEEK_TIMEOUT_S = 10.0
-
-
 REREADS = 3  # a partition sought back this often to one offset: the records are gone
 
 
 class InOrder:
     """Per partition, the offset of the record to deliver next: known after a
     seek to the committed offsets (``sought``), then one past each record
-    delivered. A partition without one (nothing committed yet) takes any."""
+    delivered. A partition without one (its first offset not known) takes
+    any record."""
 
     def __init__(self) -> None:
         self.next: dict[TP, int] = {}
@@ -85,9 +84,8 @@ class InOrder:
 
     def count_rereads(self, held: Mapping[TP, int]) -> None:
         """The partitions ``held`` back are about to be sought back to these
-        offsets. One
-        sought back ``REREADS`` times to an offset that never comes (gone
-        from Kafka) takes whatever comes next after this seek."""
+        offsets. One sought back ``REREADS`` times to an offset that never
+        comes (gone from Kafka) takes whatever comes next after this seek."""
         for tp, offset in held.items():
             last, times = self.tries.get(tp, (offset, 0))
             self.tries[tp] = (offset, times + 1 if last == offset else 1)
@@ -142,7 +140,11 @@ class FastConsumer(faust_aiokafka.Consumer):
         committed = await super().seek_to_committed()
         acking = self.app.topics.acks_enabled_for
         fresh = [tp for tp, o in committed.items() if (o is None or o < 0) and acking(tp.topic)]
-        first = await self.earliest_offsets(*fresh) if fresh else {}
+        first: Mapping[TP, int] = {}
+        try:
+            first = await self.earliest_offsets(*fresh) if fresh else {}
+        except Exception:  # those partitions take any first record, as Faust does
+            log.warning("first offsets of %s not read", fresh, exc_info=True)
         self.in_order.sought({**committed, **first})
         return committed
 
