@@ -131,24 +131,27 @@ class LagMeter:
         return [(tp.topic, tp.partition) for tp in result.topic_partitions or [] if tp.offset >= 0]
 
     def _partitions(self, topics: Sequence[str]) -> list[Partition]:
-        """The partitions of those of ``topics`` that exist. Described one by
-        one: the whole cluster's metadata (thousands of partitions on a shared
+        """The partitions of those of ``topics`` that exist, described by
+        name: the whole cluster's metadata (thousands of partitions on a shared
         cluster) took the gateway's event loop 70 ms to parse every refresh,
         and a metadata request for a topic would create it on a broker that
         creates topics on demand."""
         if not topics:
             return []
         timeout_s = self.settings.connect_timeout_s
-        described = self.admin.describe_topics(
-            TopicCollection(list(topics)), request_timeout=timeout_s
-        )
-        found = []
-        for topic, future in described.items():
-            try:
-                found += [(topic, p.id) for p in future.result(timeout=timeout_s).partitions]
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise KafkaUnavailable(f"topic {topic} not described: {exc}") from exc
+        found: list[Partition] = []
+        try:
+            described = self.admin.describe_topics(
+                TopicCollection(list(topics)), request_timeout=timeout_s
+            )
+            for topic, future in described.items():
+                try:
+                    found += [(topic, p.id) for p in future.result(timeout=timeout_s).partitions]
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise
+        except (KafkaException, TimeoutError) as exc:
+            raise KafkaUnavailable(f"topics not described: {exc}") from exc
         return found
 
 

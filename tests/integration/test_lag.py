@@ -114,3 +114,17 @@ def test_the_engines_groups_count_every_partition_of_their_topics(stack_healthy:
     assert gauge("paystream_consumer_lag_records", {"group": settings.app_id, "topic": first}) == 1
     other = settings.topic(WORKER_CONSUMES[1])
     assert gauge("paystream_consumer_lag_records", {"group": settings.app_id, "topic": other}) == 0
+
+
+def test_measuring_topics_that_do_not_exist_creates_none(stack_healthy: Settings) -> None:
+    """The local broker creates a topic when a client asks for its metadata;
+    the lag meter describes the engine's topics by name and so never does."""
+    run = uuid.uuid4().hex[:8]
+    settings = stack_healthy.model_copy(
+        update={"app_id": f"lagnone-{run}", "topic_prefix": f"lagnone-{run}-"}
+    )
+    measured = measure(settings)
+    assert measured and all(not g.partitions for g in measured)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    names = admin.list_topics(timeout=30).topics
+    assert not [t for t in names if t.startswith(f"lagnone-{run}-")]
