@@ -130,16 +130,30 @@ def test_reorgs_under_and_beyond_finality(faults: Faults) -> None:
     assert told, "the reorgs removed no settlement: nothing to tell"
     assert "finality_depth 4" in halted
     lose_cursor(p)
-    violations, report = verdict(p, ids, timeout_s=120)
+    again = wait_for_reread(p, topped, timeout_s=90)
+    p.mark("the chain read again")
+    violations, report = verdict(p, ids, timeout_s=120)  # the deposits shown again: once each
     assert not violations, report
-    again = [
-        r.value
-        for r in read_topic(p.settings, CHAIN_EVENTS)
-        if isinstance(r.value, dict) and r.value.get("kind") == "DEPOSIT"
-    ]
     shown = {(v["deposit_id"], v["account"]) for v in again if v["account"] in topped}
     assert len(shown) == 2 * len(topped), shown
-    assert sum(v["account"] in topped for v in again) >= 4 * len(topped), "no re-read"
+
+
+def wait_for_reread(p: FaultPipeline, topped: list[str], timeout_s: float) -> list[dict[str, Any]]:
+    """The deposit events on ``chain.events`` once the restarted listener has
+    shown the topped-up accounts' two deposits again (each at least twice);
+    AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        again = [
+            r.value
+            for r in read_topic(p.settings, CHAIN_EVENTS)
+            if isinstance(r.value, dict) and r.value.get("kind") == "DEPOSIT"
+        ]
+        if sum(v["account"] in topped for v in again) >= 4 * len(topped):
+            return again
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the listener read no deposit again within {timeout_s:.0f} s")
+        time.sleep(1.0)
 
 
 def lose_cursor(p: FaultPipeline) -> None:
