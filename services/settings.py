@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     batch_timeout_s: float = Field(default=30.0, gt=0)
     settle_concurrency: int = Field(default=64, ge=1)  # batches in flight per worker
     settle_inflight_max: int = Field(default=8, ge=1)  # transactions before due batches wait
+    # The chain's block interval when it is fixed (None: the local anvil's
+    # --block-time when the node is the local one, else 0: not fixed). With
+    # it, batches go together in the last settle_block_lead_ms before the next
+    # block is due (streams/stages/settlement/blocks.py).
+    chain_block_time_s: float | None = Field(default=None, ge=0)
+    settle_block_lead_ms: int = Field(default=300, ge=1)
     faust_stream_buffer_maxsize: int = Field(default=4096, ge=1)  # events per agent
     faust_producer_linger_ms: int = Field(default=5, ge=0)
     faust_commit_every: int = Field(default=10000, ge=1)  # events between offset commits
@@ -255,6 +261,13 @@ class Settings(BaseSettings):
         if self.chain_rpc_endpoint is not None:
             return self.chain_rpc_endpoint.get_secret_value()
         return f"http://{self.host}:{self.anvil_port}"
+
+    @property
+    def block_time_s(self) -> float:
+        """The chain's fixed block interval; 0 when it has none (or it is not known)."""
+        if self.chain_block_time_s is not None:
+            return self.chain_block_time_s
+        return self.anvil_block_time_s if self.chain_rpc_endpoint is None else 0.0
 
     @property
     def chain_rpc_shown(self) -> str:

@@ -1,10 +1,13 @@
 """The settlement scheduler: when batches leave for the chain, and how many at once.
 
 Two timers drive it. The flusher (every ``FLUSH_INTERVAL_S``) takes the batches
-that are full or have waited ``batch_wait_ms`` from the batching state that the
-settlement agent fills. The sweeper (every ``SWEEP_INTERVAL_S``) re-sends what
-the ``payments`` table says was batched but never submitted (the worker died,
-or sending gave up). Each batch is submitted in its own task, at most
+that are full or due from the batching state that the settlement agent fills:
+on a chain with a fixed block interval, every batch in the last
+``settle_block_lead_ms`` before the next block is due (``blocks.BlockClock``,
+learnt from this worker's receipts), else those that waited
+``batch_wait_ms``. The sweeper (every ``SWEEP_INTERVAL_S``) re-sends what the
+``payments`` table says was batched but never submitted (the worker died, or
+sending gave up). Each batch is submitted in its own task, at most
 ``settle_concurrency`` at a time.
 
 One sender per batch: the sweeper leaves alone every batch that this worker is
@@ -46,6 +49,7 @@ from streams.stages.settlement.batching import (
     pending_batches,
     take_due_batches,
 )
+from streams.stages.settlement.blocks import BlockClock
 from streams.stages.settlement.submit import settle
 from streams.state import PaymentState, Status
 from streams.tables import ModelTable
@@ -150,12 +154,20 @@ class Scheduler:
         self.tasks: set[asyncio.Task[bool]] = set()
         self.slots = asyncio.Semaphore(self.settings.settle_concurrency)
         self.sending = 0  # transactions on their way to the chain
+        self.blocks = BlockClock(
+            self.settings.block_time_s, self.settings.settle_block_lead_ms / 1000
+        )
         self.unknown_partition_logged = False
 
     def flush(self) -> None:
         """Send the batches that are due (the flusher's tick)."""
-        for batch in take_due_batches(self.deps, self.sending):
+        near = self.blocks.near(self.monotonic())
+        for batch in take_due_batches(self.deps, self.sending, near):
             self.spawn(batch)
+
+    def mined(self, block: int) -> None:
+        """A receipt of this worker's named ``block``: the block clock learns from it."""
+        self.blocks.mined(block, self.monotonic())
 
     def sweep(self) -> None:
         """Send again the batches that were never submitted (the sweeper's tick):
@@ -260,7 +272,8 @@ class Scheduler:
                 batch = await unpaid(batch, ports.chain)
                 if not batch.members:
                     return True
-                for emit in await settle(batch, ports, self.settings, self.deps.clock):
+                emits = await settle(batch, ports, self.settings, self.deps.clock, self.mined)
+                for emit in emits:
                     await self.send(emit)
         except InfrastructureError as exc:  # deferred: its payments stay held
             log.warning("batch %s: %s; the sweeper will retry", batch.batch_id, exc)

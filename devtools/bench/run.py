@@ -3,6 +3,7 @@ JSON result, the PNG and (for full runs) a section in docs/performance.md."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from devtools.bench.baselines import repeated, run_faust_noop, run_raw_4hop
 from devtools.bench.pipeline import BenchPlan, loaded, new_run_name, run_pipeline
 from devtools.bench.report import markdown, plot, result_of
+from devtools.harness.chain import gas_used
 from devtools.harness.database import scratch_database
 from devtools.harness.isolated import Isolated, isolated, private_chain
 from devtools.stack.manager import LocalStack
@@ -113,5 +115,7 @@ def run_load(
         loaded(run, plan, console.print, _bar(progress)) as p,
     ):
         phase = p.run("load", rate, count=count, duration_s=duration_s, sample=True)
+        txs, gas = asyncio.run(gas_used(run.settings, set(phase.tx_hashes)))
     dead_letters = p.collector.outcomes.dead_letters
-    return {**phase.summary(), "dlq_count": dead_letters, "processes": p.usage}
+    chain = {"onchain_transactions": txs, "gas_per_payment": gas // phase.settled if txs else 0}
+    return {**phase.summary(), **chain, "dlq_count": dead_letters, "processes": p.usage}

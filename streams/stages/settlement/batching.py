@@ -97,23 +97,33 @@ def _due(batch: OpenBatch, settings: Settings, now: datetime) -> bool:
     return full or now - batch.opened_at >= timedelta(milliseconds=settings.batch_wait_ms)
 
 
-def take_due_batches(deps: SettlementDeps, sending: int) -> list[OpenBatch]:
+def take_due_batches(
+    deps: SettlementDeps, sending: int, block_near: bool | None = None
+) -> list[OpenBatch]:
     """The transactions to send now: each full batch on its own and, if fewer
     than ``settle_inflight_max`` transactions are on their way to the chain
-    (``sending``, counted by the scheduler), the batches that waited
-    ``batch_wait_ms``, merged into as few transactions as fit
-    (``batch_max_payments`` each; a partition's batch is never split, so its
-    sequence numbers stay together for the contract's bitmap).
+    (``sending``, counted by the scheduler), the due batches merged into as
+    few transactions as fit (``batch_max_payments`` each; a partition's batch
+    is never split, so its sequence numbers stay together for the contract's
+    bitmap).
+
+    Which batches are due depends on ``block_near`` (``blocks.BlockClock``):
+    None (no block timing known) every batch that waited ``batch_wait_ms``;
+    True (the next block is near) every batch with a member; False none yet.
 
     While the chain is busy, due batches keep filling: load makes transactions
     fuller, not more numerous.
     """
     batches = deps.batches
     full, batches.closed = batches.closed, []
-    if sending >= deps.settings.settle_inflight_max:
+    if sending >= deps.settings.settle_inflight_max or block_near is False:
         return full
     now = deps.clock()
-    due = [p for p, b in batches.open.items() if b.members and _due(b, deps.settings, now)]
+    due = [
+        p
+        for p, b in batches.open.items()
+        if b.members and (block_near or _due(b, deps.settings, now))
+    ]
     merged = merge_batches([batches.open.pop(p) for p in due], deps.settings.batch_max_payments)
     return full + merged
 

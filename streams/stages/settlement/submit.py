@@ -107,10 +107,15 @@ def claim_request(member: PaymentState) -> ClaimRequest:
 
 
 async def settle(
-    batch: OpenBatch, ports: WorkerPorts, settings: Settings, clock: Callable[[], datetime]
+    batch: OpenBatch,
+    ports: WorkerPorts,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    mined: Callable[[int], None] = lambda _block: None,
 ) -> list[Emit]:
     """Claim, submit with bounded retries; return the ``chain.submitted`` records.
-    Nothing is sent while settlement is halted (a reorg deeper than finality)."""
+    Nothing is sent while settlement is halted (a reorg deeper than finality).
+    ``mined`` is told the block of each receipt (``blocks.BlockClock``)."""
     halt = await ports.claims.halted()
     if halt is not None:
         raise SettlementDeferred(f"batch {batch.batch_id}: settlement is halted: {halt}")
@@ -131,7 +136,7 @@ async def settle(
     groups = [own]
     while groups:  # each round settles or refuses a group, narrows it or splits it
         group = groups.pop()
-        result = await _send(batch.batch_id, _records(group), ports.chain, settings)
+        result = await _send(batch.batch_id, _records(group), ports.chain, settings, mined)
         if result.outcome == "SUBMITTED":
             emits += submitted_records(group, batch.batch_id, result, clock())
         elif result.split:
@@ -175,7 +180,11 @@ def _records(members: list[PaymentState]) -> list[PaymentRecord]:
 
 
 async def _send(
-    batch_id: int, records: Sequence[PaymentRecord], chain: ChainClient, settings: Settings
+    batch_id: int,
+    records: Sequence[PaymentRecord],
+    chain: ChainClient,
+    settings: Settings,
+    mined: Callable[[int], None],
 ) -> SubmitResult:
     """The chain's answer to the batch; ``SettlementDeferred`` when every attempt failed."""
     delay_s = settings.settle_backoff_ms / 1000
@@ -205,6 +214,7 @@ async def _send(
             await asyncio.sleep(wait_s)
             delay_s *= 2
         else:
+            mined(receipt.block_number)
             return SubmitResult("SUBMITTED", tx_hash=receipt.tx_hash)
     raise SettlementDeferred(f"batch {batch_id}: no attempt was made")  # retries_max < 0
 
