@@ -396,3 +396,26 @@ async def test_submitted_payments_the_chain_lost_are_sent_again_and_paid_ones_ar
     again = [PaymentSubmitted.model_validate_json(e.payload()) for e in harness.sent[3:]]
     assert sorted(r.sequence or 0 for r in again) == sequences[:2]  # the paid one is not sent
     assert sorted(harness.chain.settled) == sequences
+
+
+async def test_receipts_teach_the_flusher_when_blocks_come_and_due_batches_wait_for_one(
+    world: World,
+) -> None:
+    harness = Harness(world, WatchedChain())
+    await harness.connection.open()
+    _batch(world, 1, partition=1)
+    world.clock.advance(world.settings.batch_wait_ms)
+    harness.scheduler.flush()  # no receipt yet: the due batch goes
+    await harness.settled()
+    (block,) = harness.scheduler.blocks.seen  # its receipt's block, seen at 1000.0
+    assert harness.scheduler.blocks.seen[block] == 1000.0
+    interval = world.settings.block_time_s
+    _batch(world, 1, partition=2)
+    world.clock.advance(world.settings.batch_wait_ms)
+    harness.monotonic.now_s = 1000.0 + interval / 2  # due, but the next block is far
+    harness.scheduler.flush()
+    assert harness.scheduler.sending == 0 and 2 in world.settlement.batches.open
+    harness.monotonic.now_s = 1000.0 + interval - world.settings.settle_block_lead_ms / 2000
+    harness.scheduler.flush()
+    await harness.settled()
+    assert len(harness.chain.settles()) == 2 and world.settlement.batches.open == {}
