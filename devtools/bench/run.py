@@ -117,5 +117,5 @@ def run_load(
         phase = p.run("load", rate, count=count, duration_s=duration_s, sample=True)
         txs, gas = asyncio.run(gas_used(run.settings, set(phase.tx_hashes)))
     dead_letters = p.collector.outcomes.dead_letters
-    chain = {"onchain_transactions": txs, "gas_per_payment": gas // phase.settled if txs else 0}
+    chain = {"onchain_transactions": txs, "gas_per_payment": gas // max(phase.settled, 1)}
     return {**phase.summary(), **chain, "dlq_count": dead_letters, "processes": p.usage}
