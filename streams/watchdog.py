@@ -30,6 +30,13 @@ the restarted worker rejoins the group and gets a fresh assignment. A restart
 alone was not enough: a worker restarted after a SIGKILL skipped the records
 of the partitions it was given during its start-up again and again, four
 restarts in a row in one fault-suite run.
+
+Table recovery can stall the same way: after a rebalance that made standby
+changelog partitions active, Faust's recovery waited three minutes for
+records of partitions it never fetched (a CI fault run), and a worker in
+recovery processes nothing. A recovery whose count of changelog records left
+to read has not changed for ``stall_s`` stops the worker with exit code 72
+too (``stuck_recovery``); a long recovery that keeps reading is left alone.
 """
 
 from __future__ import annotations
@@ -89,6 +96,26 @@ class Watchdog:
         self.unsettled_warned = False  # one that lasts, logged
         self.reading: asyncio.Future[Mapping[Partition, tuple[int, int]]] | None = None
         self.checks = 0  # completed checks, for the summary line
+        self.recovering: tuple[int, float] | None = None  # records left, since when
+
+    def stuck_recovery(self) -> str | None:
+        """Why the worker must restart: its table recovery has had the same
+        number of changelog records left to read for ``stall_s``. None while it
+        reads, or when no recovery is under way."""
+        app = self.app
+        if not app.in_recovery or app.should_stop:
+            self.recovering = None
+            return None
+        tables: Any = app.tables  # Faust's TableManager (its type does not name ``recovery``)
+        left = int(tables.recovery.active_remaining_total())
+        now = self.progress.clock()
+        if self.recovering is None or self.recovering[0] != left:
+            self.recovering = (left, now)
+            return None
+        waited = now - self.recovering[1]
+        if left <= 0 or waited < self.progress.stall_s:
+            return None
+        return f"table recovery read nothing for {waited:.0f} s with {left} changelog records left"
 
     def _settled(self) -> bool:
         """False (and the window restarts) while or just after a rebalance."""
@@ -239,14 +266,17 @@ def describe(app: Any, tp: TP) -> str:
 
 
 def register(app: faust.App, watchdog: Watchdog) -> None:
-    """The watchdog's timer; a stalled partition stops the worker (exit 72)."""
+    """The watchdog's timer; a stalled partition or recovery stops the worker (exit 72)."""
 
     @app.timer(interval=CHECK_S)
     async def watch_partitions() -> None:
         try:
-            stalled = await watchdog.check()
+            stuck = watchdog.stuck_recovery()
+            stalled = [] if stuck else await watchdog.check()
         except Exception:  # a timer must not raise; the next check runs
             log.warning("partition watchdog: check failed; it runs again", exc_info=True)
             return
+        if stuck:
+            die(EXIT_STALLED, f"stopping: {stuck}; restart to rejoin")
         if stalled:
             die(EXIT_STALLED, f"stopping: partitions {sorted(stalled)} stalled; restart to rejoin")

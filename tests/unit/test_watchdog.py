@@ -48,12 +48,26 @@ class Assignor:
 
 
 @dataclass
+class Recovery:
+    left: int = 0  # changelog records the active partitions still have to read
+
+    def active_remaining_total(self) -> int:
+        return self.left
+
+
+@dataclass
+class Tables:
+    recovery: Recovery = field(default_factory=Recovery)
+
+
+@dataclass
 class App:
     assignor: Assignor
     consumer_generation_id: int = 1
     rebalancing: bool = False
     in_recovery: bool = False
     should_stop: bool = False
+    tables: Tables = field(default_factory=Tables)
 
 
 def setup() -> tuple[App, Clock, Offsets, Progress, Watchdog]:
@@ -172,3 +186,30 @@ async def test_a_repair_that_fails_stops_the_worker() -> None:
     await watchdog.check()
     clock.now += 20 + IDLE_S
     assert await watchdog.check() == [(T, 1)]
+
+
+def test_a_recovery_that_reads_nothing_for_stall_s_stops_the_worker() -> None:
+    app, clock, _, progress, watchdog = setup()
+    assert watchdog.stuck_recovery() is None  # no recovery under way
+    app.in_recovery, app.tables.recovery.left = True, 500
+    assert watchdog.stuck_recovery() is None  # first sight: the window starts
+    clock.now += progress.stall_s - 1
+    assert watchdog.stuck_recovery() is None
+    clock.now += 1
+    reason = watchdog.stuck_recovery()
+    assert reason is not None and "500 changelog records left" in reason
+
+
+def test_a_long_recovery_that_keeps_reading_is_left_alone() -> None:
+    app, clock, _, progress, watchdog = setup()
+    app.in_recovery, app.tables.recovery.left = True, 1_000_000
+    for _ in range(10):
+        assert watchdog.stuck_recovery() is None
+        clock.now += progress.stall_s - 1
+        app.tables.recovery.left -= 10_000
+    app.in_recovery = False  # it ended; a later one starts its own window
+    assert watchdog.stuck_recovery() is None
+    app.in_recovery = True
+    assert watchdog.stuck_recovery() is None
+    clock.now += progress.stall_s
+    assert watchdog.stuck_recovery() is not None
