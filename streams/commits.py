@@ -15,6 +15,11 @@ order (a prefetched record delivered before the ones a seek reads again), and
 then drops the older ones when they come (``Consumer._drain_messages`` skips
 offsets below the last read one).
 
+The offsets a commit covers leave the acked list only once they are
+committed (the next ``_new_offset`` drops what lies below the committed
+offset): a commit the worker skips (its writes not yet in Kafka,
+``streams/writes.py``) is tried again with the same offsets.
+
 ``install`` makes the head check exact (nothing is committed while the record
 at the committed offset is not acked) and stops the gap filling (the engine's
 topics are not compacted and carry no transaction markers: an offset jump is
@@ -26,6 +31,7 @@ idempotent) instead of losing them.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from typing import Any
 
@@ -49,6 +55,13 @@ def next_commit(acked: list[int], committed: int | None) -> tuple[int | None, in
 
 def _new_offset(self: Any, tp: Any) -> int | None:
     acked: list[int] = self._acked[tp]
+    committed: int | None = self._committed_offset[tp]
+    if committed is not None and acked:  # drop what a commit covered
+        acked.sort()
+        done = bisect.bisect_left(acked, committed)
+        if done:
+            self._acked_index[tp].difference_update(acked[:done])
+            acked[:done] = []
     if not acked:
         return None
     gap_for_tp = self._gap[tp]
@@ -60,11 +73,7 @@ def _new_offset(self: Any, tp: Any) -> int | None:
             acked.extend(filled)
             gap_for_tp.chop(0, max(filled[-1], max_offset + 1))
     acked.sort()
-    offset, covered = next_commit(acked, self._committed_offset[tp])
-    if offset is None:
-        return None
-    self._acked_index[tp].difference_update(acked[:covered])
-    acked[:covered] = []
+    offset, _ = next_commit(acked, committed)
     return offset
 
 

@@ -30,7 +30,11 @@
    The worker's consumer waits for ``faust_fetch_min_bytes`` or
    ``faust_fetch_max_wait_ms``, whichever comes first.
 
-Both lean on faust-streaming 0.15.3's internals (the call site in
+4. **Commits after the writes.** The consumer commits only once every
+   write made before the commit is acknowledged by Kafka, and the transport's
+   producer tracks them (``streams/writes.py``).
+
+They lean on faust-streaming 0.15.3's internals (the call site in
 ``Consumer._drain_messages``, the consumer's private fetch attributes);
 ``tests/unit/test_transport.py`` pins them, and ``docs/upstream/`` holds the
 text of the pull request that would make this module unnecessary.
@@ -48,10 +52,13 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.services import WaitResults
 
+from streams.writes import DurableProducer
+
 log = logging.getLogger("paystream.streams")
 
 FAUST_VERSION = "0.15.3"  # the version whose internals this module relies on
 SEEK_TIMEOUT_S = 10.0
+WRITES_TIMEOUT_S = 10.0  # a commit waits this long for its writes, then waits for the next one
 REREADS = 3  # a partition sought back this often to one offset: the records are gone
 
 
@@ -184,6 +191,18 @@ class FastConsumer(faust_aiokafka.Consumer):
             self._read_offset[tp] = offset if offset else None
         self.in_order.moved(partitions)
 
+    async def _commit_offsets(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        """Faust's commit, once every write made so far (the handled records'
+        table changes and outputs) is acknowledged by Kafka
+        (``streams/writes.py``); otherwise nothing is committed this time."""
+        writes = getattr(self.app.producer, "writes", None)
+        if writes is not None and not await writes.settled(WRITES_TIMEOUT_S):
+            return False
+        committed: bool = await super()._commit_offsets(offsets, start_new_transaction)
+        return committed
+
     def delivery_cannot_block(self) -> bool:
         """True when the conductor's ``on_message`` would run to its end without
         yielding: flow is on (and not being suspended by a rebalance), the
@@ -216,6 +235,7 @@ class Transport(faust_aiokafka.Transport):
     """Faust's aiokafka transport with the fast consumer and the fetch tuning."""
 
     Consumer = FastConsumer
+    Producer = DurableProducer
     fetch_tuning: FetchTuning | None = None
 
 

@@ -17,6 +17,8 @@ from confluent_kafka import Producer
 
 from services.bootstrap import kafka_producer_config
 from services.settings import PROJECT_ROOT, Settings
+from streams.app import faust_app
+from streams.writes import DurableProducer
 from tests.support.kafka import consume, fresh_topics
 
 pytestmark = pytest.mark.integration
@@ -86,3 +88,28 @@ def test_faust_agent_round_trips_records(stack_healthy: Settings, echo_worker: E
     assert [m.value() for m in received] == [b"echo:" + v for v in values], (
         echo_worker.log.read_text()
     )
+
+
+async def test_the_workers_producer_tracks_each_write_until_kafka_has_it(
+    stack_healthy: Settings, tmp_path: Path
+) -> None:
+    """The worker's producer (``streams/writes.py``) against the real broker:
+    a table-style write (``send_soon``, through Faust's buffer) and a topic
+    record (``send``) are pending until Kafka acknowledges them; then a commit
+    may pass them, and they are in the topic."""
+    (name,) = fresh_topics(stack_healthy, "test.faust.writes")
+    app = faust_app(stack_healthy, f"test-writes-{uuid.uuid4().hex[:8]}", datadir=str(tmp_path))
+    topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+    producer = app.producer
+    assert isinstance(producer, DurableProducer)
+    await producer.start()
+    try:
+        topic.send_soon(key=b"payer-1", value=b"changelog")
+        await topic.send(key=b"payer-1", value=b"record")
+        assert len(producer.writes.pending) >= 2  # nothing is acknowledged yet
+        assert await producer.writes.settled(30.0)
+        assert not producer.writes.pending and not producer.writes.lost
+    finally:
+        await producer.stop()
+    received = consume(stack_healthy, name, 2, timeout_s=30)
+    assert sorted(m.value() or b"" for m in received) == [b"changelog", b"record"]

@@ -36,10 +36,17 @@ def consumer(acked: list[int], committed: int, gaps: IntervalTree | None = None)
     )
 
 
-def test_the_consumer_method_drops_what_it_commits_and_fills_known_gaps() -> None:
+def test_the_consumer_method_keeps_what_it_offers_until_it_is_committed() -> None:
     tp, c = consumer([12, 10, 11, 15], 10)
     assert _new_offset(c, tp) == 13
+    assert _new_offset(c, tp) == 13  # that commit was skipped: offered again
+    assert c._acked[tp] == [10, 11, 12, 15] and c._acked_index[tp] == {10, 11, 12, 15}
+    c._committed_offset[tp] = 13  # committed
+    assert _new_offset(c, tp) is None  # 13 never acked
     assert c._acked[tp] == [15] and c._acked_index[tp] == {15}
+
+
+def test_the_consumer_method_fills_known_gaps_and_holds_at_a_missing_head() -> None:
     tp, c = consumer([10, 13], 10, IntervalTree.from_tuples([(11, 13)]))  # 11, 12: markers
     assert _new_offset(c, tp) == 14
     tp, c = consumer([11, 12], 10)
