@@ -52,13 +52,13 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.services import WaitResults
 
-from streams.writes import DurableProducer
+from streams.writes import DurableProducer, Staged, Writes
 
 log = logging.getLogger("paystream.streams")
 
 FAUST_VERSION = "0.15.3"  # the version whose internals this module relies on
 SEEK_TIMEOUT_S = 10.0
-WRITES_TIMEOUT_S = 10.0  # a commit waits this long for its writes, then waits for the next one
+WRITES_TIMEOUT_S = 10.0  # a commit with flow stopped waits this long for its writes
 REREADS = 3  # a partition sought back this often to one offset: the records are gone
 
 
@@ -134,6 +134,7 @@ class FastConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_order = InOrder()
+        self.staged = Staged()
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -194,11 +195,24 @@ class FastConsumer(faust_aiokafka.Consumer):
     async def _commit_offsets(
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True
     ) -> bool:
-        """Faust's commit, once every write made so far (the handled records'
-        table changes and outputs) is acknowledged by Kafka
-        (``streams/writes.py``); otherwise nothing is committed this time."""
-        writes = getattr(self.app.producer, "writes", None)
-        if writes is not None and not await writes.settled(WRITES_TIMEOUT_S):
+        """Faust's commit of offsets whose records' writes (table changes and
+        outputs) Kafka has all acknowledged (``streams/writes.py``): while
+        records flow, the offsets staged at the previous commit once their
+        writes are in; when flow stops, the latest ones after waiting for the
+        writes."""
+        writes: Writes | None = getattr(self.app.producer, "writes", None)
+        if writes is not None and self.flow_active and not self.should_stop:
+            generation = self.app.consumer_generation_id
+            ready = self.staged.take(writes, generation)
+            self.staged.stage(offsets, writes, generation)
+            if ready is None:
+                return False
+            offsets = {tp: o for tp, o in ready.items() if self._should_commit(tp, o)}
+        elif writes is not None and not await writes.settled(  # a rebalance or a stop
+            self.staged.clear(), WRITES_TIMEOUT_S
+        ):
+            return False  # the latest offsets only once written
+        if writes is not None and writes.lost:
             return False
         committed: bool = await super()._commit_offsets(offsets, start_new_transaction)
         return committed

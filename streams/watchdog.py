@@ -258,7 +258,8 @@ def describe(app: Any, tp: TP) -> str:
         aio = consumer._thread._consumer
         fetcher = aio._fetcher
         state = aio._subscription.subscription.assignment.state_value(tp)
-        parts.append(f"aiokafka paused: {state.paused}, valid position: {state.has_valid_position}")
+        where = state.position if state.has_valid_position else None
+        parts.append(f"aiokafka paused: {state.paused}, position: {where}")
         parts.append(f"records buffered in aiokafka: {tp in fetcher._records}")
     except Exception as exc:  # noqa: BLE001 - a diagnosis never fails the check
         parts.append(f"aiokafka state unreadable ({type(exc).__name__})")

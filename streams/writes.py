@@ -12,11 +12,16 @@ committed; their ``fraud.scored`` records did, and the settlement agent
 ignored them (no payment awaiting a batch), so they never had an outcome.
 
 ``DurableProducer`` keeps every write not yet acknowledged by Kafka
-(``Writes``); the worker's consumer commits only once all writes made before
-the commit are acknowledged (``FastConsumer._commit_offsets``), and skips the
-commit otherwise (the next one tries again: the offsets are not lost,
-``streams/commits.py``). A write Kafka refuses stops the worker with exit code
-75: its table is ahead of its changelog, and only a restart (tables read back
+(``Writes``). The worker's consumer (``FastConsumer._commit_offsets``)
+commits offsets only once all writes made before they were computed are
+acknowledged: at each commit it commits the offsets staged at the previous
+one if their writes are in, and stages the new ones (``Staged``), so a
+commit never waits for Kafka while records flow. When flow stops (a
+rebalance, a stop) it waits for the writes, at most ``WRITES_TIMEOUT_S``,
+and commits the latest offsets; if they are not in by then it commits
+nothing (the offsets stay acked and are offered again,
+``streams/commits.py``). A write Kafka refused stops the worker with exit code
+75 at the next commit: its table is ahead of its changelog, and only a restart (tables read back
 from the changelogs, records read again from the last commit) makes them
 agree.
 """
@@ -25,7 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -36,36 +42,54 @@ log = logging.getLogger("paystream.streams")
 EXIT_WRITE_LOST = 75
 
 
+COMPACT_AT = 20_000  # tracked writes between two drops of the acknowledged ones
+
+
 class Writes:
-    """The writes Kafka has not acknowledged yet, and whether one was lost."""
+    """The writes made since the offsets were last staged (a list: no
+    callback per write), and how many were lost."""
 
     def __init__(self) -> None:
-        self.pending: set[asyncio.Future[Any]] = set()
+        self.recent: list[asyncio.Future[Any]] = []
         self.lost = 0  # refused or cancelled: no commit may pass them
+        self.compact_at = COMPACT_AT
 
     def track(self, write: asyncio.Future[Any]) -> None:
-        if write.done():
-            self._done(write)
-            return
-        self.pending.add(write)
-        write.add_done_callback(self._done)
+        recent = self.recent
+        recent.append(write)
+        if len(recent) >= self.compact_at:  # writes with no commit after them (timers)
+            self.recent = self.unwritten(recent)
+            self.compact_at = max(COMPACT_AT, 2 * len(self.recent))
 
-    def _done(self, write: asyncio.Future[Any]) -> None:
-        self.pending.discard(write)
-        if write.cancelled():  # only when the producer stops
-            self.lost += 1
-            return
-        error = write.exception()
-        if error is not None:
-            self.lost += 1
-            die(EXIT_WRITE_LOST, f"a write to Kafka failed ({error!r}); restart to read it again")
+    def take(self) -> list[asyncio.Future[Any]]:
+        """The writes made since the last ``take``; tracked anew from now."""
+        recent, self.recent = self.recent, []
+        self.compact_at = COMPACT_AT
+        return recent
 
-    async def settled(self, timeout_s: float) -> bool:
-        """True when every write made so far is acknowledged; False if one is
-        still pending after ``timeout_s``, or was lost."""
-        waiting = list(self.pending)
+    def unwritten(self, writes: list[asyncio.Future[Any]]) -> list[asyncio.Future[Any]]:
+        """Those of ``writes`` Kafka has not acknowledged yet. A write it
+        refused stops the worker (exit 75); a cancelled one (the producer
+        stopping) is counted as lost."""
+        waiting = []
+        for write in writes:
+            if not write.done():
+                waiting.append(write)
+            elif write.cancelled():
+                self.lost += 1
+            elif (error := write.exception()) is not None:
+                self.lost += 1
+                die(EXIT_WRITE_LOST, f"a write to Kafka failed ({error!r}); restart to redo it")
+        return waiting
+
+    async def settled(self, earlier: list[asyncio.Future[Any]], timeout_s: float) -> bool:
+        """True once ``earlier`` and every write tracked since are
+        acknowledged; False if one is still pending after ``timeout_s``, or
+        was lost."""
+        waiting = self.unwritten([*earlier, *self.take()])
         if waiting:
             _, late = await asyncio.wait(waiting, timeout=timeout_s)
+            self.unwritten(waiting)
             if late:
                 log.warning(
                     "%d writes not acknowledged by Kafka after %.0f s: offsets not committed",
@@ -76,6 +100,48 @@ class Writes:
         if self.lost:
             log.error("%d writes lost: no offset is committed any more", self.lost)
         return not self.lost
+
+
+class Staged:
+    """Offsets to commit once the writes made before them are acknowledged.
+
+    At each commit the consumer takes the offsets staged at the one before if
+    their writes are all in Kafka, and stages the new ones with the writes
+    made since the last staging (the earlier ones are in by then: the slot
+    was freed). A commit never waits for Kafka, and trails the handled
+    records by one commit interval. A slot that is not ready keeps its
+    offsets (the new ones are offered again at the next commit)."""
+
+    def __init__(self) -> None:
+        self.offsets: Mapping[Any, int] | None = None
+        self.waiting: list[asyncio.Future[Any]] = []
+        self.generation: int | None = None
+
+    def take(self, writes: Writes, generation: int) -> Mapping[Any, int] | None:
+        """The staged offsets if their writes are acknowledged (the slot is
+        then free); None while some are not, or when nothing is staged. Offsets
+        staged in another generation of the group are dropped."""
+        if self.offsets is None:
+            return None
+        if self.generation != generation:
+            self.offsets, self.generation = None, None
+            return None
+        self.waiting = writes.unwritten(self.waiting)
+        if self.waiting:
+            return None
+        offsets, self.offsets = self.offsets, None
+        return offsets
+
+    def stage(self, offsets: Mapping[Any, int], writes: Writes, generation: int) -> None:
+        if self.offsets is None:
+            self.offsets, self.generation = dict(offsets), generation
+            self.waiting = [*self.waiting, *writes.take()]
+
+    def clear(self) -> list[asyncio.Future[Any]]:
+        """Drop the staged offsets; the writes they waited for."""
+        waiting, self.waiting = self.waiting, []
+        self.offsets, self.generation = None, None
+        return waiting
 
 
 class DurableProducer(faust_aiokafka.Producer):
@@ -91,5 +157,5 @@ class DurableProducer(faust_aiokafka.Producer):
 
     async def send(self, *args: Any, **kwargs: Any) -> Any:  # a topic's record
         delivery = await super().send(*args, **kwargs)
-        self.writes.track(asyncio.ensure_future(delivery))  # aiokafka's future, as is
+        self.writes.track(cast("asyncio.Future[Any]", delivery))  # aiokafka's future
         return delivery

@@ -17,28 +17,27 @@ from streams.transport import FastConsumer
 from streams.writes import EXIT_WRITE_LOST, DurableProducer, Writes
 
 
-async def test_settled_waits_for_every_write_made_before_it() -> None:
+async def test_settled_waits_for_the_earlier_writes_and_every_later_one() -> None:
     writes = Writes()
     first, second = asyncio.Future[int](), asyncio.Future[int]()
-    writes.track(first)
     writes.track(second)
-    waiting = asyncio.ensure_future(writes.settled(5.0))
+    waiting = asyncio.ensure_future(writes.settled([first], 5.0))
     await asyncio.sleep(0.01)
     first.set_result(1)
     await asyncio.sleep(0.01)
     assert not waiting.done()  # the second one is still on its way
     second.set_result(2)
     assert await waiting
-    assert not writes.pending
+    assert not writes.recent
 
 
-async def test_a_write_not_acknowledged_in_time_holds_the_commit() -> None:
+async def test_a_write_not_acknowledged_in_time_is_reported() -> None:
     writes = Writes()
     slow = asyncio.Future[int]()
     writes.track(slow)
-    assert not await writes.settled(0.01)
+    assert not await writes.settled([], 0.01)
     slow.set_result(1)
-    assert await writes.settled(0.01)
+    assert writes.unwritten([slow]) == []
 
 
 async def test_a_cancelled_write_holds_every_later_commit() -> None:
@@ -46,9 +45,9 @@ async def test_a_cancelled_write_holds_every_later_commit() -> None:
     gone = asyncio.Future[int]()
     writes.track(gone)
     gone.cancel()
-    await asyncio.sleep(0)
+    assert writes.unwritten(writes.take()) == []
     assert writes.lost == 1
-    assert not await writes.settled(0.01)
+    assert not await writes.settled([], 0.01)
 
 
 async def test_a_refused_write_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,9 +57,23 @@ async def test_a_refused_write_stops_the_worker(monkeypatch: pytest.MonkeyPatch)
     refused = asyncio.Future[int]()
     writes.track(refused)
     refused.set_exception(RuntimeError("NOT_ENOUGH_REPLICAS"))
-    await asyncio.sleep(0)
+    assert writes.unwritten(writes.take()) == []
     assert stopped == [EXIT_WRITE_LOST]
-    assert not await writes.settled(0.01)
+
+
+async def test_writes_no_commit_follows_are_dropped_once_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(writes_module, "COMPACT_AT", 4)
+    writes = Writes()
+    writes.compact_at = 4
+    done = [asyncio.Future[int]() for _ in range(3)]
+    for write in done:
+        write.set_result(1)
+        writes.track(write)
+    pending = asyncio.Future[int]()
+    writes.track(pending)  # the fourth: the three acknowledged ones go
+    assert writes.recent == [pending]
 
 
 @pytest.fixture
@@ -73,24 +86,64 @@ def test_the_worker_app_tracks_its_writes(app: Any) -> None:
     assert isinstance(app.consumer, FastConsumer)
 
 
-async def test_a_commit_waits_for_the_writes_and_is_skipped_while_one_is_missing(
-    app: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def commits(app: Any, monkeypatch: pytest.MonkeyPatch) -> list[dict[TP, int]]:
+    """What reaches Faust's own commit (Kafka's commit is not called)."""
     committed: list[dict[TP, int]] = []
 
     async def faust_commit(_self: Any, offsets: dict[TP, int], *_: Any, **__: Any) -> bool:
         committed.append(dict(offsets))
         return True
 
-    parent = FastConsumer.__mro__[1]
-    monkeypatch.setattr(parent, "_commit_offsets", faust_commit)
+    monkeypatch.setattr(FastConsumer.__mro__[1], "_commit_offsets", faust_commit)
     monkeypatch.setattr("streams.transport.WRITES_TIMEOUT_S", 0.05)
+    return committed
+
+
+async def test_while_records_flow_offsets_are_committed_once_their_writes_are_in(
+    app: Any, commits: list[dict[TP, int]]
+) -> None:
     consumer, writes = app.consumer, app.producer.writes
+    tp = TP("t", 0)
+    changelog = asyncio.Future[int]()
+    writes.track(changelog)  # a table change of a record before offset 13
+    assert not await consumer._commit_offsets({tp: 13})  # staged, with that write
+    later = asyncio.Future[int]()
+    writes.track(later)  # a record's write between 13 and 20
+    assert not await consumer._commit_offsets({tp: 20})  # 13 still waits
+    assert commits == []
+    changelog.set_result(1)
+    assert await consumer._commit_offsets({tp: 20})
+    assert commits == [{tp: 13}]  # 20 is staged now, with the later write
+    consumer._committed_offset[tp] = 13
+    assert not await consumer._commit_offsets({tp: 25})
+    later.set_result(1)
+    assert await consumer._commit_offsets({tp: 25})
+    assert commits == [{tp: 13}, {tp: 20}]
+
+
+async def test_when_flow_stops_the_latest_offsets_are_committed_once_written(
+    app: Any, commits: list[dict[TP, int]]
+) -> None:
+    consumer, writes = app.consumer, app.producer.writes
+    tp = TP("t", 0)
+    consumer.flow_active = False  # a rebalance: Faust commits before it gives partitions up
     changelog = asyncio.Future[int]()
     writes.track(changelog)
-    offsets = {TP("t", 0): 13}
-    assert not await consumer._commit_offsets(offsets)
-    assert committed == []
+    assert not await consumer._commit_offsets({tp: 13})  # not in Kafka within the timeout
+    assert commits == []
     changelog.set_result(1)
-    assert await consumer._commit_offsets(offsets)
-    assert committed == [offsets]
+    assert await consumer._commit_offsets({tp: 13})
+    assert commits == [{tp: 13}]
+
+
+async def test_offsets_staged_in_an_earlier_generation_are_dropped(
+    app: Any, commits: list[dict[TP, int]]
+) -> None:
+    consumer = app.consumer
+    tp = TP("t", 0)
+    assert not await consumer._commit_offsets({tp: 13})
+    app.consumer_generation_id += 1  # a rebalance in between
+    assert not await consumer._commit_offsets({tp: 20})  # 13 dropped, 20 staged
+    assert await consumer._commit_offsets({tp: 21})
+    assert commits == [{tp: 20}]
