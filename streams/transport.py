@@ -1,4 +1,4 @@
-"""Faust's Kafka transport with two of its fixed costs removed (ADR 0014).
+"""Faust's Kafka transport: two fixed costs removed, records in order, commits after the writes.
 
 1. **Delivery without ``wait_first`` when it cannot block.** Faust's consumer
    hands every record to the conductor inside ``Service.wait_first(callback,
@@ -30,9 +30,10 @@
    The worker's consumer waits for ``faust_fetch_min_bytes`` or
    ``faust_fetch_max_wait_ms``, whichever comes first.
 
-4. **Commits after the writes.** The consumer commits only once every
-   write made before the commit is acknowledged by Kafka, and the transport's
-   producer tracks them (``streams/writes.py``).
+4. **Commits after the writes** (ADR 0017). The transport's producer
+   tracks every write, and the consumer commits offsets only once Kafka has
+   acknowledged the writes made before them: while records flow, one commit
+   later, without waiting (``streams/writes.py``).
 
 They lean on faust-streaming 0.15.3's internals (the call site in
 ``Consumer._drain_messages``, the consumer's private fetch attributes);

@@ -20,8 +20,10 @@ commit never waits for Kafka while records flow. When flow stops (a
 rebalance, a stop) it waits for the writes, at most ``WRITES_TIMEOUT_S``,
 and commits the latest offsets; if they are not in by then it commits
 nothing (the offsets stay acked and are offered again,
-``streams/commits.py``). A write Kafka refused stops the worker with exit code
-75 at the next commit: its table is ahead of its changelog, and only a restart (tables read back
+``streams/commits.py``).
+
+A write Kafka refused stops the worker with exit code 75 at the next commit:
+its table is ahead of its changelog, and only a restart (tables read back
 from the changelogs, records read again from the last commit) makes them
 agree.
 """
@@ -40,8 +42,6 @@ from streams.runtime import die
 log = logging.getLogger("paystream.streams")
 
 EXIT_WRITE_LOST = 75
-
-
 COMPACT_AT = 20_000  # tracked writes between two drops of the acknowledged ones
 
 

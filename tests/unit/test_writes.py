@@ -4,9 +4,12 @@ tracker of unacknowledged writes, and the consumer's commit that waits on it."""
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 from pathlib import Path
 from typing import Any
 
+import faust.transport.consumer
 import pytest
 from faust.types import TP
 
@@ -15,6 +18,10 @@ from streams import writes as writes_module
 from streams.app import faust_app
 from streams.transport import FastConsumer
 from streams.writes import EXIT_WRITE_LOST, DurableProducer, Writes
+
+
+def _squeezed(text: str) -> str:
+    return re.sub(r"\s+", "", text)
 
 
 async def test_settled_waits_for_the_earlier_writes_and_every_later_one() -> None:
@@ -147,3 +154,13 @@ async def test_offsets_staged_in_an_earlier_generation_are_dropped(
     assert not await consumer._commit_offsets({tp: 20})  # 13 dropped, 20 staged
     assert await consumer._commit_offsets({tp: 21})
     assert commits == [{tp: 20}]
+
+
+def test_pinned_to_the_faust_commit_it_wraps() -> None:
+    """``FastConsumer._commit_offsets`` replaces the offsets Faust commits and
+    relies on it updating the committed offsets only from what it is given."""
+    source = _squeezed(inspect.getsource(faust.transport.consumer.Consumer._commit_offsets))
+    assert "awaitself.app.producer.flush()" in source
+    assert "self._committed_offset.update(committable_offsets)" in source
+    commit_tps = _squeezed(inspect.getsource(faust.transport.consumer.Consumer._commit_tps))
+    assert "returnawaitself._commit_offsets(" in commit_tps
