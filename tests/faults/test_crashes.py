@@ -95,3 +95,31 @@ def test_a_partition_faust_stops_fetching(faults: Faults) -> None:
     assert p.supervisor.summary()["worker-1"]["crashes"] == [-9]
     log = (p.logs / "worker-1.log").read_text(errors="replace")
     assert "partition watchdog: reading" in log, "the stalled partition was never read again"
+
+
+def test_a_worker_killed_while_its_table_changes_are_on_their_way(faults: Faults) -> None:
+    """Table changes reach Kafka 4 s after their records were handled
+    (``tests/faults/inject/``, fault 3), a few payments a second, and the
+    worker is SIGKILLed: offsets committed past records whose table changes
+    were still in the producer's buffer would lose those payments (their
+    ``fraud.scored`` records are in Kafka, their ``payments`` entries are
+    not, and the settlement agent ignores them). ADR 0017 commits only past
+    records whose writes Kafka acknowledged."""
+    p = faults.pipeline()
+    p.worker_env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(INJECT), os.environ.get("PYTHONPATH")))),
+        "PAYSTREAM_FAULT_SLOW_CHANGELOG": "4",
+    }
+    p.start(workers=1)
+    payers = p.payers(8)
+    p.fund(payers)
+    rate_per_s, count = 3.0, scaled(75)
+    with publishing(p.load(payers, payees=20), rate_per_s, count) as sent:
+        p.sleep(8.0, 0.6 * count / rate_per_s)
+        p.supervisor.kill("worker-1")
+        p.supervisor.start("worker-1")
+        ids = sent.result().ids
+        p.mark(f"published {len(ids)} payments")
+    assert_invariants(p, ids, timeout_s=120 + count / 2)
+    log = (p.logs / "worker-1.log").read_text(errors="replace")
+    assert "FAULT: changelog records leave the buffer" in log, "the delay was never injected"

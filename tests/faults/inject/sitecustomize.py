@@ -3,6 +3,8 @@
 1. Faust no longer fetching a partition it was given, which faust-streaming
 issue #629 leaves behind after some rebalances (the partition assigned, its
 records waiting, never fetched).
+2. The worker SIGKILLed between the chain listener's send and its cursor save.
+3. Table changes slow to reach Kafka (below).
 
 Python imports this module at start-up when this directory is on
 ``PYTHONPATH``; the scenario sets that for its workers only
@@ -100,3 +102,43 @@ def _install_kill(after_s: float, mark: str) -> None:
 
 if KILL_AFTER_S and KILL_MARK:
     _install_kill(float(KILL_AFTER_S), KILL_MARK)
+
+
+# 3. Kafka slow to take the tables' changes. With ``PAYSTREAM_FAULT_SLOW_CHANGELOG``
+# set to ``DELAY_S``, every changelog record leaves Faust's producer buffer
+# ``DELAY_S`` after it was queued (records flow at the same rate, each one
+# late): what a busy event loop or a full aiokafka batch does for a moment.
+# The handled records' other writes (their topic records) are not delayed.
+SLOW_CHANGELOG_S = os.environ.get("PAYSTREAM_FAULT_SLOW_CHANGELOG")
+
+
+def _install_slow_changelog(delay_s: float) -> None:
+    import asyncio
+    import logging
+    import time
+    from typing import Any
+
+    from faust.transport.producer import ProducerBuffer
+
+    put, send_pending = ProducerBuffer.put, ProducerBuffer._send_pending
+    log = logging.getLogger("paystream.faults")
+    queued: dict[int, float] = {}  # id of the future -> when it was queued
+
+    def put_late(self: Any, fut: Any) -> None:
+        if not queued:
+            log.warning("FAULT: changelog records leave the buffer %.1f s late", delay_s)
+        queued[id(fut)] = time.monotonic()
+        put(self, fut)
+
+    async def send_late(self: Any, fut: Any) -> None:
+        at = queued.pop(id(fut), None)
+        if at is not None:
+            await asyncio.sleep(max(0.0, at + delay_s - time.monotonic()))
+        await send_pending(self, fut)
+
+    ProducerBuffer.put = put_late  # type: ignore[method-assign]
+    ProducerBuffer._send_pending = send_late  # type: ignore[method-assign]
+
+
+if SLOW_CHANGELOG_S:
+    _install_slow_changelog(float(SLOW_CHANGELOG_S))
