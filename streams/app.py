@@ -41,6 +41,7 @@ from streams import (
     watchdog,
     web,
     windows,
+    writes,
 )
 from streams import merchants as streams_merchants
 from streams.agents import (
@@ -156,7 +157,7 @@ def create_app(
     app.on_rebalance_complete.connect(invalidating(tables))
 
     async def flush_producer() -> None:  # app.producer exists once the worker runs
-        await app.producer.flush()
+        await writes.durable(app.producer)
 
     settlement = SettlementDeps(settings, tables.payments, utcnow)
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)

@@ -210,7 +210,7 @@ class FastConsumer(faust_aiokafka.Consumer):
                 return False
             offsets = {tp: o for tp, o in ready.items() if self._should_commit(tp, o)}
         elif writes is not None and not await writes.settled(  # a rebalance or a stop
-            self.staged.clear(), WRITES_TIMEOUT_S
+            self.staged.clear(writes), WRITES_TIMEOUT_S
         ):
             return False  # the latest offsets only once written
         if writes is not None and writes.lost:

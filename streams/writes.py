@@ -37,11 +37,13 @@ from typing import Any, cast
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from services.errors import InfrastructureError
 from streams.runtime import die
 
 log = logging.getLogger("paystream.streams")
 
 EXIT_WRITE_LOST = 75
+FLUSH_TIMEOUT_S = 10.0  # ``durable`` waits this long for the writes
 COMPACT_AT = 20_000  # tracked writes between two drops of the acknowledged ones
 
 
@@ -51,6 +53,7 @@ class Writes:
 
     def __init__(self) -> None:
         self.recent: list[asyncio.Future[Any]] = []
+        self.staged: list[asyncio.Future[Any]] = []  # the staged offsets wait for these
         self.lost = 0  # refused or cancelled: no commit may pass them
         self.compact_at = COMPACT_AT
 
@@ -81,6 +84,18 @@ class Writes:
                 self.lost += 1
                 die(EXIT_WRITE_LOST, f"a write to Kafka failed ({error!r}); restart to redo it")
         return waiting
+
+    async def flushed(self, timeout_s: float) -> bool:
+        """True once every write made so far is acknowledged (they stay
+        tracked for the commits); False if one is not after ``timeout_s``, or
+        was lost."""
+        waiting = self.unwritten([*self.staged, *self.recent])
+        if waiting:
+            _, late = await asyncio.wait(waiting, timeout=timeout_s)
+            self.unwritten(waiting)
+            if late:
+                return False
+        return not self.lost
 
     async def settled(self, earlier: list[asyncio.Future[Any]], timeout_s: float) -> bool:
         """True once ``earlier`` and every write tracked since are
@@ -126,7 +141,7 @@ class Staged:
         if self.generation != generation:
             self.offsets, self.generation = None, None
             return None
-        self.waiting = writes.unwritten(self.waiting)
+        self.waiting = writes.staged = writes.unwritten(self.waiting)
         if self.waiting:
             return None
         offsets, self.offsets = self.offsets, None
@@ -135,13 +150,26 @@ class Staged:
     def stage(self, offsets: Mapping[Any, int], writes: Writes, generation: int) -> None:
         if self.offsets is None:
             self.offsets, self.generation = dict(offsets), generation
-            self.waiting = [*self.waiting, *writes.take()]
+            self.waiting = writes.staged = [*self.waiting, *writes.take()]
 
-    def clear(self) -> list[asyncio.Future[Any]]:
-        """Drop the staged offsets; the writes they waited for."""
-        waiting, self.waiting = self.waiting, []
+    def clear(self, writes: Writes) -> list[asyncio.Future[Any]]:
+        """Drop the staged offsets; the writes they waited for (handed back:
+        ``writes`` tracks them no more)."""
+        waiting, self.waiting, writes.staged = self.waiting, [], []
         self.offsets, self.generation = None, None
         return waiting
+
+
+async def durable(producer: Any) -> None:
+    """Return once every write ``producer`` made so far is in Kafka: Faust's
+    flush, then (the worker's producer) each write's acknowledgement, for
+    what must be durable before an effect outside Kafka (a transaction sent,
+    the listener's cursor moved). ``InfrastructureError`` if a write is not
+    acknowledged within ``FLUSH_TIMEOUT_S``: the caller tries again later."""
+    await producer.flush()
+    writes: Writes | None = getattr(producer, "writes", None)
+    if writes is not None and not await writes.flushed(FLUSH_TIMEOUT_S):
+        raise InfrastructureError(f"writes not acknowledged by Kafka within {FLUSH_TIMEOUT_S} s")
 
 
 class DurableProducer(faust_aiokafka.Producer):

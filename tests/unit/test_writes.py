@@ -13,6 +13,7 @@ import faust.transport.consumer
 import pytest
 from faust.types import TP
 
+from services.errors import InfrastructureError
 from services.settings import Settings
 from streams import writes as writes_module
 from streams.app import faust_app
@@ -164,3 +165,35 @@ def test_pinned_to_the_faust_commit_it_wraps() -> None:
     assert "self._committed_offset.update(committable_offsets)" in source
     commit_tps = _squeezed(inspect.getsource(faust.transport.consumer.Consumer._commit_tps))
     assert "returnawaitself._commit_offsets(" in commit_tps
+
+
+async def test_flushed_waits_for_every_write_and_leaves_them_to_the_commits() -> None:
+    writes = Writes()
+    staged, recent = asyncio.Future[int](), asyncio.Future[int]()
+    writes.staged = [staged]  # the staged offsets wait for it
+    writes.track(recent)
+    assert not await writes.flushed(0.01)
+    staged.set_result(1)
+    recent.set_result(1)
+    assert await writes.flushed(0.01)
+    assert writes.recent == [recent]  # still there for the next staging
+
+
+async def test_durable_raises_when_kafka_does_not_acknowledge_in_time(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writes_module, "FLUSH_TIMEOUT_S", 0.01)
+    producer = app.producer
+    flushes: list[bool] = []
+
+    async def faust_flush() -> None:
+        flushes.append(True)
+
+    monkeypatch.setattr(producer, "flush", faust_flush)
+    slow = asyncio.Future[int]()
+    producer.writes.track(slow)
+    with pytest.raises(InfrastructureError):
+        await writes_module.durable(producer)
+    slow.set_result(1)
+    await writes_module.durable(producer)
+    assert flushes == [True, True]
