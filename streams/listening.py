@@ -3,8 +3,8 @@ publish what ``ChainListener`` found to ``chain.events``; and export what the
 leader sees of the chain (its head, how long since it last advanced, the
 listener's block, whether settlement is halted) as metrics.
 
-The cursor is saved only after the records of a poll are in Kafka (the
-producer is flushed first), so a crash re-emits rather than skips (the
+The cursor is saved only after the records of a poll are in Kafka (acknowledged:
+``streams/writes.py``, ``durable``), so a crash re-emits rather than skips (the
 reconciler recognises a replay). While this worker leads it keeps the cursor
 in memory; when it has not polled for a while
 (ten poll intervals: it may just have become the leader), it loads the saved
