@@ -85,36 +85,32 @@ class Writes:
                 die(EXIT_WRITE_LOST, f"a write to Kafka failed ({error!r}); restart to redo it")
         return waiting
 
-    async def flushed(self, timeout_s: float) -> bool:
-        """True once every write made so far is acknowledged (they stay
-        tracked for the commits); False if one is not after ``timeout_s``, or
-        was lost."""
-        waiting = self.unwritten([*self.staged, *self.recent])
-        if waiting:
-            _, late = await asyncio.wait(waiting, timeout=timeout_s)
-            self.unwritten(waiting)
-            if late:
-                return False
-        return not self.lost
-
-    async def settled(self, earlier: list[asyncio.Future[Any]], timeout_s: float) -> bool:
-        """True once ``earlier`` and every write tracked since are
-        acknowledged; False if one is still pending after ``timeout_s``, or
-        was lost."""
-        waiting = self.unwritten([*earlier, *self.take()])
+    async def acknowledged(self, writes: list[asyncio.Future[Any]], timeout_s: float) -> bool:
+        """True once ``writes`` are all acknowledged and none was ever lost;
+        False if one is still pending after ``timeout_s``."""
+        waiting = self.unwritten(writes)
         if waiting:
             _, late = await asyncio.wait(waiting, timeout=timeout_s)
             self.unwritten(waiting)
             if late:
                 log.warning(
-                    "%d writes not acknowledged by Kafka after %.0f s: offsets not committed",
-                    len(late),
-                    timeout_s,
+                    "%d writes not acknowledged by Kafka after %.0f s", len(late), timeout_s
                 )
                 return False
+        return not self.lost
+
+    async def flushed(self, timeout_s: float) -> bool:
+        """Every write made so far acknowledged (they stay tracked for the
+        commits)."""
+        return await self.acknowledged([*self.staged, *self.recent], timeout_s)
+
+    async def settled(self, earlier: list[asyncio.Future[Any]], timeout_s: float) -> bool:
+        """``earlier`` and every write tracked since acknowledged (taken:
+        the latest offsets are committed next)."""
+        done = await self.acknowledged([*earlier, *self.take()], timeout_s)
         if self.lost:
             log.error("%d writes lost: no offset is committed any more", self.lost)
-        return not self.lost
+        return done
 
 
 class Staged:
