@@ -202,19 +202,18 @@ class FastConsumer(faust_aiokafka.Consumer):
         writes are in; when flow stops, the latest ones after waiting for the
         writes."""
         writes: Writes | None = getattr(self.app.producer, "writes", None)
-        if writes is not None and self.flow_active and not self.should_stop:
+        if writes is None:  # a producer that does not track its writes
+            pass
+        elif not self.flow_active or self.should_stop:  # a rebalance or a stop
+            if not await writes.settled(self.staged.clear(writes), WRITES_TIMEOUT_S):
+                return False  # the latest offsets only once written
+        else:
             generation = self.app.consumer_generation_id
             ready = self.staged.take(writes, generation)
             self.staged.stage(offsets, writes, generation)
-            if ready is None:
+            if ready is None or writes.lost:
                 return False
             offsets = {tp: o for tp, o in ready.items() if self._should_commit(tp, o)}
-        elif writes is not None and not await writes.settled(  # a rebalance or a stop
-            self.staged.clear(writes), WRITES_TIMEOUT_S
-        ):
-            return False  # the latest offsets only once written
-        if writes is not None and writes.lost:
-            return False
         committed: bool = await super()._commit_offsets(offsets, start_new_transaction)
         return committed
 

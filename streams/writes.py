@@ -117,15 +117,14 @@ class Staged:
     """Offsets to commit once the writes made before them are acknowledged.
 
     At each commit the consumer takes the offsets staged at the one before if
-    their writes are all in Kafka, and stages the new ones with the writes
-    made since the last staging (the earlier ones are in by then: the slot
-    was freed). A commit never waits for Kafka, and trails the handled
-    records by one commit interval. A slot that is not ready keeps its
+    their writes (``Writes.staged``) are all in Kafka, and stages the new ones
+    with the writes made since the last staging (the earlier ones are in by
+    then: the slot was freed). A commit never waits for Kafka, and trails the
+    handled records by one commit interval. A slot that is not ready keeps its
     offsets (the new ones are offered again at the next commit)."""
 
     def __init__(self) -> None:
         self.offsets: Mapping[Any, int] | None = None
-        self.waiting: list[asyncio.Future[Any]] = []
         self.generation: int | None = None
 
     def take(self, writes: Writes, generation: int) -> Mapping[Any, int] | None:
@@ -137,8 +136,8 @@ class Staged:
         if self.generation != generation:
             self.offsets, self.generation = None, None
             return None
-        self.waiting = writes.staged = writes.unwritten(self.waiting)
-        if self.waiting:
+        writes.staged = writes.unwritten(writes.staged)
+        if writes.staged:
             return None
         offsets, self.offsets = self.offsets, None
         return offsets
@@ -146,12 +145,12 @@ class Staged:
     def stage(self, offsets: Mapping[Any, int], writes: Writes, generation: int) -> None:
         if self.offsets is None:
             self.offsets, self.generation = dict(offsets), generation
-            self.waiting = writes.staged = [*self.waiting, *writes.take()]
+            writes.staged = [*writes.staged, *writes.take()]
 
     def clear(self, writes: Writes) -> list[asyncio.Future[Any]]:
         """Drop the staged offsets; the writes they waited for (handed back:
         ``writes`` tracks them no more)."""
-        waiting, self.waiting, writes.staged = self.waiting, [], []
+        waiting, writes.staged = writes.staged, []
         self.offsets, self.generation = None, None
         return waiting
 
