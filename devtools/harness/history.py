@@ -4,14 +4,16 @@ restart with a large history has to read back (the restart benchmark and the
 fault scenario of ``tests/faults/test_history.py``).
 
 Each entry is a SETTLED payment with the records a real one keeps (its
-``fraud.scored`` and ``payments.settled`` records), in its payer's partition,
-in the table's wire format (JSON key, and the value's JSON as ``ModelTable``
-writes it). The restart benchmark also writes the payers' balances
+``fraud.scored``, ``payments.settled`` and ``payments.finalized`` records),
+each batch of 200 with transaction and block hashes of its own, in its
+payer's partition, in the table's wire format (JSON key, and the value as
+``ModelTable`` writes it: packed). The restart benchmark also writes the payers' balances
 (``seed_balances``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -23,10 +25,12 @@ from eth_account import Account
 from schemas.base import outcome_event_id
 from schemas.partitioning import partition_for
 from schemas.payments import FraudCheck, PaymentRequested, PaymentScored, PaymentSettled
-from schemas.topics import FRAUD_SCORED, PAYMENTS_SETTLED
+from schemas.topics import FRAUD_SCORED, PAYMENTS_FINALIZED, PAYMENTS_SETTLED
 from services.bootstrap import kafka_producer_config
 from services.errors import BrokerUnavailable
 from services.settings import Settings
+from streams.packing import pack
+from streams.stages.settled import finalized_record
 from streams.state import RECENT_FINISHED, Balance, PaymentState, Status, payment_key
 from streams.tables import changelog_topic
 
@@ -50,6 +54,7 @@ def settled_state(payer: str, payee: str, sequence: int, requested_at: datetime)
         requested_at=requested_at,
     )
     pid = request.payment_id
+    batch = sequence // 200
     scored = PaymentScored(
         event_id=outcome_event_id("scored", pid),
         request=request,
@@ -63,15 +68,16 @@ def settled_state(payer: str, payee: str, sequence: int, requested_at: datetime)
         payee_address=payee,
         amount=request.amount,
         currency="PTUSD",
-        tx_hash="0x" + "ab" * 32,
-        block_number=sequence // 200,
-        block_hash="0x" + "cd" * 32,
-        batch_id=sequence // 200,
+        tx_hash=_hash(f"tx {batch}"),
+        block_number=batch,
+        block_hash=_hash(f"block {batch}"),
+        batch_id=batch,
         sequence=sequence,
         requested_at=requested_at,
         settled_at=requested_at + timedelta(seconds=3),
         latency_ms=3_000,
     )
+    finalized = finalized_record(settled, settled.settled_at + timedelta(seconds=2), batch + 2)
     return PaymentState(
         payment_id=pid,
         payer_account=payer,
@@ -83,13 +89,18 @@ def settled_state(payer: str, payee: str, sequence: int, requested_at: datetime)
         partition=0,
         request_digest=request.digest(),
         sequence=sequence,
-        batch_id=sequence // 200,
+        batch_id=batch,
         tx_hash=settled.tx_hash,
         outputs={
             FRAUD_SCORED: scored.model_dump_json(),
             PAYMENTS_SETTLED: settled.model_dump_json(),
+            PAYMENTS_FINALIZED: finalized.model_dump_json(),
         },
     )
+
+
+def _hash(seed: str) -> str:
+    return "0x" + hashlib.sha256(seed.encode()).hexdigest()
 
 
 def seed_history(
@@ -111,7 +122,7 @@ def seed_history(
         home = partition_for(payer, settings.kafka_partitions)
         key = payment_key(payer, state.payment_id)
         state = state.model_copy(update={"partition": home})
-        value = state.model_dump_json().encode()  # as ModelTable writes it
+        value = pack(state.model_dump_json().encode())  # as ModelTable writes it
         producer.produce(topic, key=json.dumps(key).encode(), value=value, partition=home)
         producer.poll(0)
         keys.append(key)

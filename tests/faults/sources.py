@@ -42,7 +42,9 @@ from schemas.topics import (
 from services.bootstrap import chain_client, kafka_consumer_config
 from services.chain import rpc
 from services.chain.events import TRANSFER_TOPIC
+from services.errors import InvariantViolation
 from services.settings import Settings
+from streams.packing import unpack
 from streams.tables import changelog_topic
 
 READ_TIMEOUT_S = 60.0
@@ -160,9 +162,10 @@ def _text(raw: bytes | None) -> str | None:
 
 
 def _json(raw: bytes | None) -> Any:
+    """A record's JSON data (a table's packed value unpacked), or None."""
     try:
-        return json.loads(raw or b"")
-    except ValueError:
+        return json.loads(unpack(raw or b""))
+    except (ValueError, InvariantViolation):
         return None
 
 

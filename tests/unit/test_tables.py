@@ -1,15 +1,23 @@
 """ModelTable (streams/tables.py): a read of the value last written through it
 returns the model written, without decoding; a value that came another way
-(the changelog) is decoded; the models kept are bounded."""
+(the changelog) is decoded; the models kept are bounded; a packed table's
+values are packed at rest and read either way."""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
 
-from streams.state import Balance
+from devtools.harness.history import settled_state
+from services.errors import InvariantViolation
+from streams import packing
+from streams.state import Balance, PaymentState
 from streams.tables import ModelTable
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 class CountingBalance(Balance):
@@ -75,3 +83,53 @@ def test_the_store_holds_each_value_as_its_json_bytes() -> None:
         "available": 10,
         "holds": {"p1": 5},
     }
+
+
+def _settled(sequence: int) -> PaymentState:
+    return settled_state("payer-1", "0x6CdA40fDA5F2e5767248D21255A84ada01a1b7C7", sequence, NOW)
+
+
+def test_a_packed_table_stores_a_fifth_of_the_json_and_reads_it_back() -> None:
+    """The payments table's values, packed (streams/packing.py): a settled
+    payment's state with its three published records, in the store as a
+    version byte and deflate, read back (decoded, and as JSON data) equal."""
+    stored: dict[str, Any] = {}
+    table = ModelTable(stored, PaymentState, packed=True)
+    state = _settled(7)
+    table["k"] = state
+    plain = state.model_dump_json().encode()
+    assert stored["k"][0] == packing.V1
+    assert len(stored["k"]) * 5 < len(plain)
+    assert packing.unpack(stored["k"]) == plain
+    fresh = ModelTable(stored, PaymentState, packed=True)  # nothing remembered: decoded
+    assert fresh["k"] == state
+    assert fresh.raw("k") == state.model_dump(mode="json")
+
+
+def test_a_packed_table_reads_values_written_plain_before_it_packed() -> None:
+    state = _settled(8)
+    stored: dict[str, Any] = {"k": state.model_dump_json().encode()}
+    table = ModelTable(stored, PaymentState, packed=True)
+    assert table["k"] == state
+    table["k"] = state.model_copy(update={"final": "0xab:9"})
+    assert stored["k"][0] == packing.V1
+
+
+@pytest.mark.parametrize(
+    ("stored", "says"),
+    [
+        (b"\x07abc", "unknown version 7"),
+        (b"\x01\xff\xff\xff", "does not unpack"),
+        (packing.pack(b'{"a": 1}')[:-2], "cut short"),
+    ],
+)
+def test_a_value_that_does_not_unpack_is_an_invariant_violation(stored: bytes, says: str) -> None:
+    with pytest.raises(InvariantViolation, match=says):
+        packing.unpack(stored)
+
+
+def test_the_packing_dictionary_is_frozen() -> None:
+    """Values packed with dictionary v1 must stay readable as long as a
+    changelog keeps them: editing it is a new version, not a change to v1."""
+    digest = hashlib.sha256(packing.dictionary(packing.V1)).hexdigest()
+    assert digest == "3468f5c48c761e707cc71738e52d3f337719e6b177cd5197e06d9f51331e6553"
