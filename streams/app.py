@@ -83,7 +83,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     """
     return {
         "broker": f"kafka://{settings.kafka_bootstrap}",
-        "store": "memory://",
+        "store": "paystream://",  # streams/preload.py
         "topic_partitions": settings.kafka_partitions,
         "topic_replication_factor": 1,
         "producer_acks": -1,
