@@ -13,6 +13,9 @@ time, and nothing here decides anything.
   writes them;
 - ``streams/watchdog.py``: stops the worker when a partition it was given is
   never fetched (exit 72, for a restart);
+- the tables (``streams/tables.py``) in the worker's store
+  (``streams/preload.py``), their indexes rebuilt in the background after a
+  rebalance (``rebuild_indexes``);
 - ``streams/connection.py``: the worker's ports, from ``connect``
   (``services.bootstrap.worker_ports``) once the worker has started: the chain
   client needs the deployment.
@@ -20,7 +23,9 @@ time, and nothing here decides anything.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -67,6 +72,8 @@ from streams.stages.submitted import SubmittedDeps
 from streams.state import PaymentState
 from streams.tables import ModelTable, Tables, declare_tables
 from streams.transport import FetchTuning
+
+log = logging.getLogger("paystream.streams")
 
 
 def utcnow() -> datetime:
@@ -116,6 +123,25 @@ def invalidating(tables: Tables) -> Callable[..., Awaitable[None]]:
     return invalidate
 
 
+INDEX_STEP = 2_000  # entries scanned between two turns of the event loop (about 20 ms)
+INDEX_CHECK_S = 0.5
+
+
+def rebuild_indexes(app: faust.App, tables: Tables) -> None:
+    """Rebuild the stale table indexes in the background, a step at a time,
+    once the tables are recovered (a timer; the sweepers wait meanwhile)."""
+
+    @app.timer(interval=INDEX_CHECK_S)
+    async def rebuild_stale_indexes() -> None:
+        try:
+            while not app.rebalancing:
+                if tables.rebuild_step(INDEX_STEP):
+                    return
+                await asyncio.sleep(0)  # a step at a time: the agents run in between
+        except Exception:  # a timer must not raise; the next tick goes on
+            log.exception("table index rebuild: unexpected error; it goes on next time")
+
+
 def create_app(
     settings: Settings,
     connect: Callable[[], Awaitable[WorkerPorts]],
@@ -155,6 +181,7 @@ def create_app(
     )
     app.on_partitions_assigned.connect(invalidating(tables))
     app.on_rebalance_complete.connect(invalidating(tables))
+    rebuild_indexes(app, tables)
 
     async def flush_producer() -> None:  # app.producer exists once the worker runs
         await writes.durable(app.producer)

@@ -5,7 +5,9 @@ what it needs without scanning whole tables (see ``streams/retention.py``).
 keys in the statuses the timers look for, and per partition a heap of the
 entries that expire. It is rebuilt by one scan after the worker's partitions
 change (a restart or a rebalance restores tables from their changelogs
-without passing through it), never periodically.
+without passing through it), never periodically: a step at a time in the
+background (``begin``, then ``ModelTable.rebuild_step``), or at once when
+a reader cannot wait (``rebuild``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class TableIndex:
     by_status: dict[str, set[str]] = field(default_factory=dict)
     due: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
     fresh: bool = False
+    pending: list[str] | None = None  # the keys a rebuild under way has still to scan
 
     def __post_init__(self) -> None:
         self.by_status = {s: set() for s in self.watched}
@@ -52,13 +55,22 @@ class TableIndex:
 
     def invalidate(self) -> None:
         self.fresh = False
+        self.pending = None
 
-    def rebuild(self, items: Iterable[tuple[str, Raw | None]]) -> None:
+    def begin(self, keys: list[str]) -> None:
+        """Start a rebuild over ``keys`` (the table's keys now). The writes
+        noted while it goes on count; each key left is read when its turn
+        comes, as it is then."""
         self.__post_init__()
         self.due = {}
+        self.pending = keys
+
+    def rebuild(self, items: Iterable[tuple[str, Raw | None]]) -> None:
+        self.begin([])
         for key, raw in items:
             if raw is not None:
                 self.note(key, raw)
+        self.pending = None
         self.fresh = True
 
     def keys(self, status: str) -> set[str]:

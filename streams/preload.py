@@ -36,6 +36,7 @@ log = logging.getLogger("paystream.streams")
 
 READ_TIMEOUT_S = 120.0  # the whole bulk read of one rebalance
 POLL_BATCH = 10_000
+POLL_WAIT_S = 0.1  # a poll returns once it has POLL_BATCH records or after this
 
 
 def bootstrap(app: Any) -> str:
@@ -59,6 +60,8 @@ class ChangelogReader:
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "fetch.max.bytes": 64 * 2**20,
+                "max.partition.fetch.bytes": 16 * 2**20,
+                "queued.max.messages.kbytes": 256 * 1024,
                 "socket.timeout.ms": 10_000,
             }
         )
@@ -79,7 +82,7 @@ class ChangelogReader:
         if time.monotonic() > self._deadline:
             raise KafkaException(f"changelogs not read to their end in {self._timeout_s:.0f} s")
         batch = []
-        for msg in self._consumer.consume(POLL_BATCH, 1.0):
+        for msg in self._consumer.consume(POLL_BATCH, POLL_WAIT_S):
             where = (str(msg.topic()), int(msg.partition() or 0))
             error = msg.error()
             if error is not None:

@@ -50,8 +50,8 @@ class ReviewExpiry:
     def due(self) -> list[ReviewDecision]:
         """The expiry decisions due now on the owned partitions."""
         owned = self.owned()
-        if not owned:
-            return []
+        if not owned or self.payments.stale:
+            return []  # nothing owned, or the index is rebuilt (after a rebalance): next sweep
         now, mono, n = self.clock(), time.monotonic(), self.settings.kafka_partitions
         due = []
         for state in list(self.payments.where("status", Status.REVIEW.value)):

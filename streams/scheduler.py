@@ -175,8 +175,8 @@ class Scheduler:
         still in the batching state or marked in ``handled``."""
         self.handled.expire(self.monotonic())
         owned = set(self.owned())
-        if not owned:
-            return
+        if not owned or self.payments.stale:
+            return  # nothing owned, or the index is rebuilt (after a rebalance): next tick
         older = self.deps.clock() - timedelta(seconds=self.settings.batch_timeout_s)
         scored = self.payments.where("status", Status.SCORED)
         mine = [s for s in scored if self._is_owned(s, owned)]

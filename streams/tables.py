@@ -107,6 +107,27 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
         raw = self._table.get(key)
         return None if raw is None else _fields(raw)
 
+    def rebuild_step(self, budget: int) -> bool:
+        """Scan up to ``budget`` more entries into a stale index (the rebuild
+        begins with the table's keys at its first step); True once the index
+        is fresh (or the table has none)."""
+        index = self.index
+        if index is None or index.fresh:
+            return True
+        if index.pending is None:
+            index.begin(list(self._table))
+        pending = index.pending or []
+        for _ in range(min(budget, len(pending))):
+            key = pending.pop()
+            raw = self._table.get(key)
+            if raw is not None:
+                index.note(key, _fields(raw))
+        if not pending:
+            index.pending = None
+            index.fresh = True
+            log.info("table index rebuilt in the background: %d entries", len(self._table))
+        return index.fresh
+
     def _fresh_index(self) -> TableIndex:
         if self.index is None:
             raise InvariantViolation("this table has no index")
@@ -116,7 +137,16 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
             log.info("table index rebuilt: %d entries scanned", len(self._table))
         return self.index
 
+    @property
+    def stale(self) -> bool:
+        """The index waits for its rebuild (``rebuild_step``): ``where`` on a
+        watched status would scan the whole table now, so a timer waits."""
+        return self.index is not None and not self.index.fresh
+
     def expired(self, partition: int, now_s: float, limit: int) -> list[str]:
+        """Keys noted as expired (none while the index is stale: tidying waits)."""
+        if self.stale:
+            return []
         return self._fresh_index().expired(partition, now_s, limit)
 
     def oldest_s(self, status: str, now_s: float) -> float:
@@ -186,10 +216,14 @@ class Tables:
         return {name: getattr(self, name) for name in TABLE_NAMES}
 
     def invalidate(self) -> None:
-        """The worker's partitions changed: rebuild the indexes on next use."""
+        """The worker's partitions changed: the indexes are stale."""
         for table in (self.payments, self.retired):
             if table.index is not None:
                 table.index.invalidate()
+
+    def rebuild_step(self, budget: int) -> bool:
+        """One step of rebuilding the stale indexes; True once all are fresh."""
+        return self.payments.rebuild_step(budget) and self.retired.rebuild_step(budget)
 
 
 TABLE_NAMES = (

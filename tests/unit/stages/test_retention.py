@@ -41,6 +41,10 @@ class Tables:
             retired=self.retired,
             retention=self.retention,
         )
+        self.rebuild()  # what the worker's background rebuild does once it starts
+
+    def rebuild(self) -> None:
+        assert self.payments.rebuild_step(10**6) and self.retired.rebuild_step(10**6)
 
     def request(self, amount: int = 1_000) -> dict[str, Any]:
         body = request("alice", amount, requested_at=self.clock().isoformat())
@@ -122,7 +126,39 @@ def test_the_oldest_hold_per_status_is_read_from_the_index() -> None:
     t.clock.now += timedelta(minutes=30)
     t.request()
     now_s = (t.clock.now + timedelta(minutes=10)).timestamp()
+    assert t.payments.index is not None
+    t.payments.index.invalidate()  # a rebalance
     assert math.isnan(t.payments.oldest_s(Status.SCORED.value, now_s))  # not rebuilt yet
-    t.payments.expired(0, now_s, 0)  # any index read rebuilds it
+    t.rebuild()
     assert t.payments.oldest_s(Status.SCORED.value, now_s) == 40 * 60
     assert t.payments.oldest_s(Status.SUBMITTED.value, now_s) == 0.0
+
+
+def test_a_stale_index_is_rebuilt_a_step_at_a_time_while_the_table_changes() -> None:
+    """After a rebalance the worker rebuilds the index in the background, a
+    few entries a step; tidying waits meanwhile (``expired`` answers none),
+    writes made between steps count, and the index it ends with is the one
+    a rebuild at once gives."""
+    t = Tables()
+    held = [t.request() for _ in range(5)]  # SCORED: alice's 5,000 held
+    refused = [t.request(10_000) for _ in range(7)]  # terminal
+    t.clock.now += 8 * DAY
+    assert t.payments.index is not None
+    t.payments.index.invalidate()
+    assert t.payments.stale
+    assert not t.payments.rebuild_step(4)  # 4 of 12 scanned
+    home = partition_for("alice", t.settings.kafka_partitions)
+    assert t.payments.expired(home, t.clock.now.timestamp(), 100) == []  # tidying waits
+    late = t.request(10_000)  # noted by its write, in the middle of the rebuild
+    del t.payments[key_of(held[0])]  # deleted before (or after) its turn
+    while not t.payments.rebuild_step(4):
+        pass
+    stepwise = t.payments.index
+    assert {str(p.payment_id) for p in t.payments.where("status", Status.SCORED)} == {
+        b["payment_id"] for b in held[1:]
+    }
+    expired = set(t.payments.expired(home, (t.clock.now + 8 * DAY).timestamp(), 100))
+    assert expired == {key_of(b) for b in [*refused, late]}
+    t.payments.index = payments_index(t.settings)
+    t.payments.rebuild_step(10**6)
+    assert t.payments.index.by_status == stepwise.by_status
