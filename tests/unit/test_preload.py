@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import faust
 import pytest
@@ -27,9 +27,9 @@ CHANGELOG = "t-store-t-changelog"
 class FakeReader:
     """What the changelog holds, per partition: (key, value) in order."""
 
-    logs: dict[int, list[tuple[str, bytes | None]]] = {}
-    reads: list[set[int]] = []
-    fail_after: int | None = None
+    logs: ClassVar[dict[int, list[tuple[str, bytes | None]]]] = {}
+    reads: ClassVar[list[set[int]]] = []
+    fail_after: ClassVar[int | None] = None
 
     def __init__(self, brokers: str, tps: Any) -> None:
         self.tps = {tp for tp in tps if self.logs.get(tp.partition)}
