@@ -22,6 +22,7 @@ from faust.types import TP
 from streams import preload
 
 CHANGELOG = "t-store-t-changelog"
+Batch = list[tuple[int, bytes | None, bytes | None]]
 
 
 class FakeReader:
@@ -35,7 +36,7 @@ class FakeReader:
         self.tps = {tp for tp in tps if self.logs.get(tp.partition)}
         FakeReader.reads.append({tp.partition for tp in tps})
         self.last = {tp: len(self.logs[tp.partition]) - 1 for tp in self.tps}
-        self._batches = iter(
+        self._batches: Iterator[Batch] = iter(
             [
                 [(tp.partition, json.dumps(k).encode(), v)]
                 for tp in sorted(self.tps)
@@ -44,7 +45,7 @@ class FakeReader:
         )
         self._served = 0
 
-    def next_batch(self) -> list[tuple[int, bytes | None, bytes | None]] | None:
+    def next_batch(self) -> Batch | None:
         if self.fail_after is not None and self._served >= self.fail_after:
             raise KafkaException("broker gone")
         self._served += 1
