@@ -8,11 +8,14 @@ the retention, so all of it is restored), and the payers' balances, each with
 its last finished payment ids. The time is from starting
 ``paystream worker`` to the answer to one request (a payer without funds:
 ``INSUFFICIENT_FUNDS``): start-up, table recovery and the first decision;
-the worker's resident memory is read then.
+the worker's resident memory is read then, and again once the worker has
+rebuilt its table indexes in the background (``paystream_oldest_hold_seconds``
+is a number again, not NaN).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +36,23 @@ from services.bootstrap import kafka_producer_config
 from services.settings import Settings
 
 START_TIMEOUT_S = 900.0
+INDEX_TIMEOUT_S = 300.0
+INDEXED = re.compile(r'^paystream_oldest_hold_seconds\{status="SCORED"\} (\S+)$', re.M)
+
+
+def _indexed_s(worker: WorkerProcess, began: float) -> float | None:
+    """Seconds from ``began`` until the worker's indexes are rebuilt (None: not in time)."""
+    while time.monotonic() - began < INDEX_TIMEOUT_S:
+        found = INDEXED.search(worker.get_text("/metrics"))
+        if found and found.group(1) != "NaN":
+            return time.monotonic() - began
+        time.sleep(0.5)
+    return None
+
+
+def _rss_mib(worker: WorkerProcess) -> int:
+    rss = psutil.Process(worker.process.pid).memory_info().rss if worker.process else 0
+    return round(rss / 2**20)
 
 
 def _serve_time(run: Isolated) -> dict[str, Any]:
@@ -50,13 +70,16 @@ def _serve_time(run: Isolated) -> dict[str, Any]:
         producer.flush(30)
         answer = collect(run.settings, {str(probe.payment_id)}, START_TIMEOUT_S).failed
         served_s = time.monotonic() - began
-        rss = psutil.Process(worker.process.pid).memory_info().rss if worker.process else 0
+        rss = _rss_mib(worker)
+        indexed_s = _indexed_s(worker, began)
         return {
-            "worker_rss_mib": round(rss / 2**20),
+            "worker_rss_mib": rss,
             "web_ready_s": round(ready_s, 1),
             "first_answer_s": round(served_s, 1),
             "answer": answer[str(probe.payment_id)]["code"],
             "payments_entries": worker.table_entries("payments"),
+            "indexed_s": None if indexed_s is None else round(indexed_s, 1),
+            "worker_rss_indexed_mib": _rss_mib(worker),
         }
     finally:
         worker.stop()
