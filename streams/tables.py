@@ -4,9 +4,10 @@ Values are stored as their JSON bytes (pydantic ``model_dump_json``; the
 tables' value serializer is ``raw``) and read back as models: the store keeps
 one bytes object per entry, not a decoded dict (about half the memory), and a
 worker restoring a table from its changelog keeps the bytes as they come,
-without decoding them. The ``payments`` table packs them
-(``streams/packing.py``: a settled payment's 2,450 bytes of JSON in about
-420), in the store and on its changelog alike; the others keep plain JSON.
+without decoding them. The ``payments`` table packs those of terminal
+payments, which stay for days (``streams/packing.py``: a settled payment's
+2,450 bytes of JSON in about 420), in the store and on its changelog alike;
+payments in flight and the other tables keep plain JSON.
 Handlers see plain ``MutableMapping``s, so unit tests pass dicts instead.
 Tables are changelog-backed: a restarted worker rebuilds them from Kafka.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -28,7 +29,7 @@ from services.errors import InvariantViolation
 from services.settings import Settings
 from streams.indexes import TableIndex, payments_index, retired_index
 from streams.packing import pack, unpack
-from streams.state import Balance, PaymentState, RetiredPayment, VelocityWindow
+from streams.state import TERMINAL, Balance, PaymentState, RetiredPayment, VelocityWindow
 
 log = logging.getLogger("paystream.streams")
 
@@ -51,8 +52,8 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
     payment's next stage does not decode again what its last stage wrote. A
     value that came from the changelog is another object: it is decoded.
 
-    With ``packed`` the values are written packed (``streams/packing.py``);
-    either form is read."""
+    The values ``pack_when`` is true for are written packed
+    (``streams/packing.py``); either form is read."""
 
     def __init__(
         self,
@@ -60,12 +61,12 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
         model: type[M],
         index: TableIndex | None = None,
         decoded_kept: int = DECODED_KEPT,
-        packed: bool = False,
+        pack_when: Callable[[M], bool] | None = None,
     ) -> None:
         self._table = table
         self._model = model
         self.index = index
-        self._packed = packed
+        self._pack_when = pack_when
         self._decoded: dict[str, tuple[object, M]] = {}  # key -> (stored value, its model)
         self._decoded_kept = decoded_kept
 
@@ -82,7 +83,7 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
 
     def __setitem__(self, key: str, value: M) -> None:
         raw = value.model_dump_json().encode()
-        if self._packed:
+        if self._pack_when is not None and self._pack_when(value):
             raw = pack(raw)
         self._table[key] = raw
         self._remember(key, raw, value)
@@ -205,6 +206,12 @@ def _plain(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
+def at_rest(state: PaymentState) -> bool:
+    """A payment state that stays (terminal: kept ``payment_retention_s``), so
+    it is packed; one in flight is written again within seconds, not packed."""
+    return state.status in TERMINAL
+
+
 @dataclass
 class Tables:
     payments: ModelTable[PaymentState]
@@ -254,7 +261,7 @@ def declare_tables(app: Any, settings: Settings) -> Tables:
             table("payments", "payer:payment id -> PaymentState"),
             PaymentState,
             payments_index(settings),
-            packed=True,
+            pack_when=at_rest,
         ),
         balances=ModelTable(table("balances", "payer account -> Balance"), Balance),
         velocity=ModelTable(table("velocity", "payer -> recent requests"), VelocityWindow),

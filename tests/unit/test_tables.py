@@ -14,8 +14,8 @@ import pytest
 from devtools.harness.history import settled_state
 from services.errors import InvariantViolation
 from streams import packing
-from streams.state import Balance, PaymentState
-from streams.tables import ModelTable
+from streams.state import Balance, PaymentState, Status
+from streams.tables import ModelTable, at_rest
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -89,30 +89,35 @@ def _settled(sequence: int) -> PaymentState:
     return settled_state("payer-1", "0x6CdA40fDA5F2e5767248D21255A84ada01a1b7C7", sequence, NOW)
 
 
-def test_a_packed_table_stores_a_fifth_of_the_json_and_reads_it_back() -> None:
-    """The payments table's values, packed (streams/packing.py): a settled
-    payment's state with its three published records, in the store as a
-    version byte and deflate, read back (decoded, and as JSON data) equal."""
+def test_a_terminal_payment_is_stored_packed_in_a_fifth_of_its_json() -> None:
+    """The payments table's terminal values, packed (streams/packing.py): a
+    settled payment's state with its three published records, in the store as
+    a version byte and deflate, read back (decoded, and as JSON data) equal."""
     stored: dict[str, Any] = {}
-    table = ModelTable(stored, PaymentState, packed=True)
+    table = ModelTable(stored, PaymentState, pack_when=at_rest)
     state = _settled(7)
     table["k"] = state
     plain = state.model_dump_json().encode()
     assert stored["k"][0] == packing.V1
     assert len(stored["k"]) * 5 < len(plain)
     assert packing.unpack(stored["k"]) == plain
-    fresh = ModelTable(stored, PaymentState, packed=True)  # nothing remembered: decoded
+    fresh = ModelTable(stored, PaymentState, pack_when=at_rest)  # nothing remembered: decoded
     assert fresh["k"] == state
     assert fresh.raw("k") == state.model_dump(mode="json")
 
 
-def test_a_packed_table_reads_values_written_plain_before_it_packed() -> None:
+def test_a_payment_in_flight_is_stored_plain_and_either_form_is_read() -> None:
+    """A payment in flight is written again within seconds: not packed. A
+    plain value (in flight, or written before packing) is read as well."""
     state = _settled(8)
     stored: dict[str, Any] = {"k": state.model_dump_json().encode()}
-    table = ModelTable(stored, PaymentState, packed=True)
-    assert table["k"] == state
+    table = ModelTable(stored, PaymentState, pack_when=at_rest)
+    assert ModelTable(stored, PaymentState, pack_when=at_rest)["k"] == state
     table["k"] = state.model_copy(update={"final": "0xab:9"})
     assert stored["k"][0] == packing.V1
+    scored = state.model_copy(update={"status": Status.SCORED})
+    table["k"] = scored
+    assert stored["k"] == scored.model_dump_json().encode()
 
 
 @pytest.mark.parametrize(
