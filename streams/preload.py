@@ -23,6 +23,8 @@ changelog itself. Registered with Faust as the ``paystream://`` store (the
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import time
 from collections.abc import Iterable
@@ -37,6 +39,18 @@ log = logging.getLogger("paystream.streams")
 READ_TIMEOUT_S = 120.0  # the whole bulk read of one rebalance
 POLL_BATCH = 10_000
 POLL_WAIT_S = 0.1  # a poll returns once it has POLL_BATCH records or after this
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's
+    ``malloc_trim``; elsewhere nothing). The reader's prefetched records,
+    freed when it closes, stay in the worker's RSS otherwise: 1,553 MiB
+    against 670 after reading 1,000,000 packed payments (docs/performance.md)."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def bootstrap(app: Any) -> str:
@@ -140,6 +154,8 @@ class Store(memory.Store[Any, Any]):
             for tp in todo:
                 self._drop(tp.partition)
             return
+        finally:
+            trim_heap()
         self._read_to.update(reader.last)
         self._whole |= todo
         log.info(
