@@ -58,9 +58,11 @@ def _get(result: dict[str, Any], path: str) -> Any:
     return value
 
 
-def targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def targets(
+    result: dict[str, Any], table: dict[str, tuple[str, str, float]] = TARGETS
+) -> dict[str, dict[str, Any]]:
     out = {}
-    for name, (path, op, target) in TARGETS.items():
+    for name, (path, op, target) in table.items():
         value = _get(result, path)
         met = value is not None and (value >= target if op == ">=" else value <= target)
         out[name] = {"measured": value, "target": f"{op} {target:g}", "met": met}

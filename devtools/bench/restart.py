@@ -25,6 +25,7 @@ from confluent_kafka import Producer
 from eth_account import Account
 from rich.console import Console
 
+from devtools.bench.report import targets
 from devtools.bench.run import isolated_run
 from devtools.harness.collect import collect
 from devtools.harness.history import seed_balances, seed_history
@@ -36,6 +37,15 @@ from services.bootstrap import kafka_producer_config
 from services.settings import Settings
 
 START_TIMEOUT_S = 900.0
+# issue 16: after 1,000,000 payments (name -> (JSON path, comparison, target))
+TARGETS: dict[str, tuple[str, str, float]] = {
+    "first answer after a restart with the history (s)": ("history.first_answer_s", "<=", 10),
+    "worker RSS with the history, indexes rebuilt (MiB)": (
+        "history.worker_rss_indexed_mib",
+        "<=",
+        1024,
+    ),
+}
 INDEX_TIMEOUT_S = 300.0
 INDEXED = re.compile(r'^paystream_oldest_hold_seconds\{status="SCORED"\} (\S+)$', re.M)
 
@@ -101,4 +111,5 @@ def run_restart_bench(base: Settings, history: int, console: Console) -> dict[st
             cases[label] = _serve_time(run)
             console.print(f"  {label}: {cases[label]}")
     ratio = cases["history"]["first_answer_s"] / max(cases["empty"]["first_answer_s"], 0.1)
-    return {"history_payments": history, **cases, "ratio": round(ratio, 2)}
+    result = {"history_payments": history, **cases, "ratio": round(ratio, 2)}
+    return {**result, "targets": targets(result, TARGETS)}
