@@ -81,13 +81,17 @@ class ChangelogReader:
             }
         )
         self.last: dict[TP, int] = {}  # the offset each partition is read to
-        for tp in tps:
-            where = TopicPartition(tp.topic, tp.partition)
-            low, high = self._consumer.get_watermark_offsets(where, timeout=10)
-            if high > low:
-                self.last[tp] = high - 1
-        self._left = {(tp.topic, tp.partition): tp for tp in self.last}
-        self._consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in self._left])
+        try:
+            for tp in tps:
+                where = TopicPartition(tp.topic, tp.partition)
+                low, high = self._consumer.get_watermark_offsets(where, timeout=10)
+                if high > low:
+                    self.last[tp] = high - 1
+            self._left = {(tp.topic, tp.partition): tp for tp in self.last}
+            self._consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in self._left])
+        except KafkaException:
+            self._consumer.close()
+            raise
 
     def next_batch(self) -> list[tuple[int, bytes | None, bytes | None]] | None:
         """Up to ``POLL_BATCH`` records as (partition, key, value); None once
@@ -144,15 +148,13 @@ class Store(memory.Store[Any, Any]):
         if not todo:
             return
         began, records = time.monotonic(), 0
-        for tp in todo:
-            self._drop(tp.partition)
+        self._drop({tp.partition for tp in todo})
         try:
             reader = await asyncio.to_thread(ChangelogReader, bootstrap(self.app), todo)
             records = await self._load(reader)
         except KafkaException as exc:
             log.warning("%s: bulk read failed (%s); Faust's recovery reads it all", mine, exc)
-            for tp in todo:
-                self._drop(tp.partition)
+            self._drop({tp.partition for tp in todo})
             return
         finally:
             trim_heap()
@@ -181,9 +183,10 @@ class Store(memory.Store[Any, Any]):
             await asyncio.gather(reading, return_exceptions=True)  # its thread uses the consumer
             reader.close()
 
-    def _drop(self, partition: int) -> None:
-        """Forget what this store holds of ``partition`` (left from an earlier assignment)."""
-        stale = [k for k, p in self._key_partition.items() if p == partition]
+    def _drop(self, partitions: set[int]) -> None:
+        """Forget what this store holds of ``partitions`` (left from an earlier
+        assignment, or half read): one pass over the keys."""
+        stale = [k for k, p in self._key_partition.items() if p in partitions]
         for key in stale:
             self.data.pop(key, None)
             del self._key_partition[key]
