@@ -192,16 +192,21 @@ class Store(memory.Store[Any, Any]):
             del self._key_partition[key]
 
     def _apply(self, records: list[tuple[int, bytes | None, bytes | None]]) -> None:
+        """Apply changelog records as Faust's recovery does: the changelog's
+        deserialisers, then the table's ``_to_key`` (a windowed key comes as
+        a JSON list and is kept as a tuple) and ``_to_value``."""
         loads_key = self.app.serializers.loads_key
         loads_value = self.app.serializers.loads_value
+        table: Any = self.table  # a faust Collection: its _to_key and _to_value
+        to_key, to_value = table._to_key, table._to_value
         data, where = self.data, self._key_partition
         key_type, key_ser = self.key_type, self.key_serializer
         value_type, value_ser = self.value_type, self.value_serializer
         for partition, raw_key, raw_value in records:
-            key = loads_key(key_type, raw_key, serializer=key_ser)
+            key = to_key(loads_key(key_type, raw_key, serializer=key_ser))
             if raw_value is None:
                 data.pop(key, None)
                 where.pop(key, None)
             else:
-                data[key] = loads_value(value_type, raw_value, serializer=value_ser)
+                data[key] = to_value(loads_value(value_type, raw_value, serializer=value_ser))
                 where[key] = partition

@@ -28,7 +28,7 @@ Batch = list[tuple[int, bytes | None, bytes | None]]
 class FakeReader:
     """What the changelog holds, per partition: (key, value) in order."""
 
-    logs: ClassVar[dict[int, list[tuple[str, bytes | None]]]] = {}
+    logs: ClassVar[dict[int, list[tuple[Any, bytes | None]]]] = {}
     reads: ClassVar[list[set[int]]] = []
     fail_after: ClassVar[int | None] = None
 
@@ -116,6 +116,23 @@ async def test_a_failed_read_leaves_the_partition_to_fausts_recovery(
     FakeReader.fail_after = None
     await _rebalance(store, monkeypatch, 0)  # not whole: read again next time
     assert dict(store.data) == {"a": b"1", "b": b"2", "c": b"3"}
+
+
+async def test_a_windowed_tables_keys_are_kept_as_faust_keeps_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A windowed table's changelog key is a JSON list (key, window range):
+    kept as a tuple, as Faust's recovery keeps it (streams/windows.py)."""
+    FakeReader.logs, FakeReader.reads, FakeReader.fail_after = {}, [], None
+    monkeypatch.setattr(preload, "ChangelogReader", FakeReader)
+    app = faust.App("t-store", broker="kafka://127.0.0.1:1", store="paystream://")
+    windowed = app.Table("w", partitions=4, key_type=str, value_type=bytes).tumbling(1.0)
+    store: Any = windowed.table.data
+    FakeReader.logs = {0: [(["fraud:0", [10.0, 10.9]], b"counts")]}
+    actives = {TP("t-store-w-changelog", 0)}
+    monkeypatch.setattr(app.assignor, "assigned_actives", lambda: actives)
+    await store.on_rebalance(actives, set(), actives)
+    assert dict(store.data) == {("fraud:0", (10.0, 10.9)): b"counts"}
 
 
 def _squeezed(source: str) -> str:
