@@ -39,9 +39,6 @@ log = logging.getLogger("paystream.streams")
 READ_TIMEOUT_S = 120.0  # the whole bulk read of one rebalance
 POLL_BATCH = 10_000
 POLL_WAIT_S = 0.1  # a poll returns once it has POLL_BATCH records or after this
-# Trim the C heap only after a large read: a trim at every start cost about
-# 15 % of the throughput at saturation (docs/performance.md), cause unknown.
-TRIM_AFTER = 100_000
 
 
 def trim_heap() -> None:
@@ -160,8 +157,7 @@ class Store(memory.Store[Any, Any]):
             self._drop({tp.partition for tp in todo})
             return
         finally:
-            if records >= TRIM_AFTER:
-                trim_heap()
+            trim_heap()
         self._read_to.update(reader.last)
         self._whole |= todo
         log.info(
