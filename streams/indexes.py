@@ -6,14 +6,14 @@ keys in the statuses the timers look for, and per partition a heap of the
 entries that expire. It is rebuilt by one scan after the worker's partitions
 change (a restart or a rebalance restores tables from their changelogs
 without passing through it), never periodically: a step at a time in the
-background (``begin``, then ``ModelTable.rebuild_step``), or at once when
-a reader cannot wait (``rebuild``).
+background (``begin``, then ``ModelTable.rebuild_step``), the rest at once
+when a reader cannot wait.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,14 +64,6 @@ class TableIndex:
         self.__post_init__()
         self.due = {}
         self.pending = keys
-
-    def rebuild(self, items: Iterable[tuple[str, Raw | None]]) -> None:
-        self.begin([])
-        for key, raw in items:
-            if raw is not None:
-                self.note(key, raw)
-        self.pending = None
-        self.fresh = True
 
     def keys(self, status: str) -> set[str]:
         return set(self.by_status[status])

@@ -126,16 +126,14 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
         if not pending:
             index.pending = None
             index.fresh = True
-            log.info("table index rebuilt in the background: %d entries", len(self._table))
+            log.info("table index rebuilt: %d entries", len(self._table))
         return index.fresh
 
     def _fresh_index(self) -> TableIndex:
         if self.index is None:
             raise InvariantViolation("this table has no index")
-        if not self.index.fresh:
-            items = self._table.items()
-            self.index.rebuild((k, None if v is None else _fields(v)) for k, v in items)
-            log.info("table index rebuilt: %d entries scanned", len(self._table))
+        if not self.index.fresh:  # a reader that cannot wait: the rest of the rebuild at once
+            self.rebuild_step(len(self._table))
         return self.index
 
     @property
