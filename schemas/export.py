@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from schemas.chain import CHAIN_EVENT, DEPOSIT_RECORD, ReconciliationAlert
 from schemas.payments import (
+    BatchSubmitted,
     DeadLetter,
     PaymentFailed,
     PaymentFinalized,
@@ -18,7 +19,6 @@ from schemas.payments import (
     PaymentRequested,
     PaymentScored,
     PaymentSettled,
-    PaymentSubmitted,
 )
 from schemas.review import ReviewDecision, ReviewHeld
 
@@ -27,7 +27,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 MODELS: dict[str, type[BaseModel]] = {
     "payments.requested": PaymentRequested,
     "fraud.scored": PaymentScored,
-    "chain.submitted": PaymentSubmitted,
+    "chain.submitted": BatchSubmitted,
     "payments.settled": PaymentSettled,
     "payments.failed": PaymentFailed,
     "payments.dlq": DeadLetter,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from schemas.base import AccountId, Address, Frozen, Record
 from schemas.codes import FailureCode
@@ -71,23 +71,42 @@ class PaymentScored(Record):
     fee: Annotated[int, Field(ge=0)] = 0
 
 
-class PaymentSubmitted(Record):
-    """``chain.submitted``: a payment's batch was sent to the chain (``SUBMITTED``,
-    with the transaction hash) or refused for good (``REJECTED``, with a code: the
-    chain refused it and proved it unpaid, or its id is another request's,
-    ``PAYMENT_ID_CONFLICT``, which has no sequence)."""
+class SubmittedPayment(Frozen):
+    """One payment of a ``chain.submitted`` record."""
 
-    outcome: Literal["SUBMITTED", "REJECTED"]
     payment_id: uuid.UUID
     payer_account: AccountId
     amount: MinorUnits
     sequence: Annotated[int, Field(ge=0)] | None = None  # the payment's on-chain identity
+    requested_at: AwareDatetime
+
+
+class BatchSubmitted(Record):
+    """``chain.submitted``: payments of one batch, all in one partition (their
+    payers'), sent to the chain (``SUBMITTED``, with the transaction hash) or
+    refused for good (``REJECTED``, with a code: the chain refused them and
+    proved them unpaid, or their ids are other requests', ``PAYMENT_ID_CONFLICT``,
+    which have no sequence). One record per partition and outcome of a send.
+
+    A record of the earlier shape, one payment per record (its fields at the
+    top level), is read as a batch of that one payment."""
+
+    outcome: Literal["SUBMITTED", "REJECTED"]
     batch_id: Annotated[int, Field(ge=0)]
     tx_hash: str | None = None
     code: FailureCode | None = None
     reason: str | None = None
-    requested_at: AwareDatetime
     submitted_at: AwareDatetime
+    payments: Annotated[tuple[SubmittedPayment, ...], Field(min_length=1)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_payment_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "payments" not in data and "payment_id" in data:
+            fields = set(SubmittedPayment.model_fields)
+            one = {k: v for k, v in data.items() if k in fields}
+            return {k: v for k, v in data.items() if k not in fields} | {"payments": [one]}
+        return data
 
 
 class ChainPayout(Frozen):

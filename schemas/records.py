@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from schemas.chain import DepositCredited, DepositReversed, ReconciliationAlert
 from schemas.payments import (
+    BatchSubmitted,
     PaymentFailed,
     PaymentFinalized,
     PaymentReorged,
     PaymentScored,
     PaymentSettled,
-    PaymentSubmitted,
 )
 from schemas.review import ReviewHeld
 
@@ -19,7 +19,7 @@ SinkRecord = (
     PaymentSettled
     | PaymentFailed
     | PaymentScored
-    | PaymentSubmitted
+    | BatchSubmitted
     | PaymentReorged
     | PaymentFinalized
     | DepositCredited

@@ -41,7 +41,9 @@ class TopicSpec:
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(PAYMENTS_REQUESTED, "payer account", "requests from upstream producers"),
     TopicSpec(FRAUD_SCORED, "payer account", "approved, held, scored requests"),
-    TopicSpec(CHAIN_SUBMITTED, "payer account", "payments sent to the chain, or refused by it"),
+    TopicSpec(
+        CHAIN_SUBMITTED, "batch id", "batches of payments sent to the chain, or refused by it"
+    ),
     TopicSpec(CHAIN_EVENTS, "payer account", "confirmed settlements and deposits from the chain"),
     TopicSpec(PAYMENTS_SETTLED, "payer account", "settled payments, for downstream consumers"),
     TopicSpec(PAYMENTS_FAILED, "payer account", "failed payments with a stable code"),

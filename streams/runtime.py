@@ -15,11 +15,11 @@ from typing import Any
 from schemas.chain import ReconciliationAlert
 from schemas.codes import ENGINE_FAILURES
 from schemas.payments import (
+    BatchSubmitted,
     DeadLetter,
     PaymentFailed,
     PaymentScored,
     PaymentSettled,
-    PaymentSubmitted,
 )
 from schemas.topics import PAYMENTS_DLQ, TOPICS
 from services.metrics.catalogue import Metrics
@@ -98,10 +98,12 @@ class Runtime:
         if isinstance(value, ReconciliationAlert):
             self.metrics.alerts.labels(value.kind).inc()
             return
+        if isinstance(value, BatchSubmitted):
+            for payment in value.payments:
+                self._count("submitted", value, value.outcome == "SUBMITTED", payment.requested_at)
+            return
         if isinstance(value, PaymentScored):
             stage, ok, start = "scored", True, value.request.requested_at
-        elif isinstance(value, PaymentSubmitted):
-            stage, ok, start = "submitted", value.outcome == "SUBMITTED", value.requested_at
         elif isinstance(value, PaymentSettled):
             stage, ok, start = "settled", True, value.requested_at
         elif isinstance(value, PaymentFailed):
@@ -110,6 +112,9 @@ class Runtime:
             return
         if isinstance(value, PaymentScored | PaymentFailed) and value.fraud is not None:
             self.metrics.fraud_check.observe(value.fraud.check_duration_us / 1e6)
+        self._count(stage, value, ok, start)
+
+    def _count(self, stage: str, value: object, ok: bool, start: datetime | None) -> None:
         latency_s = (self.clock() - start).total_seconds() if ok and start else None
         outcome = _outcome(value, ok)
         self.windows.record(stage, outcome, latency_s * 1000 if latency_s is not None else None)

@@ -19,13 +19,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.chain import DEPOSIT_RECORD, ReconciliationAlert
 from schemas.payments import (
+    BatchSubmitted,
     DeadLetter,
     PaymentFailed,
     PaymentFinalized,
     PaymentReorged,
     PaymentScored,
     PaymentSettled,
-    PaymentSubmitted,
 )
 from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
@@ -59,7 +59,7 @@ DECODERS: dict[str, TypeAdapter[object]] = {
     PAYMENTS_SETTLED: TypeAdapter(PaymentSettled),
     PAYMENTS_FAILED: TypeAdapter(PaymentFailed),
     FRAUD_SCORED: TypeAdapter(PaymentScored),
-    CHAIN_SUBMITTED: TypeAdapter(PaymentSubmitted),
+    CHAIN_SUBMITTED: TypeAdapter(BatchSubmitted),
     PAYMENTS_REORGED: TypeAdapter(PaymentReorged),
     PAYMENTS_FINALIZED: TypeAdapter(PaymentFinalized),
     DEPOSITS_CREDITED: DEPOSIT_RECORD,  # type: ignore[dict-item]

@@ -96,6 +96,13 @@ class Outcomes:
 
     def add(self, stage: str, record: dict[str, Any], read_s: float) -> None:
         """Fold one record of a stage's topic in (``read_s``: when it was read)."""
+        if stage == "submitted":  # a record per partition-batch: its payments one by one
+            for payment in record.get("payments") or ():
+                self._add(stage, {**payment, "submitted_at": record["submitted_at"]}, read_s)
+            return
+        self._add(stage, record, read_s)
+
+    def _add(self, stage: str, record: dict[str, Any], read_s: float) -> None:
         if stage == "scored":
             request = record.get("request")
             if not isinstance(request, dict):

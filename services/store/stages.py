@@ -16,12 +16,12 @@ from psycopg.types.json import Jsonb
 
 from schemas.codes import FailureCode
 from schemas.payments import (
+    BatchSubmitted,
     PaymentFailed,
     PaymentFinalized,
     PaymentReorged,
     PaymentScored,
     PaymentSettled,
-    PaymentSubmitted,
 )
 from schemas.records import SinkRecord
 from schemas.review import ReviewHeld
@@ -76,12 +76,16 @@ def stage_rows(r: SinkRecord) -> list[StageRow]:
             _row(request.payment_id, "requested", request.requested_at),
             _row(request.payment_id, "review", r.held_at, expires_at=r.expires_at.isoformat()),
         ]
-    if isinstance(r, PaymentSubmitted):
+    if isinstance(r, BatchSubmitted):
         if r.outcome != "SUBMITTED":  # a refusal: its payments.failed is the stage
             return []
         return [
-            _row(r.payment_id, "requested", r.requested_at),
-            _row(r.payment_id, "submitted", r.submitted_at, tx_hash=r.tx_hash),
+            row
+            for p in r.payments
+            for row in (
+                _row(p.payment_id, "requested", p.requested_at),
+                _row(p.payment_id, "submitted", r.submitted_at, tx_hash=r.tx_hash),
+            )
         ]
     if isinstance(r, PaymentSettled | PaymentFinalized):
         return _settled(r)

@@ -10,6 +10,7 @@ transaction which carried it will not pay. Its end is the reconciler's.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from schemas.base import conflict_event_id, outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
-from schemas.payments import PaymentFailed, PaymentSubmitted
+from schemas.payments import BatchSubmitted, PaymentFailed, SubmittedPayment
 from schemas.topics import PAYMENTS_FAILED
 from streams.outcomes import Emit, Outcome, dead, ignored, republish
 from streams.state import NO_BALANCE, Balance, PaymentState, Status, payment_key
@@ -32,36 +33,57 @@ class SubmittedDeps:
 
 
 def handle_submitted(raw: bytes, deps: SubmittedDeps) -> Outcome:
+    """Each payment of the record in turn; each balance it touches is written
+    once, after the last of them."""
     try:
-        record = PaymentSubmitted.model_validate_json(raw)
+        record = BatchSubmitted.model_validate_json(raw)
     except ValidationError as exc:
         return dead(f"invalid chain.submitted record: {exc}"[:1000])
-    key = payment_key(record.payer_account, record.payment_id)
+    balances: dict[str, Balance] = {}
+    emits: list[Emit] = []
+    notes: Counter[str] = Counter()
+    for payment in record.payments:
+        outcome = _one(record, payment, deps, balances)
+        emits += outcome.emits
+        notes[outcome.note] += 1
+    deps.balances.update(balances)
+    note = notes.most_common(1)[0][0] if len(notes) == 1 else ", ".join(sorted(notes))
+    return Outcome(emits=tuple(emits), note=note)
+
+
+def _one(
+    record: BatchSubmitted,
+    payment: SubmittedPayment,
+    deps: SubmittedDeps,
+    balances: dict[str, Balance],
+) -> Outcome:
+    key = payment_key(payment.payer_account, payment.payment_id)
     state = deps.payments.get(key)
     if state is None:
         return ignored("unknown payment")
-    if None not in (state.sequence, record.sequence) and state.sequence != record.sequence:
+    if None not in (state.sequence, payment.sequence) and state.sequence != payment.sequence:
         return ignored("another sequence")  # cannot happen: a claim is kept for good
     if record.outcome == "SUBMITTED":
         if state.status != Status.SCORED:
             return ignored("already past SUBMITTED")
         deps.payments[key] = state.moved(
-            Status.SUBMITTED, tx_hash=record.tx_hash, sequence=record.sequence
+            Status.SUBMITTED, tx_hash=record.tx_hash, sequence=payment.sequence
         )
         return ignored("submitted")
-    balance = deps.balances.get(state.payer_account, NO_BALANCE)
+    payer = state.payer_account
+    balance = balances[payer] if payer in balances else deps.balances.get(payer, NO_BALANCE)
     if state.status == Status.SUBMITTED:
         return ignored("already submitted: a refusal is no proof against its transaction")
     if state.status != Status.SCORED:
-        deps.balances[state.payer_account] = balance.aligned(state)
-        return republish(state.outputs, (PAYMENTS_FAILED,), state.payer_account, "terminal")
-    deps.balances[state.payer_account] = balance.release(str(state.payment_id))
+        balances[payer] = balance.aligned(state)
+        return republish(state.outputs, (PAYMENTS_FAILED,), payer, "terminal")
+    balances[payer] = balance.release(str(state.payment_id))
     failed = _failed(state, record, deps.clock())
     deps.payments[key] = state.moved(Status.FAILED).with_output(PAYMENTS_FAILED, failed)
-    return Outcome(emits=(Emit(PAYMENTS_FAILED, state.payer_account, failed),), note=failed.code)
+    return Outcome(emits=(Emit(PAYMENTS_FAILED, payer, failed),), note=failed.code)
 
 
-def _failed(state: PaymentState, record: PaymentSubmitted, now: datetime) -> PaymentFailed:
+def _failed(state: PaymentState, record: BatchSubmitted, now: datetime) -> PaymentFailed:
     code = record.code or FailureCode.SETTLEMENT_REJECTED
     conflict = code == FailureCode.PAYMENT_ID_CONFLICT
     return PaymentFailed(

@@ -167,9 +167,11 @@ def sequence_owners(facts: Facts) -> dict[int, set[str]]:
         out[sequence].add(claimed)
     for r in [*facts.topics.of(CHAIN_SUBMITTED), *facts.topics.of(PAYMENTS_SETTLED)]:
         v = r.value if isinstance(r.value, dict) else {}
-        pid = _pid(v.get("payment_id"))
-        if pid is not None and v.get("sequence") is not None:
-            out[int(v["sequence"])].add(pid)
+        # chain.submitted: a batch's payments (or, in the earlier shape, one payment)
+        for p in v.get("payments") or [v]:
+            pid = _pid(p.get("payment_id"))
+            if pid is not None and p.get("sequence") is not None:
+                out[int(p["sequence"])].add(pid)
     return dict(out)
 
 

@@ -102,7 +102,11 @@ def test_a_clean_run_has_no_violation() -> None:
 
 def test_a_payment_paid_twice_under_two_sequences_is_reported() -> None:
     second = sequence_of(6, 0)
-    submitted = [Record(CHAIN_SUBMITTED, 6, 0, PAYER, {"payment_id": PID, "sequence": second})]
+    submitted = [
+        Record(
+            CHAIN_SUBMITTED, 6, 0, PAYER, {"payments": [{"payment_id": PID, "sequence": second}]}
+        )
+    ]
     paid = [_paid(), _paid(second)]
     facts = _facts([_settled(), _settled(sequence=second)], paid, submitted=submitted)
     assert {"several_outcomes", "payment_paid_twice", "payee_paid_other_than_settled"} <= kinds(
@@ -112,7 +116,9 @@ def test_a_payment_paid_twice_under_two_sequences_is_reported() -> None:
 
 def test_one_sequence_claimed_for_two_payments_is_reported() -> None:
     other = str(uuid.uuid4())
-    submitted = [Record(CHAIN_SUBMITTED, 2, 0, PAYER, {"payment_id": other, "sequence": SEQ})]
+    submitted = [
+        Record(CHAIN_SUBMITTED, 2, 0, PAYER, {"payments": [{"payment_id": other, "sequence": SEQ}]})
+    ]
     facts = _facts([_settled()], [_paid()], submitted=submitted)
     assert "sequence_of_several_payments" in kinds(facts)
 

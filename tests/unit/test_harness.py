@@ -84,9 +84,11 @@ def test_outcomes_trace_every_stage_and_keep_only_the_asked_payments() -> None:
         "request": {"payment_id": pid, "requested_at": T0.isoformat()},
         "scored_at": (T0 + timedelta(milliseconds=5)).isoformat(),
     }
-    submitted = {
-        "payment_id": pid,
-        "requested_at": T0.isoformat(),
+    submitted = {  # a batch's record: the asked payment and one not asked
+        "payments": [
+            {"payment_id": pid, "requested_at": T0.isoformat()},
+            {"payment_id": str(uuid.uuid4()), "requested_at": T0.isoformat()},
+        ],
         "submitted_at": (T0 + timedelta(milliseconds=300)).isoformat(),
     }
 

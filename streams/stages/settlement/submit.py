@@ -44,7 +44,7 @@ from typing import Literal
 
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.onchain import PaymentRecord, account_ref
-from schemas.payments import PaymentSubmitted
+from schemas.payments import BatchSubmitted, SubmittedPayment
 from schemas.topics import CHAIN_SUBMITTED
 from services.chain.approvals import ApprovalRefused
 from services.chain.reverts import ContractReverted
@@ -290,26 +290,33 @@ async def _refused(
 def submitted_records(
     members: list[PaymentState], batch_id: int, result: SubmitResult, now: datetime
 ) -> list[Emit]:
-    """One ``chain.submitted`` record per member, to the member's own partition
-    (its payer's, where its state lives)."""
-    return [
-        Emit(
-            CHAIN_SUBMITTED,
-            m.payer_account,
-            PaymentSubmitted(
-                outcome=result.outcome,
+    """The ``chain.submitted`` records of ``members``: one per partition (the
+    members' own, their payers', where their states live), keyed by the batch."""
+    by_partition: dict[int, list[SubmittedPayment]] = {}
+    for m in members:
+        by_partition.setdefault(claim_request(m).partition, []).append(
+            SubmittedPayment(
                 payment_id=m.payment_id,
                 payer_account=m.payer_account,
                 amount=m.amount,
                 sequence=m.sequence,
+                requested_at=m.requested_at,
+            )
+        )
+    return [
+        Emit(
+            CHAIN_SUBMITTED,
+            str(batch_id),
+            BatchSubmitted(
+                outcome=result.outcome,
                 batch_id=batch_id,
                 tx_hash=result.tx_hash,
                 code=result.code,
                 reason=result.reason,
-                requested_at=m.requested_at,
                 submitted_at=now,
+                payments=tuple(payments),
             ),
-            partition=claim_request(m).partition,
+            partition=partition,
         )
-        for m in members
+        for partition, payments in by_partition.items()
     ]

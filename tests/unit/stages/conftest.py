@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +13,13 @@ import pytest
 from eth_account import Account
 
 from schemas.chain import SettlementConfirmed
+from schemas.codes import FailureCode
 from schemas.merchants import Merchant
 from schemas.onchain import account_ref
-from schemas.payments import PaymentSubmitted
+from schemas.payments import BatchSubmitted
 from services.ports import WorkerPorts
 from services.settings import Settings
+from streams.outcomes import Emit
 from streams.stages.fraud import FraudDeps, handle_request
 from streams.stages.review import ReviewDeps
 from streams.stages.settled import ReconcileDeps
@@ -155,7 +159,44 @@ def confirmed(payment_id: Any, payee: str, amount: int, fee: int = 0) -> bytes:
     )
 
 
-def confirmation(world: World, sent: PaymentSubmitted, block: int, block_hash: str) -> bytes:
+@dataclass(frozen=True)
+class Sent:
+    """One payment of a ``chain.submitted`` record, with its record's fields."""
+
+    outcome: str
+    code: FailureCode | None
+    reason: str | None
+    tx_hash: str | None
+    batch_id: int
+    payment_id: uuid.UUID
+    payer_account: str
+    sequence: int | None
+    partition: int | None
+
+
+def sent_of(emits: Iterable[Emit]) -> list[Sent]:
+    """The payments of these ``chain.submitted`` records, one by one."""
+    out = []
+    for e in emits:
+        r = BatchSubmitted.model_validate_json(e.payload())
+        for p in r.payments:
+            out.append(
+                Sent(
+                    r.outcome,
+                    r.code,
+                    r.reason,
+                    r.tx_hash,
+                    r.batch_id,
+                    p.payment_id,
+                    p.payer_account,
+                    p.sequence,
+                    e.partition,
+                )
+            )
+    return out
+
+
+def confirmation(world: World, sent: Sent, block: int, block_hash: str) -> bytes:
     """The ``chain.events`` record of the chain paying alice's submitted payment
     as requested, in ``block``."""
     state = world.payments[payment_key(sent.payer_account, sent.payment_id)]

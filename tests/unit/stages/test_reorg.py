@@ -15,7 +15,7 @@ from schemas.chain import (
     ReconciliationAlert,
     SettlementFinal,
 )
-from schemas.payments import PaymentFinalized, PaymentReorged, PaymentSettled, PaymentSubmitted
+from schemas.payments import PaymentFinalized, PaymentReorged, PaymentSettled
 from schemas.topics import (
     DEPOSITS_CREDITED,
     PAYMENTS_FINALIZED,
@@ -30,7 +30,16 @@ from streams.stages.settlement.batching import handle_scored, take_due_batches
 from streams.stages.settlement.submit import settle
 from streams.stages.submitted import handle_submitted
 from streams.state import Balance, Status, payment_key
-from tests.unit.stages.conftest import World, approve, confirmation, raw, request, summary
+from tests.unit.stages.conftest import (
+    Sent,
+    World,
+    approve,
+    confirmation,
+    raw,
+    request,
+    sent_of,
+    summary,
+)
 
 DEPOSITOR = "0x" + "00" * 20
 
@@ -118,7 +127,7 @@ def test_a_reversal_the_balance_cannot_cover_freezes_the_account(world: World) -
     assert emit.payload()
 
 
-async def _settled(world: World) -> tuple[str, PaymentSubmitted, bytes]:
+async def _settled(world: World) -> tuple[str, Sent, bytes]:
     """Alice's payment settled in block 10 (0xbb10) by its transaction."""
     (payload,) = approve(world, 1)
     handle_scored(payload, 4, 0, world.settlement)
@@ -126,13 +135,13 @@ async def _settled(world: World) -> tuple[str, PaymentSubmitted, bytes]:
     (batch,) = take_due_batches(world.settlement, 0)
     (emit,) = await settle(batch, world.ports, world.settings, world.clock)
     handle_submitted(emit.payload(), world.submitted)
-    sent = PaymentSubmitted.model_validate_json(emit.payload())
+    (sent,) = sent_of([emit])
     confirmed = _confirmation(world, sent, block=10)
     handle_chain_event(confirmed, "ref", world.reconcile)
     return payment_key("alice", sent.payment_id), sent, confirmed
 
 
-def _confirmation(world: World, sent: PaymentSubmitted, block: int) -> bytes:
+def _confirmation(world: World, sent: Sent, block: int) -> bytes:
     return confirmation(world, sent, block, f"0xbb{block}")
 
 
@@ -190,7 +199,7 @@ def test_a_balance_written_before_deposit_ids_still_reads() -> None:
     assert Balance.model_validate(old) == Balance(available=5)
 
 
-def _final(world: World, sent: PaymentSubmitted, block: int) -> bytes:
+def _final(world: World, sent: Sent, block: int) -> bytes:
     return (
         SettlementFinal(
             block_number=block,

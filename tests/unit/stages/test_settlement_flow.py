@@ -14,12 +14,11 @@ from schemas.base import outcome_event_id
 from schemas.chain import DepositConfirmed, DepositCredited, SettlementConfirmed
 from schemas.codes import FailureCode
 from schemas.onchain import BatchReceipt, PaymentRecord
-from schemas.payments import PaymentFailed, PaymentSettled, PaymentSubmitted
+from schemas.payments import BatchSubmitted, PaymentFailed, PaymentSettled
 from schemas.sequence import partition_of
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
 from services.chain.reverts import ContractReverted
 from services.errors import ChainUnavailable, InvariantViolation
-from streams.outcomes import Emit
 from streams.scheduler import Submissions
 from streams.stages.fraud import handle_request
 from streams.stages.reconcile import handle_chain_event
@@ -36,18 +35,19 @@ from streams.stages.submitted import handle_submitted
 from streams.state import Balance, PaymentState, Status
 from tests.support.fakes import FakeChain
 from tests.unit.stages.conftest import (
+    Sent,
     World,
     approve,
     confirmation,
     due_batch,
     raw,
     request,
+    sent_of,
     summary,
 )
 
 
-def _confirmed(world: World, emit: Emit, block: int = 10) -> bytes:
-    sent = PaymentSubmitted.model_validate_json(emit.payload())
+def _confirmed(world: World, sent: Sent, block: int = 10) -> bytes:
     return confirmation(world, sent, block, "0xbb")
 
 
@@ -69,7 +69,7 @@ async def test_batches_close_when_full_and_their_claimed_sequences_are_consecuti
     world.clock.advance(world.settings.batch_wait_ms)
     assert [len(b.members) for b in take_due_batches(world.settlement, 0)] == [1]
     emits = await settle(full[0], world.ports, world.settings, world.clock)
-    sequences = [PaymentSubmitted.model_validate_json(e.payload()).sequence or 0 for e in emits]
+    sequences = [s.sequence or 0 for s in sent_of(emits)]
     first = min(sequences)
     assert sorted(sequences) == [first, first + 1, first + 2]
     assert {partition_of(s) for s in sequences} == {3} == {e.partition for e in emits}
@@ -130,10 +130,7 @@ async def test_a_resent_batch_keeps_its_claimed_sequences(world: World) -> None:
     (batch,) = take_due_batches(world.settlement, 0)
     first = await settle(batch, world.ports, world.settings, world.clock)
     again = await settle(batch, world.ports, world.settings, world.clock)
-    sequences = [
-        [PaymentSubmitted.model_validate_json(e.payload()).sequence for e in emits]
-        for emits in (first, again)
-    ]
+    sequences = [[s.sequence for s in sent_of(emits)] for emits in (first, again)]
     assert sequences[0] == sequences[1]
     assert len(world.chain.settled) == 2  # the second transaction paid nothing
 
@@ -153,11 +150,11 @@ async def test_one_id_from_two_payers_is_paid_once_the_other_gets_a_conflict(
     world.clock.advance(world.settings.batch_wait_ms)
     (batch,) = take_due_batches(world.settlement, 0)
     emits = await settle(batch, world.ports, world.settings, world.clock)
-    records = {e.key: PaymentSubmitted.model_validate_json(e.payload()) for e in emits}
+    records = {s.payer_account: s for s in sent_of(emits)}
     assert (records["alice"].outcome, records["bob"].outcome) == ("SUBMITTED", "REJECTED")
     assert records["bob"].code == "PAYMENT_ID_CONFLICT" and records["bob"].sequence is None
     assert len(world.chain.settled) == 1
-    bob = next(e for e in emits if e.key == "bob")
+    bob = next(e for e in emits if e.partition == records["bob"].partition)
     (failed,) = handle_submitted(bob.payload(), world.submitted).emits
     answer = PaymentFailed.model_validate_json(failed.payload())
     assert answer.event_id != outcome_event_id("failed", uuid.UUID(pid))
@@ -170,17 +167,16 @@ async def test_end_to_end_through_the_stages_captures_the_hold(world: World) -> 
         handle_scored(payload, 1, offset, world.settlement)
     (batch,) = take_due_batches(world.settlement, 0)
     emits = await settle(batch, world.ports, world.settings, world.clock)
-    assert {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {
-        "SUBMITTED"
-    }
+    assert {BatchSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {"SUBMITTED"}
     for emit in emits:
         handle_submitted(emit.payload(), world.submitted)
-        outcome = handle_chain_event(_confirmed(world, emit), "ref", world.reconcile)
+    for sent in sent_of(emits):
+        outcome = handle_chain_event(_confirmed(world, sent), "ref", world.reconcile)
         assert [e.topic for e in outcome.emits] == [PAYMENTS_SETTLED]
         PaymentSettled.model_validate_json(outcome.emits[0].payload())
     assert world.balances["alice"].summary() == summary(10**9 - 3_000, 0, 3_000)
     assert {s.status for s in world.payments.values()} == {Status.SETTLED}
-    again = handle_chain_event(_confirmed(world, emits[0]), "ref", world.reconcile)
+    again = handle_chain_event(_confirmed(world, sent_of(emits)[0]), "ref", world.reconcile)
     assert again.note == "duplicate" and world.balances["alice"].settled == 3_000
 
 
@@ -188,10 +184,10 @@ async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: 
     batch = due_batch(world, 2)
     world.ports = replace(world.ports, chain=Refusing())
     emits = await settle(batch, world.ports, world.settings, world.clock)
-    for emit in emits:
-        (failed,) = handle_submitted(emit.payload(), world.submitted).emits
-        assert failed.topic == PAYMENTS_FAILED
-        assert PaymentFailed.model_validate_json(failed.payload()).code == "SETTLEMENT_REJECTED"
+    failed = [f for e in emits for f in handle_submitted(e.payload(), world.submitted).emits]
+    assert [f.topic for f in failed] == [PAYMENTS_FAILED] * 2
+    for f in failed:
+        assert PaymentFailed.model_validate_json(f.payload()).code == "SETTLEMENT_REJECTED"
     assert world.balances["alice"].summary() == summary(available=10**9)
     assert {s.status for s in world.payments.values()} == {Status.FAILED}
     replay = handle_submitted(emits[0].payload(), world.submitted)
@@ -229,7 +225,7 @@ async def test_a_refusal_fails_only_with_proof(world: World) -> None:
     claims = await world.claims.claim([claim_request(m) for m in batch.members])
     chain.settled.add(claims[batch.members[0].payment_id].sequence)  # an earlier attempt paid it
     emits = await settle(batch, ports, world.settings, world.clock)
-    outcomes = [PaymentSubmitted.model_validate_json(e.payload()) for e in emits]
+    outcomes = sent_of(emits)
     assert sorted((o.outcome, o.code or "") for o in outcomes) == [
         ("REJECTED", "SETTLEMENT_REJECTED"),
         ("SUBMITTED", ""),
@@ -245,7 +241,7 @@ async def test_a_refusal_never_fails_a_payment_already_submitted(world: World) -
     (batch,) = take_due_batches(world.settlement, 0)
     (sent,) = await settle(batch, world.ports, world.settings, world.clock)
     handle_submitted(sent.payload(), world.submitted)
-    record = PaymentSubmitted.model_validate_json(sent.payload())
+    record = BatchSubmitted.model_validate_json(sent.payload())
     refused = record.model_copy(
         update={"outcome": "REJECTED", "code": FailureCode.SETTLEMENT_REJECTED, "tx_hash": None}
     )
@@ -336,7 +332,7 @@ async def test_a_replayed_settlement_captures_once_even_if_the_capture_was_lost(
     (emit,) = await settle(batch, world.ports, world.settings, world.clock)
     handle_submitted(emit.payload(), world.submitted)
     before = world.balances["alice"]
-    confirmed = _confirmed(world, emit)
+    confirmed = _confirmed(world, sent_of([emit])[0])
     handle_chain_event(confirmed, "ref", world.reconcile)
     world.balances["alice"] = before  # the capture was lost in a crash, the status was not
     handle_chain_event(confirmed, "ref", world.reconcile)

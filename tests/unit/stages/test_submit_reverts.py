@@ -11,13 +11,13 @@ from dataclasses import replace
 import pytest
 
 from schemas.onchain import BatchReceipt, PaymentRecord
-from schemas.payments import PaymentFailed, PaymentSubmitted
+from schemas.payments import BatchSubmitted, PaymentFailed
 from services.chain.reverts import ContractReverted
 from services.errors import TransactionCancelled
 from streams.stages.settlement.submit import SettlementDeferred, settle
 from streams.stages.submitted import handle_submitted
 from tests.support.fakes import FAKE_FEE_RECIPIENT, FakeChain
-from tests.unit.stages.conftest import World, due_batch, summary
+from tests.unit.stages.conftest import World, due_batch, sent_of, summary
 
 
 @pytest.mark.parametrize("condition", ["paused", "treasury short"])
@@ -33,7 +33,7 @@ async def test_a_revert_that_says_nothing_about_the_payments_is_never_a_failure(
     assert world.balances["alice"].summary() == summary(10**9 - 2_000, 2_000)
     chain.paused, chain.treasury = False, 10**9  # unpaused, topped up
     emits = await settle(batch, ports, world.settings, world.clock)
-    outcomes = {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits}
+    outcomes = {s.outcome for s in sent_of(emits)}
     assert outcomes == {"SUBMITTED"} and len(chain.settled) == 2
 
 
@@ -44,9 +44,7 @@ async def test_a_payee_the_token_refuses_fails_alone(world: World) -> None:
     bad = batch.members[1].payee_address
     chain = FakeChain(refusing={bad.lower()})
     emits = await settle(batch, replace(world.ports, chain=chain), world.settings, world.clock)
-    outcomes = {
-        r.payment_id: r for r in (PaymentSubmitted.model_validate_json(e.payload()) for e in emits)
-    }
+    outcomes = {s.payment_id: s for s in sent_of(emits)}
     refused = [m.payment_id for m in batch.members if m.payee_address == bad]
     assert [i for i, r in outcomes.items() if r.outcome == "REJECTED"] == refused
     assert bad.lower() in (outcomes[refused[0]].reason or "")
@@ -88,9 +86,7 @@ async def test_a_revert_about_the_attempt_is_sent_again_not_a_failure(
     with pytest.raises(SettlementDeferred):
         await settle(batch, ports, world.settings, world.clock)
     emits = await settle(batch, ports, world.settings, world.clock)
-    assert {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {
-        "SUBMITTED"
-    }
+    assert {BatchSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {"SUBMITTED"}
 
 
 class Cancelling(FakeChain):
@@ -111,11 +107,11 @@ async def test_a_cancelled_transaction_fails_its_payments_only_with_proof(world:
         await settle(batch, ports, world.settings, world.clock)
     chain.unmined = 0
     emits = await settle(batch, ports, world.settings, world.clock)
-    outcomes = [PaymentSubmitted.model_validate_json(e.payload()) for e in emits]
+    outcomes = [BatchSubmitted.model_validate_json(e.payload()) for e in emits]
     assert {(o.outcome, o.code) for o in outcomes} == {("REJECTED", "SETTLEMENT_TIMEOUT")}
-    for emit in emits:
-        (failed,) = handle_submitted(emit.payload(), world.submitted).emits
-        assert PaymentFailed.model_validate_json(failed.payload()).code == "SETTLEMENT_TIMEOUT"
+    failed = [f for e in emits for f in handle_submitted(e.payload(), world.submitted).emits]
+    codes = [PaymentFailed.model_validate_json(f.payload()).code for f in failed]
+    assert codes == ["SETTLEMENT_TIMEOUT"] * 2
     assert world.balances["alice"].summary() == summary(available=10**9)
 
 
@@ -154,6 +150,4 @@ async def test_nothing_is_sent_while_settlement_is_halted(world: World) -> None:
     assert world.chain.settled == set() and await world.claims.next_counter() == 1
     world.claims.halt_reason = None  # resumed
     emits = await settle(batch, world.ports, world.settings, world.clock)
-    assert {PaymentSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {
-        "SUBMITTED"
-    }
+    assert {BatchSubmitted.model_validate_json(e.payload()).outcome for e in emits} == {"SUBMITTED"}

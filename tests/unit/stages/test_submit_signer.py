@@ -11,13 +11,12 @@ from uuid import UUID
 import pytest
 
 from schemas.codes import FailureCode
-from schemas.payments import PaymentSubmitted
 from services.signer.policy import SignerPolicy
 from streams.outcomes import Emit
 from streams.stages.settlement.submit import SettlementDeferred, settle
 from streams.stages.submitted import handle_submitted
 from tests.support.fakes import FakeChain
-from tests.unit.stages.conftest import World, due_batch, summary
+from tests.unit.stages.conftest import Sent, World, due_batch, sent_of, summary
 
 
 def _policy(batch: int = 10**6, daily: int = 10**9, payees: set[str] | None = None) -> SignerPolicy:
@@ -28,9 +27,8 @@ def _chain(policy: SignerPolicy | None) -> FakeChain:
     return FakeChain(approval_threshold=0, signer=policy)  # every batch needs approval
 
 
-def _outcomes(emits: list[Emit]) -> dict[UUID, PaymentSubmitted]:
-    records = (PaymentSubmitted.model_validate_json(e.payload()) for e in emits)
-    return {r.payment_id: r for r in records}
+def _outcomes(emits: list[Emit]) -> dict[UUID, Sent]:
+    return {s.payment_id: s for s in sent_of(emits)}
 
 
 async def test_without_the_signer_the_batch_waits_held(world: World) -> None:

@@ -1,0 +1,111 @@
+"""The submission stage reads one ``chain.submitted`` record per partition-batch."""
+
+from __future__ import annotations
+
+from collections import UserDict
+from datetime import UTC, datetime
+
+from schemas.codes import FailureCode
+from schemas.payments import BatchSubmitted, PaymentFailed, SubmittedPayment
+from streams.stages.settlement.batching import handle_scored
+from streams.stages.settlement.submit import settle
+from streams.stages.submitted import SubmittedDeps, handle_submitted
+from streams.state import Balance, PaymentState, Status
+from tests.unit.stages.conftest import World, approve, due_batch, sent_of, summary
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class CountedWrites(UserDict[str, Balance]):
+    """A table that counts its writes (each is a changelog record in Faust)."""
+
+    def __init__(self, data: dict[str, Balance]) -> None:
+        self.writes: list[str] = []
+        super().__init__(data)
+        self.writes.clear()
+
+    def __setitem__(self, key: str, value: Balance) -> None:
+        self.writes.append(key)
+        super().__setitem__(key, value)
+
+
+def _record(outcome: str, members: list[PaymentState], **fields: object) -> bytes:
+    payments = tuple(
+        SubmittedPayment(
+            payment_id=m.payment_id,
+            payer_account=m.payer_account,
+            amount=m.amount,
+            sequence=m.sequence,
+            requested_at=m.requested_at,
+        )
+        for m in members
+    )
+    record = BatchSubmitted.model_validate(
+        {"outcome": outcome, "batch_id": 1, "submitted_at": NOW, "payments": payments, **fields}
+    )
+    return record.model_dump_json().encode()
+
+
+async def test_a_batch_of_one_partition_is_one_record(world: World) -> None:
+    batch = due_batch(world, 3, partition=5)
+    emits = await settle(batch, world.ports, world.settings, world.clock)
+    assert [(e.partition, e.key) for e in emits] == [(5, str(batch.batch_id))]
+    assert {s.payment_id for s in sent_of(emits)} == {m.payment_id for m in batch.members}
+
+
+def test_each_payment_of_a_refused_record_fails_and_its_payer_is_written_once(
+    world: World,
+) -> None:
+    batch = due_batch(world, 3)  # alice's three payments
+    balances = CountedWrites(world.balances)
+    deps = SubmittedDeps(world.payments, balances, world.clock)
+    raw = _record("REJECTED", batch.members, code=FailureCode.SETTLEMENT_REJECTED)
+    outcome = handle_submitted(raw, deps)
+    failed = [PaymentFailed.model_validate_json(e.payload()) for e in outcome.emits]
+    assert sorted(f.payment_id for f in failed) == sorted(m.payment_id for m in batch.members)
+    assert balances.writes == ["alice"]
+    assert balances["alice"].summary() == summary(available=10**9)
+    assert {s.status for s in world.payments.values()} == {Status.FAILED}
+    again = handle_submitted(raw, deps)  # redelivered: the same answers, nothing moves
+    assert [e.payload() for e in again.emits] == [e.payload() for e in outcome.emits]
+    assert balances["alice"].summary() == summary(available=10**9)
+
+
+def test_a_record_for_several_payers_moves_each_payment(world: World) -> None:
+    for offset, payload in enumerate([*approve(world, 1), *approve(world, 1, payer="bob")]):
+        handle_scored(payload, 0, offset, world.settlement)
+    members = list(world.payments.values())
+    outcome = handle_submitted(_record("SUBMITTED", members, tx_hash="0xaa"), world.submitted)
+    assert outcome.emits == () and outcome.note == "submitted"
+    assert {(s.payer_account, s.status, s.tx_hash) for s in world.payments.values()} == {
+        ("alice", Status.SUBMITTED, "0xaa"),
+        ("bob", Status.SUBMITTED, "0xaa"),
+    }
+
+
+def test_a_record_of_the_earlier_one_payment_shape_is_read_as_a_batch_of_one(
+    world: World,
+) -> None:
+    (member,) = due_batch(world, 1).members
+    old = {
+        "outcome": "SUBMITTED",
+        "payment_id": str(member.payment_id),
+        "payer_account": "alice",
+        "amount": member.amount,
+        "sequence": 7,
+        "batch_id": 1,
+        "tx_hash": "0xaa",
+        "requested_at": member.requested_at.isoformat(),
+        "submitted_at": NOW.isoformat(),
+    }
+    record = BatchSubmitted.model_validate(old)
+    assert [(p.payment_id, p.sequence) for p in record.payments] == [(member.payment_id, 7)]
+    handle_submitted(record.model_dump_json().encode(), world.submitted)
+    (state,) = world.payments.values()
+    assert (state.status, state.sequence, state.tx_hash) == (Status.SUBMITTED, 7, "0xaa")
+
+
+def test_a_record_without_payments_is_a_dead_letter(world: World) -> None:
+    raw = b'{"outcome": "SUBMITTED", "batch_id": 1, "submitted_at": "2026-01-01T00:00:00Z", '
+    outcome = handle_submitted(raw + b'"payments": []}', world.submitted)
+    assert outcome.dead_letter is not None
