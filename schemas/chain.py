@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from schemas.base import AccountId, Address, Record
+from schemas.base import AccountId, Address, Frozen, Record
 from schemas.money import MinorUnits
 from schemas.payments import ChainPayout
 
@@ -77,6 +77,24 @@ ChainEventRecord = Annotated[
     Field(discriminator="kind"),
 ]
 CHAIN_EVENT = TypeAdapter(ChainEventRecord)
+
+
+class KeyedChainEvent(Frozen):
+    """One event of a ``chain.events`` record, with the key it is decided under:
+    ``ref:<payer ref>`` (a settlement), ``seq:<sequence>`` (a settlement's
+    finality or removal), the account (a deposit's)."""
+
+    key: str
+    event: ChainEventRecord
+
+
+class ChainEvents(Record):
+    """``chain.events``: what one poll of the chain listener found for one
+    partition, in the order found (one record per partition and poll, keyed
+    by its blocks). A record of the earlier shape, one event with its ``kind``
+    at the top level, is read as that one event under the record's key."""
+
+    events: Annotated[tuple[KeyedChainEvent, ...], Field(min_length=1)]
 
 
 class DepositCredited(Record):

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.chain import CHAIN_EVENT, DEPOSIT_RECORD, ReconciliationAlert
+from schemas.chain import DEPOSIT_RECORD, ChainEvents, ReconciliationAlert
 from schemas.payments import (
     BatchSubmitted,
     DeadLetter,
@@ -41,7 +41,7 @@ MODELS: dict[str, type[BaseModel]] = {
 
 def schemas() -> dict[str, dict[str, Any]]:
     out = {topic: model.model_json_schema() for topic, model in MODELS.items()}
-    out["chain.events"] = CHAIN_EVENT.json_schema()
+    out["chain.events"] = ChainEvents.model_json_schema()
     out["deposits.credited"] = DEPOSIT_RECORD.json_schema()
     return out
 

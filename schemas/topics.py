@@ -1,6 +1,7 @@
-"""Every topic of the pipeline, declared once. All are keyed by the payer
-account id (``chain.events`` settlement records are routed to their payer's
-partition explicitly, see docs/architecture.md)."""
+"""Every topic of the pipeline, declared once. Most are keyed by the payer
+account id; the records of a partition-batch (``chain.submitted``,
+``chain.events``) are routed to their payers' partition explicitly, see
+docs/architecture.md."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         CHAIN_SUBMITTED, "batch id", "batches of payments sent to the chain, or refused by it"
     ),
-    TopicSpec(CHAIN_EVENTS, "payer account", "confirmed settlements and deposits from the chain"),
+    TopicSpec(
+        CHAIN_EVENTS, "blocks", "confirmed settlements and deposits from the chain, per poll"
+    ),
     TopicSpec(PAYMENTS_SETTLED, "payer account", "settled payments, for downstream consumers"),
     TopicSpec(PAYMENTS_FAILED, "payer account", "failed payments with a stable code"),
     TopicSpec(PAYMENTS_DLQ, "source key", "undecodable records with their bytes and offset"),

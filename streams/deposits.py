@@ -39,13 +39,13 @@ class DepositRecall:
         self.keep = keep
 
     async def prepare(self, raw: bytes) -> None:
-        """Before a ``chain.events`` record is decided: remember its deposit's
-        last credit if the balance has forgotten it (stop the worker if the
-        ledger cannot say)."""
-        named = named_deposit(raw)
-        if named is None:
-            return
-        deposit_id, account = named
+        """Before a ``chain.events`` record is decided: remember each of its
+        deposits' last credit if the balance has forgotten it (stop the worker
+        if the ledger cannot say)."""
+        for deposit_id, account in named_deposits(raw):
+            await self._recall(deposit_id, account)
+
+    async def _recall(self, deposit_id: str, account: str) -> None:
         balance = self.balances.get(account, NO_BALANCE)
         if deposit_id in balance.deposits:
             return
@@ -63,16 +63,28 @@ class DepositRecall:
         return known.get(deposit_id, 0)
 
 
-def named_deposit(raw: bytes) -> tuple[str, str] | None:
-    """The deposit id and account a chain event names (None: a settlement's
-    event, or not readable: the reconciler sends what it cannot read to the DLQ)."""
+def named_deposits(raw: bytes) -> list[tuple[str, str]]:
+    """The deposit ids and accounts a ``chain.events`` record names, in order
+    (none: settlements' events only, or not readable: the reconciler sends
+    what it cannot read to the DLQ)."""
     if b'"deposit_id"' not in raw:
-        return None
+        return []
     try:
         value = json.loads(raw)
-        deposit_id, account = value.get("deposit_id"), value.get("account")
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return None
-    if isinstance(deposit_id, str) and isinstance(account, str):
-        return deposit_id, account
-    return None
+    except (ValueError, UnicodeDecodeError):
+        return []
+    if not isinstance(value, dict):
+        return []
+    nested = value.get("events")
+    events = (
+        [e.get("event") for e in nested if isinstance(e, dict)]
+        if isinstance(nested, list)
+        else [value]
+    )
+    named = []
+    for event in events:
+        if isinstance(event, dict):
+            deposit_id, account = event.get("deposit_id"), event.get("account")
+            if isinstance(deposit_id, str) and isinstance(account, str):
+                named.append((deposit_id, account))
+    return named

@@ -19,14 +19,17 @@ from pydantic import ValidationError
 
 from schemas.base import Record
 from schemas.chain import (
+    ChainEvents,
     DepositConfirmed,
     EventOrphaned,
+    KeyedChainEvent,
     ReconciliationAlert,
     SettlementConfirmed,
     SettlementFinal,
 )
 from schemas.cursor import Cursor, SeenBlock, SeenEvent
 from schemas.onchain import ChainEvent, SettledEvent, deposit_id
+from schemas.partitioning import partition_for
 from schemas.sequence import partition_of
 from schemas.topics import CHAIN_EVENTS, RECONCILIATION_ALERTS
 from services.ports import ChainClient, Claim, ClaimStore
@@ -174,6 +177,29 @@ def _final(
         payer_account=claim.payer_account if claim else None,
     )
     return Emit(CHAIN_EVENTS, f"seq:{sequence}", record, partition_of(sequence))
+
+
+def per_partition(emits: list[Emit], partitions: int) -> list[Emit]:
+    """A poll's ``chain.events`` records as one record per partition (the
+    partition each event was routed to, or its key's), its events in the order
+    found; alerts as they are."""
+    out: list[Emit] = []
+    grouped: dict[int, list[KeyedChainEvent]] = {}
+    for emit in emits:
+        value = emit.value
+        if emit.topic != CHAIN_EVENTS or not isinstance(
+            value, SettlementConfirmed | DepositConfirmed | EventOrphaned | SettlementFinal
+        ):
+            out.append(emit)
+            continue
+        partition = emit.partition
+        if partition is None:
+            partition = partition_for(emit.key, partitions)
+        grouped.setdefault(partition, []).append(KeyedChainEvent(key=emit.key, event=value))
+    for partition, events in grouped.items():
+        blocks = f"blocks:{events[0].event.block_number}-{events[-1].event.block_number}"
+        out.append(Emit(CHAIN_EVENTS, blocks, ChainEvents(events=tuple(events)), partition))
+    return out
 
 
 class ChainListener:

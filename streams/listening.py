@@ -26,7 +26,7 @@ from services.metrics.catalogue import Metrics
 from services.ports import WorkerPorts
 from services.settings import Settings
 from streams.connection import Connection
-from streams.listener import ChainListener
+from streams.listener import ChainListener, per_partition
 from streams.outcomes import Emit
 
 log = logging.getLogger("paystream.streams")
@@ -82,7 +82,7 @@ class Listening:
         self._seen(poll.head)
         if poll.reorged_from is not None:
             log.warning("reorg: blocks from %s were replaced", poll.reorged_from)
-        for emit in poll.emits:
+        for emit in per_partition(poll.emits, self.settings.kafka_partitions):
             await self.send(emit)
         if poll.emits:
             await self.flush_producer()  # in Kafka before the cursor moves past them

@@ -8,6 +8,7 @@ broken invariant raises, which stops the worker without acking.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from schemas.base import Record
@@ -38,6 +39,21 @@ def dead(reason: str) -> Outcome:
 
 def ignored(reason: str) -> Outcome:
     return Outcome(note=reason)
+
+
+def merged(outcomes: list[Outcome]) -> Outcome:
+    """The outcomes of one record's decisions (one per payment or event it
+    carries) as the record's: their records in order, their notes counted."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    notes = Counter(o.note for o in outcomes)
+    note = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in sorted(notes.items()))
+    dead_letters = [o.dead_letter for o in outcomes if o.dead_letter is not None]
+    return Outcome(
+        emits=tuple(e for o in outcomes for e in o.emits),
+        dead_letter="; ".join(dead_letters) if dead_letters else None,
+        note=note,
+    )
 
 
 def republish(outputs: dict[str, str], topics: tuple[str, ...], key: str, note: str) -> Outcome:

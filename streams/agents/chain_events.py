@@ -14,12 +14,12 @@ from streams.agents.shell import run
 from streams.deposits import DepositRecall
 from streams.outcomes import Outcome
 from streams.runtime import Runtime
-from streams.stages.reconcile import handle_chain_event
+from streams.stages.reconcile import handle_chain_events
 from streams.stages.settled import ReconcileDeps
 
 
 def handle(raw: bytes, key: str, _partition: int, _offset: int, deps: ReconcileDeps) -> Outcome:
-    return handle_chain_event(raw, key, deps)
+    return handle_chain_events(raw, key, deps)
 
 
 def register(app: faust.App, runtime: Runtime, deps: ReconcileDeps, recall: DepositRecall) -> None:

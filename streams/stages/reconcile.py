@@ -7,6 +7,7 @@ operator accepts or rejects the chain's payout (``streams/stages/mismatch.py``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import ValidationError
@@ -14,6 +15,8 @@ from pydantic import ValidationError
 from schemas.base import outcome_event_id
 from schemas.chain import (
     CHAIN_EVENT,
+    ChainEventRecord,
+    ChainEvents,
     DepositConfirmed,
     EventOrphaned,
     ReconciliationAlert,
@@ -21,10 +24,11 @@ from schemas.chain import (
     SettlementFinal,
 )
 from schemas.topics import PAYMENTS_FAILED, PAYMENTS_SETTLED, RECONCILIATION_ALERTS
-from streams.outcomes import Emit, Outcome, dead, republish
+from streams.outcomes import Emit, Outcome, dead, merged, republish
 from streams.stages.reorg import credit_deposit, finalized, orphaned, reincluded
 from streams.stages.settled import ReconcileDeps, chain_payout, settled_record
 from streams.state import NO_BALANCE, PaymentState, Status, payment_key
+from streams.writebehind import WriteBehind
 
 AlertKind = Literal["UNKNOWN_SEQUENCE", "MISMATCH"]
 
@@ -34,11 +38,38 @@ def _alert(key: str, kind: AlertKind, detail: str, **fields: object) -> Outcome:
     return Outcome(emits=(Emit(RECONCILIATION_ALERTS, key, alert),), note=f"alert:{kind}")
 
 
+def handle_chain_events(raw: bytes, key: str, deps: ReconcileDeps) -> Outcome:
+    """A record of the listener: its events decided in order, each balance they
+    touch written once (``streams/writebehind.py``). A record of the earlier
+    shape is one event, decided under the record's ``key``."""
+    try:
+        events = [(e.key, e.event) for e in ChainEvents.model_validate_json(raw).events]
+    except ValidationError as exc:
+        if b'"events"' in raw:
+            return dead(f"invalid chain.events record: {exc}"[:1000])
+        return handle_chain_event(raw, key, deps)
+    balances = WriteBehind(deps.balances)
+    batch = replace(deps, balances=balances)
+    outcomes: list[Outcome] = []
+    try:
+        for event_key, event in events:
+            outcomes.append(decide(event, event_key, batch))
+    finally:
+        balances.flush()
+    return merged(outcomes)
+
+
 def handle_chain_event(raw: bytes, key: str, deps: ReconcileDeps) -> Outcome:
+    """One chain event, as the listener wrote each before its records carried
+    a poll's events of a partition."""
     try:
         event = CHAIN_EVENT.validate_json(raw)
     except ValidationError as exc:
         return dead(f"invalid chain.events record: {exc}"[:1000])
+    return decide(event, key, deps)
+
+
+def decide(event: ChainEventRecord, key: str, deps: ReconcileDeps) -> Outcome:
     if isinstance(event, DepositConfirmed):
         return credit_deposit(event, deps)
     if isinstance(event, EventOrphaned):

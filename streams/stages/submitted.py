@@ -10,7 +10,6 @@ transaction which carried it will not pay. Its end is the reconciler's.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +20,9 @@ from schemas.base import conflict_event_id, outcome_event_id
 from schemas.codes import FAILURE_REASONS, FailureCode
 from schemas.payments import BatchSubmitted, PaymentFailed, SubmittedPayment
 from schemas.topics import PAYMENTS_FAILED
-from streams.outcomes import Emit, Outcome, dead, ignored, republish
+from streams.outcomes import Emit, Outcome, dead, ignored, merged, republish
 from streams.state import NO_BALANCE, Balance, PaymentState, Status, payment_key
+from streams.writebehind import WriteBehind
 
 
 @dataclass
@@ -34,28 +34,26 @@ class SubmittedDeps:
 
 def handle_submitted(raw: bytes, deps: SubmittedDeps) -> Outcome:
     """Each payment of the record in turn; each balance it touches is written
-    once, after the last of them."""
+    once (``streams/writebehind.py``)."""
     try:
         record = BatchSubmitted.model_validate_json(raw)
     except ValidationError as exc:
         return dead(f"invalid chain.submitted record: {exc}"[:1000])
-    balances: dict[str, Balance] = {}
-    emits: list[Emit] = []
-    notes: Counter[str] = Counter()
-    for payment in record.payments:
-        outcome = _one(record, payment, deps, balances)
-        emits += outcome.emits
-        notes[outcome.note] += 1
-    deps.balances.update(balances)
-    note = notes.most_common(1)[0][0] if len(notes) == 1 else ", ".join(sorted(notes))
-    return Outcome(emits=tuple(emits), note=note)
+    balances = WriteBehind(deps.balances)
+    outcomes: list[Outcome] = []
+    try:
+        for payment in record.payments:
+            outcomes.append(_one(record, payment, deps, balances))
+    finally:
+        balances.flush()
+    return merged(outcomes)
 
 
 def _one(
     record: BatchSubmitted,
     payment: SubmittedPayment,
     deps: SubmittedDeps,
-    balances: dict[str, Balance],
+    balances: MutableMapping[str, Balance],
 ) -> Outcome:
     key = payment_key(payment.payer_account, payment.payment_id)
     state = deps.payments.get(key)
@@ -71,7 +69,7 @@ def _one(
         )
         return ignored("submitted")
     payer = state.payer_account
-    balance = balances[payer] if payer in balances else deps.balances.get(payer, NO_BALANCE)
+    balance = balances.get(payer, NO_BALANCE)
     if state.status == Status.SUBMITTED:
         return ignored("already submitted: a refusal is no proof against its transaction")
     if state.status != Status.SCORED:

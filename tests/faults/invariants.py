@@ -43,7 +43,7 @@ from schemas.topics import (
     RECONCILIATION_ALERTS,
 )
 from services.store.ledger import FEE_ACCOUNT
-from tests.faults.sources import Facts, Record
+from tests.faults.sources import Facts, Record, chain_events
 
 
 @dataclass(frozen=True)
@@ -179,10 +179,11 @@ def trail_of(facts: Facts) -> dict[int, list[str]]:
     """Sequence number -> what the listener and the reconciler said about it:
     its ``chain.events`` records and the alerts (for the report)."""
     out: dict[int, list[str]] = defaultdict(list)
-    for r in [*facts.topics.of(CHAIN_EVENTS), *facts.topics.of(RECONCILIATION_ALERTS)]:
-        v = r.value if isinstance(r.value, dict) else {}
+    told = [("chain.events", v) for v in chain_events(facts.topics.of(CHAIN_EVENTS))]
+    alerts = facts.topics.of(RECONCILIATION_ALERTS)
+    told += [("alert", r.value) for r in alerts if isinstance(r.value, dict)]
+    for said, v in told:
         if v.get("sequence") is not None:
-            said = "chain.events" if r.topic == CHAIN_EVENTS else "alert"
             out[int(v["sequence"])].append(f"{said} {v.get('kind')} {v.get('detail') or ''}")
     return dict(out)
 

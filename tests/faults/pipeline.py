@@ -50,7 +50,7 @@ from services.errors import PaystreamError
 from services.settings import Settings
 from streams.sink import DECODERS, group_id
 from tests.faults.proxy import RpcProxy
-from tests.faults.sources import chain_facts, read_topic
+from tests.faults.sources import chain_events, chain_facts, read_topic
 from tests.faults.supervisor import Supervisor
 from tests.support.kafka import delete_topics_quietly
 
@@ -288,9 +288,8 @@ class FaultPipeline:
             (at.tx_hash.lower(), at.log_index) for at in refs if at.block_number >= self.since_block
         }
         emitted = {
-            (str(r.value.get("tx_hash")).lower(), r.value.get("log_index"))
-            for r in read_topic(self.settings, CHAIN_EVENTS)
-            if isinstance(r.value, dict)
+            (str(v.get("tx_hash")).lower(), v.get("log_index"))
+            for v in chain_events(read_topic(self.settings, CHAIN_EVENTS))
         }
         return on_chain <= emitted
 

@@ -157,6 +157,25 @@ def read_topic(settings: Settings, base: str, name: str | None = None) -> list[R
         consumer.close()
 
 
+def chain_events(records: list[Record]) -> list[dict[str, Any]]:
+    """The events of ``chain.events`` records, one by one: a record carries a
+    poll's events of one partition (``events``), or, in the earlier shape, one."""
+    out: list[dict[str, Any]] = []
+    for r in records:
+        if not isinstance(r.value, dict):
+            continue
+        nested = r.value.get("events")
+        if isinstance(nested, list):
+            out += [
+                e["event"]
+                for e in nested
+                if isinstance(e, dict) and isinstance(e.get("event"), dict)
+            ]
+        else:
+            out.append(r.value)
+    return out
+
+
 def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8", errors="replace")
 

@@ -40,7 +40,7 @@ from services.bootstrap import redis_client
 from tests.faults.conftest import Faults
 from tests.faults.pipeline import DEPOSIT, FaultPipeline
 from tests.faults.plan import MARKS, scaled
-from tests.faults.sources import chain_facts, read_topic
+from tests.faults.sources import chain_events, chain_facts, read_topic
 from tests.faults.verdict import publishing, verdict
 
 pytestmark = MARKS
@@ -145,9 +145,9 @@ def wait_for_reread(p: FaultPipeline, topped: list[str], timeout_s: float) -> li
     deadline = time.monotonic() + timeout_s
     while True:
         again = [
-            r.value
-            for r in read_topic(p.settings, CHAIN_EVENTS)
-            if isinstance(r.value, dict) and r.value.get("kind") == "DEPOSIT"
+            v
+            for v in chain_events(read_topic(p.settings, CHAIN_EVENTS))
+            if v.get("kind") == "DEPOSIT"
         ]
         if sum(v["account"] in topped for v in again) >= 4 * len(topped):
             return again

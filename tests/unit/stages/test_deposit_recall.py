@@ -4,12 +4,19 @@ removed by a reorg, it is taken back."""
 
 from __future__ import annotations
 
-from schemas.chain import DEPOSIT_RECORD, DepositConfirmed, EventOrphaned
+from schemas.chain import (
+    CHAIN_EVENT,
+    DEPOSIT_RECORD,
+    ChainEvents,
+    DepositConfirmed,
+    EventOrphaned,
+    KeyedChainEvent,
+)
 from schemas.records import SinkRecord
 from schemas.topics import DEPOSITS_CREDITED
 from services.ports import WorkerPorts
 from streams.connection import Connection
-from streams.deposits import DepositRecall, named_deposit
+from streams.deposits import DepositRecall, named_deposits
 from streams.outcomes import Outcome
 from streams.stages.reconcile import handle_chain_event
 from streams.stages.settled import ReconcileDeps
@@ -104,7 +111,16 @@ async def test_a_forgotten_deposit_a_reorg_removes_is_taken_back(world: World) -
 
 
 def test_only_deposit_events_name_a_deposit() -> None:
-    assert named_deposit(_deposit("0xa", 1)) == ("0xa:0", "bob")
-    assert named_deposit(b'{"deposit_id": null, "account": "bob"}') is None
-    assert named_deposit(b'not json "deposit_id"') is None
-    assert named_deposit(b'{"kind": "SETTLED"}') is None
+    assert named_deposits(_deposit("0xa", 1)) == [("0xa:0", "bob")]
+    assert named_deposits(b'{"deposit_id": null, "account": "bob"}') == []
+    assert named_deposits(b'not json "deposit_id"') == []
+    assert named_deposits(b'{"kind": "SETTLED"}') == []
+
+
+def test_a_record_of_a_poll_names_each_of_its_deposits() -> None:
+    events = [
+        KeyedChainEvent(key="bob", event=CHAIN_EVENT.validate_json(_deposit(tx, 1)))
+        for tx in ("0xa", "0xb")
+    ]
+    raw = ChainEvents(events=tuple(events)).model_dump_json().encode()
+    assert named_deposits(raw) == [("0xa:0", "bob"), ("0xb:0", "bob")]

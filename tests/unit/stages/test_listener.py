@@ -9,6 +9,7 @@ from eth_account import Account
 
 from schemas.chain import (
     CHAIN_EVENT,
+    ChainEvents,
     EventOrphaned,
     ReconciliationAlert,
     SettlementConfirmed,
@@ -23,13 +24,14 @@ from schemas.onchain import (
     PaymentRecord,
     account_ref,
 )
+from schemas.partitioning import partition_for
 from schemas.sequence import partition_of, sequence_of
-from schemas.topics import RECONCILIATION_ALERTS
+from schemas.topics import CHAIN_EVENTS, RECONCILIATION_ALERTS
 from services.metrics.catalogue import Metrics
 from services.ports import ClaimRequest, WorkerPorts
 from services.settings import Settings
 from streams.connection import Connection
-from streams.listener import ChainListener
+from streams.listener import ChainListener, per_partition
 from streams.listening import HALT_CHECK_S, LEADING_S, Listening
 from streams.outcomes import Emit
 from streams.runtime import DlqGuard
@@ -329,3 +331,26 @@ async def test_a_reorg_while_a_poll_reads_is_found_at_the_next_poll() -> None:
     found = await listener.poll(racing.cursor)
     assert found.reorged_from == 1
     assert [CHAIN_EVENT.validate_json(e.payload()).kind for e in found.emits] == ["ORPHANED"]
+
+
+async def test_a_poll_is_published_as_one_record_per_partition_in_the_order_found() -> None:
+    chain, claims = FakeChain(), MemoryClaimStore()
+    listener = ChainListener(chain, claims, Settings(confirmations_min=1), start_block=1)
+    asks = [
+        ClaimRequest(uuid.uuid4(), payer, "d", p) for payer, p in (("a", 5), ("b", 5), ("c", 2))
+    ]
+    granted = await claims.claim(asks)
+    payee = Account.create().address
+    records = [PaymentRecord(payee, 5, granted[a.payment_id].sequence, 42) for a in asks]
+    await chain.settle_batch(1, records)
+    poll = await listener.poll(None)
+    assert len(poll.emits) == 3
+    deposit = Emit(CHAIN_EVENTS, "bob", poll.emits[0].value)  # routed by its key, as deposits are
+    alert = Emit(RECONCILIATION_ALERTS, "0x1", "{}")
+    out = per_partition([*poll.emits, deposit, alert], partitions=12)
+    assert out[0] is alert and len(out) == 4
+    by_partition = {e.partition: ChainEvents.model_validate_json(e.payload()) for e in out[1:]}
+    assert set(by_partition) == {5, 2, partition_for("bob", 12)}
+    five = [(k.key, k.event.model_dump_json()) for k in by_partition[5].events]
+    assert five == [(e.key, e.payload().decode()) for e in poll.emits[:2]]
+    assert [k.key for k in by_partition[partition_for("bob", 12)].events] == ["bob"]

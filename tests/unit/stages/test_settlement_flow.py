@@ -191,7 +191,7 @@ async def test_a_refused_batch_fails_its_payments_and_releases_the_holds(world: 
     assert world.balances["alice"].summary() == summary(available=10**9)
     assert {s.status for s in world.payments.values()} == {Status.FAILED}
     replay = handle_submitted(emits[0].payload(), world.submitted)
-    assert replay.note == "terminal"
+    assert replay.note == "terminal x2"
     assert world.balances["alice"].summary() == summary(available=10**9)
 
 

@@ -76,7 +76,7 @@ def test_a_record_for_several_payers_moves_each_payment(world: World) -> None:
         handle_scored(payload, 0, offset, world.settlement)
     members = list(world.payments.values())
     outcome = handle_submitted(_record("SUBMITTED", members, tx_hash="0xaa"), world.submitted)
-    assert outcome.emits == () and outcome.note == "submitted"
+    assert outcome.emits == () and outcome.note == "submitted x2"
     assert {(s.payer_account, s.status, s.tx_hash) for s in world.payments.values()} == {
         ("alice", Status.SUBMITTED, "0xaa"),
         ("bob", Status.SUBMITTED, "0xaa"),
