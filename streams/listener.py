@@ -179,10 +179,15 @@ def _final(
     return Emit(CHAIN_EVENTS, f"seq:{sequence}", record, partition_of(sequence))
 
 
+# Events per chain.events record: about 700 bytes each, so a record stays far
+# below Kafka's 1 MiB default message size however many blocks a poll reads.
+RECORD_EVENTS_MAX = 256
+
+
 def per_partition(emits: list[Emit], partitions: int) -> list[Emit]:
-    """A poll's ``chain.events`` records as one record per partition (the
-    partition each event was routed to, or its key's), its events in the order
-    found; alerts as they are."""
+    """A poll's ``chain.events`` records as records per partition (the
+    partition each event was routed to, or its key's) of at most
+    ``RECORD_EVENTS_MAX`` events, in the order found; alerts as they are."""
     out: list[Emit] = []
     grouped: dict[int, list[KeyedChainEvent]] = {}
     for emit in emits:
@@ -196,9 +201,11 @@ def per_partition(emits: list[Emit], partitions: int) -> list[Emit]:
         if partition is None:
             partition = partition_for(emit.key, partitions)
         grouped.setdefault(partition, []).append(KeyedChainEvent(key=emit.key, event=value))
-    for partition, events in grouped.items():
-        blocks = f"blocks:{events[0].event.block_number}-{events[-1].event.block_number}"
-        out.append(Emit(CHAIN_EVENTS, blocks, ChainEvents(events=tuple(events)), partition))
+    for partition, found in grouped.items():
+        for start in range(0, len(found), RECORD_EVENTS_MAX):
+            events = found[start : start + RECORD_EVENTS_MAX]
+            blocks = f"blocks:{events[0].event.block_number}-{events[-1].event.block_number}"
+            out.append(Emit(CHAIN_EVENTS, blocks, ChainEvents(events=tuple(events)), partition))
     return out
 
 

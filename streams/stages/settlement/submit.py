@@ -287,11 +287,17 @@ async def _refused(
     )
 
 
+# Payments per chain.submitted record: about 200 bytes each, so a record stays
+# far below Kafka's 1 MiB default message size, merged batches included.
+RECORD_PAYMENTS_MAX = 512
+
+
 def submitted_records(
     members: list[PaymentState], batch_id: int, result: SubmitResult, now: datetime
 ) -> list[Emit]:
-    """The ``chain.submitted`` records of ``members``: one per partition (the
-    members' own, their payers', where their states live), keyed by the batch."""
+    """The ``chain.submitted`` records of ``members``: per partition (the
+    members' own, their payers', where their states live), of at most
+    ``RECORD_PAYMENTS_MAX`` payments, keyed by the batch."""
     by_partition: dict[int, list[SubmittedPayment]] = {}
     for m in members:
         by_partition.setdefault(claim_request(m).partition, []).append(
@@ -314,9 +320,10 @@ def submitted_records(
                 code=result.code,
                 reason=result.reason,
                 submitted_at=now,
-                payments=tuple(payments),
+                payments=tuple(payments[start : start + RECORD_PAYMENTS_MAX]),
             ),
             partition=partition,
         )
         for partition, payments in by_partition.items()
+        for start in range(0, len(payments), RECORD_PAYMENTS_MAX)
     ]

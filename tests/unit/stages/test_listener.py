@@ -354,3 +354,36 @@ async def test_a_poll_is_published_as_one_record_per_partition_in_the_order_foun
     five = [(k.key, k.event.model_dump_json()) for k in by_partition[5].events]
     assert five == [(e.key, e.payload().decode()) for e in poll.emits[:2]]
     assert [k.key for k in by_partition[partition_for("bob", 12)].events] == ["bob"]
+
+
+def test_a_poll_of_many_blocks_is_split_into_records_kafka_accepts() -> None:
+    """2,000 settlements of one partition (a listener catching up reads up to
+    listener_max_blocks at once): records under Kafka's 1 MiB message size,
+    all events in the order found."""
+    payee = Account.create().address
+    emits = [
+        Emit(
+            CHAIN_EVENTS,
+            f"ref:{n}",
+            SettlementConfirmed(
+                block_number=100 + n // 10,
+                block_hash="0x" + "ab" * 32,
+                tx_hash="0x" + "cd" * 32,
+                log_index=n,
+                sequence=sequence_of(5, n),
+                payer_ref=n,
+                payee_address=payee,
+                amount=10**12,
+                fee=10**9,
+                batch_id=sequence_of(5, n),
+                payment_id=uuid.uuid4(),
+                payer_account=f"payer-{n}",
+            ),
+            5,
+        )
+        for n in range(2_000)
+    ]
+    out = per_partition(emits, partitions=12)
+    assert max(len(e.payload()) for e in out) < 1_000_000 and {e.partition for e in out} == {5}
+    keys = [k.key for e in out for k in ChainEvents.model_validate_json(e.payload()).events]
+    assert keys == [e.key for e in emits]

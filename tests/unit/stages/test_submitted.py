@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from schemas.codes import FailureCode
 from schemas.payments import BatchSubmitted, PaymentFailed, SubmittedPayment
 from streams.stages.settlement.batching import handle_scored
-from streams.stages.settlement.submit import settle
+from streams.stages.settlement.submit import SubmitResult, settle, submitted_records
 from streams.stages.submitted import SubmittedDeps, handle_submitted
 from streams.state import Balance, PaymentState, Status
 from tests.unit.stages.conftest import World, approve, due_batch, sent_of, summary
@@ -109,3 +109,10 @@ def test_a_record_without_payments_is_a_dead_letter(world: World) -> None:
     raw = b'{"outcome": "SUBMITTED", "batch_id": 1, "submitted_at": "2026-01-01T00:00:00Z", '
     outcome = handle_submitted(raw + b'"payments": []}', world.submitted)
     assert outcome.dead_letter is not None
+
+
+async def test_a_large_merged_batch_is_split_into_records_kafka_accepts(world: World) -> None:
+    members = due_batch(world, 3).members * 700  # 2,100 payments of one partition
+    emits = submitted_records(members, 1, SubmitResult("SUBMITTED", tx_hash="0xaa"), NOW)
+    assert max(len(e.payload()) for e in emits) < 1_000_000 and len(emits) > 1
+    assert [s.payment_id for s in sent_of(emits)] == [m.payment_id for m in members]
