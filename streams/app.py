@@ -190,10 +190,15 @@ def create_app(
     submitted = SubmittedDeps(tables.payments, tables.balances, utcnow)
     owned = scheduler.active_partitions(app, settings.topic(FRAUD_SCORED))
     sends = Scheduler(settlement, tables.payments, ports, runtime.send, flush_producer, owned)
+    recall = DepositRecall(ports, tables.balances)
     reconcile = ReconcileDeps(
-        tables.payments, tables.balances, utcnow, sends.handled.forget, settings.deposit_memory
+        tables.payments,
+        tables.balances,
+        utcnow,
+        sends.handled.forget,
+        settings.deposit_memory,
+        recall.booked,
     )
-    recall = DepositRecall(ports, tables.balances, settings.deposit_memory)
     review = ReviewDeps(settings, tables.payments, tables.balances, utcnow)
     payments_requested.register(app, runtime, fraud, merchants)
     streams_merchants.register(app, merchants, settings.merchant_refresh_s)

@@ -11,6 +11,13 @@ from an earlier block) is then known, and credited once. If the ledger cannot
 be read, the worker stops with ``EXIT_DEPOSITS`` (74) instead of deciding
 blind; its supervisor restarts it and the event is read again.
 
+A record carries a poll's events (ADR 0019), maybe several deposits of one
+account, more than its balance remembers, so deciding one may push another
+out of the memory: the credits of all of them are read at once before the
+record is decided (``booked``), and each deposit's is remembered, if its
+balance has forgotten it, just before that deposit is decided
+(``streams/stages/reorg.py``), as when each came in a record of its own.
+
 The one gap: a credit the sink has not booked yet while ``deposit_memory``
 newer deposits of the same account push it out of the balance's memory.
 """
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 
 from services.errors import InfrastructureError
 from streams.connection import Connection
@@ -31,36 +38,34 @@ READ_TIMEOUT_S = 30.0
 
 
 class DepositRecall:
-    def __init__(
-        self, connection: Connection, balances: MutableMapping[str, Balance], keep: int
-    ) -> None:
+    def __init__(self, connection: Connection, balances: Mapping[str, Balance]) -> None:
         self.connection = connection
         self.balances = balances
-        self.keep = keep
+        # deposit id -> the last credit number the ledger booked for it, for the
+        # record being decided (the reconciler's ``ReconcileDeps.booked``)
+        self.booked: dict[str, int] = {}
 
     async def prepare(self, raw: bytes) -> None:
-        """Before a ``chain.events`` record is decided: remember each of its
-        deposits' last credit if the balance has forgotten it (stop the worker
-        if the ledger cannot say)."""
-        for deposit_id, account in named_deposits(raw):
-            await self._recall(deposit_id, account)
-
-    async def _recall(self, deposit_id: str, account: str) -> None:
-        balance = self.balances.get(account, NO_BALANCE)
-        if deposit_id in balance.deposits:
+        """Before a ``chain.events`` record is decided: if a balance has
+        forgotten one of its deposits, read from the ledger the last credits of
+        all of them, since deciding one may push another out of its balance's
+        memory (stop the worker if the ledger cannot say)."""
+        self.booked.clear()
+        named = named_deposits(raw)
+        remembered = all(d in self.balances.get(a, NO_BALANCE).deposits for d, a in named)
+        if remembered and len(named) <= 1:
             return
         try:
-            k = await asyncio.wait_for(self._booked(deposit_id), timeout=READ_TIMEOUT_S)
+            deposit_ids = [d for d, _ in named]
+            known = await asyncio.wait_for(self._booked(deposit_ids), timeout=READ_TIMEOUT_S)
         except (InfrastructureError, TimeoutError) as exc:
             die(EXIT_DEPOSITS, f"the ledger cannot be read to decide a deposit: {exc!r}")
             return
-        if k != 0:
-            self.balances[account] = balance.recalled(deposit_id, k, self.keep)
+        self.booked.update({d: k for d, k in known.items() if k != 0})
 
-    async def _booked(self, deposit_id: str) -> int:
+    async def _booked(self, deposit_ids: list[str]) -> dict[str, int]:
         await self.connection.ready.wait()
-        known = await self.connection.ports.ledger.deposit_credits([deposit_id])
-        return known.get(deposit_id, 0)
+        return await self.connection.ports.ledger.deposit_credits(deposit_ids)
 
 
 def named_deposits(raw: bytes) -> list[tuple[str, str]]:

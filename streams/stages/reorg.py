@@ -45,7 +45,7 @@ from streams.stages.settled import (
     payment_facts,
     settled_record,
 )
-from streams.state import NO_BALANCE, PaymentState, Status, payment_key
+from streams.state import NO_BALANCE, Balance, PaymentState, Status, payment_key
 
 
 def finalized(event: SettlementFinal, deps: ReconcileDeps) -> Outcome:
@@ -74,9 +74,17 @@ def finalized(event: SettlementFinal, deps: ReconcileDeps) -> Outcome:
     return Outcome(emits=(emit,), note="finalized")
 
 
+def _balance(deps: ReconcileDeps, account: str, deposit_id: str) -> tuple[Balance, Balance]:
+    """The account's stored balance, and the same remembering the deposit's last
+    credit as the ledger booked it when the balance had forgotten it."""
+    stored = deps.balances.get(account, NO_BALANCE)
+    k = deps.booked.get(deposit_id, 0)
+    return stored, stored.recalled(deposit_id, k, deps.deposit_memory)
+
+
 def credit_deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
     """Credit a confirmed deposit once (a replay re-publishes the same credit)."""
-    balance = deps.balances.get(event.account, NO_BALANCE)
+    stored, balance = _balance(deps, event.account, event.deposit_id)
     credited, k = balance.credit(event.deposit_id, event.amount, deps.deposit_memory)
     record = DepositCredited(
         event_id=deposit_event_id("credited", event.deposit_id, k),
@@ -88,7 +96,7 @@ def credit_deposit(event: DepositConfirmed, deps: ReconcileDeps) -> Outcome:
         block_number=event.block_number,
         block_hash=event.block_hash,
     )
-    if credited != balance:
+    if credited != stored:
         deps.balances[event.account] = credited
     note = "deposit credited" if credited != balance else "duplicate deposit"
     return Outcome(emits=(Emit(DEPOSITS_CREDITED, event.account, record),), note=note)
@@ -177,7 +185,7 @@ def unsettle(
 def _reverse_deposit(
     event: EventOrphaned, deposit_id: str, account: str, deps: ReconcileDeps
 ) -> Outcome:
-    balance = deps.balances.get(account, NO_BALANCE)
+    stored, balance = _balance(deps, account, deposit_id)
     reversed_, k, owed = balance.reverse(deposit_id, event.amount, deps.deposit_memory)
     if k == 0:  # never credited here (or forgotten): nothing to take back
         return _orphan_alert(event, account)
@@ -193,6 +201,8 @@ def _reverse_deposit(
     )
     emits = [Emit(DEPOSITS_CREDITED, account, record)]
     if reversed_ == balance:
+        if balance != stored:
+            deps.balances[account] = balance  # remembers the deposit's reversal now
         return Outcome(emits=tuple(emits), note="deposit reversed before")
     deps.balances[account] = reversed_
     if owed:

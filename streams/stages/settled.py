@@ -4,8 +4,8 @@ payment's ``payments.settled`` record from what the chain paid."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,9 @@ class ReconcileDeps:
     # A reorg removed this batch's transaction: the sweeper may send it again now.
     forget_batch: Callable[[int], None] = _keep
     deposit_memory: int = RECENT_DEPOSITS  # per account (the ledger remembers all)
+    # The credit numbers the ledger booked for the deposits of the record being
+    # decided that their balances do not remember (``streams/deposits.py``).
+    booked: Mapping[str, int] = field(default_factory=dict)
 
 
 def chain_payout(event: SettlementConfirmed) -> ChainPayout:

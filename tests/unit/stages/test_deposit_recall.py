@@ -18,7 +18,7 @@ from services.ports import WorkerPorts
 from streams.connection import Connection
 from streams.deposits import DepositRecall, named_deposits
 from streams.outcomes import Outcome
-from streams.stages.reconcile import handle_chain_event
+from streams.stages.reconcile import handle_chain_events
 from streams.stages.settled import ReconcileDeps
 from tests.support.fakes import (
     FakeChain,
@@ -63,7 +63,6 @@ class Booked:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.deps = ReconcileDeps(world.payments, world.balances, world.clock, deposit_memory=1)
         self.ledger = MemoryLedgerStore()
 
         async def ports() -> WorkerPorts:
@@ -72,11 +71,14 @@ class Booked:
             )
 
         self.connection = Connection(ports)
-        self.recall = DepositRecall(self.connection, world.balances, keep=1)
+        self.recall = DepositRecall(self.connection, world.balances)
+        self.deps = ReconcileDeps(
+            world.payments, world.balances, world.clock, deposit_memory=1, booked=self.recall.booked
+        )
 
     async def decide(self, raw: bytes) -> Outcome:
         await self.recall.prepare(raw)
-        outcome = handle_chain_event(raw, "bob", self.deps)
+        outcome = handle_chain_events(raw, "bob", self.deps)
         records: list[SinkRecord] = [
             DEPOSIT_RECORD.validate_json(e.payload())
             for e in outcome.emits
@@ -124,3 +126,28 @@ def test_a_record_of_a_poll_names_each_of_its_deposits() -> None:
     ]
     raw = ChainEvents(events=tuple(events)).model_dump_json().encode()
     assert named_deposits(raw) == [("0xa:0", "bob"), ("0xb:0", "bob")]
+
+
+def _poll(*events: bytes) -> bytes:
+    keyed = tuple(KeyedChainEvent(key="bob", event=CHAIN_EVENT.validate_json(e)) for e in events)
+    return ChainEvents(events=keyed).model_dump_json().encode()
+
+
+async def test_forgotten_deposits_shown_again_in_one_record_are_not_credited_twice(
+    world: World,
+) -> None:
+    """A listener that lost its cursor reads the chain again: both of bob's
+    deposits come in one record, more than his balance remembers (one)."""
+    booked = Booked(world)
+    await booked.connection.open()
+    await booked.decide(_deposit("0xa", 700))
+    await booked.decide(_deposit("0xb", 5))
+    await booked.decide(_deposit("0xc", 1))  # 0xa and 0xb forgotten
+    again = await booked.decide(_poll(_deposit("0xa", 700), _deposit("0xb", 5)))
+    assert again.note == "duplicate deposit x2"
+    assert world.balances["bob"].summary() == summary(available=706)
+    assert await booked.ledger.balance("bob") == 706
+    removed = await booked.decide(_poll(_removed("0xa", 700), _removed("0xb", 5)))
+    assert removed.note == "deposit reversed x2"
+    assert world.balances["bob"].summary() == summary(available=1)
+    assert await booked.ledger.balance("bob") == 1
