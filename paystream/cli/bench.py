@@ -44,6 +44,9 @@ def _require_bench_extra() -> None:
 @click.group()
 def bench() -> None:
     """Benchmarks (numbers go to docs/performance.md)."""
+    # SIGTERM unwinds like Ctrl-C, so a run still stops the processes it started
+    # (worker, sink, its own anvil) and deletes its topics.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 @bench.command("store")
@@ -253,8 +256,6 @@ def _run_baseline(
 
     from services.errors import PaystreamError
 
-    # SIGTERM unwinds like Ctrl-C, so the run still stops its processes and deletes its topics.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("records on T4", total=records)
