@@ -6,7 +6,7 @@ from collections import UserDict
 from datetime import UTC, datetime
 
 from schemas.codes import FailureCode
-from schemas.payments import BatchSubmitted, PaymentFailed, SubmittedPayment
+from schemas.payments import BatchSubmitted, PaymentFailed
 from streams.stages.settlement.batching import handle_scored
 from streams.stages.settlement.submit import SubmitResult, settle, submitted_records
 from streams.stages.submitted import SubmittedDeps, handle_submitted
@@ -29,21 +29,9 @@ class CountedWrites(UserDict[str, Balance]):
         super().__setitem__(key, value)
 
 
-def _record(outcome: str, members: list[PaymentState], **fields: object) -> bytes:
-    payments = tuple(
-        SubmittedPayment(
-            payment_id=m.payment_id,
-            payer_account=m.payer_account,
-            amount=m.amount,
-            sequence=m.sequence,
-            requested_at=m.requested_at,
-        )
-        for m in members
-    )
-    record = BatchSubmitted.model_validate(
-        {"outcome": outcome, "batch_id": 1, "submitted_at": NOW, "payments": payments, **fields}
-    )
-    return record.model_dump_json().encode()
+def _record(members: list[PaymentState], result: SubmitResult) -> bytes:
+    (emit,) = submitted_records(members, 1, result, NOW)  # all in one partition
+    return emit.payload()
 
 
 async def test_a_batch_of_one_partition_is_one_record(world: World) -> None:
@@ -59,7 +47,7 @@ def test_each_payment_of_a_refused_record_fails_and_its_payer_is_written_once(
     batch = due_batch(world, 3)  # alice's three payments
     balances = CountedWrites(world.balances)
     deps = SubmittedDeps(world.payments, balances, world.clock)
-    raw = _record("REJECTED", batch.members, code=FailureCode.SETTLEMENT_REJECTED)
+    raw = _record(batch.members, SubmitResult.rejected(FailureCode.SETTLEMENT_REJECTED, "no"))
     outcome = handle_submitted(raw, deps)
     failed = [PaymentFailed.model_validate_json(e.payload()) for e in outcome.emits]
     assert sorted(f.payment_id for f in failed) == sorted(m.payment_id for m in batch.members)
@@ -75,7 +63,8 @@ def test_a_record_for_several_payers_moves_each_payment(world: World) -> None:
     for offset, payload in enumerate([*approve(world, 1), *approve(world, 1, payer="bob")]):
         handle_scored(payload, 0, offset, world.settlement)
     members = list(world.payments.values())
-    outcome = handle_submitted(_record("SUBMITTED", members, tx_hash="0xaa"), world.submitted)
+    sent = _record(members, SubmitResult("SUBMITTED", tx_hash="0xaa"))
+    outcome = handle_submitted(sent, world.submitted)
     assert outcome.emits == () and outcome.note == "submitted x2"
     assert {(s.payer_account, s.status, s.tx_hash) for s in world.payments.values()} == {
         ("alice", Status.SUBMITTED, "0xaa"),
