@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import UserDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -157,6 +158,19 @@ def confirmed(payment_id: Any, payee: str, amount: int, fee: int = 0) -> bytes:
         .model_dump_json()
         .encode()
     )
+
+
+class CountedWrites(UserDict[str, Balance]):
+    """A table that counts its writes (each is a changelog record in Faust)."""
+
+    def __init__(self, data: dict[str, Balance]) -> None:
+        self.writes: list[str] = []
+        super().__init__(data)
+        self.writes.clear()
+
+    def __setitem__(self, key: str, value: Balance) -> None:
+        self.writes.append(key)
+        super().__setitem__(key, value)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,14 @@ from streams.stages.reconcile import handle_chain_events
 from streams.stages.settlement.submit import settle
 from streams.stages.submitted import handle_submitted
 from streams.state import Status
-from tests.unit.stages.conftest import World, confirmation, due_batch, sent_of, summary
-from tests.unit.stages.test_submitted import CountedWrites
+from tests.unit.stages.conftest import (
+    CountedWrites,
+    World,
+    confirmation,
+    due_batch,
+    sent_of,
+    summary,
+)
 
 
 async def _confirmations(world: World, count: int) -> list[bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import UserDict
 from datetime import UTC, datetime
 
 from schemas.codes import FailureCode
@@ -10,23 +9,17 @@ from schemas.payments import BatchSubmitted, PaymentFailed
 from streams.stages.settlement.batching import handle_scored
 from streams.stages.settlement.submit import SubmitResult, settle, submitted_records
 from streams.stages.submitted import SubmittedDeps, handle_submitted
-from streams.state import Balance, PaymentState, Status
-from tests.unit.stages.conftest import World, approve, due_batch, sent_of, summary
+from streams.state import PaymentState, Status
+from tests.unit.stages.conftest import (
+    CountedWrites,
+    World,
+    approve,
+    due_batch,
+    sent_of,
+    summary,
+)
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class CountedWrites(UserDict[str, Balance]):
-    """A table that counts its writes (each is a changelog record in Faust)."""
-
-    def __init__(self, data: dict[str, Balance]) -> None:
-        self.writes: list[str] = []
-        super().__init__(data)
-        self.writes.clear()
-
-    def __setitem__(self, key: str, value: Balance) -> None:
-        self.writes.append(key)
-        super().__setitem__(key, value)
 
 
 def _record(members: list[PaymentState], result: SubmitResult) -> bytes:
