@@ -80,7 +80,10 @@ async def test_a_cached_key_is_found_and_counted_in_one_script(stack_healthy: Se
     try:
         assert await check() == KeyCheck(None, None)  # not cached: nothing counted
 
-        await client.set(entry, _holder(key_id, api_key, burst=3).model_dump_json())
+        # The holder's own limit: 3 at once, then one a second (at the default's
+        # 1,000/s a 4th check more than 1 ms after the first would be allowed).
+        holder = _holder(key_id, api_key, rate_per_s=1.0, burst=3)
+        await client.set(entry, holder.model_dump_json())
         _, other_key = new_key()
         for refused in (await check(other_key), await check(scope="payments:write")):
             assert refused.holder is not None and refused.verdict is None
